@@ -1,0 +1,80 @@
+// The SDK seen from a plugin: batches, config reading, durations, and the
+// example plugin driven through the real ABI by the test harness.
+#include <gtest/gtest.h>
+
+#include "plugin_harness.hpp"
+
+using moni::testing::PluginHarness;
+using moni::testing::plugin_path;
+
+TEST(Duration, ParsesPrometheusDurations) {
+  EXPECT_EQ(*moni::parse_duration_ms("15s"), 15000);
+  EXPECT_EQ(*moni::parse_duration_ms("1m30s"), 90000);
+  EXPECT_EQ(*moni::parse_duration_ms("100ms"), 100);
+  EXPECT_EQ(*moni::parse_duration_ms("2d"), 2 * 86400000LL);
+  EXPECT_FALSE(moni::parse_duration_ms("15").ok());
+  EXPECT_FALSE(moni::parse_duration_ms("1s1m").ok());
+  EXPECT_FALSE(moni::parse_duration_ms("5x").ok());
+  EXPECT_FALSE(moni::parse_duration_ms("").ok());
+  EXPECT_EQ(moni::format_duration_ms(90000), "1m30s");
+}
+
+TEST(Bytes, ParsesUnits) {
+  EXPECT_EQ(*moni::parse_bytes("512MiB"), 512ULL << 20);
+  EXPECT_EQ(*moni::parse_bytes("10GB"), 10'000'000'000ULL);
+  EXPECT_EQ(*moni::parse_bytes("4096"), 4096ULL);
+  EXPECT_FALSE(moni::parse_bytes("12XB").ok());
+  EXPECT_FALSE(moni::parse_bytes("-1").ok());
+}
+
+TEST(Batch, SortsLabelsDropsEmptyAndKeepsLastDuplicate) {
+  moni::Batch b;
+  b.set_default_timestamp(1000);
+  b.add("m", {{"z", "1"}, {"a", "2"}, {"empty", ""}, {"a", "3"}}, 1.5);
+  const moni_batch& v = b.view();
+  ASSERT_EQ(v.sample_count, 1u);
+  const moni_sample& s = v.samples[0];
+  ASSERT_EQ(s.label_count, 3u);
+  EXPECT_EQ(moni::sv(s.labels[0].name), "__name__");
+  EXPECT_EQ(moni::sv(s.labels[0].value), "m");
+  EXPECT_EQ(moni::sv(s.labels[1].name), "a");
+  EXPECT_EQ(moni::sv(s.labels[1].value), "3");
+  EXPECT_EQ(moni::sv(s.labels[2].name), "z");
+  EXPECT_EQ(s.timestamp_ms, 1000);
+  EXPECT_EQ(s.value, 1.5);
+}
+
+TEST(Batch, StaleMarkerIsDistinctFromNaN) {
+  EXPECT_TRUE(moni::is_stale_nan(moni::stale_nan()));
+  EXPECT_FALSE(moni::is_stale_nan(std::nan("")));
+}
+
+TEST(ExamplePlugin, CollectsThroughTheAbi) {
+  auto h = PluginHarness::load(plugin_path("hello"), "value = 7.5\ngreeting = \"there\"\n");
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  auto& p = **h;
+  EXPECT_EQ(moni::sv(p.descriptor().name), "hello");
+  EXPECT_EQ(p.descriptor().kind, MONI_KIND_COLLECTOR);
+  ASSERT_TRUE(p.start().ok());
+  auto b = p.collect(123000);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  const auto* v = b->one("hello_value");
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->value, 7.5);
+  EXPECT_EQ(v->label("greeting"), "there");
+  EXPECT_EQ(v->timestamp_ms, 123000);
+  ASSERT_NE(b->meta("hello_value"), nullptr);
+  EXPECT_EQ(b->meta("hello_value")->type, moni::MetricType::Gauge);
+  auto b2 = p.collect(124000);
+  EXPECT_EQ(b2->one("hello_collections_total")->value, 2.0);
+}
+
+TEST(ExamplePlugin, ReportsEveryConfigErrorWithPosition) {
+  auto h = PluginHarness::load(plugin_path("hello"),
+                               "value = \"x\"\ncolour = 1\ngreeting = 3\n");
+  ASSERT_FALSE(h.ok());
+  const std::string& m = h.error().message;
+  EXPECT_NE(m.find("test.toml:1:9: hello: value must be a number, got string"), std::string::npos) << m;
+  EXPECT_NE(m.find("test.toml:3:12: hello: greeting must be a string, got integer"), std::string::npos) << m;
+  EXPECT_NE(m.find("test.toml:2:10: hello: unknown option 'colour'"), std::string::npos) << m;
+}
