@@ -1,0 +1,377 @@
+// Parser and renderer of the Prometheus text format and OpenMetrics.
+#include <moni/text_format.hpp>
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <string>
+
+namespace t = moni::text;
+
+namespace {
+
+struct Parsed {
+  moni::text::Parser p;
+  moni::Result<moni::text::ParseStats> r = moni::make_error("unset");
+};
+
+std::unique_ptr<Parsed> parse(std::string_view body, t::Format f = t::Format::Text,
+                              int64_t def_ts = 1000) {
+  auto out = std::make_unique<Parsed>();
+  t::ParseOptions o;
+  o.format = f;
+  o.default_timestamp_ms = def_ts;
+  out->r = out->p.parse(body, o);
+  return out;
+}
+
+std::string labels_str(const t::ParsedSample& s) {
+  std::string out;
+  for (const auto& l : s.labels) out += std::string(l.name) + "=" + std::string(l.value) + ";";
+  return out;
+}
+
+std::string fmt(double v) {
+  std::string s;
+  t::append_float(s, v);
+  return s;
+}
+
+}  // namespace
+
+TEST(TextParse, BasicSamplesLabelsSortedAndTimestamps) {
+  auto p = parse(
+      "# HELP http_requests_total The total number of HTTP requests.\n"
+      "# TYPE http_requests_total counter\n"
+      "http_requests_total{method=\"post\",code=\"200\"} 1027 1395066363000\n"
+      "http_requests_total{code=\"400\", method=\"post\",} 3\n"
+      "  metric_without_labels 12.47\n"
+      "msdos_file_access_time_seconds{path=\"C:\\\\DIR\\\\FILE.TXT\",error=\"Cannot find file:\\n\\\"FILE.TXT\\\"\"} 1.458255915e9\n"
+      "\n"
+      "# a comment\n"
+      "something_weird{problem=\"division by zero\"} +Inf -3982045\n");
+  ASSERT_TRUE(p->r.ok()) << p->r.error().message;
+  ASSERT_EQ(p->p.size(), 5u);
+  auto s0 = p->p.sample(0);
+  EXPECT_EQ(labels_str(s0), "__name__=http_requests_total;code=200;method=post;");
+  EXPECT_EQ(s0.value, 1027);
+  EXPECT_EQ(s0.timestamp_ms, 1395066363000);
+  EXPECT_TRUE(s0.has_timestamp);
+  auto s1 = p->p.sample(1);
+  EXPECT_EQ(labels_str(s1), "__name__=http_requests_total;code=400;method=post;");
+  EXPECT_EQ(s1.timestamp_ms, 1000);
+  EXPECT_FALSE(s1.has_timestamp);
+  EXPECT_EQ(p->p.sample(2).name(), "metric_without_labels");
+  EXPECT_DOUBLE_EQ(p->p.sample(2).value, 12.47);
+  auto s3 = p->p.sample(3);
+  EXPECT_EQ(s3.find("path"), "C:\\DIR\\FILE.TXT");
+  EXPECT_EQ(s3.find("error"), "Cannot find file:\n\"FILE.TXT\"");
+  EXPECT_EQ(s3.value, 1458255915);
+  auto s4 = p->p.sample(4);
+  EXPECT_TRUE(std::isinf(s4.value) && s4.value > 0);
+  EXPECT_EQ(s4.timestamp_ms, -3982045);
+  ASSERT_EQ(p->p.metadata().size(), 1u);
+  EXPECT_EQ(p->p.metadata()[0].family, "http_requests_total");
+  EXPECT_EQ(p->p.metadata()[0].type, moni::MetricType::Counter);
+  EXPECT_EQ(p->p.metadata()[0].help, "The total number of HTTP requests.");
+  EXPECT_EQ(p->r->samples, 5u);
+}
+
+TEST(TextParse, SpecialValues) {
+  auto p = parse("a NaN\nb -Inf\nc +Inf\nd inf\ne -0\nf 1e-400\ng .5\n");
+  ASSERT_TRUE(p->r.ok()) << p->r.error().message;
+  EXPECT_TRUE(std::isnan(p->p.sample(0).value));
+  EXPECT_FALSE(moni::is_stale_nan(p->p.sample(0).value));
+  EXPECT_EQ(p->p.sample(1).value, -INFINITY);
+  EXPECT_EQ(p->p.sample(2).value, INFINITY);
+  EXPECT_EQ(p->p.sample(3).value, INFINITY);
+  EXPECT_EQ(p->p.sample(4).value, 0.0);
+  EXPECT_EQ(p->p.sample(5).value, 0.0);
+  EXPECT_EQ(p->p.sample(6).value, 0.5);
+}
+
+TEST(TextParse, EmptyLabelValuesAreDropped) {
+  auto p = parse("x{a=\"\",b=\"1\"} 1\n");
+  ASSERT_TRUE(p->r.ok());
+  EXPECT_EQ(labels_str(p->p.sample(0)), "__name__=x;b=1;");
+}
+
+TEST(TextParse, HistogramMetadataFamily) {
+  auto p = parse(
+      "# HELP rpc_duration_seconds A histogram\n"
+      "# TYPE rpc_duration_seconds histogram\n"
+      "rpc_duration_seconds_bucket{le=\"0.05\"} 24054\n"
+      "rpc_duration_seconds_bucket{le=\"+Inf\"} 144320\n"
+      "rpc_duration_seconds_sum 53423\n"
+      "rpc_duration_seconds_count 144320\n"
+      "# TYPE s summary\n# TYPE u untyped\n# TYPE g gauge\n");
+  ASSERT_TRUE(p->r.ok());
+  ASSERT_EQ(p->p.metadata().size(), 4u);
+  EXPECT_EQ(p->p.metadata()[0].type, moni::MetricType::Histogram);
+  EXPECT_EQ(p->p.metadata()[1].type, moni::MetricType::Summary);
+  EXPECT_EQ(p->p.metadata()[2].type, moni::MetricType::Unknown);
+  EXPECT_EQ(p->p.metadata()[3].type, moni::MetricType::Gauge);
+}
+
+TEST(TextParse, ErrorsCarryLineAndColumnAndLeaveBatchUntouched) {
+  moni::Batch b;
+  b.set_default_timestamp(5);
+  b.add("pre", {}, 1);
+  struct Case {
+    const char* body;
+    const char* want;
+  } cases[] = {
+      {"ok 1\nbad{a=\"x} 1\n", "line 2, column 7: unterminated label value"},
+      {"ok 1\nx{a=\"\\t\"} 1\n", "line 2, column 6: invalid escape sequence '\\t'"},
+      {"x{1a=\"b\"} 1\n", "invalid label name"},
+      {"x{a=\"b\" 1\n", "expected ',' or '}'"},
+      {"x 1", "missing newline at the end of the body"},
+      {"x abc\n", "invalid value 'abc'"},
+      {"x\n", "missing value"},
+      {"x 1 12.5\n", "unexpected content after the timestamp"},
+      {"x 1 2 3\n", "unexpected content after the timestamp"},
+      {"x{a=\"1\",a=\"2\"} 1\n", "duplicate label name 'a'"},
+      {"x{__name__=\"y\"} 1\n", "duplicate label name '__name__'"},
+      {"# TYPE x countr\n", "invalid metric type 'countr'"},
+      {"# TYPE x\n", "missing metric type"},
+      {"x{a=\"\xff\\n\"} 1\n", "invalid UTF-8 in label value"},
+      {std::string_view("x{a=\"b\0c\"} 1\n", 14).data(), ""},  // replaced below
+      {"1x 1\n", "invalid metric name"},
+      {"x 1e999\n", "invalid value"},
+      {"x nan(1)\n", "invalid value"},
+      {"x 0x10\n", "invalid value"},
+  };
+  for (const auto& c : cases) {
+    if (!*c.want) continue;
+    moni::text::ParseOptions o;
+    auto r = moni::text::parse(c.body, b, o);
+    ASSERT_FALSE(r.ok()) << c.body;
+    EXPECT_NE(r.error().message.find(c.want), std::string::npos)
+        << c.body << " -> " << r.error().message;
+    EXPECT_EQ(b.size(), 1u);
+  }
+  std::string nul("x{a=\"b\0c\"} 1\n", 14);
+  auto r = moni::text::parse(nul, b);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("NUL byte in label value"), std::string::npos);
+  std::string nul2("x\0 1\n", 5);
+  EXPECT_FALSE(moni::text::parse(nul2, b).ok());
+  EXPECT_EQ(b.size(), 1u);
+  EXPECT_EQ(b.view().metadata_count, 0u);
+}
+
+TEST(TextParse, Limits) {
+  moni::text::Parser p;
+  moni::text::ParseOptions o;
+  o.max_samples = 2;
+  EXPECT_TRUE(p.parse("a 1\nb 1\n", o).ok());
+  auto r = p.parse("a 1\nb 1\nc 1\n", o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("sample limit of 2 exceeded"), std::string::npos);
+  EXPECT_EQ(p.size(), 0u);
+  o = {};
+  o.max_label_value_length = 4;
+  EXPECT_FALSE(p.parse("a{x=\"12345\"} 1\n", o).ok());
+  EXPECT_TRUE(p.parse("a{x=\"1234\"} 1\n", o).ok());
+  o = {};
+  o.max_labels = 1;
+  EXPECT_FALSE(p.parse("a{x=\"1\",y=\"2\"} 1\n", o).ok());
+  o = {};
+  o.max_label_name_length = 2;
+  EXPECT_FALSE(p.parse("a{xyz=\"1\"} 1\n", o).ok());
+  o = {};
+  o.max_body_bytes = 4;
+  EXPECT_FALSE(p.parse("a 12\n", o).ok());
+}
+
+TEST(TextParse, Duplicates) {
+  moni::text::Parser p;
+  moni::text::ParseOptions o;
+  std::string body = "a{x=\"1\"} 1\na{x=\"2\"} 2\na{x=\"1\"} 3\n";
+  ASSERT_TRUE(p.parse(body, o).ok());
+  EXPECT_EQ(p.size(), 3u);
+  o.duplicates = moni::text::Duplicates::DropLater;
+  auto r = p.parse(body, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(p.size(), 2u);
+  EXPECT_EQ(r->duplicates_dropped, 1u);
+  EXPECT_EQ(p.sample(0).value, 1);
+  o.duplicates = moni::text::Duplicates::Error;
+  auto e = p.parse(body, o);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.error().message.find("line 3"), std::string::npos);
+  // A moved parser still checks duplicates correctly.
+  moni::text::Parser q = std::move(p);
+  EXPECT_FALSE(q.parse(body, o).ok());
+}
+
+TEST(OpenMetricsParse, Basics) {
+  auto p = parse(
+      "# TYPE acme_http_router_request_seconds summary\n"
+      "# UNIT acme_http_router_request_seconds seconds\n"
+      "# HELP acme_http_router_request_seconds Latency \\\"quoted\\\".\n"
+      "acme_http_router_request_seconds_sum{path=\"/api/v1\",method=\"GET\"} 9036.32\n"
+      "acme_http_router_request_seconds_count{path=\"/api/v1\",method=\"GET\"} 807283.0 1520430000.123\n"
+      "# TYPE foo counter\n"
+      "foo_total 17.0 1520879607.789 # {trace_id=\"KOO5S4vxi0o\"} 0.67\n"
+      "# TYPE e info\n"
+      "e_info{} 1\n"
+      "# EOF\n",
+      t::Format::OpenMetrics);
+  ASSERT_TRUE(p->r.ok()) << p->r.error().message;
+  ASSERT_EQ(p->p.size(), 4u);
+  EXPECT_EQ(p->p.sample(1).timestamp_ms, 1520430000123);
+  EXPECT_EQ(p->p.sample(2).timestamp_ms, 1520879607789);
+  EXPECT_EQ(p->p.sample(2).value, 17);
+  EXPECT_EQ(p->p.sample(0).timestamp_ms, 1000);
+  auto md = p->p.metadata();
+  ASSERT_EQ(md.size(), 3u);
+  EXPECT_EQ(md[0].unit, "seconds");
+  EXPECT_EQ(md[0].help, "Latency \"quoted\".");
+  EXPECT_EQ(md[2].type, moni::MetricType::Info);
+}
+
+TEST(OpenMetricsParse, Errors) {
+  struct Case {
+    const char* body;
+    const char* want;
+  } cases[] = {
+      {"a 1\n", "missing \"# EOF\""},
+      {"a 1\n# EOF\nb 1\n", "unexpected content after \"# EOF\""},
+      {"a 1\n\n# EOF\n", "empty line"},
+      {"# TYPE a gauge\n# TYPE a gauge\n# EOF\n", "second TYPE line"},
+      {"# TYPE a untyped\n# EOF\n", "invalid metric type 'untyped'"},
+      {"# UNIT a_bytes seconds\n# EOF\n", "not a suffix"},
+      {"# random comment\n# EOF\n", "expected \"# HELP\""},
+      {"a  1\n# EOF\n", "invalid value"},
+      {"a 1 NaN\n# EOF\n", "invalid timestamp"},
+      {"a{b=\"c\",} 1\n# EOF\n", "trailing comma"},
+      {"a 1 # {x=\"y\"}\n# EOF\n", "exemplar value"},
+  };
+  for (const auto& c : cases) {
+    auto p = parse(c.body, t::Format::OpenMetrics);
+    ASSERT_FALSE(p->r.ok()) << c.body;
+    EXPECT_NE(p->r.error().message.find(c.want), std::string::npos)
+        << c.body << " -> " << p->r.error().message;
+  }
+  EXPECT_TRUE(parse("a 1\n# EOF", t::Format::OpenMetrics)->r.ok());
+}
+
+TEST(TextFormat, ContentNegotiation) {
+  EXPECT_EQ(t::format_from_content_type("application/openmetrics-text; version=1.0.0"),
+            t::Format::OpenMetrics);
+  EXPECT_EQ(t::format_from_content_type("text/plain; version=0.0.4"), t::Format::Text);
+  EXPECT_EQ(t::format_from_content_type(""), t::Format::Text);
+  EXPECT_EQ(t::negotiate("application/openmetrics-text;version=1.0.0,application/"
+                         "openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/"
+                         "*;q=0.1"),
+            t::Format::OpenMetrics);
+  EXPECT_EQ(t::negotiate("text/plain;version=0.0.4;q=1,*/*;q=0.1"), t::Format::Text);
+  EXPECT_EQ(t::negotiate(""), t::Format::Text);
+  EXPECT_EQ(t::negotiate("*/*"), t::Format::Text);
+}
+
+TEST(TextRender, FloatFormatting) {
+  EXPECT_EQ(fmt(0), "0");
+  EXPECT_EQ(fmt(-0.0), "0");
+  EXPECT_EQ(fmt(1), "1");
+  EXPECT_EQ(fmt(-1), "-1");
+  EXPECT_EQ(fmt(1e6), "1000000");
+  EXPECT_EQ(fmt(1073741824), "1073741824");
+  EXPECT_EQ(fmt(1e18), "1000000000000000000");
+  EXPECT_EQ(fmt(1e20), "1e+20");
+  EXPECT_EQ(fmt(0.1), "0.1");
+  EXPECT_EQ(fmt(1e-5), "1e-05");
+  EXPECT_EQ(fmt(2.5), "2.5");
+  EXPECT_EQ(fmt(NAN), "NaN");
+  EXPECT_EQ(fmt(INFINITY), "+Inf");
+  EXPECT_EQ(fmt(-INFINITY), "-Inf");
+  EXPECT_EQ(fmt(0.30000000000000004), "0.30000000000000004");
+  for (double v : {0.1, 1.0 / 3, 1e-300, 123456.789, 5e-324, 1.7976931348623157e308, -2.5e-7}) {
+    std::string s = fmt(v);
+    double back = std::strtod(s.c_str(), nullptr);
+    EXPECT_EQ(std::bit_cast<uint64_t>(back), std::bit_cast<uint64_t>(v)) << s;
+  }
+}
+
+TEST(TextRender, GroupsFamiliesAndEscapes) {
+  moni::Batch b;
+  b.set_default_timestamp(1500);
+  b.add("req_total", {{"code", "200"}}, 3);
+  b.add("temp", {{"room", "a\"b\\c\nd"}}, 21.5);
+  b.add("req_total", {{"code", "500"}}, 1);
+  b.add("lat_seconds_bucket", {{"le", "0.1"}}, 1);
+  b.add("lat_seconds_bucket", {{"le", "+Inf"}}, 2);
+  b.add("lat_seconds_sum", {}, 0.25);
+  b.add("lat_seconds_count", {}, 2);
+  b.add("gone", {}, moni::stale_nan());
+  b.add("bad-name", {}, 1);
+  b.describe("req_total", moni::MetricType::Counter, "Requests.\nSecond line \\ backslash");
+  b.describe("lat_seconds", moni::MetricType::Histogram, "Latency.", "seconds");
+  std::string out;
+  auto st = t::render(b.view(), out);
+  EXPECT_EQ(out,
+            "# HELP req_total Requests.\\nSecond line \\\\ backslash\n"
+            "# TYPE req_total counter\n"
+            "req_total{code=\"200\"} 3\n"
+            "req_total{code=\"500\"} 1\n"
+            "temp{room=\"a\\\"b\\\\c\\nd\"} 21.5\n"
+            "# HELP lat_seconds Latency.\n"
+            "# TYPE lat_seconds histogram\n"
+            "lat_seconds_bucket{le=\"0.1\"} 1\n"
+            "lat_seconds_bucket{le=\"+Inf\"} 2\n"
+            "lat_seconds_sum 0.25\n"
+            "lat_seconds_count 2\n");
+  EXPECT_EQ(st.samples, 7u);
+  EXPECT_EQ(st.skipped, 2u);
+  EXPECT_EQ(st.families, 3u);
+
+  out.clear();
+  t::RenderOptions o;
+  o.format = t::Format::OpenMetrics;
+  o.timestamps = true;
+  t::render(b.view(), out, o);
+  EXPECT_EQ(out,
+            "# HELP req Requests.\\nSecond line \\\\ backslash\n"
+            "# TYPE req counter\n"
+            "req_total{code=\"200\"} 3 1.5\n"
+            "req_total{code=\"500\"} 1 1.5\n"
+            "# TYPE temp unknown\n"
+            "temp{room=\"a\\\"b\\\\c\\nd\"} 21.5 1.5\n"
+            "# HELP lat_seconds Latency.\n"
+            "# TYPE lat_seconds histogram\n"
+            "# UNIT lat_seconds seconds\n"
+            "lat_seconds_bucket{le=\"0.1\"} 1 1.5\n"
+            "lat_seconds_bucket{le=\"+Inf\"} 2 1.5\n"
+            "lat_seconds_sum 0.25 1.5\n"
+            "lat_seconds_count 2 1.5\n"
+            "# EOF\n");
+}
+
+TEST(TextRender, RoundTripsThroughTheParser) {
+  moni::Batch b;
+  b.set_default_timestamp(1700000000123);
+  b.add("x_total", {{"a", "1"}, {"b", "q\"\\\n"}}, 1e-7);
+  b.add("y", {}, -INFINITY);
+  b.add("z", {{"Upper", "v"}}, 123456789.5);
+  b.describe("x", moni::MetricType::Counter, "help \"x\"");
+  for (auto f : {t::Format::Text, t::Format::OpenMetrics}) {
+    std::string out;
+    t::RenderOptions o;
+    o.format = f;
+    o.timestamps = true;
+    t::render(b.view(), out, o);
+    moni::text::Parser p;
+    moni::text::ParseOptions po;
+    po.format = f;
+    auto r = p.parse(out, po);
+    ASSERT_TRUE(r.ok()) << out << r.error().message;
+    ASSERT_EQ(p.size(), 3u);
+    EXPECT_EQ(p.sample(0).find("b"), "q\"\\\n");
+    EXPECT_EQ(p.sample(0).value, 1e-7);
+    EXPECT_EQ(p.sample(0).timestamp_ms, 1700000000123);
+    EXPECT_EQ(p.sample(1).value, -INFINITY);
+    EXPECT_EQ(labels_str(p.sample(2)), "Upper=v;__name__=z;");
+  }
+}
