@@ -1,0 +1,95 @@
+// A built config: the plugin instances and the pipelines wiring them, and the
+// delivery of one batch through a pipeline's processors to its sinks and the
+// pipelines it forwards to. No scheduling here (see runtime.hpp).
+#pragma once
+
+#include "host_config.hpp"
+#include "instance.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace moni::host {
+
+/// Counters that outlive a reload, keyed by pipeline name.
+/// Thread-safety: all methods thread-safe.
+class PipelineCounters {
+ public:
+  std::shared_ptr<std::atomic<uint64_t>> samples(const std::string& pipeline);
+  std::map<std::string, uint64_t> snapshot() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::shared_ptr<std::atomic<uint64_t>>> samples_;
+};
+
+struct Pipeline {
+  std::string name;
+  std::vector<std::shared_ptr<Instance>> processors, sinks;
+  std::vector<Pipeline*> forwards;
+  std::shared_ptr<std::atomic<uint64_t>> samples;
+};
+
+/// A collector and where its batches go.
+struct CollectorJob {
+  std::shared_ptr<Instance> instance;
+  std::vector<Pipeline*> pipelines;
+  std::atomic<bool> running{false};
+};
+
+/// Thread-safety: immutable after build(); deliver() may run on any thread
+/// concurrently (instances serialize themselves).
+class Graph {
+ public:
+  HostConfig config;
+  std::map<std::string, std::shared_ptr<Instance>> instances;  // by name
+  std::vector<std::unique_ptr<Pipeline>> pipelines;
+  std::vector<std::unique_ptr<CollectorJob>> jobs;
+  /// Instances taken over unchanged from the previous graph (already started).
+  std::vector<std::string> reused;
+
+  /// Passes `batch` (from a collector) through `p`.
+  void deliver(Pipeline& p, const moni_batch& batch);
+  /// Runs one collection of `job` and delivers what it emits; false on error.
+  Result<void> run_collector(CollectorJob& job, int64_t now_ms);
+
+  /// The storage instances' reader by name (empty: the only one).
+  const moni_storage_reader* storage(std::string_view name);
+
+  /// Starts instances that are not reused: storage first, collectors last.
+  /// On failure, stops what it started.
+  Result<void> start_new();
+  /// Flushes and stops instances not in `keep`: collectors, processors,
+  /// outputs, then storage.
+  void stop_except(const Graph* keep);
+
+  // Collections in progress (reload and shutdown wait for them).
+  void enter() { in_flight_.fetch_add(1); }
+  void leave();
+  void wait_idle();
+
+  /// A collector the host implements itself (the "self" instance).
+  std::function<void(int64_t now_ms, moni_emit_fn emit, void* ctx)> builtin_collect;
+
+ private:
+  void deliver_from(Pipeline& p, size_t stage, const moni_batch& batch);
+  static std::vector<std::shared_ptr<Instance>> ordered(const std::map<std::string, std::shared_ptr<Instance>>&, bool start_order);
+  std::atomic<int> in_flight_{0};
+  std::mutex idle_mu_;
+  std::condition_variable idle_cv_;
+};
+
+/// Creates every instance of `cfg` (reusing unchanged ones of `previous`) and
+/// wires the pipelines; the error lists every problem found.
+Result<std::unique_ptr<Graph>> build_graph(HostConfig cfg, const PluginRegistry& plugins,
+                                           const std::string& data_dir,
+                                           HostServices* services, const Graph* previous,
+                                           PipelineCounters& counters);
+
+}  // namespace moni::host

@@ -1,0 +1,38 @@
+// The host's one HTTP server (Boost.Beast behind this small header): accepts
+// on the io thread, runs every route handler on the worker pool.
+#pragma once
+
+#include "route_table.hpp"
+
+#include <moni/result.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace moni::host {
+
+/// Thread-safety: listen/close on the io thread (or before it runs).
+class HttpServer {
+ public:
+  /// `to_workers` runs a job on the worker pool.
+  HttpServer(boost::asio::io_context& io, RouteTable& routes,
+             std::function<void(std::function<void()>)> to_workers);
+  ~HttpServer();
+  /// Binds "ADDRESS:PORT" or "[IPv6]:PORT" and starts accepting.
+  Result<void> listen(const std::string& address);
+  /// The bound port (useful with port 0).
+  uint16_t port() const;
+  void close();
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace moni::host

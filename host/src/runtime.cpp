@@ -1,0 +1,428 @@
+#include "runtime.hpp"
+
+#include "exposition_text.hpp"
+#include "graph.hpp"
+#include "host_config.hpp"
+#include "http_server.hpp"
+#include "log.hpp"
+#include "plugin_loader.hpp"
+#include "route_table.hpp"
+#include "sd_notify.hpp"
+#include "self_metrics.hpp"
+
+#include <moni/duration.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <csignal>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+namespace moni::host {
+namespace net = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class Runtime final : public HostServices {
+ public:
+  explicit Runtime(RunOptions opts) : opts_(std::move(opts)) {}
+
+  int run() {
+    auto cfg = load_config();
+    if (!cfg) {
+      log_error("config", "invalid configuration:\n" + cfg.error().message);
+      return 1;
+    }
+    Level lvl;
+    if (parse_level(cfg->log_level, lvl)) set_log_level(lvl);
+    listen_ = cfg->listen;
+    data_dir_ = cfg->data_dir;
+    registry_ = scan_plugins(*cfg, nullptr);
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir_, ec);
+    if (ec) {
+      log_error("host", "cannot create data_dir " + data_dir_ + ": " + ec.message());
+      return 1;
+    }
+    size_t collectors = 0;
+    for (const auto& i : cfg->instances) collectors += i.kind == MONI_KIND_COLLECTOR;
+    pool_ = std::make_unique<net::thread_pool>(std::clamp<size_t>(collectors + 3, 4, 32));
+    http_ = std::make_unique<HttpServer>(io_, routes_, [this](std::function<void()> f) {
+      net::post(*pool_, std::move(f));
+    });
+
+    auto g = build_graph(std::move(*cfg), *registry_, data_dir_, this, nullptr, counters_);
+    if (!g) {
+      log_error("config", "invalid configuration:\n" + g.error().message);
+      return shutdown_pool(1);
+    }
+    if (auto r = http_->listen(listen_); !r) {
+      log_error("http", r.error().message);
+      return shutdown_pool(1);
+    }
+    log_info("http", "listening on " + listen_);
+    std::shared_ptr<Graph> graph(std::move(g.value()));
+    if (auto r = start_graph(graph); !r) {
+      log_error("host", r.error().message);
+      return shutdown_pool(1);
+    }
+    routes_.replace(std::move(staged_));
+    {
+      std::lock_guard lock(mu_);
+      graph_ = graph;
+    }
+    schedule(graph);
+    ready_ = true;
+
+    net::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_signal =
+        [&](const boost::system::error_code& e, int sig) {
+          if (e) return;
+          if (sig == SIGHUP) reload();
+          else shutdown(sig);
+          signals.async_wait(on_signal);
+        };
+    signals.async_wait(on_signal);
+    std::signal(SIGPIPE, SIG_IGN);
+    log_info("host", "moni started: " + std::to_string(graph->pipelines.size()) + " pipeline(s), " +
+                         std::to_string(graph->instances.size()) + " instance(s)");
+    sd_notify_state("READY=1");
+    io_.run();
+    pool_->join();
+    routes_.replace({});
+    std::lock_guard lock(mu_);
+    graph_.reset();
+    log_info("host", "stopped");
+    return 0;
+  }
+
+  // ---- HostServices
+  Result<void> add_route(Instance& owner, std::string path, moni_http_handler_fn fn,
+                         void* user) override {
+    Route r;
+    r.path = path;
+    r.owner = "instance '" + owner.name() + "'";
+    r.owner_id = &owner;
+    std::shared_ptr<Instance> inst = owner.shared_from_this();
+    r.handler = [inst, fn, user](const moni_http_request& req, HttpResponseData& data) {
+      unsigned status = 0;
+      inst->run_handler(fn, user, req, reinterpret_cast<moni_http_response*>(&data), status);
+      if (status) data = HttpResponseData{status, {}, "instance is stopped\n"};
+    };
+    std::lock_guard lock(mu_);
+    if (staging_) {
+      if (auto it = staged_.find(path); it != staged_.end())
+        return make_error("route " + path + " is already served by " + it->second->owner);
+      staged_.emplace(path, std::make_shared<const Route>(std::move(r)));
+      return {};
+    }
+    std::string err;
+    if (!routes_.add(std::move(r), err)) return make_error(err);
+    return {};
+  }
+
+  const moni_storage_reader* storage(Instance& caller, std::string_view name) override {
+    std::shared_ptr<Graph> g;
+    {
+      std::lock_guard lock(mu_);
+      g = graph_;
+      if (building_) {
+        auto it = building_->instances.find(caller.name());
+        if (it != building_->instances.end() && it->second.get() == &caller) g = building_;
+      }
+    }
+    return g ? g->storage(name) : nullptr;
+  }
+
+ private:
+  Result<HostConfig> load_config() {
+    auto cfg = parse_config_file(opts_.config_path);
+    if (!cfg) return cfg;
+    if (opts_.listen) cfg->listen = *opts_.listen;
+    if (opts_.data_dir) cfg->data_dir = *opts_.data_dir;
+    return cfg;
+  }
+
+  std::shared_ptr<PluginRegistry> scan_plugins(const HostConfig& cfg, const PluginRegistry* prev) {
+    std::vector<std::string> dirs{builtin_plugin_dir()};
+    dirs.insert(dirs.end(), cfg.plugin_dirs.begin(), cfg.plugin_dirs.end());
+    auto reg = std::make_shared<PluginRegistry>();
+    reg->scan(dirs, prev);
+    for (const auto& f : reg->failures()) log_warn("plugins", f);
+    // Only failures new in this scan count.
+    size_t old = 0;
+    if (prev)
+      for (const auto& f : reg->failures())
+        old += std::count(prev->failures().begin(), prev->failures().end(), f);
+    stats_.plugin_load_failures += reg->failures().size() - old;
+    for (const auto& p : reg->plugins())
+      log_debug("plugins", "loaded " + p->name + " " + p->version + " (" +
+                               std::string(kind_name(p->kind)) + ") from " + p->path);
+    return reg;
+  }
+
+  // Starts the graph's new instances with their routes staged apart from
+  // the live ones, so a reload can fail without touching what is served.
+  Result<void> start_graph(const std::shared_ptr<Graph>& g) {
+    {
+      std::lock_guard lock(mu_);
+      staged_.clear();
+      for (const auto& [p, r] : routes_.snapshot()) {
+        if (!r->owner_id) continue;
+        for (const auto& [n, i] : g->instances)
+          if (i.get() == r->owner_id) staged_.emplace(p, r);
+      }
+      staging_ = true;
+      building_ = g;
+    }
+    Graph* raw = g.get();
+    g->builtin_collect = [this, raw](int64_t now, moni_emit_fn emit, void* ctx) {
+      Batch b;
+      b.set_default_timestamp(now);
+      collect_self_metrics(*raw, counters_, stats_, b);
+      emit(ctx, &b.view());
+    };
+    auto r = g->start_new();
+    std::lock_guard lock(mu_);
+    staging_ = false;
+    building_.reset();
+    if (!r) return r;
+    add_host_routes();
+    return {};
+  }
+
+  void add_host_routes() {
+    auto text = [](unsigned status, std::string body) {
+      return [status, body](const moni_http_request&, HttpResponseData& d) {
+        d.status = status;
+        d.body = body;
+      };
+    };
+    staged_[std::string("/-/healthy")] =
+        std::make_shared<const Route>(Route{"/-/healthy", "host", nullptr, text(200, "moni is Healthy.\n")});
+    staged_[std::string("/-/ready")] = std::make_shared<const Route>(
+        Route{"/-/ready", "host", nullptr, [this](const moni_http_request&, HttpResponseData& d) {
+                if (ready_) {
+                  d.body = "moni is Ready.\n";
+                } else {
+                  d.status = 503;
+                  d.body = "Service Unavailable\n";
+                }
+              }});
+    if (!staged_.count("/metrics"))
+      staged_[std::string("/metrics")] = std::make_shared<const Route>(
+          Route{"/metrics", "host", nullptr, [this](const moni_http_request&, HttpResponseData& d) {
+                  std::shared_ptr<Graph> g;
+                  {
+                    std::lock_guard lock(mu_);
+                    g = graph_;
+                  }
+                  Batch b;
+                  if (g) collect_self_metrics(*g, counters_, stats_, b);
+                  d.body = render_prometheus_text(b.view());
+                  d.headers.emplace_back("Content-Type", kTextContentType);
+                }});
+  }
+
+  // ---- scheduling (io thread)
+  void schedule(const std::shared_ptr<Graph>& g) {
+    timers_.clear();
+    if (stopping_) return;
+    for (auto& job : g->jobs) {
+      const auto& ic = job->instance->config();
+      auto timer = std::make_shared<net::steady_timer>(io_);
+      timers_.push_back(timer);
+      arm(g, job.get(), timer, Clock::now(), jitter(ic.jitter_ms));
+    }
+  }
+
+  int64_t jitter(int64_t max_ms) {
+    if (max_ms <= 0) return 0;
+    return std::uniform_int_distribution<int64_t>(0, max_ms)(rng_);
+  }
+
+  // `nominal` keeps the instance's phase; jitter is added per tick, not accumulated.
+  void arm(std::shared_ptr<Graph> g, CollectorJob* job, std::shared_ptr<net::steady_timer> timer,
+           Clock::time_point nominal, int64_t jitter_ms) {
+    timer->expires_at(nominal + std::chrono::milliseconds(jitter_ms));
+    timer->async_wait([this, g, job, timer, nominal](const boost::system::error_code& ec) {
+      if (ec || stopping_) return;
+      tick(g, *job);
+      const auto& ic = job->instance->config();
+      auto interval = std::chrono::milliseconds(ic.interval_ms);
+      // The next tick keeps the original phase; ticks missed while the
+      // io thread was busy are not replayed.
+      auto next = nominal + interval;
+      auto now = Clock::now();
+      while (next <= now) next += interval;
+      arm(g, job, timer, next, jitter(ic.jitter_ms));
+    });
+  }
+
+  void tick(const std::shared_ptr<Graph>& g, CollectorJob& job) {
+    Instance& inst = *job.instance;
+    if (job.running.exchange(true)) {
+      inst.stats().skipped++;
+      log_warn(inst.label(), "previous collection still running; skipping this one");
+      return;
+    }
+    g->enter();
+    net::post(*pool_, [g, &job] {
+      Instance& in = *job.instance;
+      auto t0 = Clock::now();
+      auto r = g->run_collector(job, wall_ms());
+      double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+      auto& st = in.stats();
+      st.runs++;
+      st.last_duration_s = secs;
+      if (!r) {
+        st.errors++;
+        log_warn(in.label(), "collect failed: " + r.error().message);
+      } else if (secs * 1000 > static_cast<double>(in.config().timeout_ms)) {
+        st.errors++;
+        st.timeouts++;
+        log_warn(in.label(), "collection took " + std::to_string(secs) + "s, more than its timeout " +
+                                 format_duration_ms(in.config().timeout_ms));
+      }
+      job.running = false;
+      g->leave();
+    });
+  }
+
+  // ---- reload (SIGHUP)
+  void reload() {
+    if (stopping_) return;
+    if (reloading_.exchange(true)) {
+      log_warn("host", "a reload is already in progress; ignoring SIGHUP");
+      return;
+    }
+    sd_notify_state("RELOADING=1");
+    log_info("host", "reloading " + opts_.config_path);
+    net::post(*pool_, [this] { prepare_reload(); });
+  }
+
+  void reload_failed(const std::string& why) {
+    stats_.reloads_failure++;
+    log_error("config", "reload failed, keeping the running configuration:\n" + why);
+    reloading_ = false;
+    sd_notify_state("READY=1");
+  }
+
+  // Worker thread: everything that may block or fail, before the swap.
+  void prepare_reload() {
+    auto cfg = load_config();
+    if (!cfg) return reload_failed(cfg.error().message);
+    if (cfg->listen != listen_)
+      log_warn("host", "host.listen changed to " + cfg->listen +
+                           "; the listen address changes only on restart (still " + listen_ + ")");
+    if (cfg->data_dir != data_dir_)
+      log_warn("host", "host.data_dir changed; it changes only on restart (still " + data_dir_ + ")");
+    Level lvl;
+    if (parse_level(cfg->log_level, lvl)) set_log_level(lvl);
+    std::shared_ptr<Graph> old;
+    {
+      std::lock_guard lock(mu_);
+      old = graph_;
+    }
+    auto reg = scan_plugins(*cfg, registry_.get());
+    auto g = build_graph(std::move(*cfg), *reg, data_dir_, this, old.get(), counters_);
+    if (!g) return reload_failed(g.error().message);
+    std::shared_ptr<Graph> graph(std::move(g.value()));
+    if (auto r = start_graph(graph); !r) return reload_failed(r.error().message);
+    net::post(io_, [this, graph, old, reg] { swap(graph, old, reg); });
+  }
+
+  // io thread: the new pipelines take over; the old ones drain on a worker.
+  void swap(std::shared_ptr<Graph> graph, std::shared_ptr<Graph> old,
+            std::shared_ptr<PluginRegistry> reg) {
+    {
+      std::lock_guard lock(mu_);
+      routes_.replace(std::move(staged_));
+      staged_.clear();
+      graph_ = graph;
+      registry_ = reg;
+    }
+    for (auto& t : timers_) t->cancel();
+    schedule(graph);
+    net::post(*pool_, [this, graph, old] {
+      old->wait_idle();
+      old->stop_except(graph.get());
+      stats_.reloads_success++;
+      log_info("host", "configuration reloaded: " + std::to_string(graph->pipelines.size()) +
+                           " pipeline(s), " + std::to_string(graph->reused.size()) + " of " +
+                           std::to_string(graph->instances.size()) + " instance(s) kept running");
+      reloading_ = false;
+      sd_notify_state("READY=1");
+    });
+  }
+
+  // ---- shutdown (SIGTERM/SIGINT)
+  void shutdown(int sig) {
+    if (stopping_.exchange(true)) {
+      log_warn("host", "already stopping");
+      return;
+    }
+    log_info("host", std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
+                         ": draining and flushing");
+    sd_notify_state("STOPPING=1");
+    ready_ = false;
+    for (auto& t : timers_) t->cancel();
+    timers_.clear();
+    net::post(*pool_, [this] {
+      while (reloading_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      std::shared_ptr<Graph> g;
+      {
+        std::lock_guard lock(mu_);
+        g = graph_;
+      }
+      g->wait_idle();
+      g->stop_except(nullptr);
+      net::post(io_, [this] {
+        http_->close();
+        io_.stop();
+      });
+    });
+  }
+
+  int shutdown_pool(int code) {
+    pool_->join();
+    return code;
+  }
+
+  RunOptions opts_;
+  std::string listen_, data_dir_;
+  net::io_context io_;
+  std::unique_ptr<net::thread_pool> pool_;
+  RouteTable routes_;
+  std::unique_ptr<HttpServer> http_;
+  std::shared_ptr<PluginRegistry> registry_;
+  PipelineCounters counters_;
+  HostStats stats_;
+  std::mutex mu_;  // graph_, building_, staged_, staging_, registry_
+  std::shared_ptr<Graph> graph_, building_;
+  RouteTable::Map staged_;
+  bool staging_ = false;
+  std::vector<std::shared_ptr<net::steady_timer>> timers_;  // io thread only
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::atomic<bool> ready_{false}, stopping_{false}, reloading_{false};
+};
+
+}  // namespace
+
+int run_host(const RunOptions& options) {
+  Runtime rt(options);
+  return rt.run();
+}
+
+}  // namespace moni::host
