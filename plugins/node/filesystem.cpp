@@ -1,0 +1,163 @@
+// filesystem: node_filesystem_*{device,fstype,mountpoint} for the mounts in
+// <procfs>/1/mounts (or <procfs>/mounts), statfs'd at <rootfs>/<mountpoint>
+// on a worker with a deadline.
+#include "statfs_worker.hpp"
+#include "sub_collector.hpp"
+#include "text_parse.hpp"
+
+namespace moni::node {
+namespace {
+
+struct Family {
+  std::string_view name, help;
+};
+constexpr Family kSize{"node_filesystem_size_bytes", "Filesystem size in bytes."};
+constexpr Family kFree{"node_filesystem_free_bytes", "Filesystem free space in bytes."};
+constexpr Family kAvail{"node_filesystem_avail_bytes",
+                        "Filesystem space available to non-root users in bytes."};
+constexpr Family kFiles{"node_filesystem_files", "Filesystem total file nodes."};
+constexpr Family kFilesFree{"node_filesystem_files_free", "Filesystem total free file nodes."};
+constexpr Family kReadonly{"node_filesystem_readonly", "Filesystem read-only status."};
+constexpr Family kDeviceError{"node_filesystem_device_error",
+                              "Whether an error occurred while getting statistics for the given "
+                              "device."};
+
+// /proc/mounts escapes blanks as octal; node_exporter decodes \040 and \011.
+void unescape_mount_point(std::string_view in, std::string& out) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '\\' && in.substr(i, 4) == "\\040") {
+      out += ' ';
+      i += 3;
+    } else if (in[i] == '\\' && in.substr(i, 4) == "\\011") {
+      out += '\t';
+      i += 3;
+    } else {
+      out += in[i];
+    }
+  }
+}
+
+bool has_option(std::string_view options, std::string_view opt) {
+  while (!options.empty()) {
+    size_t c = options.find(',');
+    if (options.substr(0, c) == opt) return true;
+    options.remove_prefix(c == std::string_view::npos ? options.size() : c + 1);
+  }
+  return false;
+}
+
+class Filesystem : public SubCollector {
+ public:
+  explicit Filesystem(const Options& o)
+      : rootfs_(o.rootfs),
+        mount_points_exclude_(o.mount_points_exclude),
+        fs_types_exclude_(o.fs_types_exclude),
+        timeout_(o.mount_timeout_ms) {
+    join(mounts1_, o.procfs, "1/mounts");
+    join(mounts_, o.procfs, "mounts");
+    while (rootfs_.size() > 1 && rootfs_.back() == '/') rootfs_.pop_back();
+  }
+
+  Result<void> collect(Batch& out) override {
+    std::string_view text;
+    if (!reader_.read(mounts1_, text) && !reader_.read(mounts_, text))
+      return io_error("filesystem", mounts_);
+    used_ = 0;
+    while (!text.empty()) {
+      std::string_view line = next_line(text);
+      std::string_view device = next_field(line), mp = next_field(line),
+                       fstype = next_field(line), options = next_field(line);
+      if (options.empty()) return make_error("filesystem: malformed line in " + mounts1_);
+      unescape_mount_point(mp, scratch_);
+      strip_rootfs(scratch_);
+      if (mount_points_exclude_.matches(scratch_) || fs_types_exclude_.matches(fstype)) continue;
+      if (seen(device, scratch_, fstype)) continue;
+      if (used_ == mounts_v_.size()) mounts_v_.emplace_back();
+      Mount& m = mounts_v_[used_++];
+      m.device.assign(device);
+      m.mount_point.assign(scratch_);
+      m.fstype.assign(fstype);
+      m.readonly = has_option(options, "ro");
+      stat(m);
+    }
+    emit(out, kSize, [](const Mount& m) { return m.size; });
+    emit(out, kFree, [](const Mount& m) { return m.free; });
+    emit(out, kAvail, [](const Mount& m) { return m.avail; });
+    emit(out, kFiles, [](const Mount& m) { return m.files; });
+    emit(out, kFilesFree, [](const Mount& m) { return m.files_free; });
+    emit(out, kReadonly, [](const Mount& m) { return m.readonly ? 1.0 : 0.0; });
+    if (used_ > 0) out.describe(kDeviceError.name, MetricType::Gauge, kDeviceError.help);
+    for (size_t i = 0; i < used_; ++i) {
+      const Mount& m = mounts_v_[i];
+      out.add(kDeviceError.name,
+              {{"device", m.device}, {"fstype", m.fstype}, {"mountpoint", m.mount_point}},
+              m.error ? 1.0 : 0.0);
+    }
+    return {};
+  }
+
+ private:
+  struct Mount {
+    std::string device, mount_point, fstype;
+    bool readonly = false, error = false;
+    double size = 0, free = 0, avail = 0, files = 0, files_free = 0;
+  };
+
+  // Mount points under a non-"/" rootfs are reported relative to it.
+  void strip_rootfs(std::string& mp) const {
+    if (rootfs_ == "/" || mp.compare(0, rootfs_.size(), rootfs_) != 0) return;
+    if (mp.size() > rootfs_.size() && mp[rootfs_.size()] != '/') return;
+    mp.erase(0, rootfs_.size());
+    if (mp.empty()) mp = "/";
+  }
+
+  bool seen(std::string_view device, std::string_view mp, std::string_view fstype) const {
+    for (size_t i = 0; i < used_; ++i) {
+      const Mount& m = mounts_v_[i];
+      if (m.device == device && m.mount_point == mp && m.fstype == fstype) return true;
+    }
+    return false;
+  }
+
+  void stat(Mount& m) {
+    join(path_, rootfs_, m.mount_point);
+    m.error = true;
+    if (worker_.stuck(path_)) return;  // still blocked since an earlier cycle
+    struct statfs st;
+    int err = 0;
+    if (worker_.stat(path_, timeout_, st, err) != StatfsWorker::Outcome::Ok) return;
+    m.error = false;
+    double bs = static_cast<double>(st.f_bsize);
+    m.size = static_cast<double>(st.f_blocks) * bs;
+    m.free = static_cast<double>(st.f_bfree) * bs;
+    m.avail = static_cast<double>(st.f_bavail) * bs;
+    m.files = static_cast<double>(st.f_files);
+    m.files_free = static_cast<double>(st.f_ffree);
+  }
+
+  template <class F>
+  void emit(Batch& out, const Family& fam, F value) {
+    bool described = false;
+    for (size_t i = 0; i < used_; ++i) {
+      const Mount& m = mounts_v_[i];
+      if (m.error) continue;  // only device_error is reported for a failed mount
+      if (!described) out.describe(fam.name, MetricType::Gauge, fam.help);
+      described = true;
+      out.add(fam.name, {{"device", m.device}, {"fstype", m.fstype}, {"mountpoint", m.mount_point}},
+              value(m));
+    }
+  }
+
+  std::string rootfs_, mounts1_, mounts_, scratch_;
+  const Pattern& mount_points_exclude_;
+  const Pattern& fs_types_exclude_;
+  std::chrono::milliseconds timeout_;
+  StatfsWorker worker_;
+  std::vector<Mount> mounts_v_;
+  size_t used_ = 0;
+};
+
+}  // namespace
+std::unique_ptr<SubCollector> make_filesystem(const Options& o) { return std::make_unique<Filesystem>(o); }
+}  // namespace moni::node

@@ -1,0 +1,62 @@
+// The node plugin's configuration: roots, which sub-collectors run, and
+// their filters. Parsed once in create().
+#pragma once
+
+#include "pattern.hpp"
+
+#include <moni/config.hpp>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace moni::node {
+
+/// Every sub-collector this plugin has, in node_exporter's names.
+inline constexpr std::array<std::string_view, 17> kCollectorNames = {
+    "cpu",     "cpufreq",  "diskstats", "entropy",  "filefd", "filesystem",
+    "loadavg", "meminfo",  "netdev",    "netstat",  "os",     "pressure",
+    "sockstat", "stat",    "time",      "uname",    "vmstat"};
+
+// node_exporter 1.5's defaults, written for full anchoring.
+inline constexpr std::string_view kDiskstatsDeviceExclude =
+    R"(^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$)";
+inline constexpr std::string_view kMountPointsExclude =
+    R"(^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/).*)";
+inline constexpr std::string_view kFsTypesExclude =
+    R"(^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|sysfs|tracefs)$)";
+inline constexpr std::string_view kNetdevDeviceExclude = "^lo$";
+inline constexpr std::string_view kNetstatFields =
+    R"(^(.*_(InErrors|InErrs)|Ip_Forwarding|Ip(6|Ext)_(InOctets|OutOctets)|Icmp6?_(InMsgs|OutMsgs)|TcpExt_(Listen.*|Syncookies.*|TCPSynRetrans|TCPTimeouts)|Tcp_(ActiveOpens|InSegs|OutSegs|OutRsts|PassiveOpens|RetransSegs|CurrEstab)|Udp6?_(InDatagrams|OutDatagrams|NoPorts|RcvbufErrors|SndbufErrors))$)";
+inline constexpr std::string_view kVmstatFields = R"(^(oom_kill|pgpg|pswp|pg.*fault).*)";
+
+/// Thread-safety: immutable after parsing.
+struct Options {
+  std::string procfs = "/proc";
+  std::string sysfs = "/sys";
+  std::string rootfs = "/";
+  std::string udev_data = "/run/udev/data";
+  std::vector<std::string> enabled;  // in kCollectorNames order
+
+  bool cpu_guest = true;
+  NameFilter diskstats_devices;
+  Pattern mount_points_exclude;
+  Pattern fs_types_exclude;
+  int64_t mount_timeout_ms = 5000;
+  NameFilter netdev_devices;
+  Pattern netstat_fields;
+  Pattern vmstat_fields;
+
+  bool enabled_collector(std::string_view name) const {
+    for (const auto& e : enabled)
+      if (e == name) return true;
+    return false;
+  }
+};
+
+/// Parses the instance table; throws ConfigError listing every problem.
+Options parse_options(const ConfigView& cfg);
+
+}  // namespace moni::node

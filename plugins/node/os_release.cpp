@@ -1,0 +1,93 @@
+// os: node_os_info and node_os_version from <rootfs>/etc/os-release (or
+// <rootfs>/usr/lib/os-release).
+#include "sub_collector.hpp"
+#include "text_parse.hpp"
+
+#include <array>
+
+namespace moni::node {
+namespace {
+
+// Label name and os-release key, sorted by label name.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 12> kKeys = {{
+    {"build_id", "BUILD_ID"},
+    {"id", "ID"},
+    {"id_like", "ID_LIKE"},
+    {"image_id", "IMAGE_ID"},
+    {"image_version", "IMAGE_VERSION"},
+    {"name", "NAME"},
+    {"pretty_name", "PRETTY_NAME"},
+    {"variant", "VARIANT"},
+    {"variant_id", "VARIANT_ID"},
+    {"version", "VERSION"},
+    {"version_codename", "VERSION_CODENAME"},
+    {"version_id", "VERSION_ID"},
+}};
+
+// Shell-style unquoting of an os-release value into `out`.
+void unquote(std::string_view v, std::string& out) {
+  out.clear();
+  char quote = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    char c = v[i];
+    if (quote == 0 && (c == '"' || c == '\'')) quote = c;
+    else if (quote != 0 && c == quote) quote = 0;
+    else if (c == '\\' && quote != '\'' && i + 1 < v.size()) out += v[++i];
+    else out += c;
+  }
+}
+
+class OsRelease : public SubCollector {
+ public:
+  explicit OsRelease(const Options& o) {
+    join(etc_, o.rootfs, "etc/os-release");
+    join(usr_, o.rootfs, "usr/lib/os-release");
+  }
+  Result<void> collect(Batch& out) override {
+    std::string_view text;
+    if (!reader_.read(etc_, text) && !reader_.read(usr_, text))
+      return io_error("os: no os-release file found; last tried", usr_);
+    for (auto& v : values_) v.clear();
+    while (!text.empty()) {
+      std::string_view line = trim(next_line(text));
+      size_t eq = line.find('=');
+      if (line.empty() || line.front() == '#' || eq == std::string_view::npos) continue;
+      std::string_view key = line.substr(0, eq);
+      for (size_t i = 0; i < kKeys.size(); ++i)
+        if (kKeys[i].second == key) unquote(line.substr(eq + 1), values_[i]);
+    }
+    LabelRef labels[kKeys.size()];
+    for (size_t i = 0; i < kKeys.size(); ++i) labels[i] = {kKeys[i].first, values_[i]};
+    out.describe("node_os_info", MetricType::Gauge,
+                 "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, "
+                 "image_version, name, pretty_name, variant, variant_id, version, "
+                 "version_codename, version_id.");
+    out.add("node_os_info", std::span<const LabelRef>(labels, kKeys.size()), 1.0);
+    out.describe("node_os_version", MetricType::Gauge,
+                 "Metric containing the major.minor part of the OS version.");
+    out.add("node_os_version", {{"id", values_[1]}, {"id_like", values_[2]}, {"name", values_[5]}},
+            version_number(values_[11]));
+    return {};
+  }
+
+ private:
+  // The leading "major[.minor]" of VERSION_ID as a number; 0 when none.
+  static double version_number(std::string_view v) {
+    size_t i = 0;
+    while (i < v.size() && v[i] >= '0' && v[i] <= '9') ++i;
+    if (i == 0) return 0;
+    if (i < v.size() && v[i] == '.') {
+      ++i;
+      while (i < v.size() && v[i] >= '0' && v[i] <= '9') ++i;
+    }
+    double d = 0;
+    parse_double(v.substr(0, i), d);
+    return d;
+  }
+  std::string etc_, usr_;
+  std::array<std::string, kKeys.size()> values_;
+};
+
+}  // namespace
+std::unique_ptr<SubCollector> make_os(const Options& o) { return std::make_unique<OsRelease>(o); }
+}  // namespace moni::node

@@ -1,0 +1,44 @@
+// A fully anchored RE2 pattern (Prometheus relabel semantics: "lo" matches
+// only "lo"), used for device, mount point and field filters.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace re2 {
+class RE2;
+}
+
+namespace moni::node {
+
+/// Thread-safety: matches() is const and safe from any thread.
+class Pattern {
+ public:
+  Pattern();
+  ~Pattern();
+  Pattern(Pattern&&) noexcept;
+  Pattern& operator=(Pattern&&) noexcept;
+  /// Compiles `expr`; on failure returns false and sets `error`.
+  bool compile(const std::string& expr, std::string& error);
+  bool empty() const { return !re_; }
+  bool matches(std::string_view s) const;
+  const std::string& source() const { return source_; }
+
+ private:
+  std::unique_ptr<re2::RE2> re_;
+  std::string source_;
+};
+
+/// An include-or-exclude filter of names (node_exporter's mutually
+/// exclusive --device-include/--device-exclude pair).
+struct NameFilter {
+  Pattern include;
+  Pattern exclude;
+  bool ignored(std::string_view name) const {
+    if (!include.empty()) return !include.matches(name);
+    return !exclude.empty() && exclude.matches(name);
+  }
+};
+
+}  // namespace moni::node

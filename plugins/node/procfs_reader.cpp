@@ -1,0 +1,87 @@
+#include "procfs_reader.hpp"
+
+#include "text_parse.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace moni::node {
+
+namespace {
+struct Fd {
+  int fd;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+}  // namespace
+
+FileReader::FileReader() : buf_(4096) {}
+
+bool FileReader::read(const std::string& path, std::string_view& out) {
+  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (f.fd < 0) return false;
+  size_t used = 0;
+  for (;;) {
+    if (used == buf_.size()) buf_.resize(buf_.size() * 2);  // grows once, then stays
+    ssize_t n = ::read(f.fd, buf_.data() + used, buf_.size() - used);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  out = std::string_view(buf_.data(), used);
+  return true;
+}
+
+bool FileReader::read_line(const std::string& path, std::string_view& out) {
+  std::string_view all;
+  if (!read(path, all)) return false;
+  out = trim(next_line(all));
+  return true;
+}
+
+bool FileReader::read_u64(const std::string& path, uint64_t& out) {
+  std::string_view line;
+  if (!read_line(path, line)) return false;
+  if (!parse_u64(line, out)) {
+    errno = EINVAL;
+    return false;
+  }
+  return true;
+}
+
+bool DirLister::fill(const std::string& path) {
+  Fd f{::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (f.fd < 0) return false;
+  if (buf_.empty()) buf_.resize(32 * 1024);
+  used_ = 0;
+  for (;;) {
+    long n = ::syscall(SYS_getdents64, f.fd, buf_.data(), buf_.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) break;
+    for (long off = 0; off < n;) {
+      // struct linux_dirent64: d_ino(8) d_off(8) d_reclen(2) d_type(1) d_name
+      const char* rec = buf_.data() + off;
+      unsigned short reclen;
+      __builtin_memcpy(&reclen, rec + 16, sizeof reclen);
+      std::string_view name(rec + 19);
+      if (name != "." && name != "..") {
+        if (used_ == names_.size()) names_.emplace_back();
+        names_[used_++].assign(name);
+      }
+      off += reclen;
+    }
+  }
+  // Entries beyond used_ are stale but keep their capacity; list() stops at used_.
+  return true;
+}
+
+}  // namespace moni::node
