@@ -55,10 +55,11 @@ void StatfsWorker::spawn() {
   ch_ = std::make_shared<Channel>();
   ch_->thread = std::thread([ch = ch_, stuck = stuck_] {
     std::unique_lock lk(ch->m);
+    std::string path;  // reused: no allocation per call once warm
     for (;;) {
       ch->cv.wait(lk, [&] { return ch->has_job || ch->quit; });
       if (ch->quit) return;
-      std::string path = ch->path;
+      path.assign(ch->path);
       lk.unlock();
       struct statfs st {};
       int rc = ::statfs(path.c_str(), &st);
