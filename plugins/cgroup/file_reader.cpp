@@ -1,0 +1,67 @@
+#include "file_reader.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace moni_cgroup {
+
+bool FileReader::read(const char* path, std::string_view& out) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  if (buf_.size() < 16384) buf_.resize(16384);
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = ::read(fd, buf_.data() + len, buf_.size() - len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      return false;
+    }
+    len += static_cast<size_t>(n);
+    // A short read means end of file for regular and seq_file files alike;
+    // only a full buffer needs another read() into a larger one.
+    if (n == 0 || len < buf_.size()) break;
+    buf_.resize(buf_.size() * 2);
+  }
+  ::close(fd);
+  out = std::string_view(buf_.data(), len);
+  return true;
+}
+
+bool parse_u64(std::string_view s, uint64_t& out) {
+  size_t i = 0;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  size_t start = i;
+  uint64_t v = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    v = v * 10 + static_cast<uint64_t>(s[i] - '0');
+    ++i;
+  }
+  if (i == start) return false;
+  if (i < s.size() && s[i] != '\n' && s[i] != ' ' && s[i] != '\t') return false;
+  out = v;
+  return true;
+}
+
+bool find_key(std::string_view text, std::string_view key, uint64_t& out) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string_view line = text.substr(pos, nl - pos);
+    if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 &&
+        line[key.size()] == ' ')
+      return parse_u64(line.substr(key.size() + 1), out);
+    pos = nl + 1;
+  }
+  return false;
+}
+
+uint64_t count_lines(std::string_view text) {
+  uint64_t n = 0;
+  for_each_line(text, [&](std::string_view) { ++n; });
+  return n;
+}
+
+}  // namespace moni_cgroup

@@ -1,0 +1,258 @@
+// The cgroup collector against this machine's real cgroupfs: a fresh cgroup
+// with a memory limit and a CFS quota, a CPU+memory burner child inside, and
+// the collector's view of it before and after it burnt 0.6 s of CPU (>= 1.2 s
+// of wall time under the 50% quota).
+#include "plugin_harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <poll.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using moni::testing::PluginHarness;
+using moni::testing::plugin_path;
+
+namespace {
+
+constexpr long kLimit = 256L << 20;
+constexpr long kBurnBytes = 96L << 20;
+
+bool write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  f.flush();
+  return static_cast<bool>(f);
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// The mount points of cgroup hierarchies holding `controller` (v1), and the
+// cgroup2 mount, from /proc/self/mountinfo.
+struct Mounts {
+  std::string cpu, cpuacct, memory, pids, unified;
+};
+Mounts find_mounts() {
+  Mounts m;
+  std::istringstream in(slurp("/proc/self/mountinfo"));
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream l(line);
+    std::vector<std::string> f;
+    for (std::string w; l >> w;) f.push_back(w);
+    size_t dash = 0;
+    while (dash < f.size() && f[dash] != "-") ++dash;
+    if (dash + 3 >= f.size() || f.size() < 5) continue;
+    const std::string& type = f[dash + 1];
+    const std::string& point = f[4];
+    if (type == "cgroup2") {
+      if (m.unified.empty()) m.unified = point;
+      continue;
+    }
+    if (type != "cgroup") continue;
+    std::string opts = "," + f[dash + 3] + ",";
+    auto has = [&](const char* c) { return opts.find(std::string(",") + c + ",") != std::string::npos; };
+    if (has("cpu") && m.cpu.empty()) m.cpu = point;
+    if (has("cpuacct") && m.cpuacct.empty()) m.cpuacct = point;
+    if (has("memory") && m.memory.empty()) m.memory = point;
+    if (has("pids") && m.pids.empty()) m.pids = point;
+  }
+  return m;
+}
+
+// A cgroup made for the test in every hierarchy it needs; removed at the end.
+class LiveCgroup {
+ public:
+  std::string id;                 // "/moni-test-<pid>"
+  std::vector<std::string> dirs;  // one per hierarchy
+  bool v2 = false;
+  std::string skip_reason;
+
+  LiveCgroup() {
+    id = "/moni-test-" + std::to_string(::getpid());
+    Mounts m = find_mounts();
+    if (!m.cpu.empty() && !m.cpuacct.empty() && !m.memory.empty()) {
+      for (const std::string* base : {&m.cpu, &m.cpuacct, &m.memory, &m.pids}) {
+        if (base->empty()) continue;
+        std::string d = *base + id;
+        bool dup = false;
+        for (const auto& x : dirs) dup |= x == d;
+        if (dup) continue;
+        if (::mkdir(d.c_str(), 0755) != 0) {
+          skip_reason = "cannot create " + d + ": " + std::strerror(errno) +
+                        " (the v1 cgroup hierarchies are not writable here)";
+          return;
+        }
+        dirs.push_back(d);
+      }
+      cpu_dir = m.cpu + id;
+      memory_dir = m.memory + id;
+      return;
+    }
+    if (!m.unified.empty()) {
+      std::string controllers = slurp(m.unified + "/cgroup.subtree_control");
+      if (controllers.find("cpu") == std::string::npos ||
+          controllers.find("memory") == std::string::npos) {
+        skip_reason = "cgroup2 at " + m.unified +
+                      " does not delegate the cpu and memory controllers (subtree_control: " +
+                      controllers + ")";
+        return;
+      }
+      std::string d = m.unified + id;
+      if (::mkdir(d.c_str(), 0755) != 0) {
+        skip_reason = "cannot create " + d + ": " + std::strerror(errno);
+        return;
+      }
+      dirs.push_back(d);
+      v2 = true;
+      cpu_dir = memory_dir = d;
+      return;
+    }
+    skip_reason = "no cgroup hierarchy with cpu and memory controllers is mounted";
+  }
+  ~LiveCgroup() {
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
+  }
+  bool set_limits() {
+    if (v2)
+      return write_file(memory_dir + "/memory.max", std::to_string(kLimit)) &&
+             write_file(cpu_dir + "/cpu.max", "50000 100000");
+    return write_file(memory_dir + "/memory.limit_in_bytes", std::to_string(kLimit)) &&
+           write_file(cpu_dir + "/cpu.cfs_period_us", "100000") &&
+           write_file(cpu_dir + "/cpu.cfs_quota_us", "50000");
+  }
+  bool enter(pid_t pid) {
+    for (const auto& d : dirs)
+      if (!write_file(d + "/cgroup.procs", std::to_string(pid))) return false;
+    return true;
+  }
+
+ private:
+  std::string cpu_dir, memory_dir;
+};
+
+constexpr double kBurnCpuSeconds = 0.6;
+
+// Child: waits for the go byte, touches kBurnBytes, spins until it has used
+// kBurnCpuSeconds of CPU (CPU time, not wall time, so a loaded machine only
+// makes it slower), reports done, then sleeps holding the memory until killed.
+[[noreturn]] void burner(int go_fd, int done_fd) {
+  char c;
+  if (::read(go_fd, &c, 1) != 1) ::_exit(1);
+  std::vector<char> mem(static_cast<size_t>(kBurnBytes));
+  for (size_t i = 0; i < mem.size(); i += 4096) mem[i] = static_cast<char>(i);
+  volatile uint64_t x = 0;
+  for (;;) {
+    struct timespec ts {};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    if (static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9 >= kBurnCpuSeconds)
+      break;
+    for (int i = 0; i < 100000; ++i) x = x + static_cast<uint64_t>(i) * 7;
+  }
+  if (::write(done_fd, "d", 1) != 1) ::_exit(1);
+  for (;;) ::pause();
+}
+
+double value(const moni::testing::OwnedBatch& b, const std::string& name) {
+  const auto* s = b.one(name);
+  return s ? s->value : -1;
+}
+
+}  // namespace
+
+TEST(CgroupLive, BurnerInRealCgroupRaisesCountersAndReportsLimits) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  LiveCgroup cg;
+  if (!cg.skip_reason.empty()) GTEST_SKIP() << cg.skip_reason;
+  ASSERT_TRUE(cg.set_limits()) << "cannot set limits in " << cg.dirs[0];
+
+  auto h = PluginHarness::load(plugin_path("cgroup"), "include = ['^" + cg.id + "$']\n");
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  auto& p = **h;
+  ASSERT_TRUE(p.start().ok());
+
+  int go[2], done[2];
+  ASSERT_EQ(::pipe(go), 0);
+  ASSERT_EQ(::pipe(done), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(go[1]);
+    ::close(done[0]);
+    burner(go[0], done[1]);
+  }
+  ::close(go[0]);
+  ::close(done[1]);
+  struct Reaper {
+    pid_t pid;
+    ~Reaper() {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reaper{child};
+  ASSERT_TRUE(cg.enter(child));
+
+  auto before = p.collect(1000);
+  ASSERT_TRUE(before.ok()) << before.error().message;
+  ASSERT_NE(before->one("container_last_seen"), nullptr) << "the test cgroup " << cg.id
+                                                         << " was not reported";
+  EXPECT_EQ(before->one("container_last_seen")->label("id"), cg.id);
+  EXPECT_EQ(value(*before, "container_processes"), 1);
+  double cpu0 = value(*before, "container_cpu_user_seconds_total") +
+                value(*before, "container_cpu_system_seconds_total");
+  double mem0 = value(*before, "container_memory_usage_bytes");
+
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(::write(go[1], "g", 1), 1);
+  ::close(go[1]);
+  struct pollfd pfd {done[0], POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 20000), 1) << "the burner did not finish within 20 s";
+  double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ::close(done[0]);
+
+  auto after = p.collect(3200);
+  ASSERT_TRUE(after.ok()) << after.error().message;
+  double usage = value(*after, "container_cpu_usage_seconds_total");
+  double cpu1 = value(*after, "container_cpu_user_seconds_total") +
+                value(*after, "container_cpu_system_seconds_total");
+  double mem1 = value(*after, "container_memory_usage_bytes");
+  // The burner used kBurnCpuSeconds; the 50% quota means it took at least
+  // twice that in wall time (one period of slack).
+  EXPECT_GE(usage, kBurnCpuSeconds - 0.05);  // cpuacct and the process clock differ a little
+  EXPECT_LT(usage, kBurnCpuSeconds + 0.3);
+  EXPECT_GE(cpu1 - cpu0, kBurnCpuSeconds - 0.1);  // USER_HZ ticks are coarser
+  EXPECT_GE(elapsed, 2 * kBurnCpuSeconds - 0.15) << "the CFS quota was not enforced";
+  EXPECT_GE(mem1 - mem0, 0.8 * kBurnBytes) << "before " << mem0 << " after " << mem1;
+  EXPECT_LE(mem1, kLimit);
+  EXPECT_GE(value(*after, "container_memory_working_set_bytes"), 0.8 * kBurnBytes);
+  EXPECT_GE(value(*after, "container_memory_rss"), 0.8 * kBurnBytes);
+  EXPECT_EQ(value(*after, "container_spec_memory_limit_bytes"), kLimit);
+  EXPECT_EQ(value(*after, "container_spec_cpu_quota"), 50000);
+  EXPECT_EQ(value(*after, "container_spec_cpu_period"), 100000);
+  // Whether it was throttled depends on how busy the machine is: only the
+  // counters' presence and consistency are certain.
+  double periods = value(*after, "container_cpu_cfs_periods_total");
+  EXPECT_GE(periods, 2 * kBurnCpuSeconds / 0.1 - 2);  // 100 ms periods
+  EXPECT_GE(value(*after, "container_cpu_cfs_throttled_periods_total"), 0);
+  EXPECT_LE(value(*after, "container_cpu_cfs_throttled_periods_total"), periods);
+  EXPECT_GE(value(*after, "container_cpu_cfs_throttled_seconds_total"), 0);
+  EXPECT_EQ(value(*after, "container_processes"), 1);
+  // Host network namespace: no network series for a plain cgroup.
+  EXPECT_TRUE(after->find("container_network_receive_bytes_total").empty());
+}
