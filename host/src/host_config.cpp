@@ -46,6 +46,11 @@ constexpr Section kSections[] = {{"collectors", MONI_KIND_COLLECTOR, "collector"
                                  {"storage", MONI_KIND_STORAGE, "storage"},
                                  {"outputs", MONI_KIND_OUTPUT, "output"}};
 
+std::string with_article(std::string_view noun) {
+  bool vowel = !noun.empty() && std::string_view("aeiou").find(noun[0]) != std::string_view::npos;
+  return (vowel ? "an " : "a ") + std::string(noun);
+}
+
 std::string_view section_of(uint32_t kind) {
   for (const auto& s : kSections)
     if (s.kind == kind) return s.table;
@@ -306,13 +311,13 @@ class Parser {
           bool ok = false;
           for (auto k : kinds) ok = ok || ic->kind == k;
           if (!ok)
-            err(at, ref + ": '" + names[j] + "' is a " + std::string(kind_name(ic->kind)) +
+            err(at, ref + ": '" + names[j] + "' is " + with_article(kind_name(ic->kind)) +
                         " instance, expected " + std::string(want));
         }
       };
       check("collectors", p.collectors, {MONI_KIND_COLLECTOR}, "a collector");
       check("processors", p.processors, {MONI_KIND_PROCESSOR}, "a processor");
-      check("sinks", p.sinks, {MONI_KIND_STORAGE, MONI_KIND_OUTPUT}, "a storage or output");
+      check("sinks", p.sinks, {MONI_KIND_STORAGE, MONI_KIND_OUTPUT}, "a storage or an output");
       const toml::array* fwd = pt.get("forward") ? pt.get("forward")->as_array() : nullptr;
       for (size_t j = 0; j < p.forward.size(); ++j)
         if (!index.count(p.forward[j]))
@@ -430,9 +435,9 @@ std::vector<std::string> check_plugins(const HostConfig& cfg, const PluginRegist
       continue;
     }
     if (lp->kind != ic.kind)
-      errors.push_back(ic.plugin_where + ": " + path + ": plugin '" + ic.plugin + "' is a " +
-                       std::string(kind_name(lp->kind)) + " plugin, not a " +
-                       std::string(kind_name(ic.kind)) + "; declare it as [" +
+      errors.push_back(ic.plugin_where + ": " + path + ": plugin '" + ic.plugin + "' is " +
+                       with_article(kind_name(lp->kind)) + " plugin, not " +
+                       with_article(kind_name(ic.kind)) + "; declare it as [" +
                        std::string(section_of(lp->kind)) + "." + ic.name + "]");
   }
   return errors;

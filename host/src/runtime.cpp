@@ -71,7 +71,8 @@ class Runtime final : public HostServices {
       log_error("http", r.error().message);
       return shutdown_pool(1);
     }
-    log_info("http", "listening on " + listen_);
+    log_info("http", "listening on " + listen_.substr(0, listen_.rfind(':') + 1) +
+                         std::to_string(http_->port()));
     std::shared_ptr<Graph> graph(std::move(g.value()));
     if (auto r = start_graph(graph); !r) {
       log_error("host", r.error().message);

@@ -1,0 +1,343 @@
+// The real moni binary as a subprocess: CLI, HTTP, signals (SIGHUP reload
+// with good and bad configs, SIGTERM flush), failing plugins, sd_notify,
+// offline storage commands, and an out-of-tree plugin built against the
+// installed SDK.
+#include "subprocess.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+using namespace moni::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kMoni = MONI_BIN;
+const std::string kPlugins = HOST_TEST_PLUGIN_DIR;
+
+std::string host_table(const std::string& extra_dir = "") {
+  return "[host]\nlisten = \"127.0.0.1:0\"\nplugin_dirs = [\"" + kPlugins + "\"" +
+         (extra_dir.empty() ? "" : ", \"" + extra_dir + "\"") + "]\n";
+}
+
+std::string runs(const std::string& inst, const std::string& plugin = "test_collector") {
+  return "moni_collector_runs_total{instance=\"" + inst + "\",plugin=\"" + plugin + "\"}";
+}
+
+// Polls /metrics until `series` reaches `at_least` (returns the last body).
+std::string wait_metric(int port, const std::string& series, double at_least, int timeout_ms = 8000) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::string body;
+  while (std::chrono::steady_clock::now() < end) {
+    body = http_get(port, "/metrics").body;
+    if (metric(body, series) >= at_least) return body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return body;
+}
+
+}  // namespace
+
+TEST(Cli, VersionHelpAndUsageErrors) {
+  auto v = run({kMoni, "--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_TRUE(v.out.starts_with("moni 0.1.0 (plugin ABI 1.0)")) << v.out;
+  auto h = run({kMoni, "help"});
+  EXPECT_EQ(h.exit_code, 0);
+  EXPECT_NE(h.out.find("check-config FILE"), std::string::npos);
+  auto r = run({kMoni, "run"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("run: --config FILE is required"), std::string::npos) << r.err;
+  r = run({kMoni, "run", "--config", "x.toml", "--bogus"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown option '--bogus'"), std::string::npos) << r.err;
+  r = run({kMoni, "frobnicate"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
+  r = run({kMoni, "run", "--config", "/nonexistent.toml"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("/nonexistent.toml: cannot read the config file"), std::string::npos) << r.err;
+}
+
+TEST(Cli, CheckConfigAcceptsTheDefaultAndReportsPositions) {
+  auto ok = run({kMoni, "check-config", MONI_SOURCE_DIR "/config/moni.toml"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  TempDir d;
+  d.write("bad.toml", host_table() + "[collectors.c]\nplugin = \"test_collector\"\nmode = 7\n"
+                                     "[collectors.n]\nplugin = \"node_exporter_clone\"\n");
+  auto r = run({kMoni, "check-config", d.file("bad.toml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(d.file("bad.toml") + ":8:10: collectors.n: unknown plugin "
+                                            "'node_exporter_clone'"),
+            std::string::npos)
+      << r.err;
+  d.write("bad2.toml", host_table() + "[collectors.c]\nplugin = \"test_collector\"\nmode = 7\n");
+  r = run({kMoni, "check-config", d.file("bad2.toml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(d.file("bad2.toml") + ":6:8: test_collector: mode must be a string, got integer"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(Cli, PluginsListsNameKindVersionAbiAndFile) {
+  TempDir d;
+  d.write("c.toml", host_table());
+  auto r = run({kMoni, "plugins", "--config", d.file("c.toml")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("test_sink        output     0.0.2      1.0  " + kPlugins + "/moni-test_sink.so"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("hello            collector"), std::string::npos) << "built-in:\n" << r.out;
+  d.write("bad.toml", "[host]\nplugin_dirs = [\"" HOST_BAD_PLUGIN_DIR "\"]\n");
+  r = run({kMoni, "plugins", "--config", d.file("bad.toml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.out.find("newer            collector  9.9        1.7"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find(HOST_BAD_PLUGIN_DIR "/moni-abi_major2.so: refused: plugin ABI 2.3"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(Run, ServesHealthReadyAndPromtoolCleanMetrics) {
+  TempDir d;
+  d.write("c.toml", host_table() + R"(
+[collectors.c]
+plugin = "test_collector"
+interval = "100ms"
+[pipelines.p]
+collectors = ["c", "self"]
+)");
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.file("data")});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  auto h = http_get(port, "/-/healthy");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.body, "moni is Healthy.\n");
+  EXPECT_EQ(http_get(port, "/-/ready").status, 200);
+  EXPECT_EQ(http_get(port, "/no/such/route").status, 404);
+  std::string body = wait_metric(port, "moni_pipeline_samples_total{pipeline=\"p\"}", 2);
+  auto m = http_get(port, "/metrics");
+  EXPECT_NE(m.headers.find("text/plain; version=0.0.4"), std::string::npos) << m.headers;
+  EXPECT_EQ(metric(m.body, "moni_build_info{abi_version=\"1.0\",version=\"0.1.0\"}"), 1);
+  EXPECT_GE(metric(m.body, runs("c")), 1);
+  EXPECT_GE(metric(m.body, runs("self", "self")), 1);
+  EXPECT_EQ(metric(m.body, "moni_plugin_load_failures_total"), 0);
+  d.write("metrics.txt", m.body);
+  auto p = run({"/bin/sh", "-c", "promtool check metrics < " + d.file("metrics.txt")});
+  EXPECT_EQ(p.exit_code, 0) << p.out << p.err << "\n" << m.body;
+  EXPECT_TRUE(fs::is_directory(d.file("data")));
+  moni.signal(SIGINT);
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+}
+
+TEST(Run, SigtermDrainsAndFlushesSinks) {
+  TempDir d;
+  d.write("c.toml", host_table() + R"(
+[collectors.c]
+plugin = "test_collector"
+interval = "50ms"
+[outputs.out]
+plugin = "test_sink"
+path = ")" + d.file("flushed.txt") + R"("
+route = "/test/count"
+[pipelines.p]
+collectors = ["c"]
+sinks = ["out"]
+)");
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  int seen = 0;
+  for (int i = 0; i < 200 && seen < 3; ++i) {
+    seen = std::atoi(http_get(port, "/test/count").body.c_str());
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(seen, 3) << moni.err();
+  EXPECT_EQ(read_file(d.file("flushed.txt")), "") << "the sink writes only when flushed";
+  moni.signal(SIGTERM);
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+  std::string flushed = read_file(d.file("flushed.txt"));
+  size_t lines = static_cast<size_t>(std::count(flushed.begin(), flushed.end(), '\n'));
+  EXPECT_GE(lines, static_cast<size_t>(seen)) << flushed;
+  EXPECT_NE(flushed.find("test_value 1.000000\n"), std::string::npos) << flushed;
+}
+
+TEST(Run, SighupAppliesAGoodConfigAndKeepsRunningOnABadOne) {
+  TempDir d;
+  auto config = [&](const std::string& name, const std::string& sink_file) {
+    return host_table() + "[collectors." + name + "]\nplugin = \"test_collector\"\n"
+           "interval = \"100ms\"\n[outputs.out]\nplugin = \"test_sink\"\npath = \"" +
+           d.file(sink_file) + "\"\n[pipelines.p]\ncollectors = [\"" + name +
+           "\"]\nsinks = [\"out\"]\n";
+  };
+  d.write("c.toml", config("tick_a", "a.txt"));
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  std::string body = wait_metric(port, runs("tick_a"), 2);
+  ASSERT_GE(metric(body, runs("tick_a")), 2) << body << moni.err();
+
+  // A good config: a renamed collector and a sink writing elsewhere.
+  d.write("c.toml", config("tick_b", "b.txt"));
+  moni.signal(SIGHUP);
+  ASSERT_TRUE(moni.wait_for_log("configuration reloaded", 10000)) << moni.err();
+  body = wait_metric(port, runs("tick_b"), 2);
+  EXPECT_GE(metric(body, runs("tick_b")), 2) << body;
+  EXPECT_EQ(metric(body, runs("tick_a")), -1) << body;
+  EXPECT_EQ(metric(body, "moni_config_reloads_total{result=\"success\"}"), 1) << body;
+  EXPECT_NE(read_file(d.file("a.txt")).find("test_value"), std::string::npos)
+      << "the replaced sink was flushed before it stopped";
+
+  // A bad config: rejected with its position, the running pipelines stay.
+  d.write("c.toml", config("tick_c", "c.txt") + "[collectors.x]\nplugin = \"missing\"\n");
+  moni.signal(SIGHUP);
+  ASSERT_TRUE(moni.wait_for_log("reload failed", 10000)) << moni.err();
+  EXPECT_NE(moni.err().find(d.file("c.toml") + ":14:10: collectors.x: unknown plugin 'missing'"),
+            std::string::npos)
+      << moni.err();
+  double before = metric(http_get(port, "/metrics").body, runs("tick_b"));
+  body = wait_metric(port, runs("tick_b"), before + 2);
+  EXPECT_GE(metric(body, runs("tick_b")), before + 2) << body;
+  EXPECT_EQ(metric(body, runs("tick_c")), -1);
+  EXPECT_EQ(metric(body, "moni_config_reloads_total{result=\"failure\"}"), 1) << body;
+  moni.signal(SIGTERM);
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+  EXPECT_NE(read_file(d.file("b.txt")).find("test_value"), std::string::npos);
+}
+
+TEST(Run, FailingThrowingAndSlowCollectorsDoNotStopTheOthers) {
+  TempDir d;
+  d.write("c.toml", host_table() + R"(
+[collectors.thrower]
+plugin = "test_collector"
+mode = "throw"
+interval = "100ms"
+[collectors.failer]
+plugin = "test_collector"
+mode = "fail"
+interval = "100ms"
+[collectors.slow]
+plugin = "test_collector"
+sleep = "450ms"
+interval = "100ms"
+[collectors.fast]
+plugin = "test_collector"
+interval = "100ms"
+[pipelines.p]
+collectors = ["thrower", "failer", "slow", "fast"]
+)");
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  std::string body = wait_metric(port, runs("fast"), 10);
+  EXPECT_GE(metric(body, runs("fast")), 10) << body;
+  EXPECT_GE(metric(body, "moni_collector_errors_total{instance=\"thrower\",plugin=\"test_collector\"}"), 3) << body;
+  EXPECT_GE(metric(body, "moni_collector_errors_total{instance=\"failer\",plugin=\"test_collector\"}"), 3) << body;
+  EXPECT_EQ(metric(body, "moni_collector_errors_total{instance=\"fast\",plugin=\"test_collector\"}"), 0) << body;
+  EXPECT_GE(metric(body, "moni_collector_skipped_total{instance=\"slow\",plugin=\"test_collector\"}"), 3) << body;
+  EXPECT_LE(metric(body, runs("slow")), 4) << "a slow collection is skipped, not piled up\n" << body;
+  EXPECT_NE(moni.err().find("thrower (test_collector): collect failed: exception: asked to throw in collect"),
+            std::string::npos)
+      << moni.err();
+  EXPECT_EQ(http_get(port, "/-/healthy").status, 200);
+  moni.signal(SIGTERM);
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+}
+
+TEST(Run, StartFailureIsReportedAndExitsNonZero) {
+  TempDir d;
+  d.write("c.toml", host_table() + R"(
+[collectors.c]
+plugin = "test_collector"
+mode = "throw_start"
+[pipelines.p]
+collectors = ["c"]
+)");
+  auto r = run({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("c (test_collector): start failed: exception: asked to throw in start"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(Run, NotifiesSystemd) {
+  TempDir d;
+  std::string sock = d.file("notify");
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", sock.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  d.write("c.toml", host_table() + "[pipelines.p]\ncollectors = [\"self\"]\n");
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path},
+             {{"NOTIFY_SOCKET", sock}});
+  char buf[256] = {};
+  ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "READY=1");
+  moni.signal(SIGTERM);
+  n = ::recv(fd, buf, sizeof buf - 1, 0);
+  EXPECT_EQ(std::string(buf, n > 0 ? static_cast<size_t>(n) : 0), "STOPPING=1");
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+  ::close(fd);
+}
+
+TEST(Cli, OfflineStorageCommandsRunOnACreatedInstance) {
+  TempDir d;
+  d.write("c.toml", host_table() + "[storage.db]\nplugin = \"test_store\"\n");
+  auto r = run({kMoni, "backup", "--config", d.file("c.toml"), "--data-dir", d.path, "/x/out",
+                "--full"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_file(d.file("db.cmd")), "backup /x/out --full\n");
+  r = run({kMoni, "restore", "--config", d.file("c.toml"), "--storage", "db", "/x/in"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("moni restore: db (test_store): restore: restore is not supported"),
+            std::string::npos)
+      << r.err;
+  r = run({kMoni, "backup", "--config", d.file("c.toml"), "--storage", "nope"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("no storage instance 'nope'"), std::string::npos) << r.err;
+}
+
+TEST(Sdk, OutOfTreePluginBuildsAgainstTheInstalledSdkAndLoads) {
+  TempDir d;
+  const std::string cmake = CMAKE_COMMAND_PATH;
+  auto r = run({cmake, "--install", MONI_BINARY_DIR, "--component", "dev", "--prefix",
+                d.file("prefix")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(fs::exists(d.file("prefix/include/moni/sdk.hpp")));
+  r = run({cmake, "-S", MONI_SOURCE_DIR "/sdk/examples/hello_collector", "-B", d.file("build"),
+           "-DCMAKE_PREFIX_PATH=" + d.file("prefix"), "-DCMAKE_BUILD_TYPE=Release"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = run({cmake, "--build", d.file("build")});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  ASSERT_TRUE(fs::exists(d.file("build/moni-hello.so")));
+  // A moni without built-in plugins next to it, so the out-of-tree "hello"
+  // is the only one of that name.
+  fs::create_directories(d.file("bin"));
+  std::error_code ec;
+  fs::create_hard_link(kMoni, d.file("bin/moni"), ec);
+  if (ec) fs::copy_file(kMoni, d.file("bin/moni"));
+  d.write("c.toml", "[host]\nlisten = \"127.0.0.1:0\"\nplugin_dirs = [\"build\"]\n"
+                    "[collectors.hello]\ninterval = \"100ms\"\nvalue = 3.0\n"
+                    "[pipelines.p]\ncollectors = [\"hello\"]\n");
+  r = run({d.file("bin/moni"), "plugins", "--config", d.file("c.toml")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("hello            collector  1.0.0      1.0  " + d.file("build/moni-hello.so")),
+            std::string::npos)
+      << r.out;
+  Child moni({d.file("bin/moni"), "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  std::string body = wait_metric(port, runs("hello", "hello"), 2);
+  EXPECT_GE(metric(body, runs("hello", "hello")), 2) << body << moni.err();
+  moni.signal(SIGTERM);
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+}
