@@ -1,0 +1,148 @@
+#include "backup.hpp"
+
+#include "lmdb_keys.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <fcntl.h>
+#include <filesystem>
+#include <unistd.h>
+#include <vector>
+
+namespace moni::tsdb {
+
+namespace fs = std::filesystem;
+
+Result<void> Db::backup_to(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return make_error("lmdb_tsdb: backup: cannot create " + dir + ": " + ec.message());
+  if (fs::exists(fs::path(dir) / "data.mdb"))
+    return make_error("lmdb_tsdb: backup: " + dir +
+                      " already holds a database (data.mdb); choose an empty directory");
+  int rc;
+  {
+    std::shared_lock<std::shared_mutex> rl(env_mu_);
+    rc = mdb_env_copy2(env_, dir.c_str(), MDB_CP_COMPACT);
+  }
+  if (rc) {
+    ++stats_.backups_failed;
+    fs::remove(fs::path(dir) / "data.mdb", ec);
+    return make_error(lmdb_error(("backup to " + dir).c_str(), rc));
+  }
+  ++stats_.backups_ok;
+  return {};
+}
+
+Result<std::string> rotated_backup(Db& db, const std::string& dir, int64_t now_ms, int keep) {
+  std::time_t t = static_cast<std::time_t>(now_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char name[64];
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
+  std::snprintf(name, sizeof name, "backup-%s.%03dZ", stamp, static_cast<int>(now_ms % 1000));
+  fs::path final_path = fs::path(dir) / name;
+  fs::path tmp = fs::path(dir) / (std::string(".tmp-") + name);
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  if (fs::exists(final_path))
+    return make_error("lmdb_tsdb: backup: " + final_path.string() + " exists already");
+  if (auto r = db.backup_to(tmp.string()); !r) {
+    fs::remove_all(tmp, ec);
+    return r.error();
+  }
+  fs::rename(tmp, final_path, ec);
+  if (ec) {
+    ++db.stats().backups_failed;
+    return make_error("lmdb_tsdb: backup: cannot rename " + tmp.string() + ": " + ec.message());
+  }
+  db.stats().last_backup_ms = now_ms;
+  // Keep the newest `keep` backups (names sort by time).
+  std::vector<fs::path> all;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory() && e.path().filename().string().rfind("backup-", 0) == 0)
+      all.push_back(e.path());
+  std::sort(all.begin(), all.end());
+  for (size_t i = 0; keep > 0 && all.size() > static_cast<size_t>(keep) &&
+                     i < all.size() - static_cast<size_t>(keep);
+       ++i)
+    fs::remove_all(all[i], ec);
+  return final_path.string();
+}
+
+namespace {
+Result<void> copy_file_synced(const fs::path& from, const fs::path& to) {
+  int in = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return make_error("lmdb_tsdb: restore: cannot read " + from.string());
+  int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) {
+    ::close(in);
+    return make_error("lmdb_tsdb: restore: cannot write " + to.string());
+  }
+  std::vector<char> buf(1 << 20);
+  bool ok = true;
+  for (;;) {
+    ssize_t n = ::read(in, buf.data(), buf.size());
+    if (n == 0) break;
+    if (n < 0 || ::write(out, buf.data(), static_cast<size_t>(n)) != n) {
+      ok = false;
+      break;
+    }
+  }
+  ok = ok && ::fsync(out) == 0;
+  ::close(in);
+  ok = ::close(out) == 0 && ok;
+  if (!ok) return make_error("lmdb_tsdb: restore: copying to " + to.string() + " failed (disk full?)");
+  return {};
+}
+}  // namespace
+
+Result<void> restore_backup(const std::string& from, const std::string& to, bool force) {
+  fs::path src = fs::path(from) / "data.mdb";
+  if (!fs::exists(src))
+    return make_error("lmdb_tsdb: restore: " + from + " holds no backup (data.mdb is missing)");
+  {
+    Options o;
+    o.path = from;
+    o.read_only = true;
+    o.no_lock = true;
+    auto chk = Db::open(o);
+    if (!chk) return make_error("lmdb_tsdb: restore: " + from + " is not a usable backup: " +
+                                chk.error().message);
+  }
+  std::error_code ec;
+  fs::create_directories(to, ec);
+  if (fs::exists(fs::path(to) / "data.mdb")) {
+    Options o;
+    o.path = to;
+    o.read_only = true;
+    auto cur = Db::open(o);
+    if (cur && !force) {
+      auto n = (*cur)->series_count();
+      if (n && *n > 0)
+        return make_error("lmdb_tsdb: restore: " + to + " already holds " + std::to_string(*n) +
+                          " series; pass --force to replace it");
+    } else if (!cur && !force) {
+      return make_error("lmdb_tsdb: restore: " + to + " holds an unreadable database (" +
+                        cur.error().message + "); pass --force to replace it");
+    }
+  }
+  fs::path tmp = fs::path(to) / "data.mdb.restoring";
+  if (auto r = copy_file_synced(src, tmp); !r) {
+    fs::remove(tmp, ec);
+    return r;
+  }
+  fs::rename(tmp, fs::path(to) / "data.mdb", ec);
+  if (ec) return make_error("lmdb_tsdb: restore: cannot install " + tmp.string() + ": " + ec.message());
+  fs::remove(fs::path(to) / "lock.mdb", ec);
+  int dfd = ::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return {};
+}
+
+}  // namespace moni::tsdb

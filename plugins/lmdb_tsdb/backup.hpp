@@ -1,0 +1,22 @@
+// Backups (consistent compacted LMDB copies, rotated) and restores.
+#pragma once
+
+#include "tsdb.hpp"
+
+#include <moni/result.hpp>
+
+#include <string>
+
+namespace moni::tsdb {
+
+/// Copies `db` into a new directory `<dir>/backup-<UTC time>` (written as a
+/// temporary directory and renamed, so a listed backup is always complete),
+/// then removes the oldest backups beyond `keep`. Returns the new path.
+Result<std::string> rotated_backup(Db& db, const std::string& dir, int64_t now_ms, int keep);
+
+/// Installs the database in `from` (a backup directory holding data.mdb)
+/// as the database in `to`. Refuses when `to` holds series unless `force`.
+/// moni must not be running on `to`.
+Result<void> restore_backup(const std::string& from, const std::string& to, bool force);
+
+}  // namespace moni::tsdb

@@ -1,0 +1,109 @@
+// Sample chunks: delta-of-delta timestamps plus, per chunk, the smaller of
+// Gorilla XOR floats or decimal-scaled integers (delta or delta-of-delta),
+// which is what most counters and gauges are. Bit-exact for every float64,
+// including NaN payloads, the staleness marker, +-Inf and -0.0.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace moni::tsdb {
+
+/// Appends bits MSB-first to a byte string. Thread-safety: none.
+class BitWriter {
+ public:
+  explicit BitWriter(std::string* out) : out_(out) {}
+  /// Continues a stream whose last byte holds `used` valid bits (1..8).
+  void resume(uint8_t used) { used_ = used; }
+  void bit(bool b);
+  void bits(uint64_t v, unsigned n);  // the low n bits of v, n <= 64
+  uint8_t used() const { return used_; }
+
+ private:
+  std::string* out_;
+  uint8_t used_ = 8;  // bits used in the last byte; 8: start a new byte
+};
+
+/// Reads bits MSB-first; reading past the end yields zeros and sets bad().
+/// Thread-safety: none.
+class BitReader {
+ public:
+  BitReader(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+  bool bit();
+  uint64_t bits(unsigned n);
+  bool bad() const { return bad_; }
+
+ private:
+  const uint8_t* p_;
+  size_t n_;
+  size_t pos_ = 0;  // in bits
+  bool bad_ = false;
+};
+
+/// Value encodings of a chunk.
+// Mode byte: kModeXor, or low nibble = decimal scale and bits 4-5 = order.
+inline constexpr uint8_t kModeXor = 0x0f;
+
+/// The open (head) chunk of one series: appends one sample at a time in O(1)
+/// and serializes to the same format as a closed chunk.
+/// Format: [mode u8][count varint][maxt-t0 varint][bit stream]; t0 is kept
+/// outside the blob (in the LMDB key of a closed chunk).
+/// Thread-safety: none.
+class ChunkEncoder {
+ public:
+  void reset();
+  bool empty() const { return count_ == 0; }
+  uint32_t count() const { return count_; }
+  int64_t t0() const { return t0_; }
+  int64_t maxt() const { return last_t_; }
+  /// Appends a sample; the caller guarantees t > maxt() unless empty.
+  void append(int64_t t, double v);
+  /// The serialized chunk (header + bits).
+  void serialize(std::string& out) const;
+  size_t byte_size() const { return bits_.size() + 8; }
+  /// Restores from a serialized chunk whose first timestamp is t0.
+  bool load(int64_t t0, std::string_view blob);
+  /// Replaces the contents with `ts`/`vs` encoded in `mode` (which must fit).
+  void reencode(uint8_t mode, const std::vector<int64_t>& ts, const std::vector<double>& vs);
+  uint8_t mode() const { return mode_; }
+
+ private:
+  void append_value(double v);
+
+  std::string bits_;
+  uint8_t used_ = 8;
+  uint8_t mode_ = kModeXor;
+  uint32_t count_ = 0;
+  int64_t t0_ = 0, last_t_ = 0;
+  uint64_t last_dt_ = 0;
+  // XOR state
+  uint64_t last_vbits_ = 0;
+  uint8_t lead_ = 0xff, trail_ = 0;
+  // integer state
+  int64_t last_n_ = 0;
+  uint64_t last_dn_ = 0;
+};
+
+/// Decodes a chunk blob (t0 supplied by the caller) into `ts`/`vs`
+/// (appending). Returns false when the blob is malformed.
+bool decode_chunk(int64_t t0, std::string_view blob, std::vector<int64_t>& ts,
+                  std::vector<double>& vs);
+
+/// Header fields without decoding the samples.
+struct ChunkInfo {
+  uint32_t count = 0;
+  int64_t maxt = 0;
+};
+bool chunk_info(int64_t t0, std::string_view blob, ChunkInfo& out);
+
+/// Encodes samples (strictly increasing timestamps) choosing the smallest of
+/// the supported value encodings. `out` is replaced.
+void encode_chunk_best(const int64_t* ts, const double* vs, size_t n, std::string& out);
+
+// Varints (LEB128), shared with the other on-disk records.
+void put_varint(std::string& out, uint64_t v);
+bool get_varint(std::string_view& in, uint64_t& v);
+
+}  // namespace moni::tsdb

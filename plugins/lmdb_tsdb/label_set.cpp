@@ -1,0 +1,68 @@
+#include "label_set.hpp"
+
+#include "chunk_codec.hpp"
+
+#include <cstdio>
+
+namespace moni::tsdb {
+
+void encode_labels(const moni_label* labels, uint32_t n, std::string& out) {
+  for (uint32_t i = 0; i < n; ++i) {
+    put_varint(out, labels[i].name.len);
+    out.append(labels[i].name.ptr, labels[i].name.len);
+    put_varint(out, labels[i].value.len);
+    out.append(labels[i].value.ptr, labels[i].value.len);
+  }
+}
+
+bool decode_labels(std::string_view bytes, std::vector<moni_label>& out) {
+  out.clear();
+  while (!bytes.empty()) {
+    uint64_t n;
+    moni_label l{};
+    if (!get_varint(bytes, n) || n > bytes.size()) return false;
+    l.name = {bytes.data(), static_cast<size_t>(n)};
+    bytes.remove_prefix(n);
+    if (!get_varint(bytes, n) || n > bytes.size()) return false;
+    l.value = {bytes.data(), static_cast<size_t>(n)};
+    bytes.remove_prefix(n);
+    out.push_back(l);
+  }
+  return true;
+}
+
+uint64_t hash64(std::string_view s) {
+  // FNV-1a with a final avalanche; only used to disambiguate long keys.
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
+}
+
+void posting_key(std::string_view name, std::string_view value, std::string& out) {
+  out.assign(name);
+  out.push_back('\0');
+  if (name.size() + 1 + value.size() < kPostingKeyTruncated) {
+    out.append(value);
+    return;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash64(value)));
+  out.append(value.substr(0, kPostingKeyTruncated - out.size() - 16));
+  out.append(hex, 16);
+}
+
+bool split_posting_key(std::string_view key, std::string_view& name, std::string_view& value,
+                       bool& truncated) {
+  size_t z = key.find('\0');
+  if (z == std::string_view::npos) return false;
+  name = key.substr(0, z);
+  value = key.substr(z + 1);
+  truncated = key.size() == kPostingKeyTruncated;
+  if (truncated) value = value.substr(0, value.size() - 16);
+  return true;
+}
+
+}  // namespace moni::tsdb

@@ -1,0 +1,182 @@
+// Chunk codec: bit-exact round trips of random and adversarial series.
+#include "chunk_codec.hpp"
+
+#include <moni/sample.hpp>
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <random>
+
+using namespace moni::tsdb;
+
+namespace {
+
+uint64_t bits(double v) { return std::bit_cast<uint64_t>(v); }
+
+// Encodes incrementally and with encode_chunk_best; both must decode to the
+// exact input. Returns the incremental chunk's size.
+size_t round_trip(const std::vector<int64_t>& ts, const std::vector<double>& vs) {
+  ChunkEncoder enc;
+  for (size_t i = 0; i < ts.size(); ++i) enc.append(ts[i], vs[i]);
+  std::string blob;
+  enc.serialize(blob);
+  std::vector<int64_t> dt;
+  std::vector<double> dv;
+  EXPECT_TRUE(decode_chunk(ts[0], blob, dt, dv));
+  EXPECT_EQ(dt, ts);
+  EXPECT_EQ(dv.size(), vs.size());
+  for (size_t i = 0; i < vs.size() && i < dv.size(); ++i)
+    EXPECT_EQ(bits(dv[i]), bits(vs[i])) << "sample " << i;
+  ChunkInfo ci;
+  EXPECT_TRUE(chunk_info(ts[0], blob, ci));
+  EXPECT_EQ(ci.count, ts.size());
+  EXPECT_EQ(ci.maxt, ts.back());
+
+  std::string best;
+  encode_chunk_best(ts.data(), vs.data(), ts.size(), best);
+  EXPECT_LE(best.size(), blob.size());
+  dt.clear();
+  dv.clear();
+  EXPECT_TRUE(decode_chunk(ts[0], best, dt, dv));
+  EXPECT_EQ(dt, ts);
+  for (size_t i = 0; i < vs.size() && i < dv.size(); ++i) EXPECT_EQ(bits(dv[i]), bits(vs[i]));
+
+  // A head reloaded from its bytes continues exactly like the original.
+  ChunkEncoder re;
+  EXPECT_TRUE(re.load(ts[0], blob));
+  std::string again;
+  re.serialize(again);
+  EXPECT_EQ(again, blob);
+  return blob.size();
+}
+
+}  // namespace
+
+TEST(ChunkCodec, RandomBitsAndTimestamps) {
+  std::mt19937_64 rng(42);
+  for (int round = 0; round < 200; ++round) {
+    size_t n = 1 + rng() % 300;
+    std::vector<int64_t> ts;
+    std::vector<double> vs;
+    int64_t t = static_cast<int64_t>(rng()) >> (rng() % 64);
+    for (size_t i = 0; i < n; ++i) {
+      ts.push_back(t);
+      vs.push_back(std::bit_cast<double>(rng()));
+      uint64_t step = 1 + (rng() >> (rng() % 63 + 1)) % 1000000000000ULL;
+      if (t > INT64_MAX - static_cast<int64_t>(step)) break;
+      t += static_cast<int64_t>(step);
+    }
+    vs.resize(ts.size());
+    round_trip(ts, vs);
+  }
+}
+
+TEST(ChunkCodec, SpecialFloatsStayBitExact) {
+  const double nan_payload = std::bit_cast<double>(0x7ff8dead00000001ULL);
+  const double neg_nan = std::bit_cast<double>(0xfff8000000000000ULL);
+  std::vector<double> vs = {moni::stale_nan(),
+                            std::numeric_limits<double>::quiet_NaN(),
+                            nan_payload,
+                            neg_nan,
+                            std::numeric_limits<double>::infinity(),
+                            -std::numeric_limits<double>::infinity(),
+                            0.0,
+                            -0.0,
+                            std::numeric_limits<double>::denorm_min(),
+                            std::numeric_limits<double>::max(),
+                            std::numeric_limits<double>::lowest(),
+                            1.0,
+                            moni::stale_nan(),
+                            moni::stale_nan()};
+  std::vector<int64_t> ts;
+  for (size_t i = 0; i < vs.size(); ++i) ts.push_back(1700000000000 + 15000 * int64_t(i));
+  round_trip(ts, vs);
+  // The stale marker must not come back as an ordinary NaN.
+  ChunkEncoder enc;
+  enc.append(1, 5.0);
+  enc.append(2, moni::stale_nan());
+  std::string blob;
+  enc.serialize(blob);
+  std::vector<int64_t> dt;
+  std::vector<double> dv;
+  ASSERT_TRUE(decode_chunk(1, blob, dt, dv));
+  EXPECT_TRUE(moni::is_stale_nan(dv[1]));
+}
+
+TEST(ChunkCodec, ExtremeTimestamps) {
+  round_trip({INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX - 1, INT64_MAX},
+             {1, 2, 3, 4, 5, 6, 7});
+  round_trip({INT64_MIN, INT64_MAX}, {1.5, -2.25});
+  round_trip({-86400000LL * 365 * 100, -1000, -999}, {0.1, 0.2, 0.3});
+  round_trip({42}, {moni::stale_nan()});
+}
+
+TEST(ChunkCodec, EqualValuesAndSteadyIntervalsAreTiny) {
+  std::vector<int64_t> ts;
+  std::vector<double> vs;
+  for (int i = 0; i < 120; ++i) {
+    ts.push_back(1700000000000 + 15000LL * i);
+    vs.push_back(8589934592.0);
+  }
+  size_t n = round_trip(ts, vs);
+  EXPECT_LT(n, 60u) << "constant series: ~2 bits per sample";
+}
+
+TEST(ChunkCodec, IntegerAndDecimalCountersUseScaledIntegers) {
+  std::mt19937_64 rng(7);
+  std::vector<int64_t> ts;
+  std::vector<double> bytes_counter, cpu_seconds;
+  double b = 123456789, c = 5123.45;
+  for (int i = 0; i < 120; ++i) {
+    ts.push_back(1700000000000 + 15000LL * i + static_cast<int64_t>(rng() % 3));
+    b += static_cast<double>(rng() % 5000);
+    c = std::round((c + static_cast<double>(rng() % 300) / 100.0) * 100) / 100;
+    bytes_counter.push_back(b);
+    cpu_seconds.push_back(c);
+  }
+  auto xor_size = [&](const std::vector<double>& vs) {
+    std::string out;
+    ChunkEncoder e;
+    e.reencode(kModeXor, ts, vs);
+    e.serialize(out);
+    return out.size();
+  };
+  size_t nb = round_trip(ts, bytes_counter);
+  size_t nc = round_trip(ts, cpu_seconds);
+  EXPECT_LT(nc * 10, xor_size(cpu_seconds) * 7) << "decimal scaling beats XOR by > 30%";
+  EXPECT_LT(nb * 10, xor_size(bytes_counter) * 9);
+  // Random increments of up to 13 bits plus 0-2 ms of jitter.
+  EXPECT_LT(nb / 120.0, 3.5);
+  EXPECT_LT(nc / 120.0, 3.0);
+}
+
+TEST(ChunkCodec, ModeSwitchesMidChunk) {
+  // Integers, then decimals, then a float with no short decimal form, then NaN.
+  std::vector<double> vs = {1, 2, 3, 3.5, 3.75, 1.0 / 3.0, 7, moni::stale_nan(), -0.0, 1e300};
+  std::vector<int64_t> ts;
+  for (size_t i = 0; i < vs.size(); ++i) ts.push_back(1000 * int64_t(i));
+  round_trip(ts, vs);
+  // Large integers beyond 2^53 fall back to XOR.
+  round_trip({1, 2, 3}, {9007199254740993.0, 18014398509481984.0, -9007199254740992.0});
+  // Big value jumps in integer mode.
+  round_trip({1, 2, 3, 4}, {0, 4e15, -4e15, 1});
+}
+
+TEST(ChunkCodec, MalformedInputIsRejectedNotCrashed) {
+  ChunkEncoder enc;
+  for (int i = 0; i < 50; ++i) enc.append(i * 1000, i * 0.37);
+  std::string blob;
+  enc.serialize(blob);
+  std::vector<int64_t> ts;
+  std::vector<double> vs;
+  for (size_t cut = 0; cut < blob.size(); ++cut) {
+    ts.clear();
+    vs.clear();
+    EXPECT_FALSE(decode_chunk(0, std::string_view(blob).substr(0, cut), ts, vs)) << cut;
+    EXPECT_TRUE(ts.empty());
+  }
+  EXPECT_FALSE(decode_chunk(0, "\x33\x01\x00", ts, vs));  // unknown mode
+}

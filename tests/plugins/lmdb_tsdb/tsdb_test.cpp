@@ -1,0 +1,546 @@
+// lmdb_tsdb through the plugin harness (write, reader) and the engine
+// directly (retention, backups, restore, import, disk full).
+#include "backup.hpp"
+#include "importer.hpp"
+#include "tsdb.hpp"
+
+#include "plugin_harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <random>
+#include <sys/resource.h>
+#include <thread>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using moni::Batch;
+using moni::BatchView;
+using moni::Matcher;
+using moni::MatchType;
+using moni::StorageClient;
+using moni::testing::PluginHarness;
+
+namespace {
+
+constexpr int64_t kT0 = 1700000000000;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() /
+           ("lmdb_tsdb_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+  std::string str() const { return path.string(); }
+};
+
+std::unique_ptr<PluginHarness> load(const std::string& data_dir, const std::string& toml = "") {
+  auto h = PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"), toml, "tsdb", data_dir);
+  EXPECT_TRUE(h.ok()) << (h.ok() ? "" : h.error().message);
+  if (!h.ok()) return nullptr;
+  auto s = (*h)->start();
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+  return std::move(h.value());
+}
+
+struct Series {
+  std::vector<moni::Label> labels;
+  std::vector<int64_t> ts;
+  std::vector<double> vs;
+};
+
+std::vector<Series> select(StorageClient& c, std::vector<Matcher> ms, int64_t mint = INT64_MIN,
+                           int64_t maxt = INT64_MAX, bool samples = true) {
+  std::vector<Series> out;
+  auto r = c.select(ms, mint, maxt, samples, [&](const moni::SeriesView& v) {
+    Series s;
+    for (auto& l : v.labels) s.labels.push_back({std::string(moni::sv(l.name)), std::string(moni::sv(l.value))});
+    s.ts.assign(v.timestamps_ms.begin(), v.timestamps_ms.end());
+    s.vs.assign(v.values.begin(), v.values.end());
+    out.push_back(std::move(s));
+    return true;
+  });
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  return out;
+}
+
+std::string label(const Series& s, const std::string& n) {
+  for (auto& l : s.labels)
+    if (l.name == n) return l.value;
+  return {};
+}
+
+double metric(PluginHarness& h, std::string_view name, std::string_view k = {},
+              std::string_view v = {}) {
+  auto b = h.self_metrics();
+  auto* s = b.one(name, k, v);
+  return s ? s->value : -1;
+}
+
+moni::tsdb::Options opts(const std::string& path) {
+  moni::tsdb::Options o;
+  o.path = path;
+  o.sync = moni::tsdb::SyncMode::None;
+  return o;
+}
+
+}  // namespace
+
+TEST(LmdbTsdb, WriteAndReadBackBitExact) {
+  TempDir dir;
+  auto h = load(dir.str(), "sync = \"nometasync\"");
+  ASSERT_TRUE(h);
+  const double weird[] = {moni::stale_nan(), std::numeric_limits<double>::quiet_NaN(),
+                          std::numeric_limits<double>::infinity(),
+                          -std::numeric_limits<double>::infinity(), -0.0, 0.1, 1e308};
+  for (int i = 0; i < 700; ++i) {
+    Batch b;
+    b.describe("node_load1", moni::MetricType::Gauge, "1m load average.");
+    b.add("node_load1", {{"instance", "a:9100"}}, weird[i % 7], kT0 + i * 15000);
+    b.add("node_cpu_seconds_total", {{"cpu", "0"}, {"mode", "idle"}}, 1000 + i * 0.01,
+          kT0 + i * 15000);
+    ASSERT_TRUE(h->write(b).ok());
+  }
+  StorageClient c(h->reader());
+  auto got = select(c, {{MatchType::Equal, "__name__", "node_load1"}});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(label(got[0], "instance"), "a:9100");
+  ASSERT_EQ(got[0].ts.size(), 700u);
+  for (int i = 0; i < 700; ++i) {
+    EXPECT_EQ(got[0].ts[i], kT0 + i * 15000);
+    EXPECT_EQ(std::bit_cast<uint64_t>(got[0].vs[i]), std::bit_cast<uint64_t>(weird[i % 7])) << i;
+  }
+  // A range spanning closed chunks and the head.
+  auto part = select(c, {{MatchType::Equal, "cpu", "0"}}, kT0 + 100 * 15000, kT0 + 650 * 15000);
+  ASSERT_EQ(part.size(), 1u);
+  ASSERT_EQ(part[0].ts.size(), 551u);
+  EXPECT_EQ(part[0].ts.front(), kT0 + 100 * 15000);
+  EXPECT_DOUBLE_EQ(part[0].vs.back(), 1000 + 650 * 0.01);
+  // Outside every sample: no series.
+  EXPECT_TRUE(select(c, {{MatchType::Equal, "cpu", "0"}}, kT0 + 700 * 15000, INT64_MAX).empty());
+  EXPECT_EQ(select(c, {{MatchType::Equal, "cpu", "0"}}, kT0 + 5, kT0 + 15005, false).size(), 1u);
+
+  auto names = c.label_names({}, INT64_MIN, INT64_MAX);
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, (std::vector<std::string>{"__name__", "cpu", "instance", "mode"}));
+  auto values = c.label_values("__name__", {}, INT64_MIN, INT64_MAX);
+  ASSERT_TRUE(values.ok());
+  EXPECT_EQ(*values, (std::vector<std::string>{"node_cpu_seconds_total", "node_load1"}));
+  std::vector<Matcher> m{{MatchType::Equal, "mode", "idle"}};
+  auto names2 = c.label_names(m, INT64_MIN, INT64_MAX);
+  ASSERT_TRUE(names2.ok());
+  EXPECT_EQ(*names2, (std::vector<std::string>{"__name__", "cpu", "mode"}));
+  auto md = c.metadata("node_load1");
+  ASSERT_TRUE(md.ok());
+  ASSERT_EQ(md->size(), 1u);
+  EXPECT_EQ((*md)[0].type, moni::MetricType::Gauge);
+  EXPECT_EQ((*md)[0].help, "1m load average.");
+  EXPECT_EQ(metric(*h, "moni_tsdb_samples_appended_total"), 1400);
+  EXPECT_EQ(metric(*h, "moni_tsdb_series"), 2);
+
+  // Everything survives a restart.
+  h->stop();
+  h.reset();
+  h = load(dir.str(), "sync = \"none\"");
+  ASSERT_TRUE(h);
+  StorageClient c2(h->reader());
+  auto again = select(c2, {{MatchType::Equal, "__name__", "node_load1"}});
+  ASSERT_EQ(again.size(), 1u);
+  ASSERT_EQ(again[0].ts.size(), 700u);
+  EXPECT_TRUE(moni::is_stale_nan(again[0].vs[0]));
+  auto md2 = c2.metadata("");
+  ASSERT_TRUE(md2.ok());
+  EXPECT_EQ(md2->size(), 1u);
+  // Appending continues where it stopped.
+  Batch b;
+  b.add("node_load1", {{"instance", "a:9100"}}, 5, kT0 + 700 * 15000);
+  ASSERT_TRUE(h->write(b).ok());
+  EXPECT_EQ(select(c2, {{MatchType::Equal, "__name__", "node_load1"}})[0].ts.size(), 701u);
+}
+
+TEST(LmdbTsdb, LabelMatchersFollowPrometheus) {
+  TempDir dir;
+  auto h = load(dir.str());
+  ASSERT_TRUE(h);
+  Batch b;
+  b.add("up", {{"job", "node"}, {"instance", "a"}}, 1, kT0);
+  b.add("up", {{"job", "node"}, {"instance", "b"}, {"env", "prod"}}, 1, kT0);
+  b.add("up", {{"job", "nodes"}, {"instance", "c"}, {"env", "dev"}}, 1, kT0);
+  b.add("up", {{"job", "cadvisor"}, {"instance", "line1\nline2"}}, 1, kT0);
+  ASSERT_TRUE(h->write(b).ok());
+  StorageClient c(h->reader());
+  auto insts = [&](std::vector<Matcher> ms) {
+    std::vector<std::string> out;
+    for (auto& s : select(c, ms)) out.push_back(label(s, "instance"));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(insts({{MatchType::Equal, "job", "node"}}), (V{"a", "b"}));
+  EXPECT_EQ(insts({{MatchType::NotEqual, "job", "node"}}), (V{"c", "line1\nline2"}));
+  // Regexes are fully anchored: "node" does not match "nodes".
+  EXPECT_EQ(insts({{MatchType::Regex, "job", "node"}}), (V{"a", "b"}));
+  EXPECT_EQ(insts({{MatchType::Regex, "job", "node.*"}}), (V{"a", "b", "c"}));
+  EXPECT_EQ(insts({{MatchType::Regex, "job", "nod|cadvisor"}}), (V{"line1\nline2"}));
+  EXPECT_EQ(insts({{MatchType::NotRegex, "job", "node.*"}}), (V{"line1\nline2"}));
+  // "." matches a newline, as in Prometheus.
+  EXPECT_EQ(insts({{MatchType::Regex, "instance", "line1.line2"}}), (V{"line1\nline2"}));
+  // An absent label is the empty string.
+  EXPECT_EQ(insts({{MatchType::Equal, "env", ""}}), (V{"a", "line1\nline2"}));
+  EXPECT_EQ(insts({{MatchType::NotEqual, "env", ""}}), (V{"b", "c"}));
+  EXPECT_EQ(insts({{MatchType::NotEqual, "env", "prod"}}), (V{"a", "c", "line1\nline2"}));
+  EXPECT_EQ(insts({{MatchType::Regex, "env", "prod|"}}), (V{"a", "b", "line1\nline2"}));
+  EXPECT_EQ(insts({{MatchType::NotRegex, "env", "prod"}}), (V{"a", "c", "line1\nline2"}));
+  EXPECT_EQ(insts({{MatchType::Regex, "env", ".+"}}), (V{"b", "c"}));
+  EXPECT_EQ(insts({{MatchType::NotRegex, "env", ".*"}}), V{});
+  EXPECT_EQ(insts({{MatchType::Equal, "nolabel", ""}}).size(), 4u);
+  // Intersections.
+  EXPECT_EQ(insts({{MatchType::Regex, "job", "node.*"}, {MatchType::NotEqual, "env", "dev"}}),
+            (V{"a", "b"}));
+  EXPECT_EQ(insts({{MatchType::Equal, "job", "node"}, {MatchType::Equal, "env", "dev"}}), V{});
+  auto vals = c.label_values("instance", std::vector<Matcher>{{MatchType::Equal, "job", "node"}},
+                             INT64_MIN, INT64_MAX);
+  ASSERT_TRUE(vals.ok());
+  EXPECT_EQ(*vals, (V{"a", "b"}));
+  // A bad regex is an error, not a crash.
+  auto bad = c.select(std::vector<Matcher>{{MatchType::Regex, "job", "("}}, INT64_MIN, INT64_MAX,
+                      true, [](const moni::SeriesView&) { return true; });
+  EXPECT_FALSE(bad.ok());
+}
+
+TEST(LmdbTsdb, LongLabelValuesAreIndexed) {
+  TempDir dir;
+  auto h = load(dir.str());
+  ASSERT_TRUE(h);
+  std::string long1(2000, 'x'), long2(2000, 'x');
+  long2.back() = 'y';
+  Batch b;
+  b.add("m", {{"v", long1}}, 1, kT0);
+  b.add("m", {{"v", long2}}, 2, kT0);
+  ASSERT_TRUE(h->write(b).ok());
+  StorageClient c(h->reader());
+  auto s = select(c, {{MatchType::Equal, "v", long2}});
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].vs[0], 2);
+  auto vals = c.label_values("v", {}, INT64_MIN, INT64_MAX);
+  ASSERT_TRUE(vals.ok());
+  EXPECT_EQ(*vals, (std::vector<std::string>{long1, long2}));
+}
+
+TEST(LmdbTsdb, OutOfOrderAndDuplicatesAreRejectedPerSample) {
+  TempDir dir;
+  auto h = load(dir.str());
+  ASSERT_TRUE(h);
+  Batch b;
+  b.add("m", {}, 1, kT0 + 1000);
+  b.add("m", {}, 2, kT0 + 2000);
+  ASSERT_TRUE(h->write(b).ok());
+  Batch c2;
+  c2.add("m", {}, 9, kT0 + 500);   // out of order
+  c2.add("m", {}, 2, kT0 + 2000);  // identical duplicate: ignored
+  c2.add("m", {}, 3, kT0 + 2000);  // duplicate timestamp, other value: rejected
+  c2.add("m", {}, moni::stale_nan(), kT0 + 3000);
+  c2.add("m", {}, std::numeric_limits<double>::quiet_NaN(), kT0 + 3000);  // differs from stale
+  c2.add("other", {}, 1, kT0);
+  ASSERT_TRUE(h->write(c2).ok());
+  StorageClient c(h->reader());
+  auto s = select(c, {{MatchType::Equal, "__name__", "m"}});
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].ts, (std::vector<int64_t>{kT0 + 1000, kT0 + 2000, kT0 + 3000}));
+  EXPECT_EQ(s[0].vs[1], 2);
+  EXPECT_TRUE(moni::is_stale_nan(s[0].vs[2]));
+  EXPECT_EQ(metric(*h, "moni_tsdb_out_of_order_samples_total"), 1);
+  EXPECT_EQ(metric(*h, "moni_tsdb_duplicate_samples_total", "action", "ignored"), 1);
+  EXPECT_EQ(metric(*h, "moni_tsdb_duplicate_samples_total", "action", "rejected"), 2);
+  EXPECT_EQ(metric(*h, "moni_tsdb_samples_appended_total"), 4);
+}
+
+TEST(LmdbTsdb, ConcurrentReadersDuringWrites) {
+  TempDir dir;
+  auto h = load(dir.str(), "map_size = \"1MiB\"\nsync = \"none\"");
+  ASSERT_TRUE(h);
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  std::thread reader([&] {
+    StorageClient c(h->reader());
+    while (!done) {
+      auto r = c.select(std::vector<Matcher>{{MatchType::Regex, "__name__", "m.*"}}, INT64_MIN,
+                        INT64_MAX, true, [&](const moni::SeriesView& v) {
+                          for (size_t i = 1; i < v.timestamps_ms.size(); ++i)
+                            EXPECT_LT(v.timestamps_ms[i - 1], v.timestamps_ms[i]);
+                          return true;
+                        });
+      EXPECT_TRUE(r.ok());
+      ++reads;
+    }
+  });
+  // Starts with a 1 MiB map: writing ~6 MB makes it grow several times.
+  for (int i = 0; i < 200; ++i) {
+    Batch b;
+    for (int s = 0; s < 500; ++s)
+      b.add("m" + std::to_string(s % 7), {{"s", std::to_string(s)}}, i * 1.5 + s, kT0 + i * 15000);
+    auto r = h->write(b);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+  }
+  done = true;
+  reader.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_GT(metric(*h, "moni_tsdb_map_grows_total"), 0);
+  EXPECT_EQ(metric(*h, "moni_tsdb_samples_appended_total"), 100000);
+}
+
+TEST(LmdbTsdb, RetentionByAgeDeletesOldChunksAndSeries) {
+  TempDir dir;
+  auto o = opts(dir.str());
+  o.retention_ms = 3600000;  // 1h
+  auto db = moni::tsdb::Db::open(o);
+  ASSERT_TRUE(db.ok());
+  // "old" stops after 2h; "new" runs for 6h at 15s.
+  for (int i = 0; i < 6 * 240; ++i) {
+    Batch b;
+    if (i < 480) b.add("old", {}, i, kT0 + i * 15000LL);
+    b.add("new", {}, i, kT0 + i * 15000LL);
+    ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
+  }
+  ASSERT_TRUE((*db)->enforce_retention().ok());
+  auto& st = (*db)->stats();
+  EXPECT_GT(st.retention_chunks_age.load(), 0u);
+  EXPECT_EQ(st.retention_series.load(), 1u);
+  auto c = (*db)->select(std::vector<Matcher>{}, INT64_MIN, INT64_MAX, true);
+  ASSERT_TRUE(c.ok());
+  moni_series_view v{};
+  auto r = (*c)->next(v);
+  ASSERT_TRUE(r.ok() && *r);
+  EXPECT_EQ(moni::find_label(v.labels, v.label_count, "__name__"), "new");
+  // Only whole chunks go: what is left starts within a chunk of the cutoff.
+  int64_t cutoff = kT0 + (6 * 240 - 1) * 15000LL - 3600000;
+  EXPECT_GE(v.timestamps_ms[0], cutoff - 8 * 3600000LL);
+  EXPECT_LT(v.timestamps_ms[0], cutoff + 1);
+  EXPECT_EQ(v.timestamps_ms[v.sample_count - 1], kT0 + (6 * 240 - 1) * 15000LL);
+  r = (*c)->next(v);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(*r);
+  // New samples for a deleted series start it afresh.
+  Batch b;
+  b.add("old", {}, 1, kT0 + 7 * 3600000LL);
+  ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
+  EXPECT_EQ(st.series.load(), 2);
+}
+
+TEST(LmdbTsdb, RetentionBySizeKeepsTheNewestData) {
+  TempDir dir;
+  auto o = opts(dir.str());
+  o.retention_ms = 0;
+  auto db = moni::tsdb::Db::open(o);
+  ASSERT_TRUE(db.ok());
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 1000; ++i) {
+    Batch b;
+    for (int s = 0; s < 100; ++s)
+      b.add("m", {{"s", std::to_string(s)}}, std::bit_cast<double>(rng() >> 2), kT0 + i * 15000LL);
+    ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
+  }
+  uint64_t before = (*db)->used_bytes();
+  moni::tsdb::Options o2 = o;
+  (*db).reset();
+  o2.retention_bytes = before / 2;
+  db = moni::tsdb::Db::open(o2);
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->enforce_retention().ok());
+  EXPECT_LE((*db)->used_bytes(), before / 2);
+  EXPECT_GT((*db)->stats().retention_chunks_size.load(), 0u);
+  auto c = (*db)->select(std::vector<Matcher>{{MatchType::Equal, "s", "5"}}, INT64_MIN, INT64_MAX, true);
+  ASSERT_TRUE(c.ok());
+  moni_series_view v{};
+  auto r = (*c)->next(v);
+  ASSERT_TRUE(r.ok() && *r);
+  EXPECT_EQ(v.timestamps_ms[v.sample_count - 1], kT0 + 999 * 15000LL);
+  EXPECT_GT(v.timestamps_ms[0], kT0);
+}
+
+TEST(LmdbTsdb, BackupWhileWritingAndRestore) {
+  TempDir dir;
+  auto h = load(dir.str(), "sync = \"none\"");
+  ASSERT_TRUE(h);
+  for (int i = 0; i < 300; ++i) {
+    Batch b;
+    b.describe("m", moni::MetricType::Counter, "help");
+    b.add("m", {{"k", "v"}}, i, kT0 + i * 1000);
+    ASSERT_TRUE(h->write(b).ok());
+  }
+  // A second process-like handle (read-only env, as `moni backup` opens it)
+  // copies while the instance keeps writing.
+  auto ro = opts(dir.str() + "/tsdb");
+  ro.read_only = true;
+  auto db = moni::tsdb::Db::open(ro);
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  std::thread writer([&] {
+    for (int i = 300; i < 600; ++i) {
+      Batch b;
+      b.add("m", {{"k", "v"}}, i, kT0 + i * 1000);
+      ASSERT_TRUE(h->write(b).ok());
+    }
+  });
+  std::string bdir = dir.str() + "/bk";
+  auto r = (*db)->backup_to(bdir);
+  writer.join();
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE((*db)->backup_to(bdir).ok()) << "refuses a directory holding a database";
+  db->reset();
+
+  // Restore into a fresh instance directory and query it.
+  std::string target = dir.str() + "/restored/tsdb";
+  ASSERT_TRUE(moni::tsdb::restore_backup(bdir, target, false).ok());
+  auto h2 = load(dir.str() + "/restored");
+  ASSERT_TRUE(h2);
+  StorageClient c(h2->reader());
+  auto s = select(c, {{MatchType::Equal, "k", "v"}});
+  ASSERT_EQ(s.size(), 1u);
+  ASSERT_GE(s[0].ts.size(), 300u);
+  for (size_t i = 0; i < s[0].ts.size(); ++i) {
+    EXPECT_EQ(s[0].ts[i], kT0 + int64_t(i) * 1000);
+    EXPECT_EQ(s[0].vs[i], double(i));
+  }
+  auto md = c.metadata("m");
+  ASSERT_TRUE(md.ok());
+  EXPECT_EQ(md->size(), 1u);
+  // Restoring over a database with data needs --force.
+  h2->stop();
+  auto again = moni::tsdb::restore_backup(bdir, target, false);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.error().message.find("--force"), std::string::npos);
+  EXPECT_TRUE(moni::tsdb::restore_backup(bdir, target, true).ok());
+  EXPECT_FALSE(moni::tsdb::restore_backup(dir.str() + "/nothing", target, true).ok());
+}
+
+TEST(LmdbTsdb, ScheduledBackupsKeepN) {
+  TempDir dir;
+  std::string bdir = dir.str() + "/backups";
+  auto h = load(dir.str(), "[backup]\ninterval = \"300ms\"\ndir = \"" + bdir + "\"\nkeep = 2\n");
+  ASSERT_TRUE(h);
+  Batch b;
+  b.add("m", {}, 1, kT0);
+  ASSERT_TRUE(h->write(b).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_GE(metric(*h, "moni_tsdb_backups_total", "result", "success"), 3);
+  h->stop();
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(bdir)) {
+    EXPECT_EQ(e.path().filename().string().rfind("backup-", 0), 0u) << e.path();
+    EXPECT_TRUE(fs::exists(e.path() / "data.mdb"));
+    ++n;
+  }
+  EXPECT_EQ(n, 2);
+}
+
+TEST(LmdbTsdb, ImportOpenMetricsWithTimestamps) {
+  TempDir dir;
+  std::string file = dir.str() + "/in.om";
+  {
+    std::ofstream f(file);
+    f << "# TYPE http_requests counter\n# HELP http_requests Requests.\n";
+    // File order is by series, not by time.
+    for (int i = 0; i < 50; ++i)
+      f << "http_requests_total{code=\"200\"} " << i * 10 << " " << (1700000000 + i * 15) << "\n";
+    for (int i = 0; i < 50; ++i)
+      f << "http_requests_total{code=\"500\"} " << i << " " << (1700000000 + i * 15) << ".5\n";
+    f << "# EOF\n";
+  }
+  {
+    auto db = moni::tsdb::Db::open(opts(dir.str() + "/tsdb"));
+    ASSERT_TRUE(db.ok());
+    auto r = moni::tsdb::import_text_file(**db, file, 0);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(*r, 100u);
+  }
+  auto h = load(dir.str());
+  ASSERT_TRUE(h);
+  StorageClient c(h->reader());
+  auto s = select(c, {{MatchType::Equal, "code", "500"}});
+  ASSERT_EQ(s.size(), 1u);
+  ASSERT_EQ(s[0].ts.size(), 50u);
+  EXPECT_EQ(s[0].ts[1], 1700000015500);
+  EXPECT_EQ(s[0].vs[49], 49);
+  auto md = c.metadata("http_requests");
+  ASSERT_TRUE(md.ok());
+  ASSERT_EQ(md->size(), 1u);
+  EXPECT_EQ((*md)[0].type, moni::MetricType::Counter);
+}
+
+TEST(LmdbTsdb, DiskFullIsReportedAndAppendsResume) {
+  TempDir dir;
+  auto db = moni::tsdb::Db::open(opts(dir.str()));
+  ASSERT_TRUE(db.ok());
+  Batch first;
+  first.add("m", {{"s", "0"}}, 1, kT0);
+  ASSERT_TRUE((*db)->write(BatchView(first.view())).ok());
+  // A file size limit stands in for a full disk (EFBIG like ENOSPC).
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  getrlimit(RLIMIT_FSIZE, &old);
+  rlimit lim = old;
+  lim.rlim_cur = (*db)->file_bytes() + 64 * 1024;
+  setrlimit(RLIMIT_FSIZE, &lim);
+  bool failed = false;
+  std::string msg;
+  int i = 1;
+  for (; i < 400 && !failed; ++i) {
+    Batch b;
+    for (int s = 0; s < 200; ++s)
+      b.add("m", {{"s", std::to_string(s)}, {"pad", std::string(100, 'p')}}, i, kT0 + i * 1000);
+    auto r = (*db)->write(BatchView(b.view()));
+    if (!r.ok()) {
+      failed = true;
+      msg = r.error().message;
+    }
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  ASSERT_TRUE(failed);
+  EXPECT_NE(msg.find("disk full"), std::string::npos) << msg;
+  EXPECT_EQ((*db)->stats().write_errors_disk_full.load(), 1u);
+  // The failed batch left nothing behind; the same batch now goes in.
+  int failed_i = i - 1;
+  Batch b;
+  for (int s = 0; s < 200; ++s)
+    b.add("m", {{"s", std::to_string(s)}, {"pad", std::string(100, 'p')}}, failed_i, kT0 + failed_i * 1000);
+  auto r = (*db)->write(BatchView(b.view()));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->appended, 200u);
+  db->reset();
+  auto db2 = moni::tsdb::Db::open(opts(dir.str()));
+  ASSERT_TRUE(db2.ok());
+  auto c = (*db2)->select(std::vector<Matcher>{{MatchType::Equal, "s", "7"}}, INT64_MIN, INT64_MAX, true);
+  ASSERT_TRUE(c.ok());
+  moni_series_view v{};
+  auto n = (*c)->next(v);
+  ASSERT_TRUE(n.ok() && *n);
+  EXPECT_EQ(v.sample_count, static_cast<size_t>(failed_i));
+  EXPECT_EQ(v.timestamps_ms[v.sample_count - 1], kT0 + failed_i * 1000);
+}
+
+TEST(LmdbTsdb, ConfigErrorsAreReported) {
+  TempDir dir;
+  auto h = PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"),
+                               "sync = \"sometimes\"\nretention = \"15x\"\nbogus = 1\n", "tsdb",
+                               dir.str());
+  ASSERT_FALSE(h.ok());
+  const std::string& m = h.error().message;
+  EXPECT_NE(m.find("sync must be one of"), std::string::npos) << m;
+  EXPECT_NE(m.find("retention"), std::string::npos) << m;
+  EXPECT_NE(m.find("unknown option 'bogus'"), std::string::npos) << m;
+}
