@@ -1,0 +1,50 @@
+#include "gzip.hpp"
+
+#include <zlib.h>
+
+#include <charconv>
+
+namespace moni::expo {
+
+bool accepts_gzip(std::string_view ae) {
+  while (!ae.empty()) {
+    size_t comma = ae.find(',');
+    std::string_view item = ae.substr(0, comma);
+    ae = comma == std::string_view::npos ? std::string_view() : ae.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    size_t semi = item.find(';');
+    std::string_view coding = item.substr(0, semi);
+    while (!coding.empty() && coding.back() == ' ') coding.remove_suffix(1);
+    if (coding != "gzip" && coding != "x-gzip" && coding != "*") continue;
+    double q = 1;
+    if (semi != std::string_view::npos) {
+      std::string_view params = item.substr(semi + 1);
+      size_t qp = params.find("q=");
+      if (qp != std::string_view::npos) {
+        std::string_view qs = params.substr(qp + 2);
+        std::from_chars(qs.data(), qs.data() + qs.size(), q);
+      }
+    }
+    if (q > 0) return true;
+  }
+  return false;
+}
+
+std::string gzip(std::string_view data, int level) {
+  z_stream zs{};
+  if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return {};
+  std::string out;
+  out.resize(deflateBound(&zs, static_cast<uLong>(data.size())) + 32);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  int rc = deflate(&zs, Z_FINISH);
+  size_t n = zs.total_out;
+  deflateEnd(&zs);
+  if (rc != Z_STREAM_END) return {};
+  out.resize(n);
+  return out;
+}
+
+}  // namespace moni::expo

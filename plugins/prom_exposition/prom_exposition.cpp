@@ -1,0 +1,237 @@
+// prom_exposition: serves the latest samples of its pipelines at /metrics
+// (text 0.0.4 or OpenMetrics by Accept, gzip when asked) and, when a
+// storage instance exists, Prometheus-style federation at /federate.
+#include "gzip.hpp"
+#include "selector.hpp"
+#include "series_store.hpp"
+
+#include <moni/sdk.hpp>
+#include <moni/text_format.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <unordered_set>
+
+namespace {
+
+using moni::expo::SeriesStore;
+namespace text = moni::text;
+
+/// Thread-safety: write() runs on pipeline workers; the HTTP handlers on
+/// host workers concurrently. The store synchronizes itself; counters are
+/// atomics; configuration is immutable after construction.
+class PromExposition : public moni::Output {
+ public:
+  static constexpr std::string_view plugin_name = "prom_exposition";
+  static constexpr std::string_view plugin_version = MONI_VERSION_STRING;
+  static constexpr std::string_view plugin_description =
+      "Prometheus /metrics exposition (text 0.0.4, OpenMetrics) and /federate";
+  static constexpr std::string_view sample_config = R"TOML(# path = "/metrics"          # where the latest samples are served
+# stale_after = "5m"         # series not written for this long disappear
+# timestamps = false         # write sample timestamps on /metrics
+# openmetrics = true         # answer Accept: application/openmetrics-text
+# gzip = true                # compress when the scraper accepts gzip
+# federate = true            # serve /federate from storage when one exists
+# federate_path = "/federate"
+# federate_lookback = "5m"   # newest sample at most this old per series
+# storage = ""               # storage instance for /federate ("" = the only one))TOML";
+
+  PromExposition(moni::Context& ctx, const moni::ConfigView& cfg) : ctx_(ctx) {
+    moni::ConfigReader r(cfg, "prom_exposition[" + std::string(ctx.instance_name()) + "]");
+    path_ = r.string("path", "/metrics");
+    stale_after_ms_ = r.duration_ms("stale_after", 5 * 60 * 1000);
+    timestamps_ = r.boolean("timestamps", false);
+    openmetrics_ = r.boolean("openmetrics", true);
+    gzip_ = r.boolean("gzip", true);
+    federate_ = r.boolean("federate", true);
+    federate_path_ = r.string("federate_path", "/federate");
+    lookback_ms_ = r.duration_ms("federate_lookback", 5 * 60 * 1000);
+    storage_name_ = r.string("storage", "");
+    if (path_.empty() || path_[0] != '/')
+      r.error(r.raw("path"), "path must start with '/' (got \"" + path_ + "\")");
+    if (federate_path_.empty() || federate_path_[0] != '/')
+      r.error(r.raw("federate_path"), "federate_path must start with '/'");
+    if (stale_after_ms_ <= 0) r.error(r.raw("stale_after"), "stale_after must be > 0");
+    if (lookback_ms_ <= 0) r.error(r.raw("federate_lookback"), "federate_lookback must be > 0");
+    r.finish();
+    store_.emplace(stale_after_ms_);
+  }
+
+  moni::Result<void> start() override {
+    auto r = ctx_.route(path_, [this](const moni::HttpRequest& q, moni::HttpResponse& a) {
+      serve_metrics(q, a);
+    });
+    if (!r) return moni::make_error("prom_exposition: cannot serve " + path_ + ": " + r.error().message);
+    if (federate_) {
+      storage_ = ctx_.storage(storage_name_);
+      if (storage_) {
+        auto f = ctx_.route(federate_path_, [this](const moni::HttpRequest& q, moni::HttpResponse& a) {
+          serve_federate(q, a);
+        });
+        if (!f)
+          return moni::make_error("prom_exposition: cannot serve " + federate_path_ + ": " +
+                                  f.error().message);
+      } else {
+        ctx_.info("prom_exposition: no storage instance, " + federate_path_ + " is not served");
+      }
+    }
+    return {};
+  }
+
+  moni::Result<void> write(const moni::BatchView& batch) override {
+    store_->write(batch, ctx_.now_ms());
+    return {};
+  }
+
+  void self_metrics(moni::Batch& out) override {
+    std::string_view inst = ctx_.instance_name();
+    out.describe("moni_prom_exposition_series", moni::MetricType::Gauge,
+                 "Series currently held for exposition.");
+    out.add("moni_prom_exposition_series", {{"instance_name", inst}},
+            static_cast<double>(store_->size()));
+    out.describe("moni_prom_exposition_requests_total", moni::MetricType::Counter,
+                 "HTTP requests served, by route.");
+    out.add("moni_prom_exposition_requests_total", {{"instance_name", inst}, {"route", "metrics"}},
+            static_cast<double>(metrics_requests_.load()));
+    out.add("moni_prom_exposition_requests_total", {{"instance_name", inst}, {"route", "federate"}},
+            static_cast<double>(federate_requests_.load()));
+    out.describe("moni_prom_exposition_render_seconds", moni::MetricType::Gauge,
+                 "Time the last /metrics response took to render.");
+    out.add("moni_prom_exposition_render_seconds", {{"instance_name", inst}},
+            static_cast<double>(last_render_ns_.load()) / 1e9);
+  }
+
+ private:
+  text::Format format_for(const moni::HttpRequest& req) const {
+    return openmetrics_ ? text::negotiate(req.header("accept")) : text::Format::Text;
+  }
+
+  void respond(const moni::HttpRequest& req, moni::HttpResponse& resp, text::Format f,
+               std::string& body) {
+    resp.status(200);
+    resp.header("Content-Type", text::content_type(f));
+    if (gzip_ && accepts_gzip_header(req) && !body.empty()) {
+      std::string z = moni::expo::gzip(body);
+      if (!z.empty()) {
+        resp.header("Content-Encoding", "gzip");
+        resp.header("Vary", "Accept-Encoding");
+        resp.body(z);
+        return;
+      }
+    }
+    resp.body(body);
+  }
+
+  static bool accepts_gzip_header(const moni::HttpRequest& req) {
+    return moni::expo::accepts_gzip(req.header("accept-encoding"));
+  }
+
+  void serve_metrics(const moni::HttpRequest& req, moni::HttpResponse& resp) {
+    ++metrics_requests_;
+    if (req.method() != "GET" && req.method() != "HEAD") {
+      resp.status(405);
+      resp.header("Allow", "GET, HEAD");
+      resp.body("prom_exposition: only GET is allowed on " + path_ + "\n");
+      return;
+    }
+    text::Format f = format_for(req);
+    std::string body;
+    auto t0 = std::chrono::steady_clock::now();
+    store_->snapshot(ctx_.now_ms(), [&](std::span<const moni_sample> s,
+                                        std::span<const moni_metadata> m) {
+      moni_batch b{s.data(), s.size(), m.data(), m.size()};
+      text::RenderOptions o;
+      o.format = f;
+      o.timestamps = timestamps_;
+      text::Renderer r;
+      r.render(b, body, o);
+    });
+    last_render_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now() - t0)
+                          .count();
+    if (req.method() == "HEAD") body.clear();
+    respond(req, resp, f, body);
+  }
+
+  void serve_federate(const moni::HttpRequest& req, moni::HttpResponse& resp) {
+    ++federate_requests_;
+    auto params = req.params();
+    auto selectors = moni::params_all(params, "match[]");
+    if (selectors.empty()) {
+      resp.status(400);
+      resp.body("federate: at least one match[] parameter is required, e.g. "
+                "match[]={job=\"node\"}\n");
+      return;
+    }
+    std::vector<std::vector<moni::Matcher>> sets;
+    for (const auto& s : selectors) {
+      auto m = moni::expo::parse_selector(s);
+      if (!m) {
+        resp.status(400);
+        resp.body("federate: " + m.error().message + "\n");
+        return;
+      }
+      sets.push_back(std::move(*m));
+    }
+    const int64_t now = ctx_.now_ms();
+    moni::Batch out;
+    std::unordered_set<std::string> seen;
+    std::string key;
+    for (const auto& ms : sets) {
+      auto r = storage_->select(ms, now - lookback_ms_, now, true, [&](const moni::SeriesView& v) {
+        // Newest non-stale sample not after now.
+        for (size_t i = v.values.size(); i-- > 0;) {
+          if (v.timestamps_ms[i] > now) continue;
+          if (moni::is_stale_nan(v.values[i])) break;  // the series ended
+          key.clear();
+          for (const auto& l : v.labels) {
+            key.append(moni::sv(l.name));
+            key += '\0';
+            key.append(moni::sv(l.value));
+            key += '\0';
+          }
+          if (seen.insert(key).second)
+            out.add_sorted(v.labels.data(), static_cast<uint32_t>(v.labels.size()), v.values[i],
+                           v.timestamps_ms[i]);
+          break;
+        }
+        return true;
+      });
+      if (!r) {
+        resp.status(500);
+        resp.body("federate: storage select failed: " + r.error().message + "\n");
+        return;
+      }
+    }
+    std::vector<moni_metadata> meta;
+    auto md = storage_->metadata();
+    if (md) {
+      meta.reserve(md->size());
+      for (const auto& m : *md)
+        meta.push_back({moni::ms(m.family), static_cast<uint32_t>(m.type), moni::ms(m.help),
+                        moni::ms(m.unit)});
+    }
+    text::Format f = format_for(req);
+    text::RenderOptions o;
+    o.format = f;
+    o.timestamps = true;
+    std::string body;
+    text::Renderer rn;
+    rn.render(out.view(), body, o, meta);
+    respond(req, resp, f, body);
+  }
+
+  moni::Context& ctx_;
+  std::string path_, federate_path_, storage_name_;
+  int64_t stale_after_ms_ = 0, lookback_ms_ = 0;
+  bool timestamps_ = false, openmetrics_ = true, gzip_ = true, federate_ = true;
+  std::optional<SeriesStore> store_;
+  std::optional<moni::StorageClient> storage_;
+  std::atomic<uint64_t> metrics_requests_{0}, federate_requests_{0};
+  std::atomic<int64_t> last_render_ns_{0};
+};
+
+}  // namespace
+
+MONI_EXPORT_PLUGIN(PromExposition)
