@@ -4,6 +4,7 @@
 #include "text_parse.hpp"
 
 #include <cerrno>
+#include <unistd.h>
 
 namespace moni::node {
 namespace {
@@ -39,6 +40,12 @@ class Cpufreq : public SubCollector {
       return io_error("cpufreq", dir_);
     for (size_t c = 0; c < used_; ++c) {
       auto& cpu = cpus_[c];
+      join(path_, dir_, "cpu");
+      path_.append(cpu.name).append("/cpufreq");
+      if (::access(path_.c_str(), F_OK) != 0) {  // no driver: one syscall, not six
+        for (bool& h : cpu.has) h = false;
+        continue;
+      }
       for (size_t f = 0; f < kN; ++f) {
         join(path_, dir_, "cpu");
         path_.append(cpu.name).append("/cpufreq/").append(kFamilies[f].file);

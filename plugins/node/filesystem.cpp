@@ -5,6 +5,8 @@
 #include "sub_collector.hpp"
 #include "text_parse.hpp"
 
+#include <cstdint>
+
 namespace moni::node {
 namespace {
 
@@ -79,8 +81,8 @@ class Filesystem : public SubCollector {
       m.mount_point.assign(scratch_);
       m.fstype.assign(fstype);
       m.readonly = has_option(options, "ro");
-      stat(m);
     }
+    stat_mounts();
     emit(out, kSize, [](const Mount& m) { return m.size; });
     emit(out, kFree, [](const Mount& m) { return m.free; });
     emit(out, kAvail, [](const Mount& m) { return m.avail; });
@@ -101,6 +103,7 @@ class Filesystem : public SubCollector {
   struct Mount {
     std::string device, mount_point, fstype;
     bool readonly = false, error = false;
+    size_t job = 0;  // index into jobs_
     double size = 0, free = 0, avail = 0, files = 0, files_free = 0;
   };
 
@@ -120,20 +123,34 @@ class Filesystem : public SubCollector {
     return false;
   }
 
-  void stat(Mount& m) {
-    join(path_, rootfs_, m.mount_point);
-    m.error = true;
-    if (worker_.stuck(path_)) return;  // still blocked since an earlier cycle
-    struct statfs st;
-    int err = 0;
-    if (worker_.stat(path_, timeout_, st, err) != StatfsWorker::Outcome::Ok) return;
-    m.error = false;
-    double bs = static_cast<double>(st.f_bsize);
-    m.size = static_cast<double>(st.f_blocks) * bs;
-    m.free = static_cast<double>(st.f_bfree) * bs;
-    m.avail = static_cast<double>(st.f_bavail) * bs;
-    m.files = static_cast<double>(st.f_files);
-    m.files_free = static_cast<double>(st.f_ffree);
+  // statfs of every non-stuck mount in one hand-off to the worker.
+  void stat_mounts() {
+    size_t n = 0;
+    for (size_t i = 0; i < used_; ++i) {
+      Mount& m = mounts_v_[i];
+      m.error = true;
+      join(path_, rootfs_, m.mount_point);
+      if (worker_.stuck(path_)) {
+        m.job = SIZE_MAX;  // still blocked since an earlier cycle
+        continue;
+      }
+      if (n == jobs_.size()) jobs_.emplace_back();
+      jobs_[n].path.assign(path_);
+      m.job = n++;
+    }
+    worker_.stat_all(jobs_, n, timeout_);
+    for (size_t i = 0; i < used_; ++i) {
+      Mount& m = mounts_v_[i];
+      if (m.job == SIZE_MAX || jobs_[m.job].outcome != StatfsWorker::Outcome::Ok) continue;
+      const struct statfs& st = jobs_[m.job].st;
+      m.error = false;
+      double bs = static_cast<double>(st.f_bsize);
+      m.size = static_cast<double>(st.f_blocks) * bs;
+      m.free = static_cast<double>(st.f_bfree) * bs;
+      m.avail = static_cast<double>(st.f_bavail) * bs;
+      m.files = static_cast<double>(st.f_files);
+      m.files_free = static_cast<double>(st.f_ffree);
+    }
   }
 
   template <class F>
@@ -154,6 +171,7 @@ class Filesystem : public SubCollector {
   const Pattern& fs_types_exclude_;
   std::chrono::milliseconds timeout_;
   StatfsWorker worker_;
+  std::vector<StatfsWorker::Job> jobs_;
   std::vector<Mount> mounts_v_;
   size_t used_ = 0;
 };

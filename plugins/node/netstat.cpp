@@ -17,6 +17,7 @@ class Netstat : public SubCollector {
   }
   Result<void> collect(Batch& out) override {
     std::string_view text;
+    fields_.rewind();
     for (const std::string* f : {&netstat_, &snmp_}) {
       if (!reader_.read(*f, text)) return io_error("netstat", *f);
       if (auto r = paired(text, out, *f); !r) return r;
@@ -68,7 +69,7 @@ class Netstat : public SubCollector {
     out.add(name_, {}, v);
     return {};
   }
-  const Pattern& fields_;
+  MatchCache fields_;
   std::string netstat_, snmp_, snmp6_, key_, name_, help_;
 };
 

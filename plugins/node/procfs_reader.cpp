@@ -18,6 +18,10 @@ struct Fd {
 };
 }  // namespace
 
+namespace {
+constexpr size_t kShortChunk = 2048;
+}  // namespace
+
 FileReader::FileReader() : buf_(4096) {}
 
 bool FileReader::read(const std::string& path, std::string_view& out) {
@@ -33,6 +37,11 @@ bool FileReader::read(const std::string& path, std::string_view& out) {
     }
     if (n == 0) break;
     used += static_cast<size_t>(n);
+    // Saves the read() that would return 0: seq_file (procfs) returns chunks
+    // cut at a record (line) boundary only when its page is nearly full, so a
+    // chunk shorter than half a page that did not fill our buffer ends the
+    // file; sysfs attributes come in one read.
+    if (used < buf_.size() && static_cast<size_t>(n) < kShortChunk) break;
   }
   out = std::string_view(buf_.data(), used);
   return true;

@@ -6,7 +6,6 @@
 #include <dlfcn.h>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 namespace moni::node {
 
@@ -15,13 +14,16 @@ struct StatfsWorker::Stuck {
   std::vector<std::string> paths;
 };
 
+// What the caller and one helper thread share. The helper owns a copy of
+// the paths so that an abandoned helper never touches the caller's memory.
 struct StatfsWorker::Channel {
   std::mutex m;
   std::condition_variable cv;
-  std::string path;
-  bool has_job = false, done = false, quit = false, abandoned = false;
-  struct statfs st {};
-  int err = 0;
+  std::vector<std::string> paths;
+  std::vector<struct statfs> st;
+  std::vector<int> err;
+  size_t n = 0, done = 0;
+  bool has_job = false, quit = false, abandoned = false;
   std::thread thread;
 };
 
@@ -59,50 +61,70 @@ void StatfsWorker::spawn() {
     for (;;) {
       ch->cv.wait(lk, [&] { return ch->has_job || ch->quit; });
       if (ch->quit) return;
-      path.assign(ch->path);
-      lk.unlock();
-      struct statfs st {};
-      int rc = ::statfs(path.c_str(), &st);
-      int err = rc == 0 ? 0 : errno;
-      lk.lock();
-      ch->st = st;
-      ch->err = err;
-      ch->has_job = false;
-      ch->done = true;
-      if (ch->abandoned) {
-        std::lock_guard sl(stuck->m);
-        auto& p = stuck->paths;
-        p.erase(std::remove(p.begin(), p.end(), path), p.end());
-        return;  // detached; the shared Channel dies with this lambda
+      while (ch->done < ch->n) {
+        size_t i = ch->done;
+        path.assign(ch->paths[i]);
+        lk.unlock();
+        struct statfs st {};
+        int rc = ::statfs(path.c_str(), &st);
+        int err = rc == 0 ? 0 : errno;
+        lk.lock();
+        if (ch->abandoned) {
+          std::lock_guard sl(stuck->m);
+          auto& p = stuck->paths;
+          p.erase(std::remove(p.begin(), p.end(), path), p.end());
+          return;  // detached; the shared Channel dies with this lambda
+        }
+        ch->st[i] = st;
+        ch->err[i] = err;
+        ch->done = i + 1;
+        ch->cv.notify_all();
       }
-      ch->cv.notify_all();
+      ch->has_job = false;
     }
   });
 }
 
-StatfsWorker::Outcome StatfsWorker::stat(const std::string& path,
-                                         std::chrono::milliseconds timeout, struct statfs& out,
-                                         int& err) {
-  std::unique_lock lk(ch_->m);
-  ch_->path.assign(path);
-  ch_->has_job = true;
-  ch_->done = false;
-  ch_->cv.notify_all();
-  if (!ch_->cv.wait_for(lk, timeout, [&] { return ch_->done; })) {
+void StatfsWorker::stat_all(std::vector<Job>& jobs, size_t n, std::chrono::milliseconds timeout) {
+  size_t start = 0;
+  while (start < n) {
+    std::unique_lock lk(ch_->m);
+    size_t m = n - start;
+    if (ch_->paths.size() < m) {
+      ch_->paths.resize(m);
+      ch_->st.resize(m);
+      ch_->err.resize(m);
+    }
+    for (size_t k = 0; k < m; ++k) ch_->paths[k].assign(jobs[start + k].path);
+    ch_->n = m;
+    ch_->done = 0;
+    ch_->has_job = true;
+    ch_->cv.notify_all();
+    size_t got = 0;
+    while (got < m) {
+      if (!ch_->cv.wait_for(lk, timeout, [&] { return ch_->done > got; })) break;
+      for (; got < ch_->done; ++got) {
+        Job& j = jobs[start + got];
+        j.st = ch_->st[got];
+        j.err = ch_->err[got];
+        j.outcome = j.err == 0 ? Outcome::Ok : Outcome::Error;
+      }
+    }
+    if (got == m) return;
+    // jobs[start + got] did not answer in time: leave its thread behind.
+    Job& hung = jobs[start + got];
+    hung.outcome = Outcome::TimedOut;
     ch_->abandoned = true;
     {
       std::lock_guard sl(stuck_->m);
-      stuck_->paths.push_back(path);
+      stuck_->paths.push_back(hung.path);
     }
     pin_library();
     ch_->thread.detach();
     lk.unlock();
     spawn();
-    return Outcome::TimedOut;
+    start += got + 1;
   }
-  out = ch_->st;
-  err = ch_->err;
-  return err == 0 ? Outcome::Ok : Outcome::Error;
 }
 
 bool StatfsWorker::stuck(const std::string& path) const {

@@ -12,6 +12,7 @@ class Vmstat : public SubCollector {
   Result<void> collect(Batch& out) override {
     std::string_view text;
     if (!reader_.read(file_, text)) return io_error("vmstat", file_);
+    fields_.rewind();
     while (!text.empty()) {
       std::string_view line = next_line(text);
       std::string_view key = next_field(line);
@@ -28,7 +29,7 @@ class Vmstat : public SubCollector {
   }
 
  private:
-  const Pattern& fields_;
+  MatchCache fields_;
   std::string file_, name_, help_;
 };
 
