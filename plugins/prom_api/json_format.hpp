@@ -1,0 +1,24 @@
+// Prometheus API JSON: the success/error envelope and query results, with
+// values as strings in Go's float formatting and timestamps as seconds.
+#pragma once
+
+#include "promql/engine.hpp"
+
+#include <string>
+#include <string_view>
+
+namespace moni::prom_api {
+
+void append_json_string(std::string& out, std::string_view s);
+void append_labels(std::string& out, const Labels& ls);
+/// Milliseconds as Prometheus writes them: 1435781451.781
+void append_timestamp(std::string& out, int64_t ms);
+/// {"status":"success","data":{"resultType":...,"result":...}}
+std::string query_success(const promql::QueryResult& r);
+/// {"status":"success","data":<data_json>}
+std::string success(std::string_view data_json);
+std::string error_body(std::string_view error_type, std::string_view message);
+/// The HTTP status Prometheus uses for an error type.
+unsigned http_status(std::string_view error_type);
+
+}  // namespace moni::prom_api

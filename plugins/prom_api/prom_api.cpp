@@ -1,0 +1,304 @@
+// prom_api: serves Prometheus's HTTP query API (/api/v1/...) over a moni
+// storage instance, so Grafana and promtool read moni as they read Prometheus.
+#include "api_params.hpp"
+#include "json_format.hpp"
+#include "promql/engine.hpp"
+#include "promql/parser.hpp"
+
+#include <moni/sdk.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+namespace {
+
+using moni::prom_api::error_body;
+using moni::prom_api::http_status;
+
+// The engine's view of a storage instance. Thread-safety: StorageClient is
+// safe from any thread, and this adds no state.
+class StorageQueryable : public moni::promql::Queryable {
+ public:
+  explicit StorageQueryable(moni::StorageClient c) : c_(c) {}
+  moni::Result<void> select(
+      std::span<const moni::Matcher> matchers, int64_t mint, int64_t maxt,
+      const std::function<bool(moni::Labels&&, std::vector<moni::promql::Point>&&)>& fn)
+      const override {
+    return c_.select(matchers, mint, maxt, true, [&](const moni::SeriesView& s) {
+      moni::Labels ls;
+      ls.reserve(s.labels.size());
+      for (const auto& l : s.labels) ls.push_back({std::string(moni::sv(l.name)), std::string(moni::sv(l.value))});
+      std::sort(ls.begin(), ls.end());
+      std::vector<moni::promql::Point> pts(s.timestamps_ms.size());
+      for (size_t i = 0; i < pts.size(); ++i) pts[i] = {s.timestamps_ms[i], s.values[i]};
+      return fn(std::move(ls), std::move(pts));
+    });
+  }
+
+ private:
+  moni::StorageClient c_;
+};
+
+struct ApiError {
+  std::string type;
+  std::string message;
+};
+
+class PromApi : public moni::Output {
+ public:
+  static constexpr std::string_view plugin_name = "prom_api";
+  static constexpr std::string_view plugin_version = "0.1.0";
+  static constexpr std::string_view plugin_description =
+      "Prometheus HTTP query API (/api/v1/query, query_range, series, labels, ...) with a PromQL engine";
+  static constexpr std::string_view sample_config = R"(# storage = ""            # storage instance to query (default: the only one)
+# lookback_delta = "5m"    # how far back an instant selector looks for a sample
+# query_timeout = "2m"     # upper bound for a query (the timeout parameter may lower it)
+# max_samples = 50000000   # samples one query may load
+# max_series = 0           # series one selector may select (0: unlimited))";
+
+  PromApi(moni::Context& ctx, const moni::ConfigView& cfg) : ctx_(ctx) {
+    moni::ConfigReader r(cfg, "prom_api");
+    storage_ = r.string("storage", "");
+    opts_.lookback_ms = r.duration_ms("lookback_delta", 5 * 60 * 1000);
+    opts_.timeout = std::chrono::milliseconds(r.duration_ms("query_timeout", 2 * 60 * 1000));
+    opts_.max_samples = r.integer("max_samples", 50'000'000, 1);
+    opts_.max_series = static_cast<size_t>(r.integer("max_series", 0, 0));
+    r.finish();
+  }
+
+  moni::Result<void> start() override {
+    return ctx_.route("/api/v1/", [this](const moni::HttpRequest& req, moni::HttpResponse& resp) {
+      handle(req, resp);
+    });
+  }
+
+ private:
+  void handle(const moni::HttpRequest& req, moni::HttpResponse& resp) {
+    std::string body;
+    unsigned status = 200;
+    try {
+      body = dispatch(req);
+    } catch (const ApiError& e) {
+      status = http_status(e.type);
+      body = error_body(e.type, e.message);
+    }
+    resp.status(status);
+    resp.header("content-type", "application/json");
+    resp.body(body);
+  }
+
+  [[noreturn]] static void fail(std::string type, std::string msg) {
+    throw ApiError{std::move(type), std::move(msg)};
+  }
+
+  moni::StorageClient storage() const {
+    auto c = ctx_.storage(storage_);
+    if (!c)
+      fail("unavailable", storage_.empty() ? "prom_api: no storage instance is configured"
+                                           : "prom_api: storage instance '" + storage_ + "' not found");
+    return *c;
+  }
+
+  static int64_t time_param(const moni::Params& p, const char* key, int64_t def) {
+    auto v = moni::param(p, key);
+    if (!v || v->empty()) return def;
+    auto t = moni::prom_api::parse_time(*v);
+    if (!t) fail("bad_data", std::string("invalid parameter \"") + key + "\": " + t.error().message);
+    return *t;
+  }
+
+  std::string dispatch(const moni::HttpRequest& req) {
+    if (req.method() != "GET" && req.method() != "POST") fail("bad_data", "method not allowed");
+    std::string_view path = req.path();
+    moni::Params p = req.params();
+    if (path == "/api/v1/query") return query(p, false);
+    if (path == "/api/v1/query_range") return query(p, true);
+    if (path == "/api/v1/series") return series(p);
+    if (path == "/api/v1/labels") return labels(p);
+    if (path.starts_with("/api/v1/label/") && path.ends_with("/values")) {
+      std::string_view name = path.substr(14, path.size() - 14 - 7);
+      auto decoded = moni::url_decode(name, false);
+      return label_values(decoded ? *decoded : std::string(name), p);
+    }
+    if (path == "/api/v1/metadata") return metadata(p);
+    if (path == "/api/v1/status/buildinfo")
+      return moni::prom_api::success(
+          R"({"version":"2.42.0","revision":"moni-prom_api-0.1.0","branch":"moni","buildUser":"moni","buildDate":"","goVersion":"none"})");
+    if (path == "/api/v1/status/runtimeinfo")
+      return moni::prom_api::success(
+          R"({"startTime":"","CWD":"","reloadConfigSuccess":true,"lastConfigTime":"","corruptionCount":0,"goroutineCount":0,"GOMAXPROCS":0,"GOGC":"","GODEBUG":"","storageRetention":""})");
+    if (path == "/api/v1/status/flags") return moni::prom_api::success("{}");
+    if (path == "/api/v1/query_exemplars") return moni::prom_api::success("[]");
+    if (path == "/api/v1/rules") return moni::prom_api::success(R"({"groups":[]})");
+    if (path == "/api/v1/alerts") return moni::prom_api::success(R"({"alerts":[]})");
+    fail("not_found", "unknown API endpoint " + std::string(path));
+  }
+
+  std::string query(const moni::Params& p, bool is_range) {
+    auto q = moni::param(p, "query");
+    std::string qs = q ? *q : "";
+    moni::promql::QueryOptions o = opts_;
+    if (auto to = moni::param(p, "timeout"); to && !to->empty()) {
+      auto d = moni::prom_api::parse_duration(*to);
+      if (!d) fail("bad_data", "invalid parameter \"timeout\": " + d.error().message);
+      o.timeout = std::min(o.timeout, std::chrono::milliseconds(*d));
+    }
+    int64_t start, end, step = 0;
+    if (is_range) {
+      auto s = moni::param(p, "start"), e = moni::param(p, "end");
+      start = time_param(p, "start", 0);
+      if (!s || s->empty()) fail("bad_data", "invalid parameter \"start\": cannot parse \"\" to a valid timestamp");
+      if (!e || e->empty()) fail("bad_data", "invalid parameter \"end\": cannot parse \"\" to a valid timestamp");
+      end = time_param(p, "end", 0);
+      if (end < start) fail("bad_data", "end timestamp must not be before start time");
+      auto st = moni::param(p, "step");
+      auto d = moni::prom_api::parse_duration(st ? *st : "");
+      if (!d) fail("bad_data", "invalid parameter \"step\": " + d.error().message);
+      step = *d;
+      if (step <= 0)
+        fail("bad_data", "zero or negative query resolution step widths are not accepted. Try a positive integer");
+      if ((end - start) / step > 11000)
+        fail("bad_data", "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)");
+    } else {
+      start = end = time_param(p, "time", ctx_.now_ms());
+    }
+    auto expr = moni::promql::parse(qs);
+    if (!expr) fail("bad_data", "invalid parameter \"query\": " + expr.error().message);
+    StorageQueryable sq(storage());
+    moni::promql::Engine engine(sq, o);
+    auto res = engine.exec(**expr, start, end, step, !is_range);
+    if (!res.ok()) {
+      std::string msg = res.message;
+      if (res.error == moni::promql::ErrorType::BadData) msg = "invalid parameter \"query\": " + msg;
+      fail(moni::promql::error_type_name(res.error), msg);
+    }
+    return moni::prom_api::query_success(res);
+  }
+
+  static std::vector<std::vector<moni::Matcher>> matcher_sets(const moni::Params& p) {
+    std::vector<std::vector<moni::Matcher>> out;
+    for (const auto& m : moni::params_all(p, "match[]")) {
+      auto e = moni::promql::parse(m);
+      if (!e) fail("bad_data", "invalid parameter \"match[]\": " + e.error().message);
+      if ((*e)->kind != moni::promql::ExprKind::VectorSelector)
+        fail("bad_data", "invalid parameter \"match[]\": 1:1: parse error: expected vector selector");
+      out.push_back((*e)->matchers);
+    }
+    return out;
+  }
+
+  std::string series(const moni::Params& p) {
+    auto sets = matcher_sets(p);
+    if (sets.empty()) fail("bad_data", "no match[] parameter provided");
+    int64_t start = time_param(p, "start", moni::prom_api::kMinTimeMs);
+    int64_t end = time_param(p, "end", moni::prom_api::kMaxTimeMs);
+    auto client = storage();
+    std::set<moni::Labels> all;
+    for (const auto& ms : sets) {
+      auto r = client.select(ms, start, end, false, [&](const moni::SeriesView& s) {
+        moni::Labels ls;
+        for (const auto& l : s.labels) ls.push_back({std::string(moni::sv(l.name)), std::string(moni::sv(l.value))});
+        std::sort(ls.begin(), ls.end());
+        all.insert(std::move(ls));
+        return true;
+      });
+      if (!r) fail("internal", r.error().message);
+    }
+    int64_t limit = limit_param(p);
+    std::string out = "[";
+    int64_t n = 0;
+    for (const auto& ls : all) {
+      if (limit > 0 && n == limit) break;
+      if (n++) out.push_back(',');
+      moni::prom_api::append_labels(out, ls);
+    }
+    out.push_back(']');
+    return moni::prom_api::success(out);
+  }
+
+  static int64_t limit_param(const moni::Params& p) {
+    auto l = moni::param(p, "limit");
+    if (!l || l->empty()) return 0;
+    try {
+      size_t used = 0;
+      long long v = std::stoll(*l, &used);
+      if (used != l->size() || v < 0) throw std::invalid_argument("limit");
+      return v;
+    } catch (const std::exception&) {
+      fail("bad_data", "invalid parameter \"limit\": cannot parse \"" + *l + "\" to a valid limit");
+    }
+  }
+
+  static std::string string_list(const std::set<std::string>& s, int64_t limit) {
+    std::string out = "[";
+    int64_t n = 0;
+    for (const auto& x : s) {
+      if (limit > 0 && n == limit) break;
+      if (n++) out.push_back(',');
+      moni::prom_api::append_json_string(out, x);
+    }
+    out.push_back(']');
+    return moni::prom_api::success(out);
+  }
+
+  std::string labels(const moni::Params& p) {
+    auto sets = matcher_sets(p);
+    int64_t start = time_param(p, "start", moni::prom_api::kMinTimeMs);
+    int64_t end = time_param(p, "end", moni::prom_api::kMaxTimeMs);
+    auto client = storage();
+    std::set<std::string> names;
+    if (sets.empty()) sets.emplace_back();
+    for (const auto& ms : sets) {
+      auto r = client.label_names(ms, start, end);
+      if (!r) fail("internal", r.error().message);
+      names.insert(r->begin(), r->end());
+    }
+    return string_list(names, limit_param(p));
+  }
+
+  std::string label_values(const std::string& name, const moni::Params& p) {
+    if (!moni::promql::valid_label_name(name)) fail("bad_data", "invalid label name: \"" + name + "\"");
+    auto sets = matcher_sets(p);
+    int64_t start = time_param(p, "start", moni::prom_api::kMinTimeMs);
+    int64_t end = time_param(p, "end", moni::prom_api::kMaxTimeMs);
+    auto client = storage();
+    std::set<std::string> values;
+    if (sets.empty()) sets.emplace_back();
+    for (const auto& ms : sets) {
+      auto r = client.label_values(name, ms, start, end);
+      if (!r) fail("internal", r.error().message);
+      values.insert(r->begin(), r->end());
+    }
+    return string_list(values, limit_param(p));
+  }
+
+  std::string metadata(const moni::Params& p) {
+    auto metric = moni::param(p, "metric");
+    auto r = storage().metadata(metric ? *metric : "");
+    if (!r) fail("internal", r.error().message);
+    int64_t limit = limit_param(p);
+    nlohmann::json data = nlohmann::json::object();
+    std::map<std::string, std::vector<const moni::Metadata*>> by_family;
+    for (const auto& m : *r) by_family[m.family].push_back(&m);
+    int64_t n = 0;
+    for (const auto& [family, list] : by_family) {
+      if (limit > 0 && n++ == limit) break;
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto* m : list)
+        arr.push_back({{"type", std::string(moni::type_name(m->type))}, {"help", m->help}, {"unit", m->unit}});
+      data[family] = arr;
+    }
+    return moni::prom_api::success(data.dump());
+  }
+
+  moni::Context& ctx_;
+  std::string storage_;
+  moni::promql::QueryOptions opts_;
+};
+
+}  // namespace
+
+MONI_EXPORT_PLUGIN(PromApi)

@@ -1,0 +1,40 @@
+// Test-only: a real Prometheus 2.42 process on a free loopback port serving
+// a TSDB backfilled with promtool, and a minimal HTTP/1.0 GET client.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+
+namespace moni::promql::test_support {
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+};
+
+/// GET http://127.0.0.1:<port><target> (HTTP/1.0, Connection: close).
+HttpReply http_get(int port, const std::string& target);
+/// Percent-encodes a query parameter value.
+std::string url_encode(const std::string& s);
+/// A free TCP port on 127.0.0.1.
+int free_port();
+
+/// Thread-safety: one thread.
+class PrometheusPeer {
+ public:
+  /// Backfills `openmetrics_file` into a temporary TSDB with promtool and
+  /// starts Prometheus on it. ok() tells whether it is ready; error() why not.
+  explicit PrometheusPeer(const std::string& openmetrics_file);
+  ~PrometheusPeer();
+  bool ok() const { return pid_ > 0 && error_.empty(); }
+  const std::string& error() const { return error_; }
+  int port() const { return port_; }
+
+ private:
+  std::string dir_;
+  std::string error_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+}  // namespace moni::promql::test_support

@@ -1,0 +1,188 @@
+// Differential test: every query of tests/data/promql/corpus.txt runs as
+// instant and range queries against a real Prometheus 2.42 (data backfilled
+// with promtool) and against the prom_api plugin (through the harness, over
+// an in-memory store with the same data); results must agree: labels exact,
+// values within 1e-9 relative, errors on both sides or neither.
+#include "memory_store.hpp"
+#include "plugin_harness.hpp"
+#include "prometheus_peer.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace {
+
+using moni::promql::test_support::MemoryStore;
+using moni::promql::test_support::PrometheusPeer;
+using nlohmann::json;
+
+constexpr int64_t kT0 = 1700000000;
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+double to_double(const json& s) {
+  std::string v = s.get<std::string>();
+  if (v == "NaN") return NAN;
+  if (v == "+Inf") return INFINITY;
+  if (v == "-Inf") return -INFINITY;
+  return std::strtod(v.c_str(), nullptr);
+}
+
+bool close(double a, double b) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  if (std::isinf(a) || std::isinf(b)) return a == b;
+  double d = std::fabs(a - b);
+  return d <= 1e-9 * std::max(std::fabs(a), std::fabs(b)) || d < 1e-12;
+}
+
+// Compares two API responses; returns "" when they agree.
+std::string compare(const json& p, const json& m, bool ordered) {
+  if (p["status"] != m["status"])
+    return "status: prometheus " + p.dump().substr(0, 300) + " vs moni " + m.dump().substr(0, 300);
+  if (p["status"] != "success") return "";
+  const json& pd = p["data"];
+  const json& md = m["data"];
+  if (pd["resultType"] != md["resultType"]) return "resultType differs";
+  std::string type = pd["resultType"];
+  if (type == "scalar" || type == "string") {
+    if (pd["result"][0] != md["result"][0]) return "timestamp differs";
+    if (type == "string") return pd["result"][1] == md["result"][1] ? "" : "string differs";
+    return close(to_double(pd["result"][1]), to_double(md["result"][1]))
+               ? ""
+               : "scalar " + pd["result"].dump() + " vs " + md["result"].dump();
+  }
+  const json& pr = pd["result"];
+  const json& mr = md["result"];
+  if (pr.size() != mr.size())
+    return "series count " + std::to_string(pr.size()) + " vs " + std::to_string(mr.size()) +
+           ": prometheus " + pr.dump().substr(0, 400) + " moni " + mr.dump().substr(0, 400);
+  std::map<std::string, const json*> mine;
+  for (const auto& s : mr) mine[s["metric"].dump()] = &s;
+  for (size_t i = 0; i < pr.size(); ++i) {
+    const json& ps = pr[i];
+    std::string key = ps["metric"].dump();
+    if (ordered && mr[i]["metric"].dump() != key) return "order differs at " + std::to_string(i);
+    auto it = mine.find(key);
+    if (it == mine.end()) return "missing series " + key + " in moni";
+    const json& ms = *it->second;
+    if (type == "vector") {
+      if (ps["value"][0] != ms["value"][0]) return "timestamp differs for " + key;
+      if (!close(to_double(ps["value"][1]), to_double(ms["value"][1])))
+        return "value of " + key + ": " + ps["value"].dump() + " vs " + ms["value"].dump();
+    } else {
+      const json& pv = ps["values"];
+      const json& mv = ms["values"];
+      if (pv.size() != mv.size())
+        return "points of " + key + ": " + std::to_string(pv.size()) + " vs " + std::to_string(mv.size());
+      for (size_t k = 0; k < pv.size(); ++k) {
+        if (pv[k][0] != mv[k][0]) return "point time of " + key + ": " + pv[k].dump() + " vs " + mv[k].dump();
+        if (!close(to_double(pv[k][1]), to_double(mv[k][1])))
+          return "point of " + key + ": " + pv[k].dump() + " vs " + mv[k].dump();
+      }
+    }
+  }
+  return "";
+}
+
+class PromqlDiff : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::string data = std::string(MONI_TEST_DATA_DIR) + "/promql/data.om";
+    store_ = new MemoryStore();
+    store_->load_openmetrics(read_file(data));
+    peer_ = new PrometheusPeer(data);
+    auto h = moni::testing::PluginHarness::load(moni::testing::plugin_path("prom_api"), "");
+    if (h) {
+      harness_ = h.value().release();
+      harness_->set_storage(store_->reader());
+      (void)harness_->start();
+    } else {
+      load_error_ = h.error().message;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete harness_;
+    delete peer_;
+    delete store_;
+  }
+  static inline MemoryStore* store_ = nullptr;
+  static inline PrometheusPeer* peer_ = nullptr;
+  static inline moni::testing::PluginHarness* harness_ = nullptr;
+  static inline std::string load_error_;
+};
+
+struct Case {
+  std::string target;  // path and query string
+  bool ordered;
+};
+
+TEST_F(PromqlDiff, CorpusAgreesWithPrometheus) {
+  ASSERT_TRUE(peer_->ok()) << peer_->error();
+  ASSERT_NE(harness_, nullptr) << load_error_;
+  std::ifstream f(std::string(MONI_TEST_DATA_DIR) + "/promql/corpus.txt");
+  std::string line;
+  std::vector<std::string> queries;
+  while (std::getline(f, line))
+    if (!line.empty() && line[0] != '#') queries.push_back(line);
+  ASSERT_GE(queries.size(), 300u);
+  const int64_t instants[] = {kT0 + 1800, kT0 + 3600 + 120, kT0 + 617, kT0 + 3000, kT0 + 5};
+  struct Range {
+    int64_t start, end, step;
+  };
+  const Range ranges[] = {{kT0, kT0 + 3600 + 300, 60}, {kT0 + 100, kT0 + 2000, 37}};
+  size_t agree = 0, total = 0, query_agree = 0;
+  std::vector<std::string> failures;
+  auto t0 = std::chrono::steady_clock::now();
+  for (const auto& q : queries) {
+    bool ordered = q.rfind("sort", 0) == 0;
+    std::vector<std::string> targets;
+    for (int64_t t : instants)
+      targets.push_back("/api/v1/query?query=" + moni::promql::test_support::url_encode(q) +
+                        "&time=" + std::to_string(t));
+    for (const auto& r : ranges)
+      targets.push_back("/api/v1/query_range?query=" + moni::promql::test_support::url_encode(q) +
+                        "&start=" + std::to_string(r.start) + "&end=" + std::to_string(r.end) +
+                        "&step=" + std::to_string(r.step));
+    bool all = true;
+    for (const auto& target : targets) {
+      ++total;
+      auto pr = moni::promql::test_support::http_get(peer_->port(), target);
+      auto mr = harness_->http("GET", target);
+      json pj = json::parse(pr.body, nullptr, false);
+      json mj = json::parse(mr.body, nullptr, false);
+      std::string diff;
+      if (pj.is_discarded()) diff = "prometheus body is not JSON: " + pr.body.substr(0, 200);
+      else if (mj.is_discarded()) diff = "moni body is not JSON: " + mr.body.substr(0, 200);
+      else diff = compare(pj, mj, ordered && target.find("query_range") == std::string::npos);
+      if (diff.empty() && pj.is_object() && pj["status"] == "error" &&
+          (static_cast<unsigned>(pr.status) != mr.status))
+        diff = "HTTP status " + std::to_string(pr.status) + " vs " + std::to_string(mr.status) +
+               " (" + pj.dump() + " / " + mj.dump() + ")";
+      if (diff.empty()) {
+        ++agree;
+      } else {
+        all = false;
+        failures.push_back(target.substr(0, target.find("query=")) + " " + q + ": " + diff);
+      }
+    }
+    if (all) ++query_agree;
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << "[promql-diff] queries: " << queries.size() << ", agreeing queries: " << query_agree
+            << ", requests: " << total << ", agreeing requests: " << agree << ", seconds: " << secs
+            << "\n";
+  for (const auto& fl : failures) ADD_FAILURE() << fl;
+}
+
+}  // namespace
