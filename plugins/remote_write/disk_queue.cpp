@@ -223,7 +223,8 @@ Result<void> DiskQueue::append(std::vector<QueueRecord>& records, int64_t now_ms
   return {};
 }
 
-Result<std::optional<Lease>> DiskQueue::lease(uint32_t partition, uint64_t max_samples) {
+Result<std::optional<Lease>> DiskQueue::lease(uint32_t partition, uint64_t max_samples,
+                                              uint64_t upto) {
   Lease out;
   out.partition = partition;
   {
@@ -233,7 +234,7 @@ Result<std::optional<Lease>> DiskQueue::lease(uint32_t partition, uint64_t max_s
     if (part.leased || part.recs.empty()) return std::optional<Lease>();
     size_t n = 0;
     for (const Rec& r : part.recs) {
-      if (n > 0 && out.samples + r.samples > max_samples) break;
+      if (n > 0 && (out.samples + r.samples > max_samples || (upto && r.seq > upto))) break;
       out.samples += r.samples;
       ++n;
     }

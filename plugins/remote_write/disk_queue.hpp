@@ -63,8 +63,9 @@ class DiskQueue {
   Result<void> append(std::vector<QueueRecord>& records, int64_t now_ms, uint64_t* dropped);
 
   /// Takes the head records of `partition` (up to max_samples samples, at
-  /// least one record) for sending; nullopt when empty or already leased.
-  Result<std::optional<Lease>> lease(uint32_t partition, uint64_t max_samples);
+  /// least one record, none after seq `upto` unless it is 0) for sending;
+  /// nullopt when empty or already leased.
+  Result<std::optional<Lease>> lease(uint32_t partition, uint64_t max_samples, uint64_t upto = 0);
   /// Ends a lease; with `remove` the leased records are deleted (acked or
   /// rejected for good), otherwise they stay for a retry.
   Result<void> release(const Lease& lease, bool remove);

@@ -117,6 +117,7 @@ Result<void> Endpoint::start() {
   claimed_.assign(parts, false);
   backoff_until_ms_.assign(parts, 0);
   backoff_ms_.assign(parts, 0);
+  retry_upto_.assign(parts, 0);
   clients_.clear();
   for (uint32_t i = 0; i < cfg_.max_shards; ++i) {
     auto c = HttpClient::create(cfg_.url, cfg_.tls, cfg_.remote_timeout_ms);
@@ -263,8 +264,9 @@ void Endpoint::shard_loop(uint32_t idx) {
       continue;
     }
     ++busy_;
+    uint64_t upto = retry_upto_[p];
     lk.unlock();
-    auto lease = queue_->lease(static_cast<uint32_t>(p), cfg_.max_samples_per_send);
+    auto lease = queue_->lease(static_cast<uint32_t>(p), cfg_.max_samples_per_send, upto);
     bool ok = true;
     if (!lease) {
       log_throttled(LogLevel::Error, lease.error().message);
@@ -294,6 +296,7 @@ void Endpoint::send(HttpClient& client, Lease& lease) {
     sent_ += lease.samples;
     std::lock_guard l(mu_);
     backoff_ms_[p] = 0;
+    retry_upto_[p] = 0;
     return;
   }
   bool retry = reply.status == 0 || reply.status == 429 || reply.status >= 500;
@@ -307,10 +310,12 @@ void Endpoint::send(HttpClient& client, Lease& lease) {
                                       " (dropped): " + reply.body);
     std::lock_guard l(mu_);
     backoff_ms_[p] = 0;
+    retry_upto_[p] = 0;
     return;
   }
   release(false);
   std::lock_guard l(mu_);
+  retry_upto_[p] = lease.last_seq;
   if (stopping_) return;  // cut off by stop(): not a failed attempt
   retried_ += lease.samples;
   int64_t now = wall_ms();

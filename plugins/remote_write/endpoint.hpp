@@ -72,6 +72,10 @@ class Endpoint {
   std::vector<bool> claimed_;
   std::vector<int64_t> backoff_until_ms_;
   std::vector<int64_t> backoff_ms_;
+  // A retried request is resent with exactly the same records: if the failed
+  // attempt was in fact stored, the duplicate-only retry may be rejected
+  // (out of order) without taking newer samples down with it.
+  std::vector<uint64_t> retry_upto_;
   std::vector<std::unique_ptr<HttpClient>> clients_;
   std::vector<std::thread> threads_;
   int64_t last_log_ms_ = 0;
