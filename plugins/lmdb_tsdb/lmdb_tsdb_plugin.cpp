@@ -31,6 +31,8 @@ class LmdbTsdb : public Storage {
 # retention_size = "0"       # delete oldest data above this size, e.g. "10GiB"
 # map_size = "1GiB"          # initial LMDB map size; grows automatically
 # housekeeping_interval = "1m"
+# chunk_samples = 120        # samples per head chunk (stored chunks merge up to 4x)
+# checkpoint_records = 120   # WAL records between head checkpoints
 # [storage.<instance>.backup]
 # interval = "24h"
 # dir = ""                   # default: <data_dir>/<instance>-backups
@@ -51,6 +53,11 @@ class LmdbTsdb : public Storage {
     if (opt_.initial_map_size < (1u << 20)) {
       r.error(r.raw("map_size"), "map_size must be at least 1MiB");
     }
+    opt_.head_chunk_samples =
+        static_cast<uint32_t>(r.integer("chunk_samples", opt_.head_chunk_samples, 4, 1000));
+    opt_.max_chunk_samples = opt_.head_chunk_samples * 4;
+    opt_.checkpoint_records =
+        static_cast<uint32_t>(r.integer("checkpoint_records", opt_.checkpoint_records, 1, 100000));
     housekeeping_ms_ = r.duration_ms("housekeeping_interval", 60000);
     if (housekeeping_ms_ <= 0) r.error(r.raw("housekeeping_interval"), "housekeeping_interval must be > 0");
     if (r.has("backup")) {

@@ -82,9 +82,13 @@ Result<bool> Db::retention_pass(int64_t cutoff, bool by_size) {
       else mdb_txn_abort(txn);
     }
     if (rc) return make_error(lmdb_error("retention", rc));
-    for (auto& [g, bytes] : gone) {
-      index_.erase(bytes);
-      series_[g] = Series{};
+    {
+      std::unique_lock<std::shared_mutex> pl(pub_mu_);
+      for (auto& [g, bytes] : gone) {
+        index_.erase(bytes);
+        series_[g] = Series{};
+        if (g < published_.size()) published_[g].blob.clear();
+      }
     }
     stats_.series -= static_cast<int64_t>(gone.size());
     stats_.retention_series += gone.size();

@@ -216,12 +216,12 @@ class TsdbCursor : public SeriesCursor {
            rc = mdb_cursor_get(cc, &k, &v, MDB_NEXT))
         any |= add_chunk(chunk_key_t0(k), sview(v));
       if (!any || with_samples_) {
-        MDB_val hv;
-        IdKey hk(id);
-        MDB_val hkv = hk.val();
-        if (mdb_get(txn, d.heads, &hkv, &hv) == 0 && hv.mv_size >= 8) {
-          int64_t t0 = static_cast<int64_t>(get_be64(hv.mv_data) ^ 0x8000000000000000ULL);
-          if (t0 <= maxt_) any |= add_chunk(t0, sview(hv).substr(8));
+        // The head lives in memory; samples the read transaction already
+        // saw in a just-cut chunk are skipped.
+        int64_t t0;
+        if (db_.published_head(id, t0, head_blob_) && t0 <= maxt_) {
+          int64_t seen = ts_.empty() ? INT64_MIN : ts_.back();
+          any |= add_chunk(t0, head_blob_, seen);
         }
       }
       if (!any) continue;
@@ -237,14 +237,15 @@ class TsdbCursor : public SeriesCursor {
 
  private:
   // Adds the chunk's samples in range; true when it has any.
-  bool add_chunk(int64_t t0, std::string_view blob) {
+  bool add_chunk(int64_t t0, std::string_view blob, int64_t after = INT64_MIN) {
     ChunkInfo ci;
     if (!chunk_info(t0, blob, ci) || ci.maxt < mint_ || t0 > maxt_) return false;
-    if (!with_samples_ && t0 >= mint_ && ci.maxt <= maxt_) return true;
+    if (!with_samples_ && t0 >= mint_ && ci.maxt <= maxt_ && t0 > after) return true;
     tmp_ts_.clear();
     tmp_vs_.clear();
     if (!decode_chunk(t0, blob, tmp_ts_, tmp_vs_)) return false;
-    auto lo = std::lower_bound(tmp_ts_.begin(), tmp_ts_.end(), mint_) - tmp_ts_.begin();
+    int64_t from = after == INT64_MAX ? INT64_MAX : std::max(mint_, after == INT64_MIN ? INT64_MIN : after + 1);
+    auto lo = std::lower_bound(tmp_ts_.begin(), tmp_ts_.end(), from) - tmp_ts_.begin();
     auto hi = std::upper_bound(tmp_ts_.begin(), tmp_ts_.end(), maxt_) - tmp_ts_.begin();
     if (lo >= hi) return false;
     if (with_samples_) {
@@ -261,7 +262,7 @@ class TsdbCursor : public SeriesCursor {
   size_t pos_ = 0;
   int64_t mint_, maxt_;
   bool with_samples_;
-  std::string label_bytes_;
+  std::string label_bytes_, head_blob_;
   std::vector<moni_label> labels_;
   std::vector<int64_t> ts_, tmp_ts_;
   std::vector<double> vs_, tmp_vs_;

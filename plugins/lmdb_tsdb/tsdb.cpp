@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <sys/resource.h>
 #include <sys/statvfs.h>
@@ -111,7 +112,8 @@ Result<void> Db::open_env() {
                 {"chunks", c, &dbi_.chunks},
                 {"heads", c, &dbi_.heads},
                 {"meta", c, &dbi_.meta},
-                {"metadata", c, &dbi_.metadata}};
+                {"metadata", c, &dbi_.metadata},
+                {"wal", c, &dbi_.wal}};
   for (auto& t : tables) {
     rc = mdb_dbi_open(txn, t.name, t.flags, &d);
     if (rc) {
@@ -205,6 +207,16 @@ Result<void> Db::load() {
     if (s.has_data) max_t = std::max(max_t, s.max_t);
   }
   mdb_cursor_close(cur);
+  {
+    MDB_val nk = mval("next_id"), nv;
+    if (mdb_get(txn, dbi_.meta, &nk, &nv) == 0 && nv.mv_size == 4) next_id_ = get_be32(nv.mv_data);
+    next_id_ = std::max<uint32_t>(next_id_, static_cast<uint32_t>(series_.size()));
+  }
+  if (auto r = replay_wal(txn); !r) return r;
+  for (uint32_t id = 1; id < series_.size(); ++id)
+    if (series_[id].has_data) max_t = std::max(max_t, series_[id].max_t);
+  published_.resize(series_.size());
+  for (uint32_t id = 1; id < series_.size(); ++id) publish(id);
   max_t_ = max_t;
   stats_.series = static_cast<int64_t>(live);
   // Metadata.
@@ -316,6 +328,12 @@ Result<WriteResult> Db::write(const BatchView& batch) {
         series_before_ = series_.size();
         new_keys_.clear();
         dirty_.clear();
+        cut_ids_.clear();
+        checkpointed_ = false;
+        next_id_before_ = next_id_;
+        rec_.clear();
+        rec_prev_ts_ = 0;
+        rec_prev_id_ = 0;
         pending_meta_.clear();
         batch_max_t_ = INT64_MIN;
         applied = true;
@@ -325,6 +343,21 @@ Result<WriteResult> Db::write(const BatchView& batch) {
       }
     }
     if (rc == 0) {
+      {
+        std::unique_lock<std::shared_mutex> pl(pub_mu_);
+        if (published_.size() < series_.size()) published_.resize(series_.size());
+        for (uint32_t id : dirty_) publish(id);
+      }
+      if (!rec_.empty()) {
+        ++wal_seq_;
+        ++wal_records_;
+      }
+      if (checkpointed_) {
+        for (uint32_t id : ckpt_ids_)
+          if (id < series_.size()) series_[id].ckpt_dirty = false;
+        ckpt_ids_.clear();
+        wal_records_ = 0;
+      }
       for (auto& m : pending_meta_) meta_[m.family] = std::move(m);
       if (batch_max_t_ > max_t_.load()) max_t_ = batch_max_t_;
       stats_.series += static_cast<int64_t>(new_keys_.size());
@@ -367,6 +400,7 @@ void Db::rollback() {
   for (size_t i = 0; i < undo_n_; ++i) series_[undo_[i].first] = undo_[i].second;
   for (const auto& k : new_keys_) index_.erase(k);
   series_.resize(series_before_);
+  next_id_ = next_id_before_;
   undo_n_ = 0;
 }
 
@@ -385,9 +419,9 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     auto it = index_.find(std::string_view(key_));
     uint32_t id;
     if (it == index_.end()) {
-      id = static_cast<uint32_t>(series_.size());
-      series_.emplace_back();
-      Series& ns = series_.back();
+      id = next_id_++;
+      series_.resize(id + 1);
+      Series& ns = series_[id];
       ns.live = true;
       ns.last_chunk_known = true;
       ns.gen = gen_;
@@ -410,6 +444,7 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
       else undo_[undo_n_] = {id, s};
       ++undo_n_;
       s.gen = gen_;
+      s.cut = false;
     }
     int64_t t = smp.timestamp_ms;
     uint64_t vbits = std::bit_cast<uint64_t>(smp.value);
@@ -424,6 +459,10 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
          static_cast<uint64_t>(t) - static_cast<uint64_t>(s.head.t0()) >=
              static_cast<uint64_t>(opt_.max_chunk_range_ms))) {
       if ((rc = cut_head(txn, id, s))) return rc;
+      if (!s.cut) {
+        s.cut = true;
+        cut_ids_.push_back(id);
+      }
     }
     s.head.append(t, smp.value);
     s.max_t = t;
@@ -433,17 +472,45 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
       s.dirty_gen = gen_;
       dirty_.push_back(id);
     }
+    if (!s.ckpt_dirty) {
+      s.ckpt_dirty = true;
+      ckpt_ids_.push_back(id);
+    }
+    // WAL record entry: id and timestamp as zigzag deltas, raw value bits.
+    int64_t did = static_cast<int64_t>(id) - static_cast<int64_t>(rec_prev_id_);
+    put_varint(rec_, (static_cast<uint64_t>(did) << 1) ^ static_cast<uint64_t>(did >> 63));
+    uint64_t dts = static_cast<uint64_t>(t) - static_cast<uint64_t>(rec_prev_ts_);
+    put_varint(rec_, (dts << 1) ^ static_cast<uint64_t>(static_cast<int64_t>(dts) >> 63));
+    char vb[8];
+    std::memcpy(vb, &vbits, 8);
+    rec_.append(vb, 8);
+    rec_prev_id_ = id;
+    rec_prev_ts_ = t;
     ++wr.appended;
     batch_max_t_ = std::max(batch_max_t_, t);
   }
-  // Persist every head chunk this batch touched, in key order.
-  std::sort(dirty_.begin(), dirty_.end());
-  for (uint32_t id : dirty_) {
+  if (next_id_ != next_id_before_) {
+    char nb[4];
+    put_be32(nb, next_id_);
+    MDB_val k = mval("next_id"), v = {4, nb};
+    if ((rc = mdb_put(txn, dbi_.meta, &k, &v, 0))) return rc;
+  }
+  if (!rec_.empty()) {
+    char kb[8];
+    put_be64(kb, wal_seq_);
+    MDB_val k = {8, kb}, v = mval(rec_);
+    if ((rc = mdb_put(txn, dbi_.wal, &k, &v, MDB_APPEND))) return rc;
+  }
+  // Heads that were cut are written now, so that replaying the WAL never
+  // has to cut (it skips samples at or before a stored head's end).
+  for (uint32_t id : cut_ids_) {
     head_value(series_[id].head, blob_, buf_);
     IdKey ik(id);
     MDB_val k = ik.val(), v = mval(buf_);
     if ((rc = mdb_put(txn, dbi_.heads, &k, &v, 0))) return rc;
   }
+  if (wal_records_ + 1 >= opt_.checkpoint_records)
+    if ((rc = checkpoint(txn))) return rc;
   for (const moni_metadata& m : batch.metadata()) {
     std::string_view fam = sv(m.family);
     if (fam.empty() || fam.size() >= kPostingKeyTruncated) continue;
@@ -468,6 +535,92 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
                              std::string(sv(m.help)), std::string(sv(m.unit))});
   }
   return 0;
+}
+
+// Writes every head changed since the last checkpoint and empties the WAL.
+int Db::checkpoint(MDB_txn* txn) {
+  int rc;
+  std::sort(ckpt_ids_.begin(), ckpt_ids_.end());
+  ckpt_ids_.erase(std::unique(ckpt_ids_.begin(), ckpt_ids_.end()), ckpt_ids_.end());
+  for (uint32_t id : ckpt_ids_) {
+    if (id >= series_.size() || !series_[id].live) continue;
+    IdKey ik(id);
+    MDB_val k = ik.val();
+    if (series_[id].head.empty()) {
+      rc = mdb_del(txn, dbi_.heads, &k, nullptr);
+      if (rc && rc != MDB_NOTFOUND) return rc;
+      continue;
+    }
+    head_value(series_[id].head, blob_, buf_);
+    MDB_val v = mval(buf_);
+    if ((rc = mdb_put(txn, dbi_.heads, &k, &v, 0))) return rc;
+  }
+  if ((rc = mdb_drop(txn, dbi_.wal, 0))) return rc;
+  checkpointed_ = true;
+  return 0;
+}
+
+Result<void> Db::replay_wal(MDB_txn* txn) {
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn, dbi_.wal, &cur);
+  if (rc) return make_error(lmdb_error("reading the WAL", rc));
+  MDB_val k, v;
+  uint64_t records = 0;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    ++records;
+    wal_seq_ = get_be64(k.mv_data) + 1;
+    std::string_view in = sview(v);
+    uint32_t id = 0;
+    int64_t t = 0;
+    while (!in.empty()) {
+      uint64_t zid, zts;
+      if (!get_varint(in, zid) || !get_varint(in, zts) || in.size() < 8) {
+        mdb_cursor_close(cur);
+        return make_error("lmdb_tsdb: WAL record " + std::to_string(get_be64(k.mv_data)) +
+                          " in " + opt_.path + " is corrupt");
+      }
+      id = static_cast<uint32_t>(static_cast<int64_t>(id) +
+                                 static_cast<int64_t>((zid >> 1) ^ (~(zid & 1) + 1)));
+      t = static_cast<int64_t>(static_cast<uint64_t>(t) + ((zts >> 1) ^ (~(zts & 1) + 1)));
+      uint64_t vbits;
+      std::memcpy(&vbits, in.data(), 8);
+      in.remove_prefix(8);
+      if (id >= series_.size() || !series_[id].live) continue;
+      Series& s = series_[id];
+      if (s.has_data && t <= s.max_t) continue;  // already in a stored head or chunk
+      s.head.append(t, std::bit_cast<double>(vbits));
+      s.has_data = true;
+      s.max_t = t;
+      s.last_vbits = vbits;
+      if (!s.ckpt_dirty) {
+        s.ckpt_dirty = true;
+        ckpt_ids_.push_back(id);
+      }
+    }
+  }
+  mdb_cursor_close(cur);
+  wal_records_ = static_cast<uint32_t>(records);
+  return {};
+}
+
+void Db::publish(uint32_t id) {
+  PublishedHead& p = published_[id];
+  const Series& s = series_[id];
+  if (!s.live || s.head.empty()) {
+    p.blob.clear();
+    return;
+  }
+  p.t0 = s.head.t0();
+  s.head.serialize(p.blob);
+}
+
+bool Db::published_head(uint32_t id, int64_t& t0, std::string& blob) {
+  std::shared_lock<std::shared_mutex> pl(pub_mu_);
+  if (id >= published_.size() || published_[id].blob.empty()) return false;
+  t0 = published_[id].t0;
+  blob.assign(published_[id].blob);
+  return true;
 }
 
 int Db::cut_head(MDB_txn* txn, uint32_t id, Series& s) {

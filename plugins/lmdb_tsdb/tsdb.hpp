@@ -33,6 +33,10 @@ struct Options {
   uint32_t head_chunk_samples = 120;  // head is cut into a chunk at this size
   uint32_t max_chunk_samples = 480;   // closed chunks are merged up to this size
   int64_t max_chunk_range_ms = 2LL * 3600000;
+  // Head chunks live in memory; each batch appends one compact WAL record,
+  // and every this many records all changed heads are written out and the
+  // WAL emptied (a checkpoint).
+  uint32_t checkpoint_records = 120;
   bool read_only = false;
   bool no_lock = false;  // read-only inspection of a copy (restore checks)
 };
@@ -94,8 +98,15 @@ class Db {
   const Options& options() const { return opt_; }
 
   struct Dbis {
-    unsigned series = 0, postings = 0, chunks = 0, heads = 0, meta = 0, metadata = 0;
+    unsigned series = 0, postings = 0, chunks = 0, heads = 0, meta = 0, metadata = 0, wal = 0;
   };
+  /// The committed state of a series' head chunk, as readers see it.
+  struct PublishedHead {
+    int64_t t0 = 0;
+    std::string blob;  // empty: no head
+  };
+  /// Copies the published head of `id` (readers; thread-safe).
+  bool published_head(uint32_t id, int64_t& t0, std::string& blob);
   /// Internal: used by cursors.
   struct ReadTxn;
   Result<std::unique_ptr<ReadTxn>> begin_read();
@@ -113,6 +124,8 @@ class Db {
     bool has_data = false;
     uint64_t gen = 0;        // write generation of the undo snapshot
     uint64_t dirty_gen = 0;  // write generation that modified the head
+    bool ckpt_dirty = false;  // head changed since the heads table was written
+    bool cut = false;         // head cut in the current batch
   };
   struct Hash {
     using is_transparent = void;
@@ -150,7 +163,20 @@ class Db {
   size_t undo_n_ = 0;
   size_t series_before_ = 0;
   std::vector<std::string> new_keys_;
-  std::vector<uint32_t> dirty_;
+  std::vector<uint32_t> dirty_, cut_ids_, ckpt_ids_;
+  uint64_t wal_seq_ = 0;      // key of the next WAL record
+  uint32_t wal_records_ = 0;  // records since the last checkpoint
+  bool checkpointed_ = false;
+  uint32_t next_id_ = 1, next_id_before_ = 1;
+  std::string rec_;
+  int64_t rec_prev_ts_ = 0;
+  uint32_t rec_prev_id_ = 0;
+  // Readers' view of head chunks (pub_mu_).
+  std::shared_mutex pub_mu_;
+  std::vector<PublishedHead> published_;
+  void publish(uint32_t id);
+  int checkpoint(MDB_txn* txn);
+  Result<void> replay_wal(MDB_txn* txn);
   std::vector<Metadata> pending_meta_;
   int64_t batch_max_t_ = INT64_MIN;
   std::string key_, buf_, blob_;

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto h = moni::testing::PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"),
-                                              "sync = \"full\"", "tsdb", argv[1]);
+                                              "sync = \"full\"\nchunk_samples = 10\ncheckpoint_records = 7",
+                                              "tsdb", argv[1]);
   if (!h.ok()) {
     std::fprintf(stderr, "load: %s\n", h.error().message.c_str());
     return 1;

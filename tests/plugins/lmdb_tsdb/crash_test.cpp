@@ -98,7 +98,8 @@ TEST(LmdbTsdbCrash, AcknowledgedBatchesSurviveSigkill) {
     next = got.back() + 1;
   }
 
-  auto h = moni::testing::PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"), "", "tsdb",
+  auto h = moni::testing::PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"),
+                                              "chunk_samples = 10\ncheckpoint_records = 7", "tsdb",
                                               dir.string());
   ASSERT_TRUE(h.ok()) << h.error().message;
   auto st = (*h)->start();
