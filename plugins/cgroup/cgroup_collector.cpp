@@ -12,11 +12,15 @@
 #include <re2/re2.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -101,6 +105,10 @@ constexpr Family kFamilies[] = {
 // Memory limits above this are "unlimited" (the kernel rounds page counts),
 // reported as 0 like cAdvisor does.
 constexpr uint64_t kMaxMemory = uint64_t{1} << 62;
+// Limits (quota, period, shares, memory limit) are re-read every this many
+// collections, and on first sight: they rarely change, and skipping their
+// files is a sixth of the reads.
+constexpr uint64_t kSpecEvery = 4;
 // Attempts to find a container's runtime metadata before giving up on it
 // (its state file may appear a moment after its cgroup).
 constexpr int kMetaAttempts = 10;
@@ -136,6 +144,9 @@ struct Entry {
   std::string name, image;
   std::vector<std::pair<std::string, std::string>> labels;  // sanitized container_label_*
   int64_t start_time_s = 0;
+  // Limits as last read (cycle spec_cycle; 0: never).
+  uint64_t spec_cycle = 0;
+  std::optional<uint64_t> cpu_quota, cpu_period, cpu_shares, mem_limit;
   // This cycle's process counts (walk of the counting hierarchy).
   bool procs_read = false, procs_counted = false;
   uint64_t procs_own = 0, procs_total = 0;
@@ -227,15 +238,16 @@ class CgroupCollector : public moni::Collector {
     cycle_list_.clear();
     for (size_t h = 0; h < hierarchies_.size(); ++h) {
       path_ = hierarchies_[h].dir;
-      walk(h, path_.size(), nullptr, false, 0);
+      walk(h, path_.size(), nullptr, false, 0, AT_FDCWD, path_.c_str(), false);
     }
     // Forget cgroups that are gone: their series simply stop.
     for (auto it = entries_.begin(); it != entries_.end();)
       it = it->second.seen == cycle_ ? std::next(it) : entries_.erase(it);
 
     for (const auto& f : kFamilies) out.describe(f.name, f.type, f.help);
-    now_s_ = std::floor(static_cast<double>(out.default_timestamp()) / 1000.0);
-    host_netns_ok_ = opt_.network && read_link(opt_.procfs + "/1/ns/net", host_netns_);
+    ts_ = out.default_timestamp();
+    now_s_ = std::floor(static_cast<double>(ts_) / 1000.0);
+    host_netns_ok_ = opt_.network && read_link((opt_.procfs + "/1/ns/net").c_str(), host_netns_);
     emitted_ = 0;
     for (Entry* e : cycle_list_) emit(*e, out);
     return {};
@@ -271,44 +283,53 @@ class CgroupCollector : public moni::Collector {
 
   // Visits the directory in path_ and its subdirectories; returns the number
   // of processes in the subtree (of cgroups whose processes are wanted).
-  uint64_t walk(size_t h, size_t base_len, Entry* parent, bool parent_wants, int depth) {
+  // `parent_fd`/`name` locate it relative to its parent's open directory;
+  // `leaf` (a link count of 2: no subdirectories) spares listing it, which
+  // is most of the walk's cost for hundreds of containers.
+  uint64_t walk(size_t h, size_t base_len, Entry* parent, bool parent_wants, int depth,
+                int parent_fd, const char* name, bool leaf) {
     if (path_.size() == base_len) id_.assign("/");
     else id_.assign(path_, base_len, std::string::npos);
     Entry& e = touch(id_, parent);
     e.mask |= hierarchies_[h].mask;
     bool wants = e.accepted || parent_wants;
     uint64_t total = 0;
+    DIR* d = leaf || depth >= 64 ? nullptr : ::opendir(path_.c_str());
     // cgroup.procs is read once per cycle, in the first hierarchy holding the
     // cgroup; subtree totals come from that hierarchy's walk.
     if (wants) {
       if (!e.procs_read) {
         e.procs_read = true;
         std::string_view text;
-        size_t len = path_.size();
-        path_.append("/cgroup.procs");
-        if (reader_.read(path_.c_str(), text)) {
+        bool ok;
+        if (d) {
+          ok = reader_.read_at(::dirfd(d), "cgroup.procs", text);
+        } else {
+          procs_rel_.assign(name);
+          procs_rel_.append("/cgroup.procs");
+          ok = reader_.read_at(parent_fd, procs_rel_.c_str(), text);
+        }
+        if (ok) {
           e.procs_own = count_lines(text);
           if (e.procs_own > 0) parse_u64(text.substr(0, text.find('\n')), e.first_pid);
         }
-        path_.resize(len);
       }
       total = e.procs_own;
     }
-    DIR* d = depth < 64 ? ::opendir(path_.c_str()) : nullptr;
     if (d) {
+      int fd = ::dirfd(d);
       while (dirent* de = ::readdir(d)) {
         if (de->d_name[0] == '.' &&
             (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
           continue;
+        if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) continue;
+        struct stat st {};
+        if (::fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+          continue;
         size_t len = path_.size();
         path_.push_back('/');
         path_.append(de->d_name);
-        bool is_dir = de->d_type == DT_DIR;
-        if (de->d_type == DT_UNKNOWN) {
-          struct stat st {};
-          is_dir = ::stat(path_.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-        }
-        if (is_dir) total += walk(h, base_len, &e, wants, depth + 1);
+        total += walk(h, base_len, &e, wants, depth + 1, fd, de->d_name, st.st_nlink == 2);
         path_.resize(len);
       }
       ::closedir(d);
@@ -358,9 +379,16 @@ class CgroupCollector : public moni::Collector {
     e.image = std::move(m.image);
     if (m.created_s > 0) e.start_time_s = m.created_s;
     e.labels.clear();
-    if (opt_.container_labels)
+    if (opt_.container_labels) {
       for (auto& [k, v] : m.labels)
         e.labels.emplace_back("container_label_" + sanitize_label_name(k), std::move(v));
+      // Keys that sanitize alike ("a.b", "a-b") keep one value, the last.
+      std::stable_sort(e.labels.begin(), e.labels.end(),
+                       [](const auto& a, const auto& b) { return a.first < b.first; });
+      auto last = std::unique(e.labels.rbegin(), e.labels.rend(),
+                              [](const auto& a, const auto& b) { return a.first == b.first; });
+      e.labels.erase(e.labels.begin(), last.base());
+    }
   }
 
   bool accept(const Entry& e) const {
@@ -395,37 +423,66 @@ class CgroupCollector : public moni::Collector {
     return t;
   }
 
-  bool read_link(const std::string& path, std::string& out) {
+  bool read_link(const char* path, std::string& out) {
     char buf[128];
-    ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+    ssize_t n = ::readlink(path, buf, sizeof buf);
     if (n <= 0) return false;
     out.assign(buf, static_cast<size_t>(n));
     return true;
   }
 
+  // Samples go in with labels already sorted (add_sorted): the base labels
+  // of a container are sorted once, an extra label is slotted in place.
   void put(moni::Batch& out, std::string_view metric, double v) {
-    out.add(metric, std::span<const LabelRef>(labels_.data(), base_labels_), v);
+    labels_[0].value = metric;
+    out.add_sorted(std::span<const LabelRef>(labels_.data(), labels_.size()), v, ts_);
   }
   void put(moni::Batch& out, std::string_view metric, std::string_view name,
            std::string_view value, double v) {
-    labels_[base_labels_] = {name, value};
-    out.add(metric, std::span<const LabelRef>(labels_.data(), base_labels_ + 1), v);
+    with_extra_.clear();
+    with_extra_.push_back({moni::kMetricNameLabel, metric});
+    bool placed = value.empty();
+    for (size_t i = 1; i < labels_.size(); ++i) {
+      if (!placed && name < labels_[i].name) {
+        with_extra_.push_back({name, value});
+        placed = true;
+      }
+      with_extra_.push_back(labels_[i]);
+    }
+    if (!placed) with_extra_.push_back({name, value});
+    out.add_sorted(std::span<const LabelRef>(with_extra_.data(), with_extra_.size()), v, ts_);
   }
 
   void emit(Entry& e, moni::Batch& out) {
     std::string_view rel = *e.id == "/" ? std::string_view() : std::string_view(*e.id);
     CgroupStats& s = stats_;
-    stats_reader_->read(rel, e.mask, s);
+    bool spec = e.spec_cycle == 0 || cycle_ - e.spec_cycle >= kSpecEvery;
+    stats_reader_->read(rel, e.mask, spec, s);
     if (!s.any) return;  // vanished between the walk and now
+    if (spec) {
+      e.spec_cycle = cycle_;
+      e.cpu_quota = s.cpu_quota;
+      e.cpu_period = s.cpu_period;
+      e.cpu_shares = s.cpu_shares;
+      e.mem_limit = s.mem_limit;
+    } else {
+      s.cpu_quota = e.cpu_quota;
+      s.cpu_period = e.cpu_period;
+      s.cpu_shares = e.cpu_shares;
+      s.mem_limit = e.mem_limit;
+    }
     ++emitted_;
 
     labels_.clear();
+    labels_.push_back({moni::kMetricNameLabel, {}});
     labels_.push_back({"id", *e.id});
-    labels_.push_back({"name", e.name});
-    labels_.push_back({"image", e.image});
-    for (const auto& [k, v] : e.labels) labels_.push_back({k, v});
-    base_labels_ = labels_.size();
-    labels_.push_back({});
+    // An empty label is an absent one in Prometheus.
+    if (!e.name.empty()) labels_.push_back({"name", e.name});
+    if (!e.image.empty()) labels_.push_back({"image", e.image});
+    for (const auto& [k, v] : e.labels)
+      if (!v.empty()) labels_.push_back({k, v});
+    std::sort(labels_.begin() + 1, labels_.end(),
+              [](const LabelRef& a, const LabelRef& b) { return a.name < b.name; });
 
     put(out, "container_last_seen", now_s_);
     if (e.start_time_s > 0) put(out, "container_start_time_seconds", double(e.start_time_s));
@@ -491,10 +548,15 @@ class CgroupCollector : public moni::Collector {
     bool root = *e.id == "/";
     if (!root) {
       if (!host_netns_ok_ || e.first_pid == 0) return;
+      char digits[24];
+      auto r = std::to_chars(digits, digits + sizeof digits, e.first_pid);
       pid_path_.assign(opt_.procfs);
       pid_path_.push_back('/');
-      pid_path_.append(std::to_string(e.first_pid));
-      if (!read_link(pid_path_ + "/ns/net", netns_) || netns_ == host_netns_) return;
+      pid_path_.append(digits, r.ptr);
+      size_t len = pid_path_.size();
+      pid_path_.append("/ns/net");
+      if (!read_link(pid_path_.c_str(), netns_) || netns_ == host_netns_) return;
+      pid_path_.resize(len);
       pid_path_.append("/net/dev");
     } else {
       pid_path_.assign(opt_.procfs);
@@ -549,9 +611,9 @@ class CgroupCollector : public moni::Collector {
   double now_s_ = 0;
   CgroupStats stats_;
   std::vector<NetInterface> ifaces_;
-  std::vector<LabelRef> labels_;
-  size_t base_labels_ = 0;
-  std::string path_, id_, pid_path_, netns_, host_netns_;
+  std::vector<LabelRef> labels_, with_extra_;
+  int64_t ts_ = 0;
+  std::string path_, id_, procs_rel_, pid_path_, netns_, host_netns_;
   bool host_netns_ok_ = false;
 };
 

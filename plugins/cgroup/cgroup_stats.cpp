@@ -1,5 +1,6 @@
 #include "cgroup_stats.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace moni_cgroup {
@@ -58,11 +59,20 @@ void CgroupStats::reset() {
   io = std::move(keep);
 }
 
-bool StatsReader::read_file(std::string_view dir, std::string_view file, std::string_view& text) {
-  path_.assign(dir);
-  path_.push_back('/');
-  path_.append(file);
-  return reader_.read(path_.c_str(), text);
+bool StatsReader::read_file(std::string_view dir, const char* file, std::string_view& text) {
+  if (dirfd_ < 0 || open_dir_ != dir) {
+    close_dir();
+    open_dir_.assign(dir);
+    dirfd_ = ::open(open_dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd_ < 0) return false;
+  }
+  return reader_.read_at(dirfd_, file, text);
+}
+
+void StatsReader::close_dir() {
+  if (dirfd_ >= 0) ::close(dirfd_);
+  dirfd_ = -1;
+  open_dir_.clear();
 }
 
 std::string& StatsReader::dir_of(const std::string& base, std::string_view rel) {
@@ -71,14 +81,18 @@ std::string& StatsReader::dir_of(const std::string& base, std::string_view rel) 
   return dir_;
 }
 
-void StatsReader::read(std::string_view rel, unsigned v1_mask, CgroupStats& out) {
+void StatsReader::read(std::string_view rel, unsigned v1_mask, bool spec, CgroupStats& out) {
   out.reset();
+  struct Closer {
+    StatsReader* r;
+    ~Closer() { r->close_dir(); }
+  } closer{this};
   if (layout_.mode == CgroupLayout::Mode::V2) {
-    read_v2(dir_of(layout_.unified, rel), out);
+    read_v2(dir_of(layout_.unified, rel), spec, out);
     read_psi(dir_, out);
     return;
   }
-  read_v1(rel, v1_mask, out);
+  read_v1(rel, v1_mask, spec, out);
   // Hybrid: controllers live on v1, but PSI only exists in the unified tree.
   if (layout_.mode == CgroupLayout::Mode::Hybrid && out.any) {
     bool any = out.any;
@@ -88,13 +102,13 @@ void StatsReader::read(std::string_view rel, unsigned v1_mask, CgroupStats& out)
 }
 
 void StatsReader::read_psi(std::string_view dir, CgroupStats& out) {
-  static constexpr std::string_view kFiles[3] = {"cpu.pressure", "memory.pressure", "io.pressure"};
+  static constexpr const char* kFiles[3] = {"cpu.pressure", "memory.pressure", "io.pressure"};
   std::string_view text;
   for (int i = 0; i < 3; ++i)
     if (read_file(dir, kFiles[i], text)) parse_psi(text, out.psi[i]);
 }
 
-void StatsReader::read_v2(std::string_view dir, CgroupStats& out) {
+void StatsReader::read_v2(std::string_view dir, bool spec, CgroupStats& out) {
   std::string_view text;
   uint64_t v;
   if (read_file(dir, "cpu.stat", text)) {
@@ -106,7 +120,7 @@ void StatsReader::read_v2(std::string_view dir, CgroupStats& out) {
     if (find_key(text, "nr_throttled", v)) out.cfs_throttled_periods = v;
     if (find_key(text, "throttled_usec", v)) out.cfs_throttled_s = static_cast<double>(v) / 1e6;
   }
-  if (read_file(dir, "cpu.max", text)) {
+  if (spec && read_file(dir, "cpu.max", text)) {
     out.any = true;
     std::string_view rest = text;
     std::string_view quota = word(rest);
@@ -114,7 +128,7 @@ void StatsReader::read_v2(std::string_view dir, CgroupStats& out) {
     out.cpu_quota = parse_u64(quota, v) ? v : 0;  // "max": unlimited, 0 as cAdvisor
     if (parse_u64(period, v)) out.cpu_period = v;
   }
-  if (read_file(dir, "cpu.weight", text) && parse_u64(text, v) && v >= 1) {
+  if (spec && read_file(dir, "cpu.weight", text) && parse_u64(text, v) && v >= 1) {
     out.any = true;
     // cAdvisor's inverse of the runc shares->weight mapping.
     out.cpu_shares = 2 + ((v - 1) * 262142) / 9999;
@@ -129,7 +143,7 @@ void StatsReader::read_v2(std::string_view dir, CgroupStats& out) {
     if (find_key(text, "file", v)) out.mem_cache = v;
     if (find_key(text, "inactive_file", v)) out.mem_inactive_file = v;
   }
-  if (read_file(dir, "memory.max", text)) {
+  if (spec && read_file(dir, "memory.max", text)) {
     out.any = true;
     out.mem_limit = parse_u64(text, v) ? v : UINT64_MAX;
   }
@@ -157,7 +171,7 @@ void StatsReader::read_v2(std::string_view dir, CgroupStats& out) {
   else if (read_file(dir, "cgroup.threads", text)) out.threads = count_lines(text);
 }
 
-void StatsReader::read_v1(std::string_view rel, unsigned mask, CgroupStats& out) {
+void StatsReader::read_v1(std::string_view rel, unsigned mask, bool spec, CgroupStats& out) {
   auto in = [&](int c) { return (mask & (1u << c)) != 0 && !layout_.v1[c].empty(); };
   std::string_view text;
   uint64_t v;
@@ -184,12 +198,12 @@ void StatsReader::read_v1(std::string_view rel, unsigned mask, CgroupStats& out)
       if (find_key(text, "nr_throttled", v)) out.cfs_throttled_periods = v;
       if (find_key(text, "throttled_time", v)) out.cfs_throttled_s = static_cast<double>(v) / 1e9;
     }
-    if (read_file(dir, "cpu.cfs_quota_us", text)) {
-      out.any = true;
-      out.cpu_quota = parse_u64(text, v) ? v : 0;  // "-1": unlimited, 0 as cAdvisor
+    if (spec) {
+      if (read_file(dir, "cpu.cfs_quota_us", text))
+        out.cpu_quota = parse_u64(text, v) ? v : 0;  // "-1": unlimited, 0 as cAdvisor
+      if (read_file(dir, "cpu.cfs_period_us", text) && parse_u64(text, v)) out.cpu_period = v;
+      if (read_file(dir, "cpu.shares", text) && parse_u64(text, v)) out.cpu_shares = v;
     }
-    if (read_file(dir, "cpu.cfs_period_us", text) && parse_u64(text, v)) out.cpu_period = v;
-    if (read_file(dir, "cpu.shares", text) && parse_u64(text, v)) out.cpu_shares = v;
   }
   if (in(kMemory)) {
     const std::string& dir = dir_of(layout_.v1[kMemory], rel);
@@ -205,7 +219,8 @@ void StatsReader::read_v1(std::string_view rel, unsigned mask, CgroupStats& out)
       out.mem_swap = find_key(text, "total_swap", v) ? v : 0;
       if (find_key(text, "total_inactive_file", v)) out.mem_inactive_file = v;
     }
-    if (read_file(dir, "memory.limit_in_bytes", text) && parse_u64(text, v)) out.mem_limit = v;
+    if (spec && read_file(dir, "memory.limit_in_bytes", text) && parse_u64(text, v))
+      out.mem_limit = v;
     if (read_file(dir, "memory.failcnt", text) && parse_u64(text, v)) out.mem_failcnt = v;
     if (read_file(dir, "memory.oom_control", text) && find_key(text, "oom_kill", v))
       out.oom_kills = v;

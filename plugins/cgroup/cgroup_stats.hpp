@@ -55,14 +55,19 @@ struct CgroupStats {
 class StatsReader {
  public:
   explicit StatsReader(const CgroupLayout& layout) : layout_(layout) {}
+  ~StatsReader() { close_dir(); }
+  StatsReader(const StatsReader&) = delete;
+  StatsReader& operator=(const StatsReader&) = delete;
 
   /// `rel` is the cgroup path relative to the hierarchy root ("" for the
   /// root); `v1_mask` says which v1 hierarchies hold it (bit per Controller).
-  void read(std::string_view rel, unsigned v1_mask, CgroupStats& out);
+  /// With `spec` false the limits (quota, period, shares, memory limit) are
+  /// not read.
+  void read(std::string_view rel, unsigned v1_mask, bool spec, CgroupStats& out);
 
   /// Reads a whole file below `dir` ("<dir>/<file>"); the view lives until the
-  /// next read.
-  bool read_file(std::string_view dir, std::string_view file, std::string_view& text);
+  /// next read. The directory is opened once for consecutive reads below it.
+  bool read_file(std::string_view dir, const char* file, std::string_view& text);
   bool read_path(const char* path, std::string_view& text) { return reader_.read(path, text); }
 
   /// Parses /proc/<pid>/net/dev, skipping the devices cAdvisor ignores (lo,
@@ -70,14 +75,16 @@ class StatsReader {
   static void parse_netdev(std::string_view text, std::vector<NetInterface>& out);
 
  private:
-  void read_v2(std::string_view dir, CgroupStats& out);
-  void read_v1(std::string_view rel, unsigned mask, CgroupStats& out);
+  void read_v2(std::string_view dir, bool spec, CgroupStats& out);
+  void read_v1(std::string_view rel, unsigned mask, bool spec, CgroupStats& out);
   void read_psi(std::string_view dir, CgroupStats& out);
   std::string& dir_of(const std::string& base, std::string_view rel);
+  void close_dir();
 
   const CgroupLayout& layout_;
   FileReader reader_;
-  std::string path_, dir_;
+  std::string path_, dir_, open_dir_;
+  int dirfd_ = -1;
   long clk_tck_ = 0;
 };
 

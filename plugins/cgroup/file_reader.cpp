@@ -6,8 +6,10 @@
 
 namespace moni_cgroup {
 
-bool FileReader::read(const char* path, std::string_view& out) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+static_assert(FileReader::AT_FDCWD_ == AT_FDCWD);
+
+bool FileReader::read_at(int dirfd, const char* path, std::string_view& out) {
+  int fd = ::openat(dirfd, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   if (buf_.size() < 16384) buf_.resize(16384);
   size_t len = 0;

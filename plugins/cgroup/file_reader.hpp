@@ -14,7 +14,11 @@ class FileReader {
  public:
   /// Reads `path` (NUL-terminated) whole. The view stays valid until the next
   /// read(). Returns false when the file cannot be opened or read.
-  bool read(const char* path, std::string_view& out);
+  bool read(const char* path, std::string_view& out) { return read_at(AT_FDCWD_, path, out); }
+  /// Like read(), relative to the directory `dirfd` (saves the path walk).
+  bool read_at(int dirfd, const char* name, std::string_view& out);
+
+  static constexpr int AT_FDCWD_ = -100;  // AT_FDCWD without <fcntl.h> here
 
  private:
   std::string buf_;
