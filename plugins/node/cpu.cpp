@@ -25,7 +25,7 @@ class Cpu : public SubCollector {
 
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(file_, text)) return io_error("cpu", file_);
+    if (!reader_.read(file_, text, true)) return io_error("cpu", file_);
     for (auto& c : cpus_) c.present = false;
     while (!text.empty()) {
       std::string_view line = next_line(text);

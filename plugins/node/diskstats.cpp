@@ -64,7 +64,7 @@ class Diskstats : public SubCollector {
   }
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(file_, text)) return io_error("diskstats", file_);
+    if (!reader_.read(file_, text, true)) return io_error("diskstats", file_);
     used_ = 0;
     while (!text.empty()) {
       std::string_view line = next_line(text);

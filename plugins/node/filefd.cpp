@@ -10,7 +10,7 @@ class Filefd : public SubCollector {
   explicit Filefd(const Options& o) { join(file_, o.procfs, "sys/fs/file-nr"); }
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(file_, text)) return io_error("filefd", file_);
+    if (!reader_.read(file_, text, true)) return io_error("filefd", file_);
     double allocated, unused, maximum;
     if (!parse_double(next_field(text), allocated) || !parse_double(next_field(text), unused) ||
         !parse_double(next_field(text), maximum))

@@ -63,7 +63,7 @@ class Filesystem : public SubCollector {
 
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(mounts1_, text) && !reader_.read(mounts_, text))
+    if (!reader_.read(mounts1_, text, true) && !reader_.read(mounts_, text, true))
       return io_error("filesystem", mounts_);
     used_ = 0;
     while (!text.empty()) {

@@ -10,7 +10,7 @@ class Loadavg : public SubCollector {
   explicit Loadavg(const Options& o) { join(file_, o.procfs, "loadavg"); }
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(file_, text)) return io_error("loadavg", file_);
+    if (!reader_.read(file_, text, true)) return io_error("loadavg", file_);
     static constexpr std::string_view names[] = {"node_load1", "node_load5", "node_load15"};
     static constexpr std::string_view helps[] = {"1m load average.", "5m load average.",
                                                  "15m load average."};

@@ -11,7 +11,7 @@ class Meminfo : public SubCollector {
   explicit Meminfo(const Options& o) { join(file_, o.procfs, "meminfo"); }
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(file_, text)) return io_error("meminfo", file_);
+    if (!reader_.read(file_, text, true)) return io_error("meminfo", file_);
     while (!text.empty()) {
       std::string_view line = next_line(text);
       std::string_view key = next_field(line);

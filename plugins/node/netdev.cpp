@@ -23,7 +23,7 @@ class Netdev : public SubCollector {
   }
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(file_, text)) return io_error("netdev", file_);
+    if (!reader_.read(file_, text, true)) return io_error("netdev", file_);
     used_ = 0;
     next_line(text);  // two header lines
     next_line(text);

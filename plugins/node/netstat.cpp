@@ -19,10 +19,10 @@ class Netstat : public SubCollector {
     std::string_view text;
     fields_.rewind();
     for (const std::string* f : {&netstat_, &snmp_}) {
-      if (!reader_.read(*f, text)) return io_error("netstat", *f);
+      if (!reader_.read(*f, text, true)) return io_error("netstat", *f);
       if (auto r = paired(text, out, *f); !r) return r;
     }
-    if (!reader_.read(snmp6_, text)) {
+    if (!reader_.read(snmp6_, text, true)) {
       if (errno == ENOENT) return {};  // IPv6 disabled
       return io_error("netstat", snmp6_);
     }

@@ -30,7 +30,7 @@ class Pressure : public SubCollector {
       join(path_, procfs_, "pressure/");
       path_.append(res);
       std::string_view text;
-      if (!reader_.read(path_, text))
+      if (!reader_.read(path_, text, true))
         return io_error("pressure: pressure information is unavailable (needs Linux >= 4.20 "
                         "with CONFIG_PSI)",
                         path_);

@@ -24,13 +24,15 @@ constexpr size_t kShortChunk = 2048;
 
 FileReader::FileReader() : buf_(4096) {}
 
-bool FileReader::read(const std::string& path, std::string_view& out) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (f.fd < 0) return false;
+FileReader::~FileReader() {
+  for (const auto& k : kept_) ::close(k.fd);
+}
+
+bool FileReader::read_fd(int fd, std::string_view& out) {
   size_t used = 0;
   for (;;) {
     if (used == buf_.size()) buf_.resize(buf_.size() * 2);  // grows once, then stays
-    ssize_t n = ::read(f.fd, buf_.data() + used, buf_.size() - used);
+    ssize_t n = ::pread(fd, buf_.data() + used, buf_.size() - used, static_cast<off_t>(used));
     if (n < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -47,16 +49,39 @@ bool FileReader::read(const std::string& path, std::string_view& out) {
   return true;
 }
 
-bool FileReader::read_line(const std::string& path, std::string_view& out) {
+bool FileReader::read(const std::string& path, std::string_view& out, bool keep_open) {
+  if (keep_open) {
+    for (size_t i = 0; i < kept_.size(); ++i) {
+      if (kept_[i].path != path) continue;
+      if (read_fd(kept_[i].fd, out)) return true;
+      ::close(kept_[i].fd);  // e.g. ENODEV after the kernel object went away
+      kept_.erase(kept_.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  }
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = read_fd(fd, out);
+  if (ok && keep_open) {
+    kept_.push_back({path, fd});
+  } else {
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+  }
+  return ok;
+}
+
+bool FileReader::read_line(const std::string& path, std::string_view& out, bool keep_open) {
   std::string_view all;
-  if (!read(path, all)) return false;
+  if (!read(path, all, keep_open)) return false;
   out = trim(next_line(all));
   return true;
 }
 
-bool FileReader::read_u64(const std::string& path, uint64_t& out) {
+bool FileReader::read_u64(const std::string& path, uint64_t& out, bool keep_open) {
   std::string_view line;
-  if (!read_line(path, line)) return false;
+  if (!read_line(path, line, keep_open)) return false;
   if (!parse_u64(line, out)) {
     errno = EINVAL;
     return false;

@@ -15,16 +15,29 @@ namespace moni::node {
 class FileReader {
  public:
   FileReader();
+  ~FileReader();
+  FileReader(const FileReader&) = delete;
+  FileReader& operator=(const FileReader&) = delete;
   /// The file's contents, valid until the next read; false with errno set
-  /// when it cannot be opened or read.
-  bool read(const std::string& path, std::string_view& out);
+  /// when it cannot be opened or read. With `keep_open` the descriptor is
+  /// kept and later reads pread() from offset 0, which makes procfs/sysfs
+  /// regenerate the content without a path walk; only for kernel files
+  /// that are never replaced (a replaced file would keep being read from
+  /// the old inode; a removed kernfs node fails and is reopened).
+  bool read(const std::string& path, std::string_view& out, bool keep_open = false);
   /// The first line of the file without surrounding whitespace.
-  bool read_line(const std::string& path, std::string_view& out);
+  bool read_line(const std::string& path, std::string_view& out, bool keep_open = false);
   /// The file's first line parsed as an unsigned/floating number.
-  bool read_u64(const std::string& path, uint64_t& out);
+  bool read_u64(const std::string& path, uint64_t& out, bool keep_open = false);
 
  private:
+  bool read_fd(int fd, std::string_view& out);
+  struct Kept {
+    std::string path;
+    int fd;
+  };
   std::vector<char> buf_;
+  std::vector<Kept> kept_;
 };
 
 /// Lists a directory with getdents64 into a reused buffer (no opendir()

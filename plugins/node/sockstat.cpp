@@ -19,10 +19,10 @@ class Sockstat : public SubCollector {
   }
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(v4_, text)) return io_error("sockstat", v4_);
+    if (!reader_.read(v4_, text, true)) return io_error("sockstat", v4_);
     if (auto r = parse(text, out, v4_); !r) return r;
     // IPv6 may be disabled: then there is no sockstat6, which is fine.
-    if (!reader_.read(v6_, text)) {
+    if (!reader_.read(v6_, text, true)) {
       if (errno == ENOENT) return {};
       return io_error("sockstat", v6_);
     }

@@ -28,7 +28,7 @@ class Stat : public SubCollector {
   explicit Stat(const Options& o) { join(file_, o.procfs, "stat"); }
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(file_, text)) return io_error("stat", file_);
+    if (!reader_.read(file_, text, true)) return io_error("stat", file_);
     double values[std::size(kFields)];
     bool seen[std::size(kFields)] = {};
     while (!text.empty()) {

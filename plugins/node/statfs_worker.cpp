@@ -78,9 +78,13 @@ void StatfsWorker::spawn() {
         ch->st[i] = st;
         ch->err[i] = err;
         ch->done = i + 1;
-        ch->cv.notify_all();
       }
       ch->has_job = false;
+      // One wake-up per batch: the caller checks progress when its deadline
+      // passes instead of being woken after every mount.
+      lk.unlock();
+      ch->cv.notify_all();
+      lk.lock();
     }
   });
 }
@@ -99,16 +103,23 @@ void StatfsWorker::stat_all(std::vector<Job>& jobs, size_t n, std::chrono::milli
     ch_->n = m;
     ch_->done = 0;
     ch_->has_job = true;
+    lk.unlock();
     ch_->cv.notify_all();
-    size_t got = 0;
-    while (got < m) {
-      if (!ch_->cv.wait_for(lk, timeout, [&] { return ch_->done > got; })) break;
-      for (; got < ch_->done; ++got) {
-        Job& j = jobs[start + got];
-        j.st = ch_->st[got];
-        j.err = ch_->err[got];
-        j.outcome = j.err == 0 ? Outcome::Ok : Outcome::Error;
-      }
+    lk.lock();
+    // Each mount gets at least `timeout`: on a deadline with progress made,
+    // the next mount in line gets a fresh one.
+    size_t seen = 0;
+    while (ch_->done < m) {
+      if (ch_->cv.wait_for(lk, timeout, [&] { return ch_->done == m; })) break;
+      if (ch_->done == seen) break;
+      seen = ch_->done;
+    }
+    size_t got = ch_->done;
+    for (size_t k = 0; k < got; ++k) {
+      Job& j = jobs[start + k];
+      j.st = ch_->st[k];
+      j.err = ch_->err[k];
+      j.outcome = j.err == 0 ? Outcome::Ok : Outcome::Error;
     }
     if (got == m) return;
     // jobs[start + got] did not answer in time: leave its thread behind.

@@ -11,7 +11,7 @@ class Vmstat : public SubCollector {
   explicit Vmstat(const Options& o) : fields_(o.vmstat_fields) { join(file_, o.procfs, "vmstat"); }
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(file_, text)) return io_error("vmstat", file_);
+    if (!reader_.read(file_, text, true)) return io_error("vmstat", file_);
     fields_.rewind();
     while (!text.empty()) {
       std::string_view line = next_line(text);
