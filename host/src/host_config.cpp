@@ -1,5 +1,6 @@
 #include "host_config.hpp"
 
+#include "basic_auth.hpp"
 #include "plugin_loader.hpp"
 
 #include <moni/duration.hpp>
@@ -153,8 +154,33 @@ class Parser {
                                            ? d
                                            : (base / d).lexically_normal().string());
         }
+      } else if (key == "web") {
+        web(v);
       } else {
         err(v, "unknown option 'host." + key + "'");
+      }
+    }
+  }
+
+  void web(const toml::node& n) {
+    auto* t = as_table(n, "host.web");
+    if (!t) return;
+    for (auto&& [k, v] : *t) {
+      std::string key(k.str());
+      if (key != "basic_auth_users") {
+        err(v, "unknown option 'host.web." + key + "' (host.web has basic_auth_users)");
+        continue;
+      }
+      auto* users = as_table(v, "host.web.basic_auth_users");
+      if (!users) continue;
+      for (auto&& [uk, uv] : *users) {
+        std::string user(uk.str());
+        auto hash = str(uv, "host.web.basic_auth_users." + user);
+        if (!hash) continue;
+        if (auto why = BasicAuth::validate_hash(*hash); !why.empty())
+          err(uv, "host.web.basic_auth_users." + user + " " + why);
+        else
+          cfg_.basic_auth_users[user] = *hash;
       }
     }
   }

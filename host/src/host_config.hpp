@@ -7,6 +7,7 @@
 #include <moni/result.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -55,6 +56,7 @@ struct HostConfig {
   std::string data_dir = "/var/lib/moni";
   std::string log_level = "info";
   std::vector<std::string> plugin_dirs;  // absolute, or relative to the config file
+  std::map<std::string, std::string> basic_auth_users;  // [host.web]: user -> password hash
   std::vector<InstanceConfig> instances;
   std::vector<PipelineConfig> pipelines;
 

@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <chrono>
+#include <mutex>
 
 namespace moni::host {
 namespace net = boost::asio;
@@ -22,10 +23,20 @@ using tcp = net::ip::tcp;
 
 namespace {
 
+struct AuthSlot {
+  std::mutex mu;
+  std::shared_ptr<const BasicAuth> auth;
+  std::shared_ptr<const BasicAuth> get() {
+    std::lock_guard lock(mu);
+    return auth;
+  }
+};
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket s, RouteTable& routes, std::function<void(std::function<void()>)> workers)
-      : stream_(std::move(s)), routes_(routes), workers_(std::move(workers)) {
+  Session(tcp::socket s, RouteTable& routes, std::function<void(std::function<void()>)> workers,
+          std::shared_ptr<AuthSlot> auth)
+      : stream_(std::move(s)), routes_(routes), workers_(std::move(workers)), auth_(std::move(auth)) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -75,7 +86,13 @@ class Session : public std::enable_shared_from_this<Session> {
                            ms(query),  headers.data(), headers.size(),
                            ms(req.body()), ms(remote_)};
     HttpResponseData data;
-    if (auto route = routes_.find(path)) {
+    auto auth = auth_->get();
+    auto authz = req[http::field::authorization];
+    if (auth && !auth->check(std::string_view(authz.data(), authz.size()))) {
+      data.status = 401;
+      data.headers.emplace_back("WWW-Authenticate", "Basic realm=\"moni\"");
+      data.body = "Unauthorized\n";
+    } else if (auto route = routes_.find(path)) {
       try {
         route->handler(mreq, data);
       } catch (const std::exception& e) {
@@ -119,6 +136,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::request_parser<http::string_body>> parser_;
   RouteTable& routes_;  // owned by the runtime, which outlives the io_context's sessions
   std::function<void(std::function<void()>)> workers_;
+  std::shared_ptr<AuthSlot> auth_;
   std::string remote_;
 };
 
@@ -130,13 +148,15 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   void accept() {
     acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket s) {
       if (ec == net::error::operation_aborted || !self->acceptor.is_open()) return;
-      if (!ec) std::make_shared<Session>(std::move(s), self->routes, self->workers)->start();
+      if (!ec)
+        std::make_shared<Session>(std::move(s), self->routes, self->workers, self->auth)->start();
       self->accept();
     });
   }
   tcp::acceptor acceptor;
   RouteTable& routes;
   std::function<void(std::function<void()>)> workers;
+  std::shared_ptr<AuthSlot> auth = std::make_shared<AuthSlot>();
 };
 
 HttpServer::HttpServer(net::io_context& io, RouteTable& routes,
@@ -171,6 +191,11 @@ uint16_t HttpServer::port() const {
   beast::error_code ec;
   auto ep = impl_->acceptor.local_endpoint(ec);
   return ec ? 0 : ep.port();
+}
+
+void HttpServer::set_auth(std::shared_ptr<const BasicAuth> auth) {
+  std::lock_guard lock(impl_->auth->mu);
+  impl_->auth->auth = std::move(auth);
 }
 
 void HttpServer::close() {

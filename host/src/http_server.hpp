@@ -2,6 +2,7 @@
 // on the io thread, runs every route handler on the worker pool.
 #pragma once
 
+#include "basic_auth.hpp"
 #include "route_table.hpp"
 
 #include <moni/result.hpp>
@@ -28,6 +29,8 @@ class HttpServer {
   Result<void> listen(const std::string& address);
   /// The bound port (useful with port 0).
   uint16_t port() const;
+  /// Requires these credentials on every route from now on (null: none).
+  void set_auth(std::shared_ptr<const BasicAuth> auth);
   void close();
 
  private:

@@ -36,8 +36,9 @@ int check_config(const std::string& path, const std::optional<std::string>& data
   reg.scan(plugin_dirs(&*cfg));
   print_failures(reg);
   size_t n_inst = cfg->instances.size(), n_pipe = cfg->pipelines.size();
+  std::string dir = cfg->data_dir;
   PipelineCounters counters;
-  auto g = build_graph(std::move(*cfg), reg, data_dir.value_or(""), nullptr, nullptr, counters);
+  auto g = build_graph(std::move(*cfg), reg, dir, nullptr, nullptr, counters);
   if (!g) {
     std::cerr << g.error().message << "\n";
     return 1;

@@ -39,6 +39,9 @@ class Runtime final : public HostServices {
   explicit Runtime(RunOptions opts) : opts_(std::move(opts)) {}
 
   int run() {
+    // Registered first: a signal during start-up is queued, not fatal.
+    net::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
+    std::signal(SIGPIPE, SIG_IGN);
     auto cfg = load_config();
     if (!cfg) {
       log_error("config", "invalid configuration:\n" + cfg.error().message);
@@ -62,6 +65,7 @@ class Runtime final : public HostServices {
       net::post(*pool_, std::move(f));
     });
 
+    http_->set_auth(auth_of(*cfg));
     auto g = build_graph(std::move(*cfg), *registry_, data_dir_, this, nullptr, counters_);
     if (!g) {
       log_error("config", "invalid configuration:\n" + g.error().message);
@@ -86,7 +90,6 @@ class Runtime final : public HostServices {
     schedule(graph);
     ready_ = true;
 
-    net::signal_set signals(io_, SIGINT, SIGTERM, SIGHUP);
     std::function<void(const boost::system::error_code&, int)> on_signal =
         [&](const boost::system::error_code& e, int sig) {
           if (e) return;
@@ -95,7 +98,6 @@ class Runtime final : public HostServices {
           signals.async_wait(on_signal);
         };
     signals.async_wait(on_signal);
-    std::signal(SIGPIPE, SIG_IGN);
     log_info("host", "moni started: " + std::to_string(graph->pipelines.size()) + " pipeline(s), " +
                          std::to_string(graph->instances.size()) + " instance(s)");
     sd_notify_state("READY=1");
@@ -153,6 +155,11 @@ class Runtime final : public HostServices {
     if (opts_.listen) cfg->listen = *opts_.listen;
     if (opts_.data_dir) cfg->data_dir = *opts_.data_dir;
     return cfg;
+  }
+
+  static std::shared_ptr<const BasicAuth> auth_of(const HostConfig& cfg) {
+    if (cfg.basic_auth_users.empty()) return nullptr;
+    return std::make_shared<const BasicAuth>(cfg.basic_auth_users);
   }
 
   std::shared_ptr<PluginRegistry> scan_plugins(const HostConfig& cfg, const PluginRegistry* prev) {
@@ -239,7 +246,9 @@ class Runtime final : public HostServices {
   // ---- scheduling (io thread)
   void schedule(const std::shared_ptr<Graph>& g) {
     timers_.clear();
+    scheduled_ = nullptr;
     if (stopping_) return;
+    scheduled_ = g.get();
     for (auto& job : g->jobs) {
       const auto& ic = job->instance->config();
       auto timer = std::make_shared<net::steady_timer>(io_);
@@ -258,7 +267,9 @@ class Runtime final : public HostServices {
            Clock::time_point nominal, int64_t jitter_ms) {
     timer->expires_at(nominal + std::chrono::milliseconds(jitter_ms));
     timer->async_wait([this, g, job, timer, nominal](const boost::system::error_code& ec) {
-      if (ec || stopping_) return;
+      // A handler already queued when its timer was cancelled still runs
+      // with success: only the scheduled graph may tick.
+      if (ec || stopping_ || g.get() != scheduled_) return;
       tick(g, *job);
       const auto& ic = job->instance->config();
       auto interval = std::chrono::milliseconds(ic.interval_ms);
@@ -337,11 +348,15 @@ class Runtime final : public HostServices {
       old = graph_;
     }
     auto reg = scan_plugins(*cfg, registry_.get());
+    auto auth = auth_of(*cfg);
     auto g = build_graph(std::move(*cfg), *reg, data_dir_, this, old.get(), counters_);
     if (!g) return reload_failed(g.error().message);
     std::shared_ptr<Graph> graph(std::move(g.value()));
     if (auto r = start_graph(graph); !r) return reload_failed(r.error().message);
-    net::post(io_, [this, graph, old, reg] { swap(graph, old, reg); });
+    net::post(io_, [this, graph, old, reg, auth] {
+      http_->set_auth(auth);
+      swap(graph, old, reg);
+    });
   }
 
   // io thread: the new pipelines take over; the old ones drain on a worker.
@@ -380,6 +395,7 @@ class Runtime final : public HostServices {
     ready_ = false;
     for (auto& t : timers_) t->cancel();
     timers_.clear();
+    scheduled_ = nullptr;
     net::post(*pool_, [this] {
       while (reloading_) std::this_thread::sleep_for(std::chrono::milliseconds(20));
       std::shared_ptr<Graph> g;
@@ -415,6 +431,7 @@ class Runtime final : public HostServices {
   RouteTable::Map staged_;
   bool staging_ = false;
   std::vector<std::shared_ptr<net::steady_timer>> timers_;  // io thread only
+  const Graph* scheduled_ = nullptr;                         // io thread only
   std::mt19937_64 rng_{std::random_device{}()};
   std::atomic<bool> ready_{false}, stopping_{false}, reloading_{false};
 };

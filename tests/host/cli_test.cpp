@@ -341,3 +341,83 @@ TEST(Sdk, OutOfTreePluginBuildsAgainstTheInstalledSdkAndLoads) {
   moni.signal(SIGTERM);
   EXPECT_EQ(moni.wait(10000), 0) << moni.err();
 }
+
+TEST(Run, StorageReadersAreHandedOutByNameOrWhenUnambiguous) {
+  TempDir d;
+  d.write("c.toml", host_table() + R"(
+[storage.db1]
+plugin = "test_store"
+[storage.db2]
+plugin = "test_store"
+[outputs.by_name]
+plugin = "test_sink"
+path = "/dev/null"
+route = "/probe/by_name"
+probe_storage = "db2"
+[outputs.ambiguous]
+plugin = "test_sink"
+path = "/dev/null"
+route = "/probe/ambiguous"
+probe_storage = ""
+[outputs.missing]
+plugin = "test_sink"
+path = "/dev/null"
+route = "/probe/missing"
+probe_storage = "nope"
+)");
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  EXPECT_EQ(http_get(port, "/probe/by_name").body, "0 storage=1\n");
+  EXPECT_EQ(http_get(port, "/probe/ambiguous").body, "0 storage=0\n");
+  EXPECT_EQ(http_get(port, "/probe/missing").body, "0 storage=0\n");
+  moni.signal(SIGTERM);
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+}
+
+TEST(Run, RouteConflictsAreStartErrors) {
+  TempDir d;
+  d.write("c.toml", host_table() + R"(
+[outputs.a]
+plugin = "test_sink"
+path = "/dev/null"
+route = "/same"
+[outputs.b]
+plugin = "test_sink"
+path = "/dev/null"
+route = "/same"
+)");
+  auto r = run({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("b (test_sink): start failed: route /same is already served by instance 'a'"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(Run, BasicAuthProtectsEveryRouteWhenConfigured) {
+  TempDir d;
+  // bcrypt (cost 4) of "secret"
+  d.write("c.toml", host_table() + R"(
+[host.web.basic_auth_users]
+alice = "$2b$04$hqF/T4/VkePcw93Hpdt4HuAMGNjDrnNHEHlMFMfyBEpP6oyM40BQi"
+[pipelines.p]
+collectors = ["self"]
+)");
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  auto r = http_get(port, "/-/healthy");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.headers.find("WWW-Authenticate: Basic realm=\"moni\""), std::string::npos) << r.headers;
+  EXPECT_EQ(http_get(port, "/metrics", "Authorization: Basic YWxpY2U6d3Jvbmc=\r\n").status, 401);
+  EXPECT_EQ(http_get(port, "/metrics", "Authorization: Basic YWxpY2U6c2VjcmV0\r\n").status, 200);
+  EXPECT_EQ(http_get(port, "/-/healthy", "Authorization: Basic YWxpY2U6c2VjcmV0\r\n").status, 200);
+  moni.signal(SIGTERM);
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+
+  d.write("bad.toml", "[host.web.basic_auth_users]\nbob = \"hunter2\"\n[host.web]\n");
+  auto c = run({kMoni, "check-config", d.file("bad.toml")});
+  EXPECT_EQ(c.exit_code, 1);
+  EXPECT_NE(c.err.find(":2:7: host.web.basic_auth_users.bob must be a password hash"), std::string::npos)
+      << c.err;
+}

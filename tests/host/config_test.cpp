@@ -191,3 +191,20 @@ TEST(Config, ListenAddresses) {
   EXPECT_FALSE(split_listen("127.0.0.1", h, p));
   EXPECT_FALSE(split_listen("127.0.0.1:70000", h, p));
 }
+
+TEST(Config, TheOnlyStartedStorageIsFoundByEmptyName) {
+  auto cfg = parse_config_text("[storage.db]\nplugin = \"test_store\"\n", "t.toml");
+  ASSERT_TRUE(cfg.ok()) << cfg.error().message;
+  PluginRegistry reg;
+  reg.scan({HOST_TEST_PLUGIN_DIR});
+  PipelineCounters counters;
+  auto g = build_graph(std::move(*cfg), reg, "/tmp", nullptr, nullptr, counters);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_EQ((*g)->storage(""), nullptr) << "not started yet";
+  ASSERT_TRUE((*g)->start_new().ok());
+  EXPECT_NE((*g)->storage(""), nullptr);
+  EXPECT_EQ((*g)->storage(""), (*g)->storage("db"));
+  EXPECT_EQ((*g)->storage("other"), nullptr);
+  (*g)->stop_except(nullptr);
+  EXPECT_EQ((*g)->storage("db"), nullptr) << "not after stop";
+}

@@ -114,7 +114,7 @@ int Child::port(int timeout_ms) const {
   return std::atoi(line.substr(line.rfind(':') + 1).c_str());
 }
 
-HttpReply http_get(int port, const std::string& path) {
+HttpReply http_get(int port, const std::string& path, const std::string& extra_headers) {
   HttpReply r;
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
@@ -125,7 +125,8 @@ HttpReply http_get(int port, const std::string& path) {
     ::close(fd);
     return r;
   }
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+                    extra_headers + "\r\n";
   (void)!::write(fd, req.data(), req.size());
   std::string resp;
   char buf[4096];

@@ -53,7 +53,7 @@ struct HttpReply {
   std::string headers, body;
 };
 /// GET over a plain TCP socket to 127.0.0.1:port.
-HttpReply http_get(int port, const std::string& path);
+HttpReply http_get(int port, const std::string& path, const std::string& extra_headers = "");
 
 /// The value of the series whose exposition line starts with `series`
 /// (e.g. `moni_collector_runs_total{instance="a",plugin="p"}`); -1 if absent.

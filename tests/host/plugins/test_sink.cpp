@@ -1,7 +1,7 @@
 // An output for host tests: buffers what it receives and appends one line
 // per sample ("name value") to `path` only on flush, so a test can tell
 // whether the host flushed before stopping. Serves GET <route> with the
-// number of samples received.
+// number of samples received (and whether a probed storage was found).
 #include <moni/sdk.hpp>
 
 #include <atomic>
@@ -20,12 +20,17 @@ class TestSink : public moni::Output {
     moni::ConfigReader r(cfg, "test_sink");
     path_ = r.required_string("path");
     route_ = r.string("route", "");
+    probe_ = r.optional_string("probe_storage");
     r.finish();
   }
   moni::Result<void> start() override {
+    // host_api.storage(): found only for a started storage instance; an
+    // empty name finds the only one.
+    if (probe_) storage_found_ = ctx_.storage(*probe_).has_value();
     if (!route_.empty()) {
       auto r = ctx_.route(route_, [this](const moni::HttpRequest&, moni::HttpResponse& resp) {
-        resp.body(std::to_string(received_.load()) + "\n");
+        resp.body(std::to_string(received_.load()) + " storage=" + (storage_found_ ? "1" : "0") +
+                  "\n");
       });
       if (!r) return r;
     }
@@ -59,6 +64,8 @@ class TestSink : public moni::Output {
  private:
   moni::Context& ctx_;
   std::string path_, route_, pending_;
+  std::optional<std::string> probe_;
+  bool storage_found_ = false;
   std::mutex mu_;
   std::atomic<uint64_t> received_{0};
 };
