@@ -4,6 +4,7 @@
 #include "rw_test_util.hpp"
 
 #include <bit>
+#include <fstream>
 #include <chrono>
 #include <map>
 #include <set>
@@ -254,4 +255,34 @@ TEST(RemoteWrite, QueueSurvivesRestartWhileReceiverIsDown) {
   auto pts = accepted_points(rx);
   EXPECT_EQ(pts.size(), 300u);
   for (auto& [k, n] : pts) EXPECT_EQ(n, 1);
+}
+
+TEST(RemoteWrite, BearerTokenFileAndTlsSetupErrors) {
+  TempDir dir;
+  FakeReceiver rx;
+  {
+    std::ofstream f(dir.path + "/token");
+    f << "tok-123\n";
+  }
+  auto h = load(endpoint(rx.url("/api/v1/push"), "bearer_token_file = \"" + dir.path + "/token\"\n"),
+                dir.path);
+  ASSERT_TRUE(h);
+  moni::Batch b;
+  b.add("bearer", {}, 1, now_ms());
+  ASSERT_TRUE(h->write(b).ok());
+  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") == 1; }, 10000));
+  auto reqs = rx.requests();
+  ASSERT_FALSE(reqs.empty());
+  EXPECT_EQ(reqs[0].target, "/api/v1/push");
+  EXPECT_EQ(reqs[0].headers.at("authorization"), "Bearer tok-123");
+
+  // https with an unreadable CA file fails at start with the file named.
+  auto t = PluginHarness::load(moni::testing::plugin_path("remote_write"),
+                               endpoint("https://127.0.0.1:1/api/v1/write",
+                                        "tls = { ca_file = \"" + dir.path + "/missing-ca.pem\" }\n"),
+                               "tls", dir.path);
+  ASSERT_TRUE(t.ok()) << t.error().message;
+  auto r = (*t)->start();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("TLS setup"), std::string::npos) << r.error().message;
 }
