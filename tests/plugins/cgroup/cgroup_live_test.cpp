@@ -256,3 +256,32 @@ TEST(CgroupLive, BurnerInRealCgroupRaisesCountersAndReportsLimits) {
   // Host network namespace: no network series for a plain cgroup.
   EXPECT_TRUE(after->find("container_network_receive_bytes_total").empty());
 }
+
+TEST(CgroupLive, WholeHostCollectsEveryCgroupWithoutErrors) {
+  if (find_mounts().unified.empty() && find_mounts().memory.empty())
+    GTEST_SKIP() << "no cgroup hierarchy is mounted";
+  auto h = PluginHarness::load(plugin_path("cgroup"), "");
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  auto& p = **h;
+  ASSERT_TRUE(p.start().ok());
+  for (int64_t t : {1000, 16000}) {
+    auto b = p.collect(t);
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    const auto* root = b->one("container_last_seen", "id", "/");
+    ASSERT_NE(root, nullptr) << "the root cgroup was not reported";
+    EXPECT_EQ(root->value, t / 1000);
+    const auto* procs = b->one("container_processes", "id", "/");
+    ASSERT_NE(procs, nullptr);
+    EXPECT_GE(procs->value, 1);  // this test process at least
+    auto cpu = b->find("container_cpu_usage_seconds_total", "id", "/");
+    if (!cpu.empty()) {
+      EXPECT_GT(cpu[0].value, 0);
+    }
+    // Every sample has an id; no family is emitted without its metadata.
+    for (const auto& s : b->samples) {
+      EXPECT_FALSE(s.label("id").empty()) << s.name();
+      EXPECT_NE(b->meta(s.name()), nullptr) << s.name();
+    }
+  }
+  EXPECT_LE(p.logs().size(), 1u);
+}
