@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <dlfcn.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <filesystem>
@@ -197,18 +198,58 @@ int count_emit(void* ctx, const moni_batch* b) {
   return MONI_OK;
 }
 
+CfgNode str(std::string s) {
+  CfgNode n;
+  n.type = MONI_CFG_STRING;
+  n.text = std::move(s);
+  return n;
+}
+
+void run_collect(benchmark::State& state, const CfgNode& cfg, int containers);
+
 void collect_bench(benchmark::State& state, bool v1) {
   std::string dir = make_tree(v1);
   CfgNode cfg;
-  auto str = [](std::string s) {
-    CfgNode n;
-    n.type = MONI_CFG_STRING;
-    n.text = std::move(s);
-    return n;
-  };
   cfg.entries = {{"root", str(dir + "/cgroup")},   {"mountinfo", str(dir + "/mountinfo")},
                  {"procfs", str(dir + "/proc")},   {"sysfs", str(dir + "/sys")},
                  {"docker_root", str(dir + "/docker")}};
+  run_collect(state, cfg, kContainers);
+  fs::remove_all(dir);
+}
+
+// 500 empty cgroups made in this machine's real cgroupfs (every v1
+// controller hierarchy, or the v2 tree), collected with an include filter:
+// the kernel's own file generation instead of tmpfs. Skipped when the
+// cgroupfs is not writable.
+void BM_CgroupCollect500_RealCgroupfs(benchmark::State& state) {
+  std::vector<std::string> tops;
+  std::string name = "moni-bench-" + std::to_string(::getpid());
+  for (const char* c : {"cpu,cpuacct", "cpu", "cpuacct", "memory", "blkio", "pids", ""}) {
+    fs::path top = fs::path("/sys/fs/cgroup") / c / name;
+    if (std::string(c).empty() && !tops.empty()) break;  // v1 found: not the v2 root
+    if (!fs::exists(top.parent_path() / "cgroup.procs")) continue;
+    if (::mkdir(top.c_str(), 0755) != 0) continue;
+    tops.push_back(top);
+  }
+  if (tops.empty()) {
+    state.SkipWithError("cannot create cgroups under /sys/fs/cgroup (needs root)");
+    return;
+  }
+  for (const auto& t : tops)
+    for (int i = 0; i < kContainers; ++i) ::mkdir((t + "/c" + std::to_string(i)).c_str(), 0755);
+  CfgNode cfg;
+  CfgNode include;
+  include.type = MONI_CFG_ARRAY;
+  include.entries = {{"", str("^/" + name + "/")}};
+  cfg.entries = {{"include", include}};
+  run_collect(state, cfg, kContainers);
+  for (const auto& t : tops) {
+    for (int i = 0; i < kContainers; ++i) ::rmdir((t + "/c" + std::to_string(i)).c_str());
+    ::rmdir(t.c_str());
+  }
+}
+
+void run_collect(benchmark::State& state, const CfgNode& cfg, int containers) {
   moni_host_api host{};
   host.struct_size = sizeof host;
   host.abi_major = MONI_ABI_MAJOR;
@@ -244,13 +285,12 @@ void collect_bench(benchmark::State& state, bool v1) {
     ++n;
     if (rc != MONI_OK) state.SkipWithError(err.message);
   }
-  state.counters["containers"] = kContainers;
+  state.counters["containers"] = containers;
   state.counters["samples"] = static_cast<double>(samples) / static_cast<double>(n);
   state.counters["allocs"] = static_cast<double>(allocs) / static_cast<double>(n);
   d->stop(inst);
   d->destroy(inst);
   ::dlclose(lib);
-  fs::remove_all(dir);
 }
 
 // The floor under the collection: one open+read+close of a small file on the
@@ -275,6 +315,7 @@ void BM_CgroupCollect500_V2(benchmark::State& s) { collect_bench(s, false); }
 void BM_CgroupCollect500_HybridV1(benchmark::State& s) { collect_bench(s, true); }
 BENCHMARK(BM_CgroupCollect500_V2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_CgroupCollect500_HybridV1)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_CgroupCollect500_RealCgroupfs)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 }  // namespace
 

@@ -63,10 +63,42 @@ bool StatsReader::read_file(std::string_view dir, const char* file, std::string_
   if (dirfd_ < 0 || open_dir_ != dir) {
     close_dir();
     open_dir_.assign(dir);
-    dirfd_ = ::open(open_dir_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    dirfd_ = open_below_base();
     if (dirfd_ < 0) return false;
   }
   return reader_.read_at(dirfd_, file, text);
+}
+
+// Opens open_dir_ relative to its hierarchy's root, kept open: the path walk
+// through /sys/fs/cgroup/<controller> is a good part of an open's cost.
+int StatsReader::open_below_base() {
+  constexpr int kFlags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  std::string_view dir = open_dir_;
+  for (auto& [base, fd] : base_fds_) {
+    if (dir.size() < base.size() || dir.compare(0, base.size(), base) != 0) continue;
+    if (dir.size() > base.size() && dir[base.size()] != '/') continue;
+    if (fd < 0) break;
+    return ::openat(fd, dir.size() == base.size() ? "." : open_dir_.c_str() + base.size() + 1,
+                    kFlags);
+  }
+  return ::open(open_dir_.c_str(), kFlags);
+}
+
+StatsReader::StatsReader(const CgroupLayout& layout) : layout_(layout) {
+  auto add = [&](const std::string& base) {
+    if (base.empty()) return;
+    for (const auto& b : base_fds_)
+      if (b.first == base) return;
+    base_fds_.emplace_back(base, ::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  };
+  add(layout_.unified);
+  for (const auto& d : layout_.v1) add(d);
+}
+
+StatsReader::~StatsReader() {
+  close_dir();
+  for (auto& b : base_fds_)
+    if (b.second >= 0) ::close(b.second);
 }
 
 void StatsReader::close_dir() {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace moni_cgroup {
@@ -54,8 +55,8 @@ struct CgroupStats {
 /// Reads cgroup files with reused buffers. Thread-safety: none.
 class StatsReader {
  public:
-  explicit StatsReader(const CgroupLayout& layout) : layout_(layout) {}
-  ~StatsReader() { close_dir(); }
+  explicit StatsReader(const CgroupLayout& layout);
+  ~StatsReader();
   StatsReader(const StatsReader&) = delete;
   StatsReader& operator=(const StatsReader&) = delete;
 
@@ -80,11 +81,13 @@ class StatsReader {
   void read_psi(std::string_view dir, CgroupStats& out);
   std::string& dir_of(const std::string& base, std::string_view rel);
   void close_dir();
+  int open_below_base();
 
   const CgroupLayout& layout_;
   FileReader reader_;
   std::string path_, dir_, open_dir_;
   int dirfd_ = -1;
+  std::vector<std::pair<std::string, int>> base_fds_;  // hierarchy roots, O_PATH
   long clk_tck_ = 0;
 };
 
