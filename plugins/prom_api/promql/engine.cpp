@@ -374,10 +374,33 @@ class Evaluator {
   // aggregation result (rangeEval), in instant and range queries alike.
   void check_dups(const Vector& v) {
     if (v.size() < 2) return;
-    std::unordered_set<std::string> seen;
-    for (const auto& s : v)
-      if (!seen.insert(labels_key(*s.labels)).second)
+    std::unordered_map<uint64_t, const Labels*> seen;
+    seen.reserve(v.size());
+    for (const auto& s : v) {
+      auto [it, inserted] = seen.emplace(label_hash(s.labels), s.labels.get());
+      if (!inserted && *it->second == *s.labels)
         exec_error("vector cannot contain metrics with the same labelset");
+    }
+  }
+
+  // FNV-1a of a label set, cached by address (the set is kept alive here).
+  uint64_t label_hash(const LabelsPtr& ls) {
+    auto it = hash_cache_.find(ls.get());
+    if (it != hash_cache_.end()) return it->second;
+    uint64_t h = 1469598103934665603ULL;
+    auto mix = [&](std::string_view x) {
+      for (unsigned char c : x) h = (h ^ c) * 1099511628211ULL;
+      h = (h ^ 0xff) * 1099511628211ULL;
+    };
+    for (const auto& l : *ls) {
+      mix(l.name);
+      mix(l.value);
+    }
+    if (ls.use_count() > 1 && hash_cache_.size() < 200'000) {  // only shared, stable sets
+      hash_cache_.emplace(ls.get(), h);
+      hash_keep_.push_back(ls);
+    }
+    return h;
   }
 
   // ---- binary operators
@@ -529,13 +552,29 @@ class Evaluator {
       std::vector<const Sample*> members;
     };
     std::vector<Group> groups;
-    std::unordered_map<std::string, size_t> index;
+    std::unordered_map<const Labels*, size_t> index;
+    auto& cache = group_cache_[&e];
     for (const auto& s : vec) {
-      Labels gl = group_labels(*s.labels);
-      auto [it, inserted] = index.emplace(labels_key(gl), groups.size());
+      // Each input label set maps to an interned group label set, cached per
+      // node across steps (count_values makes new sets each step: no cache).
+      LabelsPtr gl;
+      auto cit = e.op == Op::CountValues ? cache.by_input.end() : cache.by_input.find(s.labels.get());
+      if (cit != cache.by_input.end()) {
+        gl = cit->second;
+      } else {
+        Labels g = group_labels(*s.labels);
+        auto [iit, fresh] = cache.interned.emplace(labels_key(g), nullptr);
+        if (fresh) iit->second = share(std::move(g));
+        gl = iit->second;
+        if (e.op != Op::CountValues) {
+          cache.by_input.emplace(s.labels.get(), gl);
+          cache.keep.push_back(s.labels);
+        }
+      }
+      auto [it, inserted] = index.emplace(gl.get(), groups.size());
       if (inserted) {
         Group g;
-        g.labels = share(std::move(gl));
+        g.labels = gl;
         g.value = s.v;
         g.mean = s.v;
         g.count = 1;
@@ -817,13 +856,20 @@ class Evaluator {
     int64_t range_end = at_time(timed, ts) - timed.offset_ms;
     int64_t range_start = range_end - range_ms;
     bool keep_name = str_eq(name, "last_over_time");
+    enum { Rate, Increase, Delta, Irate, Idelta, Other } kind = Other;
+    if (str_eq(name, "rate")) kind = Rate;
+    else if (str_eq(name, "increase")) kind = Increase;
+    else if (str_eq(name, "delta")) kind = Delta;
+    else if (str_eq(name, "irate")) kind = Irate;
+    else if (str_eq(name, "idelta")) kind = Idelta;
+    out.reserve(ws.size());
     for (const auto& w : ws) {
       std::optional<double> v;
-      if (str_eq(name, "rate")) v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, true, true);
-      else if (str_eq(name, "increase")) v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, true, false);
-      else if (str_eq(name, "delta")) v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, false, false);
-      else if (str_eq(name, "irate")) v = fn::instant_value(w.points, true);
-      else if (str_eq(name, "idelta")) v = fn::instant_value(w.points, false);
+      if (kind == Rate) v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, true, true);
+      else if (kind == Increase) v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, true, false);
+      else if (kind == Delta) v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, false, false);
+      else if (kind == Irate) v = fn::instant_value(w.points, true);
+      else if (kind == Idelta) v = fn::instant_value(w.points, false);
       else if (str_eq(name, "deriv")) {
         if (w.points.size() >= 2) v = fn::linear_regression(w.points, w.points[0].t).first;
       } else if (str_eq(name, "predict_linear")) {
@@ -953,6 +999,14 @@ class Evaluator {
   std::unordered_map<const Expr*, SelectorData> sel_;
   std::unordered_map<const Expr*, std::unordered_map<int64_t, Vector>> subq_;
   std::unordered_map<const Expr*, std::unique_ptr<RE2>> regex_;
+  struct GroupCache {
+    std::unordered_map<const Labels*, LabelsPtr> by_input;
+    std::unordered_map<std::string, LabelsPtr> interned;
+    std::vector<LabelsPtr> keep;  // keeps by_input's keys alive
+  };
+  std::unordered_map<const Expr*, GroupCache> group_cache_;
+  std::unordered_map<const Labels*, uint64_t> hash_cache_;
+  std::vector<LabelsPtr> hash_keep_;
   int subquery_depth_ = 0;
   int64_t fetched_ = 0, produced_ = 0;
   uint64_t ticks_ = 0;
@@ -993,6 +1047,8 @@ QueryResult Engine::exec(const Expr& expr, int64_t start, int64_t end, int64_t s
         for (auto& s : res.value.vec) s.t = start;
     } else {
       std::unordered_map<std::string, size_t> index;
+      std::unordered_map<const Labels*, size_t> by_ptr;
+      std::vector<LabelsPtr> seen;
       Matrix& mat = res.value.mat;
       res.value.type = ValueType::Matrix;
       for (int64_t ts = start; ts <= end; ts += step) {
@@ -1003,9 +1059,20 @@ QueryResult Engine::exec(const Expr& expr, int64_t start, int64_t end, int64_t s
         }
         ev.count_samples(static_cast<int64_t>(v.vec.size()));
         for (auto& s : v.vec) {
-          auto [it, inserted] = index.emplace(labels_key(*s.labels), mat.size());
-          if (inserted) mat.push_back(Series{s.labels, {}});
-          mat[it->second].points.push_back(Point{ts, s.v});
+          // Most label sets are the same shared object at every step; look
+          // them up by address (kept alive in `seen`) before hashing labels.
+          auto pit = by_ptr.find(s.labels.get());
+          size_t idx;
+          if (pit != by_ptr.end()) {
+            idx = pit->second;
+          } else {
+            auto [it, inserted] = index.emplace(labels_key(*s.labels), mat.size());
+            if (inserted) mat.push_back(Series{s.labels, {}});
+            idx = it->second;
+            by_ptr.emplace(s.labels.get(), idx);
+            seen.push_back(s.labels);
+          }
+          mat[idx].points.push_back(Point{ts, s.v});
         }
       }
       std::sort(mat.begin(), mat.end(),

@@ -76,6 +76,62 @@ HttpReply http_get(int port, const std::string& target) {
   return r;
 }
 
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* f = std::freopen(log.c_str(), "w", stdout);
+    (void)f;
+    dup2(fileno(stdout), fileno(stderr));
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int run(const std::vector<std::string>& argv, std::string* out) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    close(fds[0]);
+    close(fds[1]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  std::string data;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) data.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (out) *out = std::move(data);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void stop(pid_t pid) {
+  if (pid <= 0) return;
+  kill(pid, SIGTERM);
+  int st = 0;
+  waitpid(pid, &st, 0);
+}
+
+bool wait_http_ok(int port, const std::string& target, int seconds) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (http_get(port, target).status == 200) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
 PrometheusPeer::PrometheusPeer(const std::string& openmetrics_file) {
   char tmpl[] = "/tmp/moni-promql-diff-XXXXXX";
   if (!mkdtemp(tmpl)) {
@@ -93,32 +149,17 @@ PrometheusPeer::PrometheusPeer(const std::string& openmetrics_file) {
   }
   std::ofstream(dir_ + "/prometheus.yml") << "global: {}\n";
   port_ = free_port();
-  pid_ = fork();
-  if (pid_ == 0) {
-    std::string log = dir_ + "/prometheus.log";
-    FILE* f = std::freopen(log.c_str(), "w", stderr);
-    (void)f;
-    std::string a1 = "--storage.tsdb.path=" + tsdb, a2 = "--config.file=" + dir_ + "/prometheus.yml",
-                a3 = "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                a4 = "--storage.tsdb.retention.time=100y";
-    execl("/usr/bin/prometheus", "prometheus", a1.c_str(), a2.c_str(), a3.c_str(), a4.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (http_get(port_, "/-/ready").status == 200) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  pid_ = spawn({"/usr/bin/prometheus", "--storage.tsdb.path=" + tsdb,
+                "--config.file=" + dir_ + "/prometheus.yml",
+                "--web.listen-address=127.0.0.1:" + std::to_string(port_),
+                "--storage.tsdb.retention.time=100y"},
+               dir_ + "/prometheus.log");
+  if (wait_http_ok(port_, "/-/ready", 20)) return;
   error_ = "prometheus did not become ready: see " + dir_ + "/prometheus.log";
 }
 
 PrometheusPeer::~PrometheusPeer() {
-  if (pid_ > 0) {
-    kill(pid_, SIGTERM);
-    int st = 0;
-    waitpid(pid_, &st, 0);
-  }
+  stop(pid_);
   if (!dir_.empty() && error_.empty()) std::filesystem::remove_all(dir_);
 }
 

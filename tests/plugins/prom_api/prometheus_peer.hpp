@@ -4,6 +4,7 @@
 
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 namespace moni::promql::test_support {
 
@@ -19,6 +20,15 @@ std::string url_encode(const std::string& s);
 /// A free TCP port on 127.0.0.1.
 int free_port();
 
+/// Starts argv[0] with stdout and stderr to `log`; returns its pid.
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log);
+/// Runs argv to completion; returns its exit code and, in `out`, its stdout.
+int run(const std::vector<std::string>& argv, std::string* out = nullptr);
+/// Stops a process started by spawn() (SIGTERM, then waits).
+void stop(pid_t pid);
+/// Polls GET `target` until it answers 200 or `seconds` pass.
+bool wait_http_ok(int port, const std::string& target, int seconds);
+
 /// Thread-safety: one thread.
 class PrometheusPeer {
  public:
@@ -29,6 +39,7 @@ class PrometheusPeer {
   bool ok() const { return pid_ > 0 && error_.empty(); }
   const std::string& error() const { return error_; }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
 
  private:
   std::string dir_;
