@@ -2,6 +2,7 @@
 
 #include <bit>
 #include <cmath>
+#include <numeric>
 
 namespace moni::tsdb {
 
@@ -94,12 +95,12 @@ int64_t sign_extend(uint64_t v, unsigned n) {
   return static_cast<int64_t>((v ^ m) - m);
 }
 
-// Timestamp delta-of-delta buckets as in Gorilla, but with a 7-bit bucket
-// first: scrape jitter of a few ms then costs 9 bits, not 16.
+// Timestamp delta-of-delta buckets as in Gorilla, but with a 4-bit bucket
+// first: scrape jitter of a few ms then costs 6 bits, not 16.
 void put_ts_dod(BitWriter& w, uint64_t dod) {
   int64_t s = static_cast<int64_t>(dod);
   if (s == 0) w.bit(false);
-  else if (fits(s, 7)) { w.bits(0b10, 2); w.bits(dod, 7); }
+  else if (fits(s, 4)) { w.bits(0b10, 2); w.bits(dod, 4); }
   else if (fits(s, 14)) { w.bits(0b110, 3); w.bits(dod, 14); }
   else if (fits(s, 24)) { w.bits(0b1110, 4); w.bits(dod, 24); }
   else { w.bits(0b1111, 4); w.bits(dod, 64); }
@@ -107,30 +108,35 @@ void put_ts_dod(BitWriter& w, uint64_t dod) {
 uint64_t get_ts_dod(BitReader& r) {
   unsigned n;
   if (!r.bit()) return 0;
-  if (!r.bit()) n = 7;
+  if (!r.bit()) n = 4;
   else if (!r.bit()) n = 14;
   else if (!r.bit()) n = 24;
   else n = 64;
   return static_cast<uint64_t>(sign_extend(r.bits(n), n));
 }
 
-// Integer value (delta or delta-of-delta) buckets.
-void put_int(BitWriter& w, uint64_t u) {
+// Integer value (delta or delta-of-delta) buckets; a chunk picks one of
+// these width tables (small steps, medium, large).
+constexpr unsigned kIntWidths[3][4] = {{7, 14, 21, 32}, {3, 8, 16, 32}, {11, 18, 26, 40}};
+
+void put_int(BitWriter& w, uint64_t u, unsigned table) {
+  const unsigned* wd = kIntWidths[table];
   int64_t s = static_cast<int64_t>(u);
   if (s == 0) w.bit(false);
-  else if (fits(s, 7)) { w.bits(0b10, 2); w.bits(u, 7); }
-  else if (fits(s, 14)) { w.bits(0b110, 3); w.bits(u, 14); }
-  else if (fits(s, 21)) { w.bits(0b1110, 4); w.bits(u, 21); }
-  else if (fits(s, 32)) { w.bits(0b11110, 5); w.bits(u, 32); }
+  else if (fits(s, wd[0])) { w.bits(0b10, 2); w.bits(u, wd[0]); }
+  else if (fits(s, wd[1])) { w.bits(0b110, 3); w.bits(u, wd[1]); }
+  else if (fits(s, wd[2])) { w.bits(0b1110, 4); w.bits(u, wd[2]); }
+  else if (fits(s, wd[3])) { w.bits(0b11110, 5); w.bits(u, wd[3]); }
   else { w.bits(0b11111, 5); w.bits(u, 64); }
 }
-uint64_t get_int(BitReader& r) {
+uint64_t get_int(BitReader& r, unsigned table) {
+  const unsigned* wd = kIntWidths[table];
   unsigned n;
   if (!r.bit()) return 0;
-  if (!r.bit()) n = 7;
-  else if (!r.bit()) n = 14;
-  else if (!r.bit()) n = 21;
-  else if (!r.bit()) n = 32;
+  if (!r.bit()) n = wd[0];
+  else if (!r.bit()) n = wd[1];
+  else if (!r.bit()) n = wd[2];
+  else if (!r.bit()) n = wd[3];
   else n = 64;
   return static_cast<uint64_t>(sign_extend(r.bits(n), n));
 }
@@ -163,10 +169,15 @@ int min_scale_all(const double* vs, size_t n, int from = 0) {
   }
   return k;
 }
-uint8_t int_mode(int k, int order) { return static_cast<uint8_t>(k | (order << 4)); }
+uint8_t int_mode(int k, int order, int table = 0) {
+  return static_cast<uint8_t>(k | (order << 4) | (table << 6));
+}
+unsigned mode_order(uint8_t m) { return (m >> 4) & 3u; }
+unsigned mode_table(uint8_t m) { return m >> 6; }
 
 struct Header {
   uint8_t mode;
+  uint64_t factor = 1;
   uint32_t count;
   uint64_t span;
 };
@@ -174,13 +185,14 @@ bool parse_header(std::string_view& blob, Header& h) {
   if (blob.empty()) return false;
   h.mode = static_cast<uint8_t>(blob[0]);
   blob.remove_prefix(1);
+  if (h.mode != kModeXor && (!get_varint(blob, h.factor) || h.factor == 0)) return false;
   uint64_t c;
   if (!get_varint(blob, c) || c == 0 || c > (1u << 24)) return false;
   h.count = static_cast<uint32_t>(c);
   if (!get_varint(blob, h.span)) return false;
   if (h.mode != kModeXor) {
-    int k = h.mode & 0x0f, order = h.mode >> 4;
-    if (k > kMaxScale || (order != 1 && order != 2)) return false;
+    unsigned k = h.mode & 0x0f, order = mode_order(h.mode);
+    if (k > kMaxScale || (order != 1 && order != 2) || mode_table(h.mode) > 2) return false;
   }
   return true;
 }
@@ -201,6 +213,7 @@ void ChunkEncoder::reset() {
   trail_ = 0;
   last_n_ = 0;
   last_dn_ = 0;
+  factor_ = 1;
 }
 
 void ChunkEncoder::append_value(double v) {
@@ -236,12 +249,14 @@ void ChunkEncoder::append_value(double v) {
   } else {
     int64_t n = 0;
     scaled(v, mode_ & 0x0f, n);  // checked by the caller
+    unsigned table = mode_table(mode_);
     if (count_ == 0) {
-      put_int(w, static_cast<uint64_t>(n));
+      put_int(w, static_cast<uint64_t>(n), table);
       last_dn_ = 0;
     } else {
-      uint64_t dn = static_cast<uint64_t>(n) - static_cast<uint64_t>(last_n_);
-      put_int(w, (mode_ >> 4) == 1 ? dn : dn - last_dn_);
+      // |n| < 2^53, so the difference fits; factor_ divides every step.
+      uint64_t dn = static_cast<uint64_t>((n - last_n_) / static_cast<int64_t>(factor_));
+      put_int(w, mode_order(mode_) == 1 ? dn : dn - last_dn_, table);
       last_dn_ = dn;
     }
     last_n_ = n;
@@ -272,7 +287,7 @@ void ChunkEncoder::append(int64_t t, double v) {
       ts.push_back(t);
       vs.push_back(v);
       int k2 = min_scale_all(vs.data(), vs.size(), k + 1);
-      reencode(k2 < 0 ? kModeXor : int_mode(k2, mode_ >> 4), ts, vs);
+      reencode(k2 < 0 ? kModeXor : int_mode(k2, 2), ts, vs);
       return;
     }
   }
@@ -288,9 +303,10 @@ void ChunkEncoder::append(int64_t t, double v) {
 }
 
 void ChunkEncoder::reencode(uint8_t mode, const std::vector<int64_t>& ts,
-                            const std::vector<double>& vs) {
+                            const std::vector<double>& vs, uint64_t factor) {
   reset();
   mode_ = mode;
+  factor_ = factor;
   for (size_t i = 0; i < ts.size(); ++i) {
     if (i == 0) {
       t0_ = last_t_ = ts[0];
@@ -311,6 +327,7 @@ void ChunkEncoder::reencode(uint8_t mode, const std::vector<int64_t>& ts,
 void ChunkEncoder::serialize(std::string& out) const {
   out.clear();
   out.push_back(static_cast<char>(mode_));
+  if (mode_ != kModeXor) put_varint(out, factor_);
   put_varint(out, count_);
   put_varint(out, static_cast<uint64_t>(last_t_) - static_cast<uint64_t>(t0_));
   out.append(bits_);
@@ -322,7 +339,7 @@ bool ChunkEncoder::load(int64_t t0, std::string_view blob) {
   std::string_view h = blob;
   Header hd;
   if (!parse_header(h, hd) || !decode_chunk(t0, blob, ts, vs)) return false;
-  reencode(hd.mode, ts, vs);
+  reencode(hd.mode, ts, vs, hd.factor);
   return true;
 }
 
@@ -377,17 +394,18 @@ bool decode_chunk(int64_t t0, std::string_view blob, std::vector<int64_t>& ts,
     }
   } else {
     int k = h.mode & 0x0f;
-    bool dod = (h.mode >> 4) == 2;
+    bool dod = mode_order(h.mode) == 2;
+    unsigned table = mode_table(h.mode);
     uint64_t n = 0, dn = 0;
     for (uint32_t i = 0; i < h.count; ++i) {
       if (i > 0) {
         dt += get_ts_dod(r);
         t += dt;
-        uint64_t x = get_int(r);
+        uint64_t x = get_int(r, table);
         dn = dod ? dn + x : x;
-        n += dn;
+        n += dn * h.factor;
       } else {
-        n = get_int(r);
+        n = get_int(r, table);
       }
       tp[i] = static_cast<int64_t>(t);
       vp[i] = static_cast<double>(static_cast<int64_t>(n)) / kPow10[k];
@@ -407,17 +425,60 @@ void encode_chunk_best(const int64_t* ts, const double* vs, size_t n, std::strin
   ChunkEncoder enc;
   std::string cand;
   out.clear();
-  auto consider = [&](uint8_t mode) {
-    enc.reencode(mode, tv, vv);
+  auto consider = [&](uint8_t mode, uint64_t factor) {
+    enc.reencode(mode, tv, vv, factor);
     enc.serialize(cand);
     if (out.empty() || cand.size() < out.size()) out.swap(cand);
   };
   int k = min_scale_all(vs, n);
   if (k >= 0) {
-    consider(int_mode(k, 1));
-    consider(int_mode(k, 2));
+    // A common factor of all steps (e.g. 4096 for page-sized byte counts).
+    uint64_t g = 0;
+    int64_t prev = 0;
+    for (size_t i = 0; i < n; ++i) {
+      int64_t x = 0;
+      scaled(vs[i], k, x);
+      if (i > 0) g = std::gcd(g, static_cast<uint64_t>(x > prev ? x - prev : prev - x));
+      prev = x;
+    }
+    if (g == 0) g = 1;
+    // Estimate each (order, table, factor) from the step sizes alone and
+    // encode only the cheapest: closing a chunk stays O(n).
+    std::vector<int64_t> ns(n);
+    for (size_t i = 0; i < n; ++i) scaled(vs[i], k, ns[i]);
+    auto bucket_bits = [](uint64_t u, unsigned table) -> unsigned {
+      int64_t s = static_cast<int64_t>(u);
+      if (s == 0) return 1;
+      const unsigned* wd = kIntWidths[table];
+      for (unsigned b = 0; b < 4; ++b)
+        if (fits(s, wd[b])) return (b == 3 ? 5 : b + 2) + wd[b];
+      return 69;
+    };
+    uint64_t best_bits = UINT64_MAX;
+    uint8_t best_mode = int_mode(k, 2);
+    uint64_t best_factor = 1;
+    for (uint64_t f : {uint64_t{1}, g}) {
+      for (int order = 1; order <= 2; ++order) {
+        uint64_t cost[3] = {0, 0, 0};
+        uint64_t last = 0;
+        for (size_t i = 1; i < n; ++i) {
+          uint64_t dn = static_cast<uint64_t>((ns[i] - ns[i - 1]) / static_cast<int64_t>(f));
+          uint64_t x = order == 1 ? dn : dn - last;
+          last = dn;
+          for (unsigned t = 0; t < 3; ++t) cost[t] += bucket_bits(x, t);
+        }
+        for (unsigned t = 0; t < 3; ++t)
+          if (cost[t] < best_bits) {
+            best_bits = cost[t];
+            best_mode = int_mode(k, order, static_cast<int>(t));
+            best_factor = f;
+          }
+      }
+      if (g == 1) break;
+    }
+    consider(best_mode, best_factor);
   }
-  consider(kModeXor);
+  consider(kModeXor, 1);
 }
 
 }  // namespace moni::tsdb

@@ -48,7 +48,8 @@ inline constexpr uint8_t kModeXor = 0x0f;
 
 /// The open (head) chunk of one series: appends one sample at a time in O(1)
 /// and serializes to the same format as a closed chunk.
-/// Format: [mode u8][count varint][maxt-t0 varint][bit stream]; t0 is kept
+/// Format: [mode u8][factor varint, integer modes][count varint]
+/// [maxt-t0 varint][bit stream]; t0 is kept
 /// outside the blob (in the LMDB key of a closed chunk).
 /// Thread-safety: none.
 class ChunkEncoder {
@@ -66,7 +67,9 @@ class ChunkEncoder {
   /// Restores from a serialized chunk whose first timestamp is t0.
   bool load(int64_t t0, std::string_view blob);
   /// Replaces the contents with `ts`/`vs` encoded in `mode` (which must fit).
-  void reencode(uint8_t mode, const std::vector<int64_t>& ts, const std::vector<double>& vs);
+  /// `factor` divides every step of the scaled integers (int modes only).
+  void reencode(uint8_t mode, const std::vector<int64_t>& ts, const std::vector<double>& vs,
+                uint64_t factor = 1);
   uint8_t mode() const { return mode_; }
 
  private:
@@ -84,6 +87,7 @@ class ChunkEncoder {
   // integer state
   int64_t last_n_ = 0;
   uint64_t last_dn_ = 0;
+  uint64_t factor_ = 1;
 };
 
 /// Decodes a chunk blob (t0 supplied by the caller) into `ts`/`vs`

@@ -15,6 +15,7 @@ using namespace moni::tsdb;
 namespace {
 
 uint64_t bits(double v) { return std::bit_cast<uint64_t>(v); }
+constexpr int64_t kBase = 1700000000000;
 
 // Encodes incrementally and with encode_chunk_best; both must decode to the
 // exact input. Returns the incremental chunk's size.
@@ -163,6 +164,23 @@ TEST(ChunkCodec, ModeSwitchesMidChunk) {
   round_trip({1, 2, 3}, {9007199254740993.0, 18014398509481984.0, -9007199254740992.0});
   // Big value jumps in integer mode.
   round_trip({1, 2, 3, 4}, {0, 4e15, -4e15, 1});
+}
+
+TEST(ChunkCodec, CommonFactorOfStepsIsFactoredOut) {
+  std::mt19937_64 rng(3);
+  std::vector<int64_t> ts;
+  std::vector<double> mem;
+  double m = 4096.0 * 123456;
+  for (int i = 0; i < 480; ++i) {
+    ts.push_back(kBase + 15000LL * i);
+    m += 4096.0 * static_cast<double>(static_cast<int>(rng() % 200) - 100);
+    mem.push_back(m);
+  }
+  round_trip(ts, mem);
+  std::string best;
+  encode_chunk_best(ts.data(), mem.data(), ts.size(), best);
+  // 8-bit steps instead of 20-bit ones.
+  EXPECT_LT(best.size(), 480u * 12 / 8);
 }
 
 TEST(ChunkCodec, MalformedInputIsRejectedNotCrashed) {

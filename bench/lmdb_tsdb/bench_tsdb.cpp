@@ -1,0 +1,310 @@
+// Benchmark of the lmdb_tsdb engine on a synthetic node_exporter-like
+// series set (~1,000 series per target at a 15 s interval): ingest rate,
+// bytes per sample on disk after a compacting copy, and the time to read
+// one series over 24 hours. Optionally writes the label sets as JSON lines
+// for `promtool tsdb bench write` (see run_bench.sh).
+#include "tsdb.hpp"
+
+#include <moni/batch.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <ctime>
+#include <vector>
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Rng {
+  uint64_t s;
+  uint64_t next() {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  }
+  double uni() { return static_cast<double>(next() >> 11) / 9007199254740992.0; }
+};
+
+enum class Kind { Constant, Counter, Gauge, Noise };
+
+// One synthetic series: labels and how its value evolves per scrape.
+struct Gen {
+  std::string name;
+  std::vector<std::pair<std::string, std::string>> labels;
+  Kind kind;
+  double value, rate, spread;
+  int decimals;       // value resolution: 10^-decimals
+  double idle_prob;   // chance of no change in a scrape
+  double step(Rng& r) {
+    double scale = std::pow(10.0, decimals);
+    switch (kind) {
+      case Kind::Constant: break;
+      case Kind::Counter:
+        if (r.uni() >= idle_prob)
+          value = std::round((value + rate * (1 + spread * (r.uni() - 0.5))) * scale) / scale;
+        break;
+      case Kind::Gauge:
+        if (r.uni() >= idle_prob)
+          value = std::max(0.0, std::round((value + rate * (r.uni() - 0.5)) * scale) / scale);
+        break;
+      case Kind::Noise: value = rate * r.uni(); break;
+    }
+    return value;
+  }
+};
+
+std::vector<Gen> node_exporter_like(const std::string& instance, Rng& r) {
+  std::vector<Gen> g;
+  auto add = [&](std::string name, std::vector<std::pair<std::string, std::string>> l, Kind k,
+                 double v, double rate, double spread, int dec, double idle) {
+    l.push_back({"instance", instance});
+    l.push_back({"job", "node"});
+    g.push_back({std::move(name), std::move(l), k, v, rate, spread, dec, idle});
+  };
+  const char* modes[] = {"idle", "user", "system", "iowait", "irq", "softirq", "steal", "nice"};
+  const double mode_rate[] = {14.2, 0.5, 0.2, 0.02, 0, 0.01, 0, 0.001};
+  for (int c = 0; c < 8; ++c)
+    for (int m = 0; m < 8; ++m)
+      add("node_cpu_seconds_total", {{"cpu", std::to_string(c)}, {"mode", modes[m]}},
+          Kind::Counter, 1e5 * r.uni(), mode_rate[m] * 1, 0.4, 2, mode_rate[m] == 0 ? 1 : 0.1);
+  for (int i = 0; i < 40; ++i)
+    add("node_memory_M" + std::to_string(i) + "_bytes", {}, i < 12 ? Kind::Constant : Kind::Gauge,
+        4096.0 * std::floor(r.uni() * 4e6), 4096.0 * 200, 0, 0, 0.3);
+  const char* devs[] = {"eth0", "eth1", "lo", "docker0", "veth1a", "veth2b", "veth3c", "wlan0"};
+  const char* nm[] = {"receive_bytes", "transmit_bytes", "receive_packets", "transmit_packets",
+                      "receive_errs", "transmit_errs", "receive_drop", "transmit_drop"};
+  for (auto d : devs)
+    for (int m = 0; m < 8; ++m)
+      add(std::string("node_network_") + nm[m] + "_total", {{"device", d}}, Kind::Counter,
+          std::floor(r.uni() * 1e10), m < 2 ? 2e5 : m < 4 ? 300 : 0.2, 1.0, 0, m < 4 ? 0.05 : 0.9);
+  const char* disks[] = {"sda", "sdb", "nvme0n1", "dm-0"};
+  for (auto d : disks)
+    for (int m = 0; m < 17; ++m)
+      add("node_disk_m" + std::to_string(m), {{"device", d}}, m < 12 ? Kind::Counter : Kind::Gauge,
+          std::floor(r.uni() * 1e7), m < 6 ? 40 : 0.4, 1.0, m % 3 == 2 ? 3 : 0, 0.2);
+  for (int f = 0; f < 10; ++f)
+    for (int m = 0; m < 7; ++m)
+      add("node_filesystem_m" + std::to_string(m),
+          {{"device", "/dev/sd" + std::to_string(f)}, {"fstype", "ext4"},
+           {"mountpoint", "/mnt/" + std::to_string(f)}},
+          m == 1 || m == 2 ? Kind::Gauge : Kind::Constant, 4096.0 * std::floor(r.uni() * 1e8),
+          4096.0 * 50, 0, 0, 0.5);
+  for (int i = 0; i < 3; ++i) add("node_load" + std::to_string(i), {}, Kind::Gauge, 1.0, 0.2, 0, 2, 0);
+  for (int i = 0; i < 150; ++i)
+    add("node_vmstat_m" + std::to_string(i), {}, Kind::Counter, std::floor(r.uni() * 1e9),
+        std::floor(r.uni() * 5000), 1.0, 0, r.uni());
+  for (int i = 0; i < 100; ++i)
+    add("node_netstat_m" + std::to_string(i), {}, Kind::Counter, std::floor(r.uni() * 1e7),
+        std::floor(r.uni() * 100), 1.0, 0, r.uni());
+  for (int c = 0; c < 8; ++c)
+    for (int t = 0; t < 40; ++t)
+      add("node_interrupts_total", {{"cpu", std::to_string(c)}, {"devices", "dev" + std::to_string(t)}},
+          Kind::Counter, std::floor(r.uni() * 1e8), std::floor(r.uni() * 200), 1.0, 0, 0.5);
+  for (int c = 0; c < 8; ++c)
+    for (int m = 0; m < 6; ++m)
+      add("node_softnet_m" + std::to_string(m), {{"cpu", std::to_string(c)}}, Kind::Counter,
+          std::floor(r.uni() * 1e6), 20, 1.0, 0, 0.3);
+  for (int i = 0; i < 40; ++i)
+    add("go_m" + std::to_string(i), {}, i < 20 ? Kind::Gauge : Kind::Counter,
+        std::floor(r.uni() * 1e7), 1e4, 1.0, i % 4 == 0 ? 6 : 0, 0.2);
+  for (int i = 0; i < 40; ++i) {
+    add("node_scrape_collector_duration_seconds", {{"collector", "c" + std::to_string(i)}},
+        Kind::Noise, 0, 0.01, 0, 0, 0);
+    add("node_scrape_collector_success", {{"collector", "c" + std::to_string(i)}}, Kind::Constant,
+        1, 0, 0, 0, 0);
+  }
+  return g;
+}
+
+double now_s() {
+  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+}
+
+double cpu_s() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+uint64_t dir_bytes(const fs::path& p) {
+  uint64_t n = 0;
+  for (auto& e : fs::recursive_directory_iterator(p))
+    if (e.is_regular_file() && e.path().filename() != "lock.mdb") n += e.file_size();
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int targets = 2;
+  double hours = 24;
+  double full_hours = 1;
+  std::string dir = "/tmp/bench_lmdb_tsdb";
+  std::string json, om;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--targets") targets = std::atoi(argv[i + 1]);
+    else if (a == "--hours") hours = std::atof(argv[i + 1]);
+    else if (a == "--full-sync-hours") full_hours = std::atof(argv[i + 1]);
+    else if (a == "--dir") dir = argv[i + 1];
+    else if (a == "--series-json") json = argv[i + 1];
+    else if (a == "--openmetrics") om = argv[i + 1];
+  }
+  Rng rng{0x1234567};
+  std::vector<std::vector<Gen>> tg;
+  for (int t = 0; t < targets; ++t) {
+    char inst[32];
+    std::snprintf(inst, sizeof inst, "host-%02d", t);
+    tg.push_back(node_exporter_like(inst, rng));
+  }
+  size_t series = 0;
+  for (auto& t : tg) series += t.size();
+  if (!json.empty()) {
+    // promtool's reader splits on ',' and ':' and strips quotes and braces.
+    std::ofstream f(json);
+    for (auto& t : tg)
+      for (auto& g : t) {
+        f << "{\"__name__\":\"" << g.name << "\"";
+        for (auto& [k, v] : g.labels) f << ",\"" << k << "\":\"" << v << "\"";
+        f << "}\n";
+      }
+  }
+
+  auto run = [&](const std::string& path, moni::tsdb::SyncMode sync, double hrs, bool report) {
+    fs::remove_all(path);
+    moni::tsdb::Options o;
+    o.path = path;
+    o.sync = sync;
+    o.retention_ms = 0;
+    auto db = moni::tsdb::Db::open(o);
+    if (!db) {
+      std::fprintf(stderr, "%s\n", db.error().message.c_str());
+      std::exit(1);
+    }
+    int scrapes = static_cast<int>(hrs * 240);
+    const int64_t t0 = 1700000000000;
+    std::vector<moni::LabelRef> lr;
+    moni::Batch b;
+    double write_s = 0, write_cpu = 0;
+    uint64_t samples = 0;
+    // Keep the generated samples for the OpenMetrics copy (same data for promtool).
+    std::vector<std::vector<std::pair<int64_t, double>>> kept;
+    if (report && !om.empty()) kept.resize(series);
+    Rng jitter{99};
+    for (int s = 0; s < scrapes; ++s)
+      for (auto& t : tg) {
+        b.clear();
+        // A few ms of scrape jitter, as real scrapes have.
+        int64_t ts = t0 + s * 15000LL + static_cast<int64_t>(jitter.next() % 4);
+        size_t base = static_cast<size_t>(&t - &tg[0]) * tg[0].size();
+        for (size_t gi = 0; gi < t.size(); ++gi) {
+          auto& g = t[gi];
+          lr.clear();
+          for (auto& [k, v] : g.labels) lr.push_back({k, v});
+          double val = g.step(rng);
+          b.add(g.name, lr, val, ts);
+          if (!kept.empty()) kept[base + gi].push_back({ts, val});
+        }
+        double a = now_s(), ac = cpu_s();
+        auto r = (*db)->write(moni::BatchView(b.view()));
+        write_s += now_s() - a;
+        write_cpu += cpu_s() - ac;
+        if (!r) {
+          std::fprintf(stderr, "write: %s\n", r.error().message.c_str());
+          std::exit(1);
+        }
+        samples += r->appended;
+      }
+    if (!report) {
+      std::printf("ingest (sync=full, one fsync'd commit per scrape of %zu samples): %.0f samples/s "
+                  "(%.2f ms per commit)\n",
+                  tg[0].size(), samples / write_s, write_s * 1000 / (scrapes * targets));
+      return;
+    }
+    std::printf("series: %zu (%d targets), samples: %llu over %.0f h at 15 s\n", series, targets,
+                static_cast<unsigned long long>(samples), hrs);
+    std::printf("ingest (sync=none, one commit per scrape of %zu samples): %.0f samples/s wall, "
+                "%.0f samples per CPU-second\n",
+                tg[0].size(), samples / write_s, samples / write_cpu);
+    if (!kept.empty()) {
+      // Families must be contiguous in OpenMetrics: series sorted by name.
+      std::vector<size_t> order(series);
+      std::vector<const Gen*> gens;
+      for (auto& t : tg)
+        for (auto& g : t) gens.push_back(&g);
+      for (size_t i = 0; i < series; ++i) order[i] = i;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return gens[a]->name < gens[b]->name; });
+      FILE* f = std::fopen(om.c_str(), "w");
+      std::string last;
+      for (size_t i : order) {
+        const Gen& g = *gens[i];
+        if (g.name != last) {
+          std::fprintf(f, "# TYPE %s gauge\n", g.name.c_str());
+          last = g.name;
+        }
+        std::string ls;
+        for (auto& [k, v] : g.labels) ls += (ls.empty() ? "" : ",") + k + "=\"" + v + "\"";
+        for (auto& [ts, v] : kept[i])
+          std::fprintf(f, "%s{%s} %.17g %lld.%03lld\n", g.name.c_str(), ls.c_str(), v,
+                       static_cast<long long>(ts / 1000), static_cast<long long>(ts % 1000));
+      }
+      std::fprintf(f, "# EOF\n");
+      std::fclose(f);
+    }
+    uint64_t live = (*db)->file_bytes();
+    fs::path cdir = fs::path(path + "-compact");
+    fs::remove_all(cdir);
+    double a = now_s();
+    auto br = (*db)->backup_to(cdir.string());
+    double copy_s = now_s() - a;
+    if (!br) {
+      std::fprintf(stderr, "%s\n", br.error().message.c_str());
+      std::exit(1);
+    }
+    uint64_t compact = dir_bytes(cdir);
+    std::printf("bytes/sample: %.3f after compaction (mdb_env_copy2 MDB_CP_COMPACT, %.1f MB, copy "
+                "%.2f s); live file %.3f\n",
+                double(compact) / samples, compact / 1e6, copy_s, double(live) / samples);
+    // 24 h of one series, through the public select path.
+    std::vector<moni::Matcher> ms{{moni::MatchType::Equal, "__name__", "node_cpu_seconds_total"},
+                                  {moni::MatchType::Equal, "cpu", "3"},
+                                  {moni::MatchType::Equal, "mode", "user"},
+                                  {moni::MatchType::Equal, "instance", "host-00"}};
+    int64_t maxt = t0 + (scrapes - 1) * 15000LL + 10;
+    int64_t mint = maxt - 86400000;
+    std::vector<double> lat;
+    size_t got = 0;
+    for (int i = 0; i < 300; ++i) {
+      double s0 = now_s();
+      auto c = (*db)->select(ms, mint, maxt, true);
+      moni_series_view v{};
+      size_t n = 0;
+      for (;;) {
+        auto r = (*c)->next(v);
+        if (!r || !*r) break;
+        n += v.sample_count;
+      }
+      lat.push_back(now_s() - s0);
+      got = n;
+    }
+    std::sort(lat.begin(), lat.end());
+    std::printf("read one series over 24 h (%zu samples): median %.1f us, p99 %.1f us\n", got,
+                lat[lat.size() / 2] * 1e6, lat[lat.size() * 99 / 100] * 1e6);
+    fs::remove_all(cdir);
+  };
+  run(dir, moni::tsdb::SyncMode::None, hours, true);
+  if (full_hours > 0) run(dir + "-full", moni::tsdb::SyncMode::Full, full_hours, false);
+  fs::remove_all(dir);
+  fs::remove_all(dir + "-full");
+  return 0;
+}
