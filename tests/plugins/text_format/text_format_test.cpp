@@ -375,3 +375,83 @@ TEST(TextRender, RoundTripsThroughTheParser) {
     EXPECT_EQ(labels_str(p.sample(2)), "Upper=v;__name__=z;");
   }
 }
+
+// ---- malformed bodies: errors, never crashes, never partial results.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+TEST(TextParse, MalformedCorpusFails) {
+  std::string dir = std::string(MONI_TEST_DATA_DIR) + "/scrape/malformed";
+  size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    std::ifstream f(e.path(), std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    moni::Batch b;
+    auto r = moni::text::parse(ss.str(), b);
+    EXPECT_FALSE(r.ok()) << e.path();
+    if (!r.ok()) {
+      EXPECT_EQ(r.error().message.rfind("line ", 0), 0u) << r.error().message;
+    }
+    EXPECT_EQ(b.size(), 0u);
+    ++n;
+  }
+  EXPECT_GE(n, 13u);
+}
+
+TEST(TextParse, HugeLabelsAndBodies) {
+  moni::text::Parser p;
+  moni::text::ParseOptions o;
+  // A 1 MiB label value: fine without a limit, an error with one.
+  std::string big = "x{a=\"" + std::string(1 << 20, 'v') + "\"} 1\n";
+  ASSERT_TRUE(p.parse(big, o).ok());
+  EXPECT_EQ(p.sample(0).find("a").size(), size_t{1} << 20);
+  o.max_label_value_length = 1024;
+  auto r = p.parse(big, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("label value longer than 1024 bytes"), std::string::npos);
+  // 100 MB bodies: over the size limit, a 100 MB label value, and a 100 MB
+  // comment followed by a truncated line.
+  std::string huge(100u << 20, 'c');
+  o = {};
+  o.max_body_bytes = 64u << 20;
+  r = p.parse(huge, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("exceeds the limit of 67108864 bytes"), std::string::npos);
+  huge.replace(0, 5, "x{a=\"");
+  huge.replace(huge.size() - 5, 5, "\"} 1\n");
+  o = {};
+  o.max_label_value_length = 1 << 20;
+  r = p.parse(huge, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("label value longer than"), std::string::npos);
+  huge[0] = '#';
+  huge[huge.size() - 5] = '\n';
+  huge.replace(huge.size() - 4, 4, "x 1 ");
+  r = p.parse(huge, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("line 2, column 5: missing newline"), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(p.size(), 0u);
+}
+
+TEST(TextParse, DuplicateSeriesAndManySamples) {
+  std::string body;
+  for (int i = 0; i < 10000; ++i) body += "m{i=\"" + std::to_string(i % 5000) + "\"} " + std::to_string(i) + "\n";
+  moni::text::Parser p;
+  moni::text::ParseOptions o;
+  o.duplicates = moni::text::Duplicates::DropLater;
+  auto r = p.parse(body, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->samples, 5000u);
+  EXPECT_EQ(r->duplicates_dropped, 5000u);
+  EXPECT_EQ(p.sample(4999).value, 4999);
+  o.duplicates = moni::text::Duplicates::Error;
+  r = p.parse(body, o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("line 5001"), std::string::npos);
+  o.duplicates = moni::text::Duplicates::Allow;
+  o.max_samples = 9999;
+  EXPECT_FALSE(p.parse(body, o).ok());
+}
