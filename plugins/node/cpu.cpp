@@ -46,24 +46,24 @@ class Cpu : public SubCollector {
       update(cpus_[id], v);
     }
 
-    out.describe("node_cpu_seconds_total", MetricType::Counter,
+    describe(out, "node_cpu_seconds_total", MetricType::Counter,
                  "Seconds the CPUs spent in each mode.");
     for (size_t id = 0; id < cpus_.size(); ++id) {
       if (!cpus_[id].present) continue;
       label_of(id);
       for (size_t m = 0; m < std::size(kModes); ++m)
-        out.add("node_cpu_seconds_total", {{"cpu", label_}, {"mode", kModes[m]}},
+        add_sample(out, "node_cpu_seconds_total", {{"cpu", label_}, {"mode", kModes[m]}},
                 cpus_[id].v[m]);
     }
     if (guest_) {
-      out.describe("node_cpu_guest_seconds_total", MetricType::Counter,
+      describe(out, "node_cpu_guest_seconds_total", MetricType::Counter,
                    "Seconds the CPUs spent in guests (VMs) for each mode.");
       for (size_t id = 0; id < cpus_.size(); ++id) {
         if (!cpus_[id].present) continue;
         label_of(id);
-        out.add("node_cpu_guest_seconds_total", {{"cpu", label_}, {"mode", "user"}},
+        add_sample(out, "node_cpu_guest_seconds_total", {{"cpu", label_}, {"mode", "user"}},
                 cpus_[id].v[8]);
-        out.add("node_cpu_guest_seconds_total", {{"cpu", label_}, {"mode", "nice"}},
+        add_sample(out, "node_cpu_guest_seconds_total", {{"cpu", label_}, {"mode", "nice"}},
                 cpus_[id].v[9]);
       }
     }

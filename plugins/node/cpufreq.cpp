@@ -60,9 +60,9 @@ class Cpufreq : public SubCollector {
       bool described = false;
       for (size_t c = 0; c < used_; ++c) {
         if (!cpus_[c].has[f]) continue;
-        if (!described) out.describe(kFamilies[f].name, MetricType::Gauge, kFamilies[f].help);
+        if (!described) describe(out, kFamilies[f].name, MetricType::Gauge, kFamilies[f].help);
         described = true;
-        out.add(kFamilies[f].name, {{"cpu", cpus_[c].name}}, cpus_[c].hz[f]);
+        add_sample(out, kFamilies[f].name, {{"cpu", cpus_[c].name}}, cpus_[c].hz[f]);
       }
     }
     return {};

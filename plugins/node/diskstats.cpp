@@ -84,21 +84,21 @@ class Diskstats : public SubCollector {
       read_udev(d);
     }
     if (used_ == 0) return {};
-    out.describe("node_disk_info", MetricType::Gauge, "Info of /sys/block/<block_device>.");
+    describe(out, "node_disk_info", MetricType::Gauge, "Info of /sys/block/<block_device>.");
     for (size_t i = 0; i < used_; ++i) {
       const Disk& d = disks_[i];
       LabelRef l[3 + kU] = {{"device", d.name}, {"major", d.major}, {"minor", d.minor}};
       for (size_t u = 0; u < kU; ++u) l[3 + u] = {kUdev[u].first, d.udev[u]};
-      out.add("node_disk_info", std::span<const LabelRef>(l, 3 + kU), 1.0);
+      add_sample(out, "node_disk_info", std::span<const LabelRef>(l, 3 + kU), 1.0);
     }
     for (size_t f = 0; f < kN; ++f) {
       bool described = false;
       for (size_t i = 0; i < used_; ++i) {
         const Disk& d = disks_[i];
         if (d.count <= f) continue;
-        if (!described) out.describe(kFamilies[f].name, kFamilies[f].type, kFamilies[f].help);
+        if (!described) describe(out, kFamilies[f].name, kFamilies[f].type, kFamilies[f].help);
         described = true;
-        out.add(kFamilies[f].name, {{"device", d.name}}, d.v[f] * kFamilies[f].scale);
+        add_sample(out, kFamilies[f].name, {{"device", d.name}}, d.v[f] * kFamilies[f].scale);
       }
     }
     return {};

@@ -15,10 +15,10 @@ class Entropy : public SubCollector {
     uint64_t avail, pool;
     if (!reader_.read_u64(avail_, avail, true)) return io_error("entropy", avail_);
     if (!reader_.read_u64(pool_, pool, true)) return io_error("entropy", pool_);
-    out.describe("node_entropy_available_bits", MetricType::Gauge, "Bits of available entropy.");
-    out.add("node_entropy_available_bits", {}, static_cast<double>(avail));
-    out.describe("node_entropy_pool_size_bits", MetricType::Gauge, "Bits of entropy pool.");
-    out.add("node_entropy_pool_size_bits", {}, static_cast<double>(pool));
+    describe(out, "node_entropy_available_bits", MetricType::Gauge, "Bits of available entropy.");
+    add_sample(out, "node_entropy_available_bits", {}, static_cast<double>(avail));
+    describe(out, "node_entropy_pool_size_bits", MetricType::Gauge, "Bits of entropy pool.");
+    add_sample(out, "node_entropy_pool_size_bits", {}, static_cast<double>(pool));
     return {};
   }
 

@@ -15,11 +15,11 @@ class Filefd : public SubCollector {
     if (!parse_double(next_field(text), allocated) || !parse_double(next_field(text), unused) ||
         !parse_double(next_field(text), maximum))
       return make_error("filefd: malformed " + file_);
-    out.describe("node_filefd_allocated", MetricType::Gauge,
+    describe(out, "node_filefd_allocated", MetricType::Gauge,
                  "File descriptor statistics: allocated.");
-    out.add("node_filefd_allocated", {}, allocated);
-    out.describe("node_filefd_maximum", MetricType::Gauge, "File descriptor statistics: maximum.");
-    out.add("node_filefd_maximum", {}, maximum);
+    add_sample(out, "node_filefd_allocated", {}, allocated);
+    describe(out, "node_filefd_maximum", MetricType::Gauge, "File descriptor statistics: maximum.");
+    add_sample(out, "node_filefd_maximum", {}, maximum);
     return {};
   }
 

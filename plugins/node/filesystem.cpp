@@ -89,10 +89,10 @@ class Filesystem : public SubCollector {
     emit(out, kFiles, [](const Mount& m) { return m.files; });
     emit(out, kFilesFree, [](const Mount& m) { return m.files_free; });
     emit(out, kReadonly, [](const Mount& m) { return m.readonly ? 1.0 : 0.0; });
-    if (used_ > 0) out.describe(kDeviceError.name, MetricType::Gauge, kDeviceError.help);
+    if (used_ > 0) describe(out, kDeviceError.name, MetricType::Gauge, kDeviceError.help);
     for (size_t i = 0; i < used_; ++i) {
       const Mount& m = mounts_v_[i];
-      out.add(kDeviceError.name,
+      add_sample(out, kDeviceError.name,
               {{"device", m.device}, {"fstype", m.fstype}, {"mountpoint", m.mount_point}},
               m.error ? 1.0 : 0.0);
     }
@@ -159,9 +159,9 @@ class Filesystem : public SubCollector {
     for (size_t i = 0; i < used_; ++i) {
       const Mount& m = mounts_v_[i];
       if (m.error) continue;  // only device_error is reported for a failed mount
-      if (!described) out.describe(fam.name, MetricType::Gauge, fam.help);
+      if (!described) describe(out, fam.name, MetricType::Gauge, fam.help);
       described = true;
-      out.add(fam.name, {{"device", m.device}, {"fstype", m.fstype}, {"mountpoint", m.mount_point}},
+      add_sample(out, fam.name, {{"device", m.device}, {"fstype", m.fstype}, {"mountpoint", m.mount_point}},
               value(m));
     }
   }

@@ -18,8 +18,8 @@ class Loadavg : public SubCollector {
     for (double& x : v)
       if (!parse_double(next_field(text), x)) return make_error("loadavg: malformed " + file_);
     for (int i = 0; i < 3; ++i) {
-      out.describe(names[i], MetricType::Gauge, helps[i]);
-      out.add(names[i], {}, v[i]);
+      describe(out, names[i], MetricType::Gauge, helps[i]);
+      add_sample(out, names[i], {}, v[i]);
     }
     return {};
   }

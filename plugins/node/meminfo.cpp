@@ -36,8 +36,8 @@ class Meminfo : public SubCollector {
       name_.assign("node_memory_").append(field_);
       help_.assign("Memory information field ").append(field_).append(".");
       bool counter = field_.size() >= 6 && field_.compare(field_.size() - 6, 6, "_total") == 0;
-      out.describe(name_, counter ? MetricType::Counter : MetricType::Gauge, help_);
-      out.add(name_, {}, v);
+      describe(out, name_, counter ? MetricType::Counter : MetricType::Gauge, help_);
+      add_sample(out, name_, {}, v);
     }
     return {};
   }

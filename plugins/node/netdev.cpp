@@ -57,10 +57,10 @@ class Netdev : public SubCollector {
         if (!described) {
           name_.assign("node_network_").append(stat).append("_total");
           help_.assign("Network device statistic ").append(stat).append(".");
-          out.describe(name_, MetricType::Counter, help_);
+          describe(out, name_, MetricType::Counter, help_);
           described = true;
         }
-        out.add(name_, {{"device", d.name}}, d.v[col]);
+        add_sample(out, name_, {{"device", d.name}}, d.v[col]);
       }
     }
     return {};

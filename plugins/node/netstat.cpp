@@ -65,8 +65,8 @@ class Netstat : public SubCollector {
     if (!parse_double(val, v)) return make_error("netstat: invalid value of " + key_ + " in " + file);
     name_.assign("node_netstat_").append(key_);
     help_.assign("Statistic ").append(proto).append(field).append(".");
-    out.describe(name_, MetricType::Unknown, help_);
-    out.add(name_, {}, v);
+    describe(out, name_, MetricType::Unknown, help_);
+    add_sample(out, name_, {}, v);
     return {};
   }
   MatchCache fields_;

@@ -82,14 +82,14 @@ class NodeCollector : public Collector {
         s.last_error.clear();
       }
     }
-    out.describe("node_scrape_collector_duration_seconds", MetricType::Gauge,
+    describe(out, "node_scrape_collector_duration_seconds", MetricType::Gauge,
                  "node_exporter: Duration of a collector scrape.");
     for (const auto& s : subs_)
-      out.add("node_scrape_collector_duration_seconds", {{"collector", s.name}}, s.seconds);
-    out.describe("node_scrape_collector_success", MetricType::Gauge,
+      add_sample(out, "node_scrape_collector_duration_seconds", {{"collector", s.name}}, s.seconds);
+    describe(out, "node_scrape_collector_success", MetricType::Gauge,
                  "node_exporter: Whether a collector succeeded.");
     for (const auto& s : subs_)
-      out.add("node_scrape_collector_success", {{"collector", s.name}}, s.ok ? 1.0 : 0.0);
+      add_sample(out, "node_scrape_collector_success", {{"collector", s.name}}, s.ok ? 1.0 : 0.0);
     return {};
   }
 

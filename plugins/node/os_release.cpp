@@ -58,14 +58,14 @@ class OsRelease : public SubCollector {
     }
     LabelRef labels[kKeys.size()];
     for (size_t i = 0; i < kKeys.size(); ++i) labels[i] = {kKeys[i].first, values_[i]};
-    out.describe("node_os_info", MetricType::Gauge,
+    describe(out, "node_os_info", MetricType::Gauge,
                  "A metric with a constant '1' value labeled by build_id, id, id_like, image_id, "
                  "image_version, name, pretty_name, variant, variant_id, version, "
                  "version_codename, version_id.");
-    out.add("node_os_info", std::span<const LabelRef>(labels, kKeys.size()), 1.0);
-    out.describe("node_os_version", MetricType::Gauge,
+    add_sample(out, "node_os_info", std::span<const LabelRef>(labels, kKeys.size()), 1.0);
+    describe(out, "node_os_version", MetricType::Gauge,
                  "Metric containing the major.minor part of the OS version.");
-    out.add("node_os_version", {{"id", values_[1]}, {"id_like", values_[2]}, {"name", values_[5]}},
+    add_sample(out, "node_os_version", {{"id", values_[1]}, {"id_like", values_[2]}, {"name", values_[5]}},
             version_number(values_[11]));
     return {};
   }

@@ -49,8 +49,8 @@ class Pressure : public SubCollector {
         if (fam.resource != res) continue;
         double v = fam.kind == "some" ? some : full;
         if (v < 0) return make_error("pressure: no " + std::string(fam.kind) + " line in " + path_);
-        out.describe(fam.name, MetricType::Counter, fam.help);
-        out.add(fam.name, {}, v);
+        describe(out, fam.name, MetricType::Counter, fam.help);
+        add_sample(out, fam.name, {}, v);
       }
     }
     return {};

@@ -58,8 +58,8 @@ class Sockstat : public SubCollector {
     emit(out, name_, help_, v);
   }
   static void emit(Batch& out, std::string_view name, std::string_view help, double v) {
-    out.describe(name, MetricType::Gauge, help);
-    out.add(name, {}, v);
+    describe(out, name, MetricType::Gauge, help);
+    add_sample(out, name, {}, v);
   }
   std::string v4_, v6_, name_, help_;
   double page_size_;

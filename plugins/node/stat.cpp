@@ -43,8 +43,8 @@ class Stat : public SubCollector {
     }
     for (size_t i = 0; i < std::size(kFields); ++i) {
       if (!seen[i]) return make_error("stat: no " + std::string(kFields[i].key) + " in " + file_);
-      out.describe(kFields[i].name, kFields[i].type, kFields[i].help);
-      out.add(kFields[i].name, {}, values[i]);
+      describe(out, kFields[i].name, kFields[i].type, kFields[i].help);
+      add_sample(out, kFields[i].name, {}, values[i]);
     }
     return {};
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "options.hpp"
+#include "emit.hpp"
 #include "procfs_reader.hpp"
 
 #include <moni/batch.hpp>

@@ -17,14 +17,14 @@ class Time : public SubCollector {
   Result<void> collect(Batch& out) override {
     struct timespec ts;
     ::clock_gettime(CLOCK_REALTIME, &ts);
-    out.describe("node_time_seconds", MetricType::Gauge,
+    describe(out, "node_time_seconds", MetricType::Gauge,
                  "System time in seconds since epoch (1970).");
-    out.add("node_time_seconds", {}, static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9);
+    add_sample(out, "node_time_seconds", {}, static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9);
     struct tm tm;
     ::localtime_r(&ts.tv_sec, &tm);
-    out.describe("node_time_zone_offset_seconds", MetricType::Gauge,
+    describe(out, "node_time_zone_offset_seconds", MetricType::Gauge,
                  "System time zone offset in seconds.");
-    out.add("node_time_zone_offset_seconds", {{"time_zone", tm.tm_zone ? tm.tm_zone : ""}},
+    add_sample(out, "node_time_zone_offset_seconds", {{"time_zone", tm.tm_zone ? tm.tm_zone : ""}},
             static_cast<double>(tm.tm_gmtoff));
 
     // Clock sources: missing directory means none (containers, other OSes).
@@ -47,14 +47,14 @@ class Time : public SubCollector {
         if (!reader_.read(path_, text)) return io_error("time", path_);
         for (std::string_view cs = next_field(text); !cs.empty(); cs = next_field(text)) {
           if (!described) {
-            out.describe(family, MetricType::Gauge,
+            describe(out, family, MetricType::Gauge,
                          pass == 0 ? "Available clocksources read from "
                                      "'/sys/devices/system/clocksource'."
                                    : "Current clocksource read from "
                                      "'/sys/devices/system/clocksource'.");
             described = true;
           }
-          out.add(family, {{"device", devices_[d]}, {"clocksource", cs}}, 1.0);
+          add_sample(out, family, {{"device", devices_[d]}, {"clocksource", cs}}, 1.0);
         }
       }
     }

@@ -15,9 +15,9 @@ class Uname : public SubCollector {
   Result<void> collect(Batch& out) override {
     struct utsname u;
     if (::uname(&u) != 0) return make_error(std::string("uname: ") + std::strerror(errno));
-    out.describe("node_uname_info", MetricType::Gauge,
+    describe(out, "node_uname_info", MetricType::Gauge,
                  "Labeled system information as provided by the uname system call.");
-    out.add("node_uname_info",
+    add_sample(out, "node_uname_info",
             {{"sysname", u.sysname},
              {"release", u.release},
              {"version", u.version},

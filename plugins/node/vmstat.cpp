@@ -22,8 +22,8 @@ class Vmstat : public SubCollector {
         return make_error("vmstat: invalid value of " + std::string(key) + " in " + file_);
       name_.assign("node_vmstat_").append(key);
       help_.assign("/proc/vmstat information field ").append(key).append(".");
-      out.describe(name_, MetricType::Unknown, help_);
-      out.add(name_, {}, v);
+      describe(out, name_, MetricType::Unknown, help_);
+      add_sample(out, name_, {}, v);
     }
     return {};
   }
