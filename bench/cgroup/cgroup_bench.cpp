@@ -2,20 +2,19 @@
 // Docker containers (v2, and hybrid v1), calling the real .so through its C
 // ABI with a minimal fake host, so the figure is the plugin's own cost (the
 // emitted batch is only counted, not copied). Goal: < 20 ms per collection.
-#include <moni/plugin_abi.h>
-#include <moni/sample.hpp>
-
 #include <benchmark/benchmark.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <moni/plugin_abi.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <dlfcn.h>
-#include <sys/stat.h>
-#include <fcntl.h>
-#include <unistd.h>
 #include <filesystem>
 #include <fstream>
+#include <moni/sample.hpp>
 #include <new>
 #include <string>
 #include <utility>
@@ -110,8 +109,8 @@ std::string make_tree(bool v1) {
     std::string procs = std::to_string(pid) + "\n" + std::to_string(pid + 100000) + "\n";
     std::string rel = v1 ? "/docker/" + id : "/system.slice/docker-" + id + ".scope";
     if (v1) {
-      fs::path c = cg / ("cpu,cpuacct" + rel), m = cg / ("memory" + rel),
-               b = cg / ("blkio" + rel), p = cg / ("pids" + rel);
+      fs::path c = cg / ("cpu,cpuacct" + rel), m = cg / ("memory" + rel), b = cg / ("blkio" + rel),
+               p = cg / ("pids" + rel);
       for (const auto& d : {c, m, b, p}) put(d / "cgroup.procs", procs);
       put(c / "tasks", procs);
       put(c / "cpuacct.usage", "123456789000\n");
@@ -134,7 +133,8 @@ std::string make_tree(bool v1) {
       put(d / "cgroup.procs", procs);
       put(d / "cpu.stat",
           "usage_usec 12500000\nuser_usec 9000000\nsystem_usec 3500000\ncore_sched.force_idle_usec "
-          "0\nnr_periods 1200\nnr_throttled 30\nthrottled_usec 450000\nnr_bursts 0\nburst_usec 0\n");
+          "0\nnr_periods 1200\nnr_throttled 30\nthrottled_usec 450000\nnr_bursts 0\nburst_usec "
+          "0\n");
       put(d / "cpu.max", "50000 100000\n");
       put(d / "cpu.weight", "100\n");
       put(d / "memory.current", "104857600\n");
@@ -187,7 +187,9 @@ const moni_config_api kConfigApi = {
     [](const moni_config_node*) -> int64_t { return 0; },
     [](const moni_config_node*) { return 0.0; },
     [](const moni_config_node*) { return 0; },
-    [](const moni_config_node*) { return moni_source_pos{{"bench", 5}, 0, 0}; },
+    [](const moni_config_node*) {
+      return moni_source_pos{{"bench", 5}, 0, 0};
+    },
 };
 
 struct Emitted {
@@ -210,8 +212,10 @@ void run_collect(benchmark::State& state, const CfgNode& cfg, int containers);
 void collect_bench(benchmark::State& state, bool v1) {
   std::string dir = make_tree(v1);
   CfgNode cfg;
-  cfg.entries = {{"root", str(dir + "/cgroup")},   {"mountinfo", str(dir + "/mountinfo")},
-                 {"procfs", str(dir + "/proc")},   {"sysfs", str(dir + "/sys")},
+  cfg.entries = {{"root", str(dir + "/cgroup")},
+                 {"mountinfo", str(dir + "/mountinfo")},
+                 {"procfs", str(dir + "/proc")},
+                 {"sysfs", str(dir + "/sys")},
                  {"docker_root", str(dir + "/docker")}};
   run_collect(state, cfg, kContainers);
   fs::remove_all(dir);

@@ -1,18 +1,9 @@
 // The cgroup collector: cAdvisor's container_* families for every cgroup of
 // a v2, v1 or hybrid host, with names and images from the container runtimes'
 // state on disk. See README.md for options and metrics.
-#include "cgroup_layout.hpp"
-#include "cgroup_stats.hpp"
-#include "container_id.hpp"
-#include "file_reader.hpp"
-#include "runtime_metadata.hpp"
-
-#include <moni/sdk.hpp>
-
-#include <re2/re2.h>
-
 #include <dirent.h>
 #include <fcntl.h>
+#include <re2/re2.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,10 +11,17 @@
 #include <charconv>
 #include <cmath>
 #include <memory>
+#include <moni/sdk.hpp>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "cgroup_layout.hpp"
+#include "cgroup_stats.hpp"
+#include "container_id.hpp"
+#include "file_reader.hpp"
+#include "runtime_metadata.hpp"
 
 namespace moni_cgroup {
 namespace {
@@ -163,7 +161,8 @@ class CgroupCollector : public moni::Collector {
   static constexpr std::string_view plugin_version = "0.1.0";
   static constexpr std::string_view plugin_description =
       "cAdvisor-compatible container_* metrics from cgroup v1/v2/hybrid hierarchies";
-  static constexpr std::string_view sample_config = R"(# root = "/sys/fs/cgroup"           # where the cgroup hierarchies are mounted
+  static constexpr std::string_view sample_config =
+      R"(# root = "/sys/fs/cgroup"           # where the cgroup hierarchies are mounted
 # mountinfo = "/proc/self/mountinfo" # mount table the layout is detected from
 # procfs = "/proc"                   # for network namespaces of container processes
 # sysfs = "/sys"                     # for block device names
@@ -269,7 +268,7 @@ class CgroupCollector : public moni::Collector {
   };
 
   static void compile_patterns(moni::ConfigReader& r, std::string_view key,
-                             std::vector<std::unique_ptr<RE2>>& out) {
+                               std::vector<std::unique_ptr<RE2>>& out) {
     moni::ConfigView node = r.table_view().get(key);
     for (const auto& p : r.strings(key, {})) {
       auto re = std::make_unique<RE2>(p, RE2::Quiet);
@@ -288,8 +287,10 @@ class CgroupCollector : public moni::Collector {
   // is most of the walk's cost for hundreds of containers.
   uint64_t walk(size_t h, size_t base_len, Entry* parent, bool parent_wants, int depth,
                 int parent_fd, const char* name, bool leaf) {
-    if (path_.size() == base_len) id_.assign("/");
-    else id_.assign(path_, base_len, std::string::npos);
+    if (path_.size() == base_len)
+      id_.assign("/");
+    else
+      id_.assign(path_, base_len, std::string::npos);
     Entry& e = touch(id_, parent);
     e.mask |= hierarchies_[h].mask;
     bool wants = e.accepted || parent_wants;
@@ -417,8 +418,7 @@ class CgroupCollector : public moni::Collector {
     size_t len = path_.size();
     path_.append(layout_.mode == CgroupLayout::Mode::V2 ? "/cgroup.events"
                                                         : "/cgroup.clone_children");
-    if (::stat(path_.c_str(), &st) == 0 && (t == 0 || st.st_mtim.tv_sec < t))
-      t = st.st_mtim.tv_sec;
+    if (::stat(path_.c_str(), &st) == 0 && (t == 0 || st.st_mtim.tv_sec < t)) t = st.st_mtim.tv_sec;
     path_.resize(len);
     return t;
   }
@@ -437,8 +437,8 @@ class CgroupCollector : public moni::Collector {
     labels_[0].value = metric;
     out.add_sorted(std::span<const LabelRef>(labels_.data(), labels_.size()), v, ts_);
   }
-  void put(moni::Batch& out, std::string_view metric, std::string_view name,
-           std::string_view value, double v) {
+  void put(moni::Batch& out, std::string_view metric, std::string_view name, std::string_view value,
+           double v) {
     with_extra_.clear();
     with_extra_.push_back({moni::kMetricNameLabel, metric});
     bool placed = value.empty();
@@ -496,7 +496,8 @@ class CgroupCollector : public moni::Collector {
       if (s.cfs_periods) put(out, "container_cpu_cfs_periods_total", double(*s.cfs_periods));
       if (s.cfs_throttled_periods)
         put(out, "container_cpu_cfs_throttled_periods_total", double(*s.cfs_throttled_periods));
-      if (s.cfs_throttled_s) put(out, "container_cpu_cfs_throttled_seconds_total", *s.cfs_throttled_s);
+      if (s.cfs_throttled_s)
+        put(out, "container_cpu_cfs_throttled_seconds_total", *s.cfs_throttled_s);
     }
     if (s.cpu_period) put(out, "container_spec_cpu_period", double(*s.cpu_period));
     if (limited) put(out, "container_spec_cpu_quota", double(*s.cpu_quota));

@@ -48,8 +48,8 @@ std::string_view dirname(std::string_view p) {
 }  // namespace
 
 moni::Result<CgroupLayout> detect_layout(std::string_view mountinfo, const std::string& root) {
-  static constexpr std::string_view kNames[kControllerCount] = {"cpu", "cpuacct", "memory",
-                                                                "blkio", "pids"};
+  static constexpr std::string_view kNames[kControllerCount] = {"cpu", "cpuacct", "memory", "blkio",
+                                                                "pids"};
   std::vector<Mount> mounts;
   size_t pos = 0;
   while (pos < mountinfo.size()) {
@@ -92,8 +92,7 @@ moni::Result<CgroupLayout> detect_layout(std::string_view mountinfo, const std::
         base = m.point;
         break;
       }
-  if (base.empty())
-    return moni::make_error("no cgroup or cgroup2 mount in the mount table");
+  if (base.empty()) return moni::make_error("no cgroup or cgroup2 mount in the mount table");
 
   auto rerooted = [&](const std::string& point, std::string& out) {
     if (point == base) {

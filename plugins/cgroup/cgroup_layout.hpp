@@ -2,9 +2,8 @@
 // or the hybrid of both) and where, as read from a mount table.
 #pragma once
 
-#include <moni/result.hpp>
-
 #include <array>
+#include <moni/result.hpp>
 #include <string>
 #include <string_view>
 

@@ -13,7 +13,8 @@ bool parse_devno(std::string_view& line, uint32_t& major, uint32_t& minor) {
   if (colon == std::string_view::npos || space == std::string_view::npos || colon > space)
     return false;
   uint64_t a, b;
-  if (!parse_u64(line.substr(0, colon), a) || !parse_u64(line.substr(colon + 1, space - colon - 1), b))
+  if (!parse_u64(line.substr(0, colon), a) ||
+      !parse_u64(line.substr(colon + 1, space - colon - 1), b))
     return false;
   major = static_cast<uint32_t>(a);
   minor = static_cast<uint32_t>(b);
@@ -45,8 +46,10 @@ void parse_psi(std::string_view text, PsiTotals& out) {
     if (t == std::string_view::npos) return;
     uint64_t v;
     if (!parse_u64(line.substr(t + 6), v)) return;
-    if (line.substr(0, 5) == "some ") out.some_us = v;
-    else if (line.substr(0, 5) == "full ") out.full_us = v;
+    if (line.substr(0, 5) == "some ")
+      out.some_us = v;
+    else if (line.substr(0, 5) == "full ")
+      out.full_us = v;
   });
 }
 
@@ -179,8 +182,10 @@ void StatsReader::read_v2(std::string_view dir, bool spec, CgroupStats& out) {
     out.any = true;
     out.mem_limit = parse_u64(text, v) ? v : UINT64_MAX;
   }
-  if (read_file(dir, "memory.swap.current", text) && parse_u64(text, v)) out.mem_swap = v;
-  else if (out.mem_rss) out.mem_swap = 0;
+  if (read_file(dir, "memory.swap.current", text) && parse_u64(text, v))
+    out.mem_swap = v;
+  else if (out.mem_rss)
+    out.mem_swap = 0;
   if (read_file(dir, "memory.events", text)) {
     if (find_key(text, "max", v)) out.mem_failcnt = v;
     if (find_key(text, "oom_kill", v)) out.oom_kills = v;
@@ -194,13 +199,14 @@ void StatsReader::read_v2(std::string_view dir, bool spec, CgroupStats& out) {
       while (!line.empty()) {
         std::string_view kv = word(line);
         if (kv.empty()) break;
-        if (kv.substr(0, 7) == "rbytes=" && parse_u64(kv.substr(7), v)) d.read_bytes = v;
-        else if (kv.substr(0, 7) == "wbytes=" && parse_u64(kv.substr(7), v)) d.write_bytes = v;
+        if (kv.substr(0, 7) == "rbytes=" && parse_u64(kv.substr(7), v))
+          d.read_bytes = v;
+        else if (kv.substr(0, 7) == "wbytes=" && parse_u64(kv.substr(7), v))
+          d.write_bytes = v;
       }
     });
   }
   if (read_file(dir, "pids.current", text) && parse_u64(text, v)) out.threads = v;
-  else if (read_file(dir, "cgroup.threads", text)) out.threads = count_lines(text);
 }
 
 void StatsReader::read_v1(std::string_view rel, unsigned mask, bool spec, CgroupStats& out) {
@@ -268,21 +274,18 @@ void StatsReader::read_v1(std::string_view rel, unsigned mask, bool spec, Cgroup
         if (!parse_devno(line, ma, mi)) return;  // also skips the final "Total N"
         std::string_view op = word(line);
         if (!parse_u64(line, v)) return;
-        if (op == "Read") device(out.io, ma, mi).read_bytes = v;
-        else if (op == "Write") device(out.io, ma, mi).write_bytes = v;
+        if (op == "Read")
+          device(out.io, ma, mi).read_bytes = v;
+        else if (op == "Write")
+          device(out.io, ma, mi).write_bytes = v;
       });
     }
   }
+  // Threads come from the pids controller only, as cAdvisor's: `tasks` lists
+  // the cgroup's own threads, not its descendants'.
   if (in(kPids)) {
     if (read_file(dir_of(layout_.v1[kPids], rel), "pids.current", text) && parse_u64(text, v))
       out.threads = v;
-  }
-  if (!out.threads) {
-    for (int c : {kCpu, kMemory, kCpuacct})
-      if (in(c) && read_file(dir_of(layout_.v1[c], rel), "tasks", text)) {
-        out.threads = count_lines(text);
-        break;
-      }
   }
 }
 

@@ -3,15 +3,15 @@
 // network counters of its network namespace.
 #pragma once
 
-#include "cgroup_layout.hpp"
-#include "file_reader.hpp"
-
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "cgroup_layout.hpp"
+#include "file_reader.hpp"
 
 namespace moni_cgroup {
 

@@ -7,7 +7,7 @@
 namespace moni_cgroup {
 
 enum class Runtime : unsigned char {
-  None,        // a plain cgroup (systemd service/slice/scope, anything else)
+  None,  // a plain cgroup (systemd service/slice/scope, anything else)
   Docker,
   Podman,
   Containerd,

@@ -1,8 +1,9 @@
 #include "file_reader.hpp"
 
-#include <cerrno>
 #include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 namespace moni_cgroup {
 

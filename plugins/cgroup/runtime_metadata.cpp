@@ -1,11 +1,11 @@
 #include "runtime_metadata.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <dirent.h>
-#include <fstream>
-#include <sstream>
 #include <sys/stat.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace moni_cgroup {
 namespace {
@@ -42,8 +42,8 @@ int digits(std::string_view s, size_t pos, size_t n, int& out) {
 
 int64_t parse_rfc3339(std::string_view s) {
   int Y, M, D, h, m, sec;
-  if (!digits(s, 0, 4, Y) || !digits(s, 5, 2, M) || !digits(s, 8, 2, D) ||
-      !digits(s, 11, 2, h) || !digits(s, 14, 2, m) || !digits(s, 17, 2, sec))
+  if (!digits(s, 0, 4, Y) || !digits(s, 5, 2, M) || !digits(s, 8, 2, D) || !digits(s, 11, 2, h) ||
+      !digits(s, 14, 2, m) || !digits(s, 17, 2, sec))
     return 0;
   if (s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') ||
       s[13] != ':' || s[16] != ':')
@@ -74,16 +74,20 @@ int64_t parse_rfc3339(std::string_view s) {
 
 ContainerMeta RuntimeMetadata::lookup(Runtime runtime, std::string_view id) {
   switch (runtime) {
-    case Runtime::Docker: return docker(id);
-    case Runtime::Podman: return podman(id);
-    case Runtime::Containerd: return containerd(id);
+    case Runtime::Docker:
+      return docker(id);
+    case Runtime::Podman:
+      return podman(id);
+    case Runtime::Containerd:
+      return containerd(id);
     case Runtime::UnknownHex: {
       ContainerMeta m = docker(id);
       if (!m.found) m = containerd(id);
       if (!m.found) m = podman(id);
       return m;
     }
-    default: return {};
+    default:
+      return {};
   }
 }
 

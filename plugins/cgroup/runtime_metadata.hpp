@@ -4,8 +4,6 @@
 // and containerd's OCI bundle config.json (annotations).
 #pragma once
 
-#include "container_id.hpp"
-
 #include <cstdint>
 #include <ctime>
 #include <string>
@@ -13,6 +11,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "container_id.hpp"
 
 namespace moni_cgroup {
 
@@ -22,7 +22,7 @@ struct ContainerMeta {
   std::string name;
   std::string image;
   std::vector<std::pair<std::string, std::string>> labels;  // runtime labels, raw keys
-  int64_t created_s = 0;  // 0: unknown
+  int64_t created_s = 0;                                    // 0: unknown
 };
 
 /// Thread-safety: none; used by the collecting thread only.

@@ -1,19 +1,18 @@
 // The cgroup collector driven through its real .so against fixture trees of
 // v2 and hybrid v1 hosts (Docker, systemd, Podman, containerd), with golden
 // output, filters, a container vanishing, and config errors.
-#include "fixture_tree.hpp"
-
-#include "../../../plugins/cgroup/cgroup_layout.hpp"
-#include "../../../plugins/cgroup/container_id.hpp"
-
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <set>
 
+#include "../../../plugins/cgroup/cgroup_layout.hpp"
+#include "../../../plugins/cgroup/container_id.hpp"
+#include "fixture_tree.hpp"
+
 using cgroup_test::FixtureTree;
-using moni::testing::PluginHarness;
 using moni::testing::plugin_path;
+using moni::testing::PluginHarness;
 
 namespace {
 
@@ -157,8 +156,8 @@ TEST(CgroupFixture, DockerOnlyKeepsRootAndDockerContainers) {
     auto b = p->collect(kNow);
     ASSERT_TRUE(b.ok());
     std::set<std::string> want = {"/", std::string(tree) == "v1"
-                                            ? "/docker/" + kDb
-                                            : "/system.slice/docker-" + kWeb + ".scope"};
+                                           ? "/docker/" + kDb
+                                           : "/system.slice/docker-" + kWeb + ".scope"};
     EXPECT_EQ(ids(*b), want) << tree;
   }
 }
@@ -169,11 +168,11 @@ TEST(CgroupFixture, IncludeAndExcludePatterns) {
   ASSERT_TRUE(p);
   auto b = p->collect(kNow);
   ASSERT_TRUE(b.ok());
-  EXPECT_EQ(ids(*b), (std::set<std::string>{
-                         "/system.slice/nginx.service",
-                         "/system.slice/docker-" + kWeb + ".scope",
-                         "/machine.slice/libpod-"
-                         "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809.scope"}));
+  EXPECT_EQ(ids(*b),
+            (std::set<std::string>{
+                "/system.slice/nginx.service", "/system.slice/docker-" + kWeb + ".scope",
+                "/machine.slice/libpod-"
+                "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809.scope"}));
 }
 
 TEST(CgroupFixture, VanishedContainerSeriesStopAndStateIsDropped) {
@@ -253,7 +252,8 @@ TEST(CgroupLayoutDetection, V2V1AndHybrid) {
 TEST(CgroupContainerId, RecognisesRuntimes) {
   using moni_cgroup::Runtime;
   const std::string id = kWeb;
-  EXPECT_EQ(moni_cgroup::classify("/system.slice/docker-" + id + ".scope").runtime, Runtime::Docker);
+  EXPECT_EQ(moni_cgroup::classify("/system.slice/docker-" + id + ".scope").runtime,
+            Runtime::Docker);
   EXPECT_EQ(moni_cgroup::classify("/docker/" + id).runtime, Runtime::Docker);
   EXPECT_EQ(moni_cgroup::classify("/docker/" + id).id, id);
   EXPECT_EQ(moni_cgroup::classify("/machine.slice/libpod-" + id + ".scope").runtime,

@@ -2,9 +2,12 @@
 // with a memory limit and a CFS quota, a CPU+memory burner child inside, and
 // the collector's view of it before and after it burnt 0.6 s of CPU (>= 1.2 s
 // of wall time under the 50% quota).
-#include "plugin_harness.hpp"
-
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -13,16 +16,13 @@
 #include <fstream>
 #include <sstream>
 #include <string>
-#include <poll.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <sys/wait.h>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
-using moni::testing::PluginHarness;
+#include "plugin_harness.hpp"
+
 using moni::testing::plugin_path;
+using moni::testing::PluginHarness;
 
 namespace {
 
@@ -66,7 +66,9 @@ Mounts find_mounts() {
     }
     if (type != "cgroup") continue;
     std::string opts = "," + f[dash + 3] + ",";
-    auto has = [&](const char* c) { return opts.find(std::string(",") + c + ",") != std::string::npos; };
+    auto has = [&](const char* c) {
+      return opts.find(std::string(",") + c + ",") != std::string::npos;
+    };
     if (has("cpu") && m.cpu.empty()) m.cpu = point;
     if (has("cpuacct") && m.cpuacct.empty()) m.cpuacct = point;
     if (has("memory") && m.memory.empty()) m.memory = point;
@@ -108,9 +110,10 @@ class LiveCgroup {
       std::string controllers = slurp(m.unified + "/cgroup.subtree_control");
       if (controllers.find("cpu") == std::string::npos ||
           controllers.find("memory") == std::string::npos) {
-        skip_reason = "cgroup2 at " + m.unified +
-                      " does not delegate the cpu and memory controllers (subtree_control: " +
-                      controllers + ")";
+        skip_reason =
+            "cgroup2 at " + m.unified +
+            " does not delegate the cpu and memory controllers (subtree_control: " + controllers +
+            ")";
         return;
       }
       std::string d = m.unified + id;
@@ -209,8 +212,8 @@ TEST(CgroupLive, BurnerInRealCgroupRaisesCountersAndReportsLimits) {
 
   auto before = p.collect(1000);
   ASSERT_TRUE(before.ok()) << before.error().message;
-  ASSERT_NE(before->one("container_last_seen"), nullptr) << "the test cgroup " << cg.id
-                                                         << " was not reported";
+  ASSERT_NE(before->one("container_last_seen"), nullptr)
+      << "the test cgroup " << cg.id << " was not reported";
   EXPECT_EQ(before->one("container_last_seen")->label("id"), cg.id);
   EXPECT_EQ(value(*before, "container_processes"), 1);
   double cpu0 = value(*before, "container_cpu_user_seconds_total") +
@@ -220,10 +223,11 @@ TEST(CgroupLive, BurnerInRealCgroupRaisesCountersAndReportsLimits) {
   auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(::write(go[1], "g", 1), 1);
   ::close(go[1]);
-  struct pollfd pfd {done[0], POLLIN, 0};
+  struct pollfd pfd {
+    done[0], POLLIN, 0
+  };
   ASSERT_EQ(::poll(&pfd, 1, 20000), 1) << "the burner did not finish within 20 s";
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ::close(done[0]);
 
   auto after = p.collect(3200);

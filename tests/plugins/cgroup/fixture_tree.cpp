@@ -1,18 +1,18 @@
 #include "fixture_tree.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
-#include <sys/stat.h>
 
 namespace fs = std::filesystem;
 
@@ -59,9 +59,10 @@ std::string render(const moni::testing::OwnedBatch& b) {
     }
     char buf[64];
     // Integers in full (byte counts read better), everything else shortest.
-    auto r = (s.value == static_cast<double>(static_cast<int64_t>(s.value)) && std::abs(s.value) < 1e15)
-                 ? std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(s.value))
-                 : std::to_chars(buf, buf + sizeof buf, s.value);
+    auto r =
+        (s.value == static_cast<double>(static_cast<int64_t>(s.value)) && std::abs(s.value) < 1e15)
+            ? std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(s.value))
+            : std::to_chars(buf, buf + sizeof buf, s.value);
     line += "} " + std::string(buf, r.ptr);
     lines.push_back(line);
     families.insert(s.name());

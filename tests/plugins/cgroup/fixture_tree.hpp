@@ -3,10 +3,10 @@
 // config for it, and a stable text rendering of a batch for golden files.
 #pragma once
 
-#include "plugin_harness.hpp"
-
 #include <string>
 #include <vector>
+
+#include "plugin_harness.hpp"
 
 namespace cgroup_test {
 
