@@ -1,10 +1,9 @@
 #include "exposition_text.hpp"
 
-#include <moni/sample.hpp>
-
 #include <charconv>
 #include <cmath>
 #include <map>
+#include <moni/sample.hpp>
 #include <set>
 #include <string_view>
 #include <vector>
@@ -14,13 +13,18 @@ namespace {
 
 std::string_view text_type(uint32_t t) {
   switch (t) {
-    case MONI_METRIC_COUNTER: return "counter";
+    case MONI_METRIC_COUNTER:
+      return "counter";
     case MONI_METRIC_GAUGE:
     case MONI_METRIC_INFO:
-    case MONI_METRIC_STATESET: return "gauge";
-    case MONI_METRIC_HISTOGRAM: return "histogram";
-    case MONI_METRIC_SUMMARY: return "summary";
-    default: return "untyped";
+    case MONI_METRIC_STATESET:
+      return "gauge";
+    case MONI_METRIC_HISTOGRAM:
+      return "histogram";
+    case MONI_METRIC_SUMMARY:
+      return "summary";
+    default:
+      return "untyped";
   }
 }
 
@@ -38,10 +42,14 @@ void append_value(std::string& out, double v) {
 
 void append_escaped(std::string& out, std::string_view s, bool quote) {
   for (char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (quote && c == '"') out += "\\\"";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (quote && c == '"')
+      out += "\\\"";
+    else
+      out += c;
   }
 }
 
@@ -60,8 +68,8 @@ std::string render_prometheus_text(const moni_batch& batch) {
       if (name.size() > suf.size() && name.ends_with(suf)) {
         std::string_view base = name.substr(0, name.size() - suf.size());
         auto it = meta.find(base);
-        if (it != meta.end() && (it->second->type == MONI_METRIC_HISTOGRAM ||
-                                 it->second->type == MONI_METRIC_SUMMARY))
+        if (it != meta.end() &&
+            (it->second->type == MONI_METRIC_HISTOGRAM || it->second->type == MONI_METRIC_SUMMARY))
           return base;
       }
     }
@@ -86,7 +94,8 @@ std::string render_prometheus_text(const moni_batch& batch) {
       out += '\n';
     }
     out.append("# TYPE ").append(fam).append(" ");
-    out.append(text_type(it == meta.end() ? uint32_t{MONI_METRIC_UNKNOWN} : it->second->type)).append("\n");
+    out.append(text_type(it == meta.end() ? uint32_t{MONI_METRIC_UNKNOWN} : it->second->type))
+        .append("\n");
     std::set<std::string> seen;
     for (const moni_sample* s : groups[fam]) {
       std::string line(find_label(s->labels, s->label_count, kMetricNameLabel));

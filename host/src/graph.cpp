@@ -1,10 +1,9 @@
 #include "graph.hpp"
 
-#include "log.hpp"
-
+#include <chrono>
 #include <moni/batch.hpp>
 
-#include <chrono>
+#include "log.hpp"
 
 namespace moni::host {
 
@@ -53,10 +52,14 @@ int deliver_collected(void* ctx, const moni_batch* b) {
 
 int kind_rank(uint32_t kind) {
   switch (kind) {
-    case MONI_KIND_STORAGE: return 0;
-    case MONI_KIND_PROCESSOR: return 1;
-    case MONI_KIND_OUTPUT: return 2;
-    default: return 3;
+    case MONI_KIND_STORAGE:
+      return 0;
+    case MONI_KIND_PROCESSOR:
+      return 1;
+    case MONI_KIND_OUTPUT:
+      return 2;
+    default:
+      return 3;
   }
 }
 
@@ -167,15 +170,14 @@ void Graph::wait_idle() {
   std::unique_lock lock(idle_mu_);
   while (in_flight_.load() != 0) {
     if (!idle_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return in_flight_.load() == 0; }))
-      log_warn("host", "waiting for " + std::to_string(in_flight_.load()) +
-                           " collection(s) to finish");
+      log_warn("host",
+               "waiting for " + std::to_string(in_flight_.load()) + " collection(s) to finish");
   }
 }
 
 Result<std::unique_ptr<Graph>> build_graph(HostConfig cfg, const PluginRegistry& plugins,
-                                           const std::string& data_dir,
-                                           HostServices* services, const Graph* previous,
-                                           PipelineCounters& counters) {
+                                           const std::string& data_dir, HostServices* services,
+                                           const Graph* previous, PipelineCounters& counters) {
   std::vector<std::string> errors = check_plugins(cfg, plugins);
   if (!errors.empty()) {
     std::string all;
@@ -212,8 +214,8 @@ Result<std::unique_ptr<Graph>> build_graph(HostConfig cfg, const PluginRegistry&
     if (inst) {
       g->reused.push_back(ic.name);
     } else {
-      inst = std::make_shared<Instance>(ic, doc, ic.builtin_self ? nullptr : plugins.find(ic.plugin),
-                                        data_dir, services);
+      inst = std::make_shared<Instance>(
+          ic, doc, ic.builtin_self ? nullptr : plugins.find(ic.plugin), data_dir, services);
       if (auto r = inst->create(); !r) {
         errors.push_back(r.error().message);
         continue;
@@ -247,8 +249,8 @@ Result<std::unique_ptr<Graph>> build_graph(HostConfig cfg, const PluginRegistry&
       for (const auto& c : pc.collectors)
         if (c == ic.name) job->pipelines.push_back(by_name.at(pc.name));
     if (job->pipelines.empty()) {
-      log_warn("config", ic.where + ": collector '" + ic.name +
-                             "' is in no pipeline; it will not run");
+      log_warn("config",
+               ic.where + ": collector '" + ic.name + "' is in no pipeline; it will not run");
       continue;
     }
     g->jobs.push_back(std::move(job));

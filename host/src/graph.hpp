@@ -3,9 +3,6 @@
 // pipelines it forwards to. No scheduling here (see runtime.hpp).
 #pragma once
 
-#include "host_config.hpp"
-#include "instance.hpp"
-
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -14,6 +11,9 @@
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "host_config.hpp"
+#include "instance.hpp"
 
 namespace moni::host {
 
@@ -79,7 +79,8 @@ class Graph {
 
  private:
   void deliver_from(Pipeline& p, size_t stage, const moni_batch& batch);
-  static std::vector<std::shared_ptr<Instance>> ordered(const std::map<std::string, std::shared_ptr<Instance>>&, bool start_order);
+  static std::vector<std::shared_ptr<Instance>> ordered(
+      const std::map<std::string, std::shared_ptr<Instance>>&, bool start_order);
   std::atomic<int> in_flight_{0};
   std::mutex idle_mu_;
   std::condition_variable idle_cv_;
@@ -88,8 +89,7 @@ class Graph {
 /// Creates every instance of `cfg` (reusing unchanged ones of `previous`) and
 /// wires the pipelines; the error lists every problem found.
 Result<std::unique_ptr<Graph>> build_graph(HostConfig cfg, const PluginRegistry& plugins,
-                                           const std::string& data_dir,
-                                           HostServices* services, const Graph* previous,
-                                           PipelineCounters& counters);
+                                           const std::string& data_dir, HostServices* services,
+                                           const Graph* previous, PipelineCounters& counters);
 
 }  // namespace moni::host

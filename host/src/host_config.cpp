@@ -1,17 +1,17 @@
 #include "host_config.hpp"
 
-#include "basic_auth.hpp"
-#include "plugin_loader.hpp"
-
-#include <moni/duration.hpp>
 #include <moni/plugin_abi.h>
 
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <moni/duration.hpp>
 #include <set>
 #include <sstream>
+
+#include "basic_auth.hpp"
+#include "plugin_loader.hpp"
 
 #define TOML_EXCEPTIONS 1
 #include <toml++/toml.h>
@@ -27,13 +27,20 @@ std::string pos(const toml::node& n) { return pos(n.source()); }
 
 std::string_view type_word(const toml::node& n) {
   switch (n.type()) {
-    case toml::node_type::table: return "table";
-    case toml::node_type::array: return "array";
-    case toml::node_type::string: return "string";
-    case toml::node_type::integer: return "integer";
-    case toml::node_type::floating_point: return "float";
-    case toml::node_type::boolean: return "boolean";
-    default: return "date-time";
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::array:
+      return "array";
+    case toml::node_type::string:
+      return "string";
+    case toml::node_type::integer:
+      return "integer";
+    case toml::node_type::floating_point:
+      return "float";
+    case toml::node_type::boolean:
+      return "boolean";
+    default:
+      return "date-time";
   }
 }
 
@@ -65,9 +72,12 @@ class Parser {
   void run(const toml::table& root) {
     for (auto&& [k, v] : root) {
       std::string key(k.str());
-      if (key == "host") host(v);
-      else if (key == "pipelines") pipelines(v);
-      else if (section(key)) instances(*section(key), v);
+      if (key == "host")
+        host(v);
+      else if (key == "pipelines")
+        pipelines(v);
+      else if (section(key))
+        instances(*section(key), v);
       else
         err(v, "unknown table '" + key +
                    "' (expected host, collectors, processors, storage, outputs or pipelines)");
@@ -104,10 +114,11 @@ class Parser {
     std::vector<std::string> out;
     for (size_t i = 0; i < a->size(); ++i) {
       const toml::node& e = *a->get(i);
-      if (auto* s = e.as_string()) out.push_back(s->get());
+      if (auto* s = e.as_string())
+        out.push_back(s->get());
       else
-        err(e, key + "[" + std::to_string(i) + "] must be a string, got " +
-                   std::string(type_word(e)));
+        err(e,
+            key + "[" + std::to_string(i) + "] must be a string, got " + std::string(type_word(e)));
     }
     return out;
   }
@@ -141,8 +152,9 @@ class Parser {
       } else if (key == "log_level") {
         if (auto s = str(v, "host.log_level")) {
           if (*s != "debug" && *s != "info" && *s != "warn" && *s != "error")
-            err(v, "host.log_level must be one of \"debug\", \"info\", \"warn\", \"error\" (got \"" +
-                       *s + "\")");
+            err(v,
+                "host.log_level must be one of \"debug\", \"info\", \"warn\", \"error\" (got \"" +
+                    *s + "\")");
           else
             cfg_.log_level = *s;
         }
@@ -215,8 +227,10 @@ class Parser {
         auto d = duration(*hn, path + "." + std::string(hk));
         if (!d) continue;
         if (hk == "interval") {
-          if (*d <= 0) err(*hn, path + ".interval must be > 0");
-          else ic.interval_ms = *d;
+          if (*d <= 0)
+            err(*hn, path + ".interval must be > 0");
+          else
+            ic.interval_ms = *d;
         } else if (hk == "timeout") {
           ic.timeout_ms = *d;
           has_timeout = true;
@@ -278,10 +292,14 @@ class Parser {
       for (auto&& [pk, pv] : *pt) {
         std::string key(pk.str());
         std::vector<std::string>* dst = nullptr;
-        if (key == "collectors") dst = &pc.collectors;
-        else if (key == "processors") dst = &pc.processors;
-        else if (key == "sinks") dst = &pc.sinks;
-        else if (key == "forward") dst = &pc.forward;
+        if (key == "collectors")
+          dst = &pc.collectors;
+        else if (key == "processors")
+          dst = &pc.processors;
+        else if (key == "sinks")
+          dst = &pc.sinks;
+        else if (key == "forward")
+          dst = &pc.forward;
         if (!dst) {
           err(pv, "unknown option '" + path + "." + key +
                       "' (a pipeline has collectors, processors, sinks and forward)");
@@ -322,8 +340,10 @@ class Parser {
         const toml::array* arr = pt.get(key) ? pt.get(key)->as_array() : nullptr;
         std::set<std::string> dup;
         for (size_t j = 0; j < names.size(); ++j) {
-          const toml::node& at = arr && j < arr->size() ? *arr->get(j) : static_cast<const toml::node&>(pt);
-          std::string ref = "pipelines." + p.name + "." + std::string(key) + "[" + std::to_string(j) + "]";
+          const toml::node& at =
+              arr && j < arr->size() ? *arr->get(j) : static_cast<const toml::node&>(pt);
+          std::string ref =
+              "pipelines." + p.name + "." + std::string(key) + "[" + std::to_string(j) + "]";
           if (!dup.insert(names[j]).second) {
             err(at, ref + ": '" + names[j] + "' is listed twice");
             continue;
@@ -456,8 +476,8 @@ std::vector<std::string> check_plugins(const HostConfig& cfg, const PluginRegist
     std::string path = std::string(section_of(ic.kind)) + "." + ic.name;
     auto lp = plugins.find(ic.plugin);
     if (!lp) {
-      errors.push_back(ic.plugin_where + ": " + path + ": unknown plugin '" + ic.plugin + "': " +
-                       plugins.explain_missing(ic.plugin));
+      errors.push_back(ic.plugin_where + ": " + path + ": unknown plugin '" + ic.plugin +
+                       "': " + plugins.explain_missing(ic.plugin));
       continue;
     }
     if (lp->kind != ic.kind)

@@ -4,11 +4,10 @@
 // adds what does (unknown plugin, kind mismatch).
 #pragma once
 
-#include <moni/result.hpp>
-
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <moni/result.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,7 +54,7 @@ struct HostConfig {
   std::string listen = "127.0.0.1:9095";
   std::string data_dir = "/var/lib/moni";
   std::string log_level = "info";
-  std::vector<std::string> plugin_dirs;  // absolute, or relative to the config file
+  std::vector<std::string> plugin_dirs;                 // absolute, or relative to the config file
   std::map<std::string, std::string> basic_auth_users;  // [host.web]: user -> password hash
   std::vector<InstanceConfig> instances;
   std::vector<PipelineConfig> pipelines;

@@ -1,10 +1,5 @@
 #include "http_server.hpp"
 
-#include "host_config.hpp"
-#include "log.hpp"
-
-#include <moni/http.hpp>
-
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,7 +8,11 @@
 #include <boost/beast/http.hpp>
 #include <cctype>
 #include <chrono>
+#include <moni/http.hpp>
 #include <mutex>
+
+#include "host_config.hpp"
+#include "log.hpp"
 
 namespace moni::host {
 namespace net = boost::asio;
@@ -36,7 +35,10 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket s, RouteTable& routes, std::function<void(std::function<void()>)> workers,
           std::shared_ptr<AuthSlot> auth)
-      : stream_(std::move(s)), routes_(routes), workers_(std::move(workers)), auth_(std::move(auth)) {
+      : stream_(std::move(s)),
+        routes_(routes),
+        workers_(std::move(workers)),
+        auth_(std::move(auth)) {
     beast::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -68,7 +70,8 @@ class Session : public std::enable_shared_from_this<Session> {
       const http::request<http::string_body>& req) {
     std::string target(req.target());
     std::string raw_path = target.substr(0, target.find('?'));
-    std::string query = target.find('?') == std::string::npos ? "" : target.substr(target.find('?') + 1);
+    std::string query =
+        target.find('?') == std::string::npos ? "" : target.substr(target.find('?') + 1);
     std::string path = url_decode(raw_path, false).value_or(raw_path);
     std::string method(req.method_string());
     std::vector<std::string> hstore;
@@ -76,15 +79,15 @@ class Session : public std::enable_shared_from_this<Session> {
     std::vector<moni_label> headers;
     for (const auto& f : req) {
       std::string n(f.name_string());
-      std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(n.begin(), n.end(), n.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
       hstore.push_back(std::move(n));
       hstore.emplace_back(f.value());
     }
     for (size_t i = 0; i < hstore.size(); i += 2)
       headers.push_back({ms(hstore[i]), ms(hstore[i + 1])});
-    moni_http_request mreq{ms(method), ms(target), ms(path),
-                           ms(query),  headers.data(), headers.size(),
-                           ms(req.body()), ms(remote_)};
+    moni_http_request mreq{ms(method),     ms(target),     ms(path),       ms(query),
+                           headers.data(), headers.size(), ms(req.body()), ms(remote_)};
     HttpResponseData data;
     auto auth = auth_->get();
     auto authz = req[http::field::authorization];

@@ -2,15 +2,14 @@
 // on the io thread, runs every route handler on the worker pool.
 #pragma once
 
-#include "basic_auth.hpp"
-#include "route_table.hpp"
-
-#include <moni/result.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <moni/result.hpp>
 #include <string>
+
+#include "basic_auth.hpp"
+#include "route_table.hpp"
 
 namespace boost::asio {
 class io_context;

@@ -1,12 +1,11 @@
 #include "instance.hpp"
 
+#include <chrono>
+#include <moni/sample.hpp>
+
 #include "log.hpp"
 #include "route_table.hpp"
 #include "toml_config_api.hpp"
-
-#include <moni/sample.hpp>
-
-#include <chrono>
 
 #define TOML_EXCEPTIONS 1
 #include <toml++/toml.h>
@@ -22,12 +21,15 @@ std::string message_of(const moni_error& e, std::string_view fallback) {
 Instance::Instance(InstanceConfig config, std::shared_ptr<const toml::table> doc,
                    std::shared_ptr<LoadedPlugin> plugin, std::string data_dir,
                    HostServices* services)
-    : config_(std::move(config)), doc_(std::move(doc)), plugin_(std::move(plugin)),
-      data_dir_(std::move(data_dir)), services_(services) {
-  api_ = moni_host_api{sizeof(moni_host_api), MONI_ABI_MAJOR, MONI_ABI_MINOR,
-                       this, ms(config_.name), ms(data_dir_), toml_config_api(),
-                       &api_log, &api_route, &api_status, &api_header, &api_body,
-                       &api_storage, &api_now};
+    : config_(std::move(config)),
+      doc_(std::move(doc)),
+      plugin_(std::move(plugin)),
+      data_dir_(std::move(data_dir)),
+      services_(services) {
+  api_ = moni_host_api{
+      sizeof(moni_host_api), MONI_ABI_MAJOR,    MONI_ABI_MINOR, this,       ms(config_.name),
+      ms(data_dir_),         toml_config_api(), &api_log,       &api_route, &api_status,
+      &api_header,           &api_body,         &api_storage,   &api_now};
 }
 
 Instance::~Instance() {
@@ -38,8 +40,7 @@ Instance::~Instance() {
 }
 
 std::string Instance::label() const {
-  return config_.plugin == config_.name ? config_.name
-                                        : config_.name + " (" + config_.plugin + ")";
+  return config_.plugin == config_.name ? config_.name : config_.name + " (" + config_.plugin + ")";
 }
 
 Result<void> Instance::create() {
@@ -47,8 +48,8 @@ Result<void> Instance::create() {
   moni_error err{};
   inst_ = plugin_->desc.create(&api_, to_config_node(config_.table), &err);
   if (!inst_)
-    return make_error(message_of(err, config_.where + ": " + label() +
-                                          ": create() failed without a message"));
+    return make_error(
+        message_of(err, config_.where + ": " + label() + ": create() failed without a message"));
   return {};
 }
 

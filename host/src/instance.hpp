@@ -2,19 +2,19 @@
 // lifecycle calls with errors as values, and its counters for moni_* metrics.
 #pragma once
 
-#include "host_config.hpp"
-#include "plugin_loader.hpp"
-
 #include <moni/plugin_abi.h>
-#include <moni/result.hpp>
 
 #include <atomic>
 #include <memory>
+#include <moni/result.hpp>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "host_config.hpp"
+#include "plugin_loader.hpp"
 
 namespace moni::host {
 

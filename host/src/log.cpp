@@ -13,20 +13,29 @@ std::atomic<int> g_level{static_cast<int>(Level::Info)};
 std::mutex g_mu;
 const char* name_of(Level l) {
   switch (l) {
-    case Level::Debug: return "debug";
-    case Level::Info: return "info";
-    case Level::Warn: return "warn";
-    default: return "error";
+    case Level::Debug:
+      return "debug";
+    case Level::Info:
+      return "info";
+    case Level::Warn:
+      return "warn";
+    default:
+      return "error";
   }
 }
 }  // namespace
 
 bool parse_level(std::string_view s, Level& out) {
-  if (s == "debug") out = Level::Debug;
-  else if (s == "info") out = Level::Info;
-  else if (s == "warn" || s == "warning") out = Level::Warn;
-  else if (s == "error") out = Level::Error;
-  else return false;
+  if (s == "debug")
+    out = Level::Debug;
+  else if (s == "info")
+    out = Level::Info;
+  else if (s == "warn" || s == "warning")
+    out = Level::Warn;
+  else if (s == "error")
+    out = Level::Error;
+  else
+    return false;
   return true;
 }
 

@@ -1,18 +1,18 @@
 // The moni command line: run, check-config, plugins, offline storage
 // commands, version and help.
-#include "log.hpp"
-#include "offline_commands.hpp"
-#include "runtime.hpp"
-
 #include <moni/plugin_abi.h>
-#include <moni/version.hpp>
 
 #include <cstdio>
 #include <cstring>
+#include <moni/version.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "log.hpp"
+#include "offline_commands.hpp"
+#include "runtime.hpp"
 
 namespace {
 
@@ -68,10 +68,14 @@ std::optional<std::string> parse(int argc, char** argv, int from, Args& a, bool 
     bool known = false;
     for (auto k : allowed) known = known || k == key;
     if (known) {
-      if (key == "--config") dst = &a.config;
-      else if (key == "--listen") dst = &a.listen;
-      else if (key == "--data-dir") dst = &a.data_dir;
-      else if (key == "--storage") dst = &a.storage;
+      if (key == "--config")
+        dst = &a.config;
+      else if (key == "--listen")
+        dst = &a.listen;
+      else if (key == "--data-dir")
+        dst = &a.data_dir;
+      else if (key == "--storage")
+        dst = &a.storage;
     }
     if (dst) {
       if (!inline_value) {
@@ -102,14 +106,16 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "version" || cmd == "--version" || cmd == "-V") {
-    std::printf("moni %s (plugin ABI %d.%d)\n", MONI_VERSION_STRING, MONI_ABI_MAJOR, MONI_ABI_MINOR);
+    std::printf("moni %s (plugin ABI %d.%d)\n", MONI_VERSION_STRING, MONI_ABI_MAJOR,
+                MONI_ABI_MINOR);
     return 0;
   }
   Args a;
   if (cmd == "run") {
     if (auto e = parse(argc, argv, 2, a, false, {"--config", "--listen", "--data-dir"}))
       return usage_error("run: " + *e);
-    if (!a.positional.empty()) return usage_error("run: unexpected argument '" + a.positional[0] + "'");
+    if (!a.positional.empty())
+      return usage_error("run: unexpected argument '" + a.positional[0] + "'");
     if (!a.config) return usage_error("run: --config FILE is required");
     return moni::host::run_host({*a.config, a.listen, a.data_dir});
   }

@@ -1,14 +1,14 @@
 #include "offline_commands.hpp"
 
-#include "graph.hpp"
-#include "host_config.hpp"
-#include "log.hpp"
-#include "plugin_loader.hpp"
-
 #include <moni/plugin_abi.h>
 
 #include <cstdio>
 #include <iostream>
+
+#include "graph.hpp"
+#include "host_config.hpp"
+#include "log.hpp"
+#include "plugin_loader.hpp"
 
 namespace moni::host {
 namespace {
@@ -72,7 +72,8 @@ int list_plugins(const std::optional<std::string>& config_path) {
 
 int storage_command(const std::string& name, const std::string& config_path,
                     const std::optional<std::string>& data_dir,
-                    const std::optional<std::string>& storage, const std::vector<std::string>& args) {
+                    const std::optional<std::string>& storage,
+                    const std::vector<std::string>& args) {
   auto cfg = parse_config_file(config_path);
   if (!cfg) {
     std::cerr << cfg.error().message << "\n";
@@ -98,7 +99,8 @@ int storage_command(const std::string& name, const std::string& config_path,
       std::cerr << "moni " << name << ": no storage instance '" << *storage << "' in "
                 << config_path << (names.empty() ? "" : " (there is: " + names + ")") << "\n";
     else
-      std::cerr << "moni " << name << ": " << config_path << " declares no [storage.NAME] instance\n";
+      std::cerr << "moni " << name << ": " << config_path
+                << " declares no [storage.NAME] instance\n";
     return 1;
   }
   PluginRegistry reg;
@@ -108,7 +110,8 @@ int storage_command(const std::string& name, const std::string& config_path,
     print_failures(reg);
     std::cerr << target->plugin_where << ": storage." << target->name << ": "
               << (lp ? "plugin '" + target->plugin + "' is not a storage plugin"
-                     : "unknown plugin '" + target->plugin + "': " + reg.explain_missing(target->plugin))
+                     : "unknown plugin '" + target->plugin +
+                           "': " + reg.explain_missing(target->plugin))
               << "\n";
     return 1;
   }

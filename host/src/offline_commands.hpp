@@ -18,6 +18,7 @@ int list_plugins(const std::optional<std::string>& config_path);
 /// Creates (does not start) a storage instance and runs `name` on it.
 int storage_command(const std::string& name, const std::string& config_path,
                     const std::optional<std::string>& data_dir,
-                    const std::optional<std::string>& storage, const std::vector<std::string>& args);
+                    const std::optional<std::string>& storage,
+                    const std::vector<std::string>& args);
 
 }  // namespace moni::host

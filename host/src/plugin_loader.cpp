@@ -1,8 +1,5 @@
 #include "plugin_loader.hpp"
 
-#include "log.hpp"
-
-#include <moni/sample.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,6 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <moni/sample.hpp>
+
+#include "log.hpp"
 
 namespace moni::host {
 namespace fs = std::filesystem;
@@ -22,11 +22,16 @@ namespace fs = std::filesystem;
 
 std::string_view kind_name(uint32_t kind) {
   switch (kind) {
-    case MONI_KIND_COLLECTOR: return "collector";
-    case MONI_KIND_PROCESSOR: return "processor";
-    case MONI_KIND_STORAGE: return "storage";
-    case MONI_KIND_OUTPUT: return "output";
-    default: return "unknown";
+    case MONI_KIND_COLLECTOR:
+      return "collector";
+    case MONI_KIND_PROCESSOR:
+      return "processor";
+    case MONI_KIND_STORAGE:
+      return "storage";
+    case MONI_KIND_OUTPUT:
+      return "output";
+    default:
+      return "unknown";
   }
 }
 
@@ -49,10 +54,20 @@ int64_t loader_now(void*) {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
-const moni_host_api kLoaderApi = {sizeof(moni_host_api), MONI_ABI_MAJOR, MONI_ABI_MINOR,
-                                  nullptr, {"", 0}, {"", 0}, nullptr, &loader_log,
-                                  &loader_route, &loader_status, &loader_header, &loader_body,
-                                  &loader_storage, &loader_now};
+const moni_host_api kLoaderApi = {sizeof(moni_host_api),
+                                  MONI_ABI_MAJOR,
+                                  MONI_ABI_MINOR,
+                                  nullptr,
+                                  {"", 0},
+                                  {"", 0},
+                                  nullptr,
+                                  &loader_log,
+                                  &loader_route,
+                                  &loader_status,
+                                  &loader_header,
+                                  &loader_body,
+                                  &loader_storage,
+                                  &loader_now};
 
 // A root-run host must not load code that anyone but the owner can replace.
 Result<void> check_permissions(const std::string& path) {
@@ -82,7 +97,10 @@ Result<void> check_permissions(const std::string& path) {
 Result<void> check_elf(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   char magic[4] = {};
-  if (!f.read(magic, 4) || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
+  if (!f.read(magic, 4) || std::memcmp(magic,
+                                       "\x7f"
+                                       "ELF",
+                                       4) != 0)
     return make_error(path + ": refused: not a shared object (no ELF header)");
   return {};
 }
@@ -101,8 +119,8 @@ Result<std::shared_ptr<LoadedPlugin>> load_plugin(const std::string& path) {
   lp->path = path;
   try {
     namespace lm = boost::dll::load_mode;
-    lp->library = std::make_shared<boost::dll::shared_library>(
-        boost::dll::fs::path(path), lm::rtld_now | lm::rtld_local);
+    lp->library = std::make_shared<boost::dll::shared_library>(boost::dll::fs::path(path),
+                                                               lm::rtld_now | lm::rtld_local);
   } catch (const std::exception& e) {
     // Boost.DLL appends dlerror()'s text; that part is what the user needs.
     std::string why = e.what();
@@ -145,10 +163,14 @@ Result<std::shared_ptr<LoadedPlugin>> load_plugin(const std::string& path) {
   if (kind_name(desc.kind) == "unknown")
     return make_error(path + ": refused: unknown plugin kind " + std::to_string(desc.kind));
   const char* missing = nullptr;
-  if (!desc.create) missing = "create";
-  else if (!desc.destroy) missing = "destroy";
-  else if (desc.kind == MONI_KIND_COLLECTOR && !desc.collect) missing = "collect";
-  else if (desc.kind == MONI_KIND_PROCESSOR && !desc.process) missing = "process";
+  if (!desc.create)
+    missing = "create";
+  else if (!desc.destroy)
+    missing = "destroy";
+  else if (desc.kind == MONI_KIND_COLLECTOR && !desc.collect)
+    missing = "collect";
+  else if (desc.kind == MONI_KIND_PROCESSOR && !desc.process)
+    missing = "process";
   else if ((desc.kind == MONI_KIND_STORAGE || desc.kind == MONI_KIND_OUTPUT) && !desc.write)
     missing = "write";
   if (missing)

@@ -3,10 +3,10 @@
 #pragma once
 
 #include <moni/plugin_abi.h>
-#include <moni/result.hpp>
 
 #include <map>
 #include <memory>
+#include <moni/result.hpp>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -1,5 +1,16 @@
 #include "runtime.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <csignal>
+#include <filesystem>
+#include <moni/duration.hpp>
+#include <random>
+#include <thread>
+
 #include "exposition_text.hpp"
 #include "graph.hpp"
 #include "host_config.hpp"
@@ -9,18 +20,6 @@
 #include "route_table.hpp"
 #include "sd_notify.hpp"
 #include "self_metrics.hpp"
-
-#include <moni/duration.hpp>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/signal_set.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/thread_pool.hpp>
-#include <csignal>
-#include <filesystem>
-#include <random>
-#include <thread>
 
 namespace moni::host {
 namespace net = boost::asio;
@@ -61,9 +60,8 @@ class Runtime final : public HostServices {
     size_t collectors = 0;
     for (const auto& i : cfg->instances) collectors += i.kind == MONI_KIND_COLLECTOR;
     pool_ = std::make_unique<net::thread_pool>(std::clamp<size_t>(collectors + 3, 4, 32));
-    http_ = std::make_unique<HttpServer>(io_, routes_, [this](std::function<void()> f) {
-      net::post(*pool_, std::move(f));
-    });
+    http_ = std::make_unique<HttpServer>(
+        io_, routes_, [this](std::function<void()> f) { net::post(*pool_, std::move(f)); });
 
     http_->set_auth(auth_of(*cfg));
     auto g = build_graph(std::move(*cfg), *registry_, data_dir_, this, nullptr, counters_);
@@ -93,8 +91,10 @@ class Runtime final : public HostServices {
     std::function<void(const boost::system::error_code&, int)> on_signal =
         [&](const boost::system::error_code& e, int sig) {
           if (e) return;
-          if (sig == SIGHUP) reload();
-          else shutdown(sig);
+          if (sig == SIGHUP)
+            reload();
+          else
+            shutdown(sig);
           signals.async_wait(on_signal);
         };
     signals.async_wait(on_signal);
@@ -217,8 +217,8 @@ class Runtime final : public HostServices {
         d.body = body;
       };
     };
-    staged_[std::string("/-/healthy")] =
-        std::make_shared<const Route>(Route{"/-/healthy", "host", nullptr, text(200, "moni is Healthy.\n")});
+    staged_[std::string("/-/healthy")] = std::make_shared<const Route>(
+        Route{"/-/healthy", "host", nullptr, text(200, "moni is Healthy.\n")});
     staged_[std::string("/-/ready")] = std::make_shared<const Route>(
         Route{"/-/ready", "host", nullptr, [this](const moni_http_request&, HttpResponseData& d) {
                 if (ready_) {
@@ -304,7 +304,8 @@ class Runtime final : public HostServices {
       } else if (secs * 1000 > static_cast<double>(in.config().timeout_ms)) {
         st.errors++;
         st.timeouts++;
-        log_warn(in.label(), "collection took " + std::to_string(secs) + "s, more than its timeout " +
+        log_warn(in.label(), "collection took " + std::to_string(secs) +
+                                 "s, more than its timeout " +
                                  format_duration_ms(in.config().timeout_ms));
       }
       job.running = false;
@@ -339,7 +340,8 @@ class Runtime final : public HostServices {
       log_warn("host", "host.listen changed to " + cfg->listen +
                            "; the listen address changes only on restart (still " + listen_ + ")");
     if (cfg->data_dir != data_dir_)
-      log_warn("host", "host.data_dir changed; it changes only on restart (still " + data_dir_ + ")");
+      log_warn("host",
+               "host.data_dir changed; it changes only on restart (still " + data_dir_ + ")");
     Level lvl;
     if (parse_level(cfg->log_level, lvl)) set_log_level(lvl);
     std::shared_ptr<Graph> old;
@@ -431,7 +433,7 @@ class Runtime final : public HostServices {
   RouteTable::Map staged_;
   bool staging_ = false;
   std::vector<std::shared_ptr<net::steady_timer>> timers_;  // io thread only
-  const Graph* scheduled_ = nullptr;                         // io thread only
+  const Graph* scheduled_ = nullptr;                        // io thread only
   std::mt19937_64 rng_{std::random_device{}()};
   std::atomic<bool> ready_{false}, stopping_{false}, reloading_{false};
 };

@@ -1,7 +1,6 @@
 #include "self_metrics.hpp"
 
 #include <moni/version.hpp>
-
 #include <string>
 
 namespace moni::host {

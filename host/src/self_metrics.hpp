@@ -2,11 +2,10 @@
 // what the host serves at /metrics when no plugin does.
 #pragma once
 
-#include "graph.hpp"
-
+#include <atomic>
 #include <moni/batch.hpp>
 
-#include <atomic>
+#include "graph.hpp"
 
 namespace moni::host {
 

@@ -2,8 +2,6 @@
 // with good and bad configs, SIGTERM flush), failing plugins, sd_notify,
 // offline storage commands, and an out-of-tree plugin built against the
 // installed SDK.
-#include "subprocess.hpp"
-
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -13,6 +11,8 @@
 #include <chrono>
 #include <filesystem>
 #include <thread>
+
+#include "subprocess.hpp"
 
 using namespace moni::test;
 namespace fs = std::filesystem;
@@ -32,7 +32,8 @@ std::string runs(const std::string& inst, const std::string& plugin = "test_coll
 }
 
 // Polls /metrics until `series` reaches `at_least` (returns the last body).
-std::string wait_metric(int port, const std::string& series, double at_least, int timeout_ms = 8000) {
+std::string wait_metric(int port, const std::string& series, double at_least,
+                        int timeout_ms = 8000) {
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   std::string body;
   while (std::chrono::steady_clock::now() < end) {
@@ -63,15 +64,17 @@ TEST(Cli, VersionHelpAndUsageErrors) {
   EXPECT_NE(r.err.find("unknown command 'frobnicate'"), std::string::npos) << r.err;
   r = run({kMoni, "run", "--config", "/nonexistent.toml"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("/nonexistent.toml: cannot read the config file"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("/nonexistent.toml: cannot read the config file"), std::string::npos)
+      << r.err;
 }
 
 TEST(Cli, CheckConfigAcceptsTheDefaultAndReportsPositions) {
   auto ok = run({kMoni, "check-config", MONI_SOURCE_DIR "/config/moni.toml"});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
   TempDir d;
-  d.write("bad.toml", host_table() + "[collectors.c]\nplugin = \"test_collector\"\nmode = 7\n"
-                                     "[collectors.n]\nplugin = \"node_exporter_clone\"\n");
+  d.write("bad.toml", host_table() +
+                          "[collectors.c]\nplugin = \"test_collector\"\nmode = 7\n"
+                          "[collectors.n]\nplugin = \"node_exporter_clone\"\n");
   auto r = run({kMoni, "check-config", d.file("bad.toml")});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find(d.file("bad.toml") + ":8:10: collectors.n: unknown plugin "
@@ -81,8 +84,9 @@ TEST(Cli, CheckConfigAcceptsTheDefaultAndReportsPositions) {
   d.write("bad2.toml", host_table() + "[collectors.c]\nplugin = \"test_collector\"\nmode = 7\n");
   r = run({kMoni, "check-config", d.file("bad2.toml")});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find(d.file("bad2.toml") + ":6:8: test_collector: mode must be a string, got integer"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find(d.file("bad2.toml") + ":6:8: test_collector: mode must be a string, got integer"),
+      std::string::npos)
       << r.err;
 }
 
@@ -91,8 +95,9 @@ TEST(Cli, PluginsListsNameKindVersionAbiAndFile) {
   d.write("c.toml", host_table());
   auto r = run({kMoni, "plugins", "--config", d.file("c.toml")});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("test_sink        output     0.0.2      1.0  " + kPlugins + "/moni-test_sink.so"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find("test_sink        output     0.0.2      1.0  " + kPlugins + "/moni-test_sink.so"),
+      std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("hello            collector"), std::string::npos) << "built-in:\n" << r.out;
   d.write("bad.toml", "[host]\nplugin_dirs = [\"" HOST_BAD_PLUGIN_DIR "\"]\n");
@@ -144,7 +149,8 @@ plugin = "test_collector"
 interval = "50ms"
 [outputs.out]
 plugin = "test_sink"
-path = ")" + d.file("flushed.txt") + R"("
+path = ")" + d.file("flushed.txt") +
+                        R"("
 route = "/test/count"
 [pipelines.p]
 collectors = ["c"]
@@ -171,7 +177,8 @@ sinks = ["out"]
 TEST(Run, SighupAppliesAGoodConfigAndKeepsRunningOnABadOne) {
   TempDir d;
   auto config = [&](const std::string& name, const std::string& sink_file) {
-    return host_table() + "[collectors." + name + "]\nplugin = \"test_collector\"\n"
+    return host_table() + "[collectors." + name +
+           "]\nplugin = \"test_collector\"\n"
            "interval = \"100ms\"\n[outputs.out]\nplugin = \"test_sink\"\npath = \"" +
            d.file(sink_file) + "\"\n[pipelines.p]\ncollectors = [\"" + name +
            "\"]\nsinks = [\"out\"]\n";
@@ -237,12 +244,23 @@ collectors = ["thrower", "failer", "slow", "fast"]
   ASSERT_GT(port, 0) << moni.err();
   std::string body = wait_metric(port, runs("fast"), 10);
   EXPECT_GE(metric(body, runs("fast")), 10) << body;
-  EXPECT_GE(metric(body, "moni_collector_errors_total{instance=\"thrower\",plugin=\"test_collector\"}"), 3) << body;
-  EXPECT_GE(metric(body, "moni_collector_errors_total{instance=\"failer\",plugin=\"test_collector\"}"), 3) << body;
-  EXPECT_EQ(metric(body, "moni_collector_errors_total{instance=\"fast\",plugin=\"test_collector\"}"), 0) << body;
-  EXPECT_GE(metric(body, "moni_collector_skipped_total{instance=\"slow\",plugin=\"test_collector\"}"), 3) << body;
-  EXPECT_LE(metric(body, runs("slow")), 4) << "a slow collection is skipped, not piled up\n" << body;
-  EXPECT_NE(moni.err().find("thrower (test_collector): collect failed: exception: asked to throw in collect"),
+  EXPECT_GE(
+      metric(body, "moni_collector_errors_total{instance=\"thrower\",plugin=\"test_collector\"}"),
+      3)
+      << body;
+  EXPECT_GE(
+      metric(body, "moni_collector_errors_total{instance=\"failer\",plugin=\"test_collector\"}"), 3)
+      << body;
+  EXPECT_EQ(
+      metric(body, "moni_collector_errors_total{instance=\"fast\",plugin=\"test_collector\"}"), 0)
+      << body;
+  EXPECT_GE(
+      metric(body, "moni_collector_skipped_total{instance=\"slow\",plugin=\"test_collector\"}"), 3)
+      << body;
+  EXPECT_LE(metric(body, runs("slow")), 4) << "a slow collection is skipped, not piled up\n"
+                                           << body;
+  EXPECT_NE(moni.err().find(
+                "thrower (test_collector): collect failed: exception: asked to throw in collect"),
             std::string::npos)
       << moni.err();
   EXPECT_EQ(http_get(port, "/-/healthy").status, 200);
@@ -292,8 +310,8 @@ TEST(Run, NotifiesSystemd) {
 TEST(Cli, OfflineStorageCommandsRunOnACreatedInstance) {
   TempDir d;
   d.write("c.toml", host_table() + "[storage.db]\nplugin = \"test_store\"\n");
-  auto r = run({kMoni, "backup", "--config", d.file("c.toml"), "--data-dir", d.path, "/x/out",
-                "--full"});
+  auto r = run(
+      {kMoni, "backup", "--config", d.file("c.toml"), "--data-dir", d.path, "/x/out", "--full"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(read_file(d.file("db.cmd")), "backup /x/out --full\n");
   r = run({kMoni, "restore", "--config", d.file("c.toml"), "--storage", "db", "/x/in"});
@@ -309,8 +327,8 @@ TEST(Cli, OfflineStorageCommandsRunOnACreatedInstance) {
 TEST(Sdk, OutOfTreePluginBuildsAgainstTheInstalledSdkAndLoads) {
   TempDir d;
   const std::string cmake = CMAKE_COMMAND_PATH;
-  auto r = run({cmake, "--install", MONI_BINARY_DIR, "--component", "dev", "--prefix",
-                d.file("prefix")});
+  auto r = run(
+      {cmake, "--install", MONI_BINARY_DIR, "--component", "dev", "--prefix", d.file("prefix")});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ASSERT_TRUE(fs::exists(d.file("prefix/include/moni/sdk.hpp")));
   r = run({cmake, "-S", MONI_SOURCE_DIR "/sdk/examples/hello_collector", "-B", d.file("build"),
@@ -325,13 +343,15 @@ TEST(Sdk, OutOfTreePluginBuildsAgainstTheInstalledSdkAndLoads) {
   std::error_code ec;
   fs::create_hard_link(kMoni, d.file("bin/moni"), ec);
   if (ec) fs::copy_file(kMoni, d.file("bin/moni"));
-  d.write("c.toml", "[host]\nlisten = \"127.0.0.1:0\"\nplugin_dirs = [\"build\"]\n"
-                    "[collectors.hello]\ninterval = \"100ms\"\nvalue = 3.0\n"
-                    "[pipelines.p]\ncollectors = [\"hello\"]\n");
+  d.write("c.toml",
+          "[host]\nlisten = \"127.0.0.1:0\"\nplugin_dirs = [\"build\"]\n"
+          "[collectors.hello]\ninterval = \"100ms\"\nvalue = 3.0\n"
+          "[pipelines.p]\ncollectors = [\"hello\"]\n");
   r = run({d.file("bin/moni"), "plugins", "--config", d.file("c.toml")});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("hello            collector  1.0.0      1.0  " + d.file("build/moni-hello.so")),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find("hello            collector  1.0.0      1.0  " + d.file("build/moni-hello.so")),
+      std::string::npos)
       << r.out;
   Child moni({d.file("bin/moni"), "run", "--config", d.file("c.toml"), "--data-dir", d.path});
   int port = moni.port();
@@ -389,8 +409,9 @@ route = "/same"
 )");
   auto r = run({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("b (test_sink): start failed: route /same is already served by instance 'a'"),
-            std::string::npos)
+  EXPECT_NE(
+      r.err.find("b (test_sink): start failed: route /same is already served by instance 'a'"),
+      std::string::npos)
       << r.err;
 }
 
@@ -408,7 +429,8 @@ collectors = ["self"]
   ASSERT_GT(port, 0) << moni.err();
   auto r = http_get(port, "/-/healthy");
   EXPECT_EQ(r.status, 401);
-  EXPECT_NE(r.headers.find("WWW-Authenticate: Basic realm=\"moni\""), std::string::npos) << r.headers;
+  EXPECT_NE(r.headers.find("WWW-Authenticate: Basic realm=\"moni\""), std::string::npos)
+      << r.headers;
   EXPECT_EQ(http_get(port, "/metrics", "Authorization: Basic YWxpY2U6d3Jvbmc=\r\n").status, 401);
   EXPECT_EQ(http_get(port, "/metrics", "Authorization: Basic YWxpY2U6c2VjcmV0\r\n").status, 200);
   EXPECT_EQ(http_get(port, "/-/healthy", "Authorization: Basic YWxpY2U6c2VjcmV0\r\n").status, 200);
@@ -418,6 +440,60 @@ collectors = ["self"]
   d.write("bad.toml", "[host.web.basic_auth_users]\nbob = \"hunter2\"\n[host.web]\n");
   auto c = run({kMoni, "check-config", d.file("bad.toml")});
   EXPECT_EQ(c.exit_code, 1);
-  EXPECT_NE(c.err.find(":2:7: host.web.basic_auth_users.bob must be a password hash"), std::string::npos)
+  EXPECT_NE(c.err.find(":2:7: host.web.basic_auth_users.bob must be a password hash"),
+            std::string::npos)
       << c.err;
+}
+
+TEST(Run, ProcessorsRunInOrderAndForwardedPipelinesGetProcessedBatches) {
+  TempDir d;
+  d.write("c.toml", host_table() + R"(
+[collectors.c]
+plugin = "test_collector"
+interval = "50ms"
+value = 5.0
+[collectors.dropped]
+plugin = "test_collector"
+interval = "50ms"
+value = 13.0
+[processors.proc]
+plugin = "test_processor"
+drop_value = 13.0
+[processors.twice]
+plugin = "test_processor"
+[outputs.first]
+plugin = "test_sink"
+path = ")" + d.file("first.txt") +
+                        R"("
+labels = true
+route = "/count/first"
+[outputs.second]
+plugin = "test_sink"
+path = ")" + d.file("second.txt") +
+                        R"("
+labels = true
+[pipelines.p]
+collectors = ["c", "dropped"]
+processors = ["proc", "twice"]
+sinks = ["first"]
+forward = ["q"]
+[pipelines.q]
+processors = ["proc"]
+sinks = ["second"]
+)");
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  for (int i = 0; i < 200 && std::atoi(http_get(port, "/count/first").body.c_str()) < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  moni.signal(SIGTERM);
+  ASSERT_EQ(moni.wait(10000), 0) << moni.err();
+  std::string first = read_file(d.file("first.txt")), second = read_file(d.file("second.txt"));
+  EXPECT_NE(first.find("test_value{hops=\"2\",instance=\"c\"} 5.000000\n"), std::string::npos)
+      << first;
+  // The forwarded pipeline re-enters the same "proc" instance: one more hop.
+  EXPECT_NE(second.find("test_value{hops=\"3\",instance=\"c\"} 5.000000\n"), std::string::npos)
+      << second;
+  EXPECT_EQ(first.find("13.0"), std::string::npos) << first;
+  EXPECT_EQ(second.find("13.0"), std::string::npos) << second;
 }

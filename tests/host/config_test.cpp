@@ -1,11 +1,11 @@
 // Config validation: every error as file:line:column, all reported at once,
 // before anything starts; plugin-level errors (unknown plugin, kind, the
 // plugin's own options) through the real test plugins.
+#include <gtest/gtest.h>
+
 #include "graph.hpp"
 #include "host_config.hpp"
 #include "plugin_loader.hpp"
-
-#include <gtest/gtest.h>
 
 using namespace moni::host;
 
@@ -27,8 +27,9 @@ std::string build_error(const std::string& text) {
   return g.ok() ? std::string("(no error)") : g.error().message;
 }
 
-#define EXPECT_HAS(haystack, needle) \
-  EXPECT_NE((haystack).find(needle), std::string::npos) << "missing: " << (needle) << "\nin:\n" << (haystack)
+#define EXPECT_HAS(haystack, needle)                                                            \
+  EXPECT_NE((haystack).find(needle), std::string::npos) << "missing: " << (needle) << "\nin:\n" \
+                                                        << (haystack)
 
 }  // namespace
 
@@ -43,7 +44,8 @@ timeout = "10s"
 jitter = "5s"
 [pipelines.p]
 collectors = ["a", "b", "self"]
-)", "t.toml");
+)",
+                             "t.toml");
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->listen, "127.0.0.1:9095");
   const InstanceConfig* a = r->instance("a");
@@ -80,10 +82,12 @@ extra = 1
   EXPECT_HAS(e, "t.toml:2:10: host.listen must be a string, got integer\n");
   EXPECT_HAS(e, "t.toml:3:9: unknown option 'host.bogus'\n");
   EXPECT_HAS(e, "t.toml:6:12: collectors.a.interval: ");
-  EXPECT_HAS(e, "t.toml:10:20: pipelines.p.collectors[1]: unknown instance 'zzz' (declare it as "
-                "[collectors.zzz])");
-  EXPECT_HAS(e, "t.toml:11:10: pipelines.p.sinks[0]: 'a' is a collector instance, expected a "
-                "storage or an output");
+  EXPECT_HAS(e,
+             "t.toml:10:20: pipelines.p.collectors[1]: unknown instance 'zzz' (declare it as "
+             "[collectors.zzz])");
+  EXPECT_HAS(e,
+             "t.toml:11:10: pipelines.p.sinks[0]: 'a' is a collector instance, expected a "
+             "storage or an output");
   EXPECT_HAS(e, "t.toml:14:12: pipelines.q.forward: cycle p -> q -> p");
   EXPECT_HAS(e, "t.toml:15:9: unknown option 'pipelines.q.extra'");
   EXPECT_HAS(e, "t.toml:16:1: unknown table 'alerts'");
@@ -130,10 +134,12 @@ plugin = "test_sink"
 path = "/tmp/x"
 [collectors.test_collector]
 )");
-  EXPECT_HAS(e, "t.toml:2:10: collectors.a: unknown plugin 'nope': no plugin named 'nope' (no "
-                "loadable moni-nope.so in " HOST_TEST_PLUGIN_DIR);
-  EXPECT_HAS(e, "t.toml:4:10: storage.s: plugin 'test_sink' is an output plugin, not a storage; "
-                "declare it as [outputs.s]");
+  EXPECT_HAS(e,
+             "t.toml:2:10: collectors.a: unknown plugin 'nope': no plugin named 'nope' (no "
+             "loadable moni-nope.so in " HOST_TEST_PLUGIN_DIR);
+  EXPECT_HAS(e,
+             "t.toml:4:10: storage.s: plugin 'test_sink' is an output plugin, not a storage; "
+             "declare it as [outputs.s]");
   EXPECT_EQ(e.find("test_collector"), std::string::npos) << "plugin defaults to the name:\n" << e;
 }
 
@@ -166,7 +172,8 @@ sinks = ["o"]
 forward = ["q"]
 [pipelines.q]
 sinks = ["o"]
-)", "t.toml");
+)",
+                               "t.toml");
   ASSERT_TRUE(cfg.ok()) << cfg.error().message;
   PluginRegistry reg;
   reg.scan({HOST_TEST_PLUGIN_DIR});

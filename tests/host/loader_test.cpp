@@ -1,12 +1,12 @@
 // The plugin loader against real shared objects: what it loads, and each
 // refusal with a one-line reason naming the file.
-#include "plugin_loader.hpp"
-#include "subprocess.hpp"
-
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <filesystem>
+
+#include "plugin_loader.hpp"
+#include "subprocess.hpp"
 
 using moni::host::load_plugin;
 using moni::host::PluginRegistry;
@@ -115,7 +115,8 @@ TEST(Registry, RefusesADuplicatePluginNameAndKeepsTheFirst) {
   ASSERT_EQ(reg.failures().size(), 1u);
   EXPECT_EQ(reg.failures()[0], d.file("moni-b.so") +
                                    ": refused: duplicate plugin name 'test_collector' (already "
-                                   "loaded from " + d.file("moni-a.so") + ")");
+                                   "loaded from " +
+                                   d.file("moni-a.so") + ")");
 }
 
 TEST(Registry, ScansDirectoriesInOrderAndExplainsMissingPlugins) {

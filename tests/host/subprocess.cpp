@@ -146,7 +146,8 @@ double metric(const std::string& text, const std::string& series) {
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line))
-    if (line.starts_with(series + " ")) return std::strtod(line.c_str() + series.size() + 1, nullptr);
+    if (line.starts_with(series + " "))
+      return std::strtod(line.c_str() + series.size() + 1, nullptr);
   return -1;
 }
 

@@ -25,7 +25,8 @@ struct RunResult {
 };
 
 /// Runs a command to completion (argv[0] is a path).
-RunResult run(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {});
+RunResult run(const std::vector<std::string>& argv,
+              const std::map<std::string, std::string>& env = {});
 
 /// A child process with stdout/stderr captured to files.
 class Child {

@@ -1,7 +1,6 @@
 /* A plugin built against a newer minor (1.7) whose descriptor has extra
  * fields: loaded, and the host reads only the fields it knows. */
 #include <moni/plugin_abi.h>
-
 #include <string.h>
 
 struct newer_descriptor {
@@ -11,13 +10,19 @@ struct newer_descriptor {
 
 static struct newer_descriptor d;
 
-static moni_instance* create(const moni_host_api* host, const moni_config_node* cfg, moni_error* err) {
-  (void)host; (void)cfg;
+static moni_instance* create(const moni_host_api* host, const moni_config_node* cfg,
+                             moni_error* err) {
+  (void)host;
+  (void)cfg;
   strcpy(err->message, "newer: nothing to create");
   return 0;
 }
 static int collect(moni_instance* i, int64_t now, moni_emit_fn emit, void* ctx, moni_error* err) {
-  (void)i; (void)now; (void)emit; (void)ctx; (void)err;
+  (void)i;
+  (void)now;
+  (void)emit;
+  (void)ctx;
+  (void)err;
   return MONI_OK;
 }
 static void destroy(moni_instance* i) { (void)i; }

@@ -1,8 +1,7 @@
 // A collector for host tests: emits test_value{instance=...} and can be told
 // to fail, throw, sleep or return no instance, to exercise the host's guards.
-#include <moni/sdk.hpp>
-
 #include <chrono>
+#include <moni/sdk.hpp>
 #include <stdexcept>
 #include <thread>
 
@@ -19,7 +18,8 @@ class TestCollector : public moni::Collector {
     sleep_ms_ = r.duration_ms("sleep", 0);
     value_ = r.number("value", 1.0);
     r.finish();
-    if (mode_ == "throw_create") throw std::runtime_error("test_collector: asked to throw in create");
+    if (mode_ == "throw_create")
+      throw std::runtime_error("test_collector: asked to throw in create");
   }
   moni::Result<void> start() override {
     if (mode_ == "throw_start") throw std::runtime_error("asked to throw in start");

@@ -1,11 +1,11 @@
 // An output for host tests: buffers what it receives and appends one line
-// per sample ("name value") to `path` only on flush, so a test can tell
+// per sample ("name value", or "name{a=\"1\"} value" with labels = true) to
+// `path` only on flush, so a test can tell
 // whether the host flushed before stopping. Serves GET <route> with the
 // number of samples received (and whether a probed storage was found).
-#include <moni/sdk.hpp>
-
 #include <atomic>
 #include <fstream>
+#include <moni/sdk.hpp>
 #include <mutex>
 #include <string>
 
@@ -21,6 +21,7 @@ class TestSink : public moni::Output {
     path_ = r.required_string("path");
     route_ = r.string("route", "");
     probe_ = r.optional_string("probe_storage");
+    labels_ = r.boolean("labels", false);
     r.finish();
   }
   moni::Result<void> start() override {
@@ -39,7 +40,16 @@ class TestSink : public moni::Output {
   moni::Result<void> write(const moni::BatchView& batch) override {
     std::lock_guard l(mu_);
     for (auto s : batch) {
-      pending_ += std::string(s.name()) + " " + std::to_string(s.value()) + "\n";
+      pending_ += s.name();
+      if (labels_) {
+        std::string ls;
+        for (const auto& l : s.labels())
+          if (moni::sv(l.name) != "__name__")
+            ls += (ls.empty() ? "" : ",") + std::string(moni::sv(l.name)) + "=\"" +
+                  std::string(moni::sv(l.value)) + "\"";
+        pending_ += "{" + ls + "}";
+      }
+      pending_ += " " + std::to_string(s.value()) + "\n";
       received_++;
     }
     return {};
@@ -66,6 +76,7 @@ class TestSink : public moni::Output {
   std::string path_, route_, pending_;
   std::optional<std::string> probe_;
   bool storage_found_ = false;
+  bool labels_ = false;
   std::mutex mu_;
   std::atomic<uint64_t> received_{0};
 };

@@ -1,9 +1,8 @@
 // A storage for host tests: keeps nothing, but implements the offline
 // command interface (`moni backup ARGS` writes ARGS to <data_dir>/<name>.cmd)
 // and fails `moni restore`.
-#include <moni/sdk.hpp>
-
 #include <fstream>
+#include <moni/sdk.hpp>
 
 class TestStore : public moni::Storage {
  public:
@@ -36,7 +35,8 @@ class TestStore : public moni::Storage {
   moni::Result<void> command(std::string_view name,
                              std::span<const std::string_view> args) override {
     if (name != "backup") return moni::make_error(std::string(name) + " is not supported");
-    std::ofstream f(std::string(ctx_.data_dir()) + "/" + std::string(ctx_.instance_name()) + ".cmd");
+    std::ofstream f(std::string(ctx_.data_dir()) + "/" + std::string(ctx_.instance_name()) +
+                    ".cmd");
     f << name;
     for (auto a : args) f << " " << a;
     f << "\n";
