@@ -208,6 +208,10 @@ TEST(CgroupFixture, RejectsBadOptionsWithPositions) {
   EXPECT_NE(m.find("include: invalid regex \"(unclosed\""), std::string::npos) << m;
   EXPECT_NE(m.find("docker_only must be a boolean"), std::string::npos) << m;
   EXPECT_NE(m.find("unknown option 'colour'"), std::string::npos) << m;
+  // Each error carries its position in the config file.
+  EXPECT_NE(m.find("test.toml:1:"), std::string::npos) << m;
+  EXPECT_NE(m.find("test.toml:2:"), std::string::npos) << m;
+  EXPECT_NE(m.find("test.toml:3:"), std::string::npos) << m;
 }
 
 TEST(CgroupFixture, StartFailsClearlyWithoutCgroupMounts) {
