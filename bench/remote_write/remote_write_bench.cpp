@@ -14,9 +14,6 @@
 // rate measured during the outage.
 //
 // Usage: remote_write_bench [series=10000] [scrapes=100] [outage_s=40]
-#include "plugin_harness.hpp"
-#include "rw_test_support.hpp"
-
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -29,6 +26,9 @@
 #include <fstream>
 #include <sstream>
 #include <thread>
+
+#include "plugin_harness.hpp"
+#include "rw_test_support.hpp"
 
 using namespace rwtest;
 
@@ -72,7 +72,9 @@ int main(int argc, char** argv) {
   int series = argc > 1 ? std::atoi(argv[1]) : 10000;
   int scrapes = argc > 2 ? std::atoi(argv[2]) : 100;
   int outage = argc > 3 ? std::atoi(argv[3]) : 40;
-  std::string dir = (std::filesystem::temp_directory_path() / ("moni-rw-bench-" + std::to_string(getpid()))).string();
+  std::string dir =
+      (std::filesystem::temp_directory_path() / ("moni-rw-bench-" + std::to_string(getpid())))
+          .string();
   std::filesystem::create_directories(dir);
 
   // ------------------------------------------------------------ moni
@@ -84,8 +86,9 @@ int main(int argc, char** argv) {
       fprintf(stderr, "receiver did not start\n");
       return 1;
     }
-    std::string toml = "[[endpoints]]\nname = \"bench\"\nurl = \"" + rx.write_url() +
-                       "\"\nmax_shards = 8\nmax_samples_per_send = 2000\nbatch_send_deadline = \"1s\"\n";
+    std::string toml =
+        "[[endpoints]]\nname = \"bench\"\nurl = \"" + rx.write_url() +
+        "\"\nmax_shards = 8\nmax_samples_per_send = 2000\nbatch_send_deadline = \"1s\"\n";
     auto h = moni::testing::PluginHarness::load(moni::testing::plugin_path("remote_write"), toml,
                                                 "bench", dir + "/moni");
     if (!h || !(*h)->start()) {
@@ -99,7 +102,8 @@ int main(int argc, char** argv) {
     for (int k = 0; k < scrapes; ++k)
       for (int s = 0; s < series; ++s)
         batches[static_cast<size_t>(k)].add(
-            "bench_metric", {{"instance", "host-" + std::to_string(s % 100)}, {"series", std::to_string(s)}},
+            "bench_metric",
+            {{"instance", "host-" + std::to_string(s % 100)}, {"series", std::to_string(s)}},
             s + k * 0.5, t0 + k * 1000);
     double c0 = cpu_seconds(), w0 = steady_s();
     double write_wall = 0;
@@ -112,15 +116,17 @@ int main(int argc, char** argv) {
       write_wall += steady_s() - ws;
     }
     (void)p.flush();
-    while (metric(p, "moni_remote_write_samples_pending") > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    while (metric(p, "moni_remote_write_samples_pending") > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     double w1 = steady_s(), c1 = cpu_seconds();
     double sent = metric(p, "moni_remote_write_samples_sent_total");
     moni_rate = sent / (w1 - w0);
     moni_cpu_per_m = (c1 - c0) / (sent / 1e6);
-    printf("moni remote_write: %.0f samples (%d series x %d scrapes) sent in %.2f s: %.0f samples/s, "
-           "%.2f CPU-s per 1M samples (write() total %.2f s, %.1f ms per %d-sample batch)\n",
-           sent, series, scrapes, w1 - w0, moni_rate, moni_cpu_per_m, write_wall,
-           write_wall * 1000 / scrapes, series);
+    printf(
+        "moni remote_write: %.0f samples (%d series x %d scrapes) sent in %.2f s: %.0f samples/s, "
+        "%.2f CPU-s per 1M samples (write() total %.2f s, %.1f ms per %d-sample batch)\n",
+        sent, series, scrapes, w1 - w0, moni_rate, moni_cpu_per_m, write_wall,
+        write_wall * 1000 / scrapes, series);
     fflush(stdout);
   }
 
@@ -132,7 +138,8 @@ int main(int argc, char** argv) {
       std::ofstream f(www + "/metrics");
       f << "# TYPE bench_metric gauge\n";
       for (int s = 0; s < series; ++s)
-        f << "bench_metric{instance=\"host-" << s % 100 << "\",series=\"" << s << "\"} " << s << "\n";
+        f << "bench_metric{instance=\"host-" << s % 100 << "\",series=\"" << s << "\"} " << s
+          << "\n";
     }
     uint16_t web = free_port();
     pid_t py = fork();
@@ -148,10 +155,11 @@ int main(int argc, char** argv) {
     }
     uint16_t bport = free_port();
     Prometheus a(dir + "/a", free_port());
-    a.set_config("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
-                 "  - job_name: bench\n    static_configs:\n      - targets: ['127.0.0.1:" +
-                 std::to_string(web) + "']\nremote_write:\n  - url: http://127.0.0.1:" +
-                 std::to_string(bport) + "/api/v1/write\n");
+    a.set_config(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n"
+        "  - job_name: bench\n    static_configs:\n      - targets: ['127.0.0.1:" +
+        std::to_string(web) + "']\nremote_write:\n  - url: http://127.0.0.1:" +
+        std::to_string(bport) + "/api/v1/write\n");
     Prometheus b(dir + "/b", bport);
     if (!a.start()) {
       fprintf(stderr, "prometheus A did not start\n");
@@ -189,7 +197,8 @@ int main(int argc, char** argv) {
     for (;;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       double hi = scrape_value(a.port(), "prometheus_remote_storage_highest_timestamp_in_seconds");
-      double q = scrape_value(a.port(), "prometheus_remote_storage_queue_highest_sent_timestamp_seconds");
+      double q =
+          scrape_value(a.port(), "prometheus_remote_storage_queue_highest_sent_timestamp_seconds");
       last_ts = q;
       if (!std::isnan(hi) && !std::isnan(q) && hi - q <= 2) {
         t_end = steady_s();
@@ -204,11 +213,12 @@ int main(int argc, char** argv) {
     }
     double drained = sent1 - sent0, secs = t_end - t_b;
     double rw_cpu = (cpu_end - cpu_b) - scrape_rate * secs;
-    printf("prometheus 2.42 remote_write (peer, %d series scraped every 1s, backlog after a %d s "
-           "receiver outage): %.0f samples drained in %.2f s: %.0f samples/s, %.2f CPU-s per 1M "
-           "samples (process CPU during the drain %.2f s minus scrape-only rate %.3f CPU-s/s)\n",
-           series, outage, drained, secs, drained / secs, rw_cpu / (drained / 1e6), cpu_end - cpu_b,
-           scrape_rate);
+    printf(
+        "prometheus 2.42 remote_write (peer, %d series scraped every 1s, backlog after a %d s "
+        "receiver outage): %.0f samples drained in %.2f s: %.0f samples/s, %.2f CPU-s per 1M "
+        "samples (process CPU during the drain %.2f s minus scrape-only rate %.3f CPU-s/s)\n",
+        series, outage, drained, secs, drained / secs, rw_cpu / (drained / 1e6), cpu_end - cpu_b,
+        scrape_rate);
     b.stop();
     a.stop();
     kill(py, SIGTERM);

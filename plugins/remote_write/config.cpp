@@ -49,17 +49,22 @@ Config parse_config(const ConfigView& table, const std::string& component) {
     ep.url_text = e.required_string("url");
     if (!ep.url_text.empty()) {
       auto u = parse_url(ep.url_text);
-      if (!u) e.error(e.raw("url"), u.error().message);
-      else ep.url = *u;
+      if (!u)
+        e.error(e.raw("url"), u.error().message);
+      else
+        ep.url = *u;
     }
     ep.name = e.string("name", ep.url.host.empty() ? "" : default_name(ep.url));
     for (char c : ep.name)
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') {
-        e.error(e.raw("name"), "name \"" + ep.name + "\" may only contain letters, digits, '-', '_' and '.' (it names the queue directory)");
+        e.error(e.raw("name"), "name \"" + ep.name +
+                                   "\" may only contain letters, digits, '-', '_' and '.' (it "
+                                   "names the queue directory)");
         break;
       }
     if (!ep.name.empty() && !names.insert(ep.name).second)
-      e.error(e.raw("name"), "endpoint name \"" + ep.name + "\" is used twice; give each endpoint a distinct name");
+      e.error(e.raw("name"), "endpoint name \"" + ep.name +
+                                 "\" is used twice; give each endpoint a distinct name");
     ep.remote_timeout_ms = e.duration_ms("remote_timeout", ep.remote_timeout_ms);
     for (auto& [k, v] : string_table(e, "headers")) ep.headers.emplace_back(k, v);
     auto ext = instance_ext;
@@ -70,9 +75,10 @@ Config parse_config(const ConfigView& table, const std::string& component) {
     ep.max_shards = static_cast<uint32_t>(e.integer("max_shards", ep.max_shards, 1, 1000));
     if (ep.min_shards > ep.max_shards)
       e.error(e.raw("min_shards"), "min_shards (" + std::to_string(ep.min_shards) +
-                                       ") must be <= max_shards (" + std::to_string(ep.max_shards) + ")");
-    ep.max_samples_per_send =
-        static_cast<uint32_t>(e.integer("max_samples_per_send", ep.max_samples_per_send, 1, 1000000));
+                                       ") must be <= max_shards (" + std::to_string(ep.max_shards) +
+                                       ")");
+    ep.max_samples_per_send = static_cast<uint32_t>(
+        e.integer("max_samples_per_send", ep.max_samples_per_send, 1, 1000000));
     ep.batch_send_deadline_ms = e.duration_ms("batch_send_deadline", ep.batch_send_deadline_ms);
     ep.min_backoff_ms = e.duration_ms("min_backoff", ep.min_backoff_ms);
     ep.max_backoff_ms = e.duration_ms("max_backoff", ep.max_backoff_ms);
@@ -85,14 +91,16 @@ Config parse_config(const ConfigView& table, const std::string& component) {
       e.error(e.raw("queue_max_size"), "queue_max_size must be at least 64KiB (got " +
                                            std::to_string(ep.queue_max_size) + " bytes)");
     ep.send_metadata = e.boolean("send_metadata", ep.send_metadata);
-    ep.metadata_send_interval_ms = e.duration_ms("metadata_send_interval", ep.metadata_send_interval_ms);
+    ep.metadata_send_interval_ms =
+        e.duration_ms("metadata_send_interval", ep.metadata_send_interval_ms);
     if (e.has("basic_auth")) {
       ConfigReader b = e.table("basic_auth");
       ep.basic_auth_username = b.required_string("username");
       ep.basic_auth_password = b.string("password", "");
       ep.basic_auth_password_file = b.string("password_file", "");
       if (!ep.basic_auth_password.empty() && !ep.basic_auth_password_file.empty())
-        b.error(b.raw("password_file"), "set only one of basic_auth.password and basic_auth.password_file");
+        b.error(b.raw("password_file"),
+                "set only one of basic_auth.password and basic_auth.password_file");
     }
     ep.bearer_token = e.string("bearer_token", "");
     ep.bearer_token_file = e.string("bearer_token_file", "");

@@ -1,15 +1,14 @@
 // remote_write's options, parsed from its instance table.
 #pragma once
 
-#include "http_client.hpp"
-#include "relabel.hpp"
-
-#include <moni/config.hpp>
-
 #include <cstdint>
+#include <moni/config.hpp>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "http_client.hpp"
+#include "relabel.hpp"
 
 namespace moni::remote_write {
 
@@ -20,7 +19,7 @@ struct EndpointConfig {
   std::string url_text;
   Url url;
   int64_t remote_timeout_ms = 30000;
-  Headers headers;                                            // user headers
+  Headers headers;                                                   // user headers
   std::vector<std::pair<std::string, std::string>> external_labels;  // sorted by name
   std::vector<RelabelRule> relabel;
   uint32_t min_shards = 1;

@@ -10,9 +10,9 @@ namespace moni::remote_write {
 
 namespace {
 
-constexpr size_t kKeySize = 11;            // 'r' + be16 partition + be64 seq
-constexpr size_t kHeaderSize = 12;         // le64 enqueued_ms + le32 samples
-constexpr uint64_t kRecordOverhead = 16;   // LMDB node header, roughly
+constexpr size_t kKeySize = 11;           // 'r' + be16 partition + be64 seq
+constexpr size_t kHeaderSize = 12;        // le64 enqueued_ms + le32 samples
+constexpr uint64_t kRecordOverhead = 16;  // LMDB node header, roughly
 constexpr char kMetaPartitions[] = "m:partitions";
 
 void make_key(char* k, uint32_t partition, uint64_t seq) {
@@ -60,7 +60,8 @@ Result<std::unique_ptr<DiskQueue>> DiskQueue::open(const std::string& dir, uint6
   q->partitions_ = partitions;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return make_error("remote_write: cannot create queue directory " + dir + ": " + ec.message());
+  if (ec)
+    return make_error("remote_write: cannot create queue directory " + dir + ": " + ec.message());
   int rc = mdb_env_create(&q->env_);
   if (rc) return lmdb_error(dir, "mdb_env_create", rc);
   // Headroom over the cap: LMDB is copy-on-write, deletes need free pages too.
@@ -314,7 +315,8 @@ QueueStats DiskQueue::stats() const {
   std::lock_guard l(mu_);
   QueueStats s{samples_, records_, bytes_, 0};
   for (const Part& p : parts_)
-    if (!p.recs.empty() && (s.oldest_enqueued_ms == 0 || p.recs.front().enqueued_ms < s.oldest_enqueued_ms))
+    if (!p.recs.empty() &&
+        (s.oldest_enqueued_ms == 0 || p.recs.front().enqueued_ms < s.oldest_enqueued_ms))
       s.oldest_enqueued_ms = p.recs.front().enqueued_ms;
   return s;
 }

@@ -4,17 +4,16 @@
 // time in record order, so samples of a series reach the receiver in order.
 #pragma once
 
-#include "wire_encoder.hpp"
-
-#include <moni/result.hpp>
-
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <moni/result.hpp>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "wire_encoder.hpp"
 
 struct MDB_env;
 

@@ -1,7 +1,5 @@
 #include "endpoint.hpp"
 
-#include "http_client.hpp"
-
 #include <snappy.h>
 
 #include <algorithm>
@@ -10,6 +8,8 @@
 #include <ctime>
 #include <fstream>
 #include <sstream>
+
+#include "http_client.hpp"
 
 namespace moni::remote_write {
 
@@ -26,7 +26,8 @@ std::string base64(std::string_view in) {
   std::string out;
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
+    uint32_t v =
+        (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
     out += tbl[v >> 18];
     out += tbl[(v >> 12) & 63];
     out += tbl[(v >> 6) & 63];
@@ -130,7 +131,8 @@ Result<void> Endpoint::start() {
               std::to_string(st.samples) + " queued samples from " + queue_dir_);
   stopping_ = false;
   started_ = true;
-  for (uint32_t i = 0; i < cfg_.max_shards; ++i) threads_.emplace_back([this, i] { shard_loop(i); });
+  for (uint32_t i = 0; i < cfg_.max_shards; ++i)
+    threads_.emplace_back([this, i] { shard_loop(i); });
   return {};
 }
 
@@ -180,7 +182,8 @@ Result<void> Endpoint::write(const BatchView& batch) {
         relabel_dropped_++;
         continue;
       }
-      for (size_t i = 0; i < labels_.size(); ++i) encode_label(enc_, labels_[i].name, labels_[i].value);
+      for (size_t i = 0; i < labels_.size(); ++i)
+        encode_label(enc_, labels_[i].name, labels_[i].value);
     }
     builder_->add(enc_, s.value, s.timestamp_ms);
   }
@@ -189,7 +192,8 @@ Result<void> Endpoint::write(const BatchView& batch) {
     for (const moni_metadata& m : batch.metadata()) {
       uint64_t h = metadata_hash(m);
       auto [it, inserted] = metadata_sent_.try_emplace(std::string(sv(m.family)), h, now);
-      if (!inserted && it->second.first == h && now - it->second.second < cfg_.metadata_send_interval_ms)
+      if (!inserted && it->second.first == h &&
+          now - it->second.second < cfg_.metadata_send_interval_ms)
         continue;
       it->second = {h, now};
       builder_->add_metadata(sv(m.family), static_cast<MetricType>(m.type), sv(m.help), sv(m.unit));
@@ -200,7 +204,8 @@ Result<void> Endpoint::write(const BatchView& batch) {
   auto r = queue_->append(records_, now, &dropped);
   if (dropped) {
     dropped_ += dropped;
-    log_throttled(LogLevel::Warn, "remote_write: endpoint " + cfg_.name + ": queue_max_size reached, dropped the oldest " +
+    log_throttled(LogLevel::Warn, "remote_write: endpoint " + cfg_.name +
+                                      ": queue_max_size reached, dropped the oldest " +
                                       std::to_string(dropped) + " samples");
   }
   if (!r) return r;
@@ -319,13 +324,15 @@ void Endpoint::send(HttpClient& client, Lease& lease) {
   if (stopping_) return;  // cut off by stop(): not a failed attempt
   retried_ += lease.samples;
   int64_t now = wall_ms();
-  int64_t b = backoff_ms_[p] ? std::min(backoff_ms_[p] * 2, cfg_.max_backoff_ms) : cfg_.min_backoff_ms;
+  int64_t b =
+      backoff_ms_[p] ? std::min(backoff_ms_[p] * 2, cfg_.max_backoff_ms) : cfg_.min_backoff_ms;
   backoff_ms_[p] = b;
   int64_t delay = b;
   int64_t ra = parse_retry_after_ms(reply.retry_after, now);
   if (ra >= 0) delay = std::max(delay, std::min(ra, cfg_.max_retry_after_ms));
   backoff_until_ms_[p] = now + delay;
-  std::string why = reply.status ? "HTTP " + std::to_string(reply.status) + ": " + reply.body : reply.error;
+  std::string why =
+      reply.status ? "HTTP " + std::to_string(reply.status) + ": " + reply.body : reply.error;
   if (now - last_log_ms_ >= 10000) {
     last_log_ms_ = now;
     ctx_.warn("remote_write: endpoint " + cfg_.name + ": sending to " + cfg_.url_text +
@@ -345,18 +352,24 @@ void Endpoint::log_throttled(LogLevel level, const std::string& msg) {
 
 void Endpoint::metrics(Batch& out) {
   QueueStats st = queue_ ? queue_->stats() : QueueStats{};
-  double lag = st.oldest_enqueued_ms ? std::max<int64_t>(0, wall_ms() - st.oldest_enqueued_ms) / 1000.0 : 0.0;
+  double lag = st.oldest_enqueued_ms
+                   ? std::max<int64_t>(0, wall_ms() - st.oldest_enqueued_ms) / 1000.0
+                   : 0.0;
   const std::string& ep = cfg_.name;
   out.add("moni_remote_write_samples_sent_total", {{"endpoint", ep}}, static_cast<double>(sent_));
-  out.add("moni_remote_write_samples_failed_total", {{"endpoint", ep}}, static_cast<double>(failed_));
-  out.add("moni_remote_write_samples_retried_total", {{"endpoint", ep}}, static_cast<double>(retried_));
-  out.add("moni_remote_write_samples_dropped_total", {{"endpoint", ep}}, static_cast<double>(dropped_));
+  out.add("moni_remote_write_samples_failed_total", {{"endpoint", ep}},
+          static_cast<double>(failed_));
+  out.add("moni_remote_write_samples_retried_total", {{"endpoint", ep}},
+          static_cast<double>(retried_));
+  out.add("moni_remote_write_samples_dropped_total", {{"endpoint", ep}},
+          static_cast<double>(dropped_));
   out.add("moni_remote_write_samples_relabel_dropped_total", {{"endpoint", ep}},
           static_cast<double>(relabel_dropped_));
   out.add("moni_remote_write_samples_pending", {{"endpoint", ep}}, static_cast<double>(st.samples));
   out.add("moni_remote_write_queue_bytes", {{"endpoint", ep}}, static_cast<double>(st.bytes));
   out.add("moni_remote_write_lag_seconds", {{"endpoint", ep}}, lag);
-  out.add("moni_remote_write_shards", {{"endpoint", ep}}, started_ ? static_cast<double>(desired_shards()) : 0.0);
+  out.add("moni_remote_write_shards", {{"endpoint", ep}},
+          started_ ? static_cast<double>(desired_shards()) : 0.0);
 }
 
 }  // namespace moni::remote_write

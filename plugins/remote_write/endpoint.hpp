@@ -2,21 +2,20 @@
 // write path, its durable queue, and its sender shards.
 #pragma once
 
-#include "config.hpp"
-#include "disk_queue.hpp"
-#include "relabel.hpp"
-#include "wire_encoder.hpp"
-
-#include <moni/batch.hpp>
-#include <moni/plugin.hpp>
-
 #include <atomic>
 #include <condition_variable>
 #include <memory>
+#include <moni/batch.hpp>
+#include <moni/plugin.hpp>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <vector>
+
+#include "config.hpp"
+#include "disk_queue.hpp"
+#include "relabel.hpp"
+#include "wire_encoder.hpp"
 
 namespace moni::remote_write {
 

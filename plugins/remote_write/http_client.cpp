@@ -1,5 +1,6 @@
 #include "http_client.hpp"
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -7,8 +8,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-
-#include <atomic>
 #include <optional>
 
 namespace moni::remote_write {
@@ -39,7 +38,8 @@ Result<Url> parse_url(std::string_view url) {
                       "\" must not contain credentials; use basic_auth");
   if (hostport.front() == '[') {  // [v6]:port
     size_t close = hostport.find(']');
-    if (close == std::string_view::npos) return make_error("url \"" + std::string(url) + "\": bad IPv6 host");
+    if (close == std::string_view::npos)
+      return make_error("url \"" + std::string(url) + "\": bad IPv6 host");
     u.host = std::string(hostport.substr(1, close - 1));
     if (close + 1 < hostport.size() && hostport[close + 1] == ':')
       u.port = std::string(hostport.substr(close + 2));
@@ -110,13 +110,13 @@ struct HttpClient::Impl {
     }
     lowest().expires_after(std::chrono::milliseconds(timeout_ms));
     ec = run([&](auto handler) {
-      lowest().async_connect(endpoints, [handler](error_code e, const tcp::endpoint&) mutable {
-        handler(e);
-      });
+      lowest().async_connect(endpoints,
+                             [handler](error_code e, const tcp::endpoint&) mutable { handler(e); });
     });
     if (ec || !secure) return ec;
     lowest().expires_after(std::chrono::milliseconds(timeout_ms));
-    return run([&](auto handler) { secure->async_handshake(asio::ssl::stream_base::client, handler); });
+    return run(
+        [&](auto handler) { secure->async_handshake(asio::ssl::stream_base::client, handler); });
   }
 
   template <class Stream>
@@ -151,10 +151,13 @@ Result<std::unique_ptr<HttpClient>> HttpClient::create(const Url& url, const Tls
       im.ssl->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                           asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
                           asio::ssl::context::no_tlsv1_1);
-      if (!tls.ca_file.empty()) im.ssl->load_verify_file(tls.ca_file);
-      else im.ssl->set_default_verify_paths();
+      if (!tls.ca_file.empty())
+        im.ssl->load_verify_file(tls.ca_file);
+      else
+        im.ssl->set_default_verify_paths();
       if (!tls.cert_file.empty()) im.ssl->use_certificate_chain_file(tls.cert_file);
-      if (!tls.key_file.empty()) im.ssl->use_private_key_file(tls.key_file, asio::ssl::context::pem);
+      if (!tls.key_file.empty())
+        im.ssl->use_private_key_file(tls.key_file, asio::ssl::context::pem);
       im.ssl->set_verify_mode(tls.insecure_skip_verify ? asio::ssl::verify_none
                                                        : asio::ssl::verify_peer);
     } catch (const std::exception& e) {
@@ -191,7 +194,8 @@ HttpReply HttpClient::post(std::string_view body, const Headers& headers) {
   }
   http::response_parser<http::string_body> parser;
   parser.body_limit(1 << 20);
-  error_code ec = im.secure ? im.exchange(*im.secure, req, parser) : im.exchange(*im.plain, req, parser);
+  error_code ec =
+      im.secure ? im.exchange(*im.secure, req, parser) : im.exchange(*im.plain, req, parser);
   if (ec) {
     out.error = ec.message();
     im.close();

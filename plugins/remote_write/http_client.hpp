@@ -3,10 +3,9 @@
 // in http_client.cpp to keep the plugin's build fast.
 #pragma once
 
-#include <moni/result.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <moni/result.hpp>
 #include <string>
 #include <string_view>
 #include <utility>

@@ -93,7 +93,8 @@ void expand(const re2::RE2& re, std::string_view tmpl, const re2::StringPiece* g
       end = close + 1;
     } else {
       size_t j = i + 1;
-      while (j < tmpl.size() && (std::isalnum(static_cast<unsigned char>(tmpl[j])) || tmpl[j] == '_'))
+      while (j < tmpl.size() &&
+             (std::isalnum(static_cast<unsigned char>(tmpl[j])) || tmpl[j] == '_'))
         ++j;
       if (j == i + 1) {
         out.push_back(c);
@@ -103,14 +104,16 @@ void expand(const re2::RE2& re, std::string_view tmpl, const re2::StringPiece* g
       end = j;
     }
     int idx = -1;
-    if (std::all_of(name.begin(), name.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); })) {
+    if (std::all_of(name.begin(), name.end(),
+                    [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); })) {
       idx = name.size() < 4 ? std::stoi(std::string(name)) : -1;
     } else {
       const auto& named = re.NamedCapturingGroups();
       auto it = named.find(std::string(name));
       if (it != named.end()) idx = it->second;
     }
-    if (idx >= 0 && idx < ngroups && groups[idx].data()) out.append(groups[idx].data(), groups[idx].size());
+    if (idx >= 0 && idx < ngroups && groups[idx].data())
+      out.append(groups[idx].data(), groups[idx].size());
     i = end - 1;
   }
 }
@@ -130,15 +133,21 @@ uint64_t md5ish_hash(std::string_view s) {
 
 RelabelRule parse_relabel_rule(ConfigReader& r) {
   RelabelRule rule;
-  std::string action = r.choice("action", "replace",
-                                {"replace", "keep", "drop", "labeldrop", "labelkeep", "hashmod",
-                                 "labelmap"});
-  if (action == "keep") rule.action = RelabelAction::Keep;
-  else if (action == "drop") rule.action = RelabelAction::Drop;
-  else if (action == "labeldrop") rule.action = RelabelAction::LabelDrop;
-  else if (action == "labelkeep") rule.action = RelabelAction::LabelKeep;
-  else if (action == "hashmod") rule.action = RelabelAction::HashMod;
-  else if (action == "labelmap") rule.action = RelabelAction::LabelMap;
+  std::string action =
+      r.choice("action", "replace",
+               {"replace", "keep", "drop", "labeldrop", "labelkeep", "hashmod", "labelmap"});
+  if (action == "keep")
+    rule.action = RelabelAction::Keep;
+  else if (action == "drop")
+    rule.action = RelabelAction::Drop;
+  else if (action == "labeldrop")
+    rule.action = RelabelAction::LabelDrop;
+  else if (action == "labelkeep")
+    rule.action = RelabelAction::LabelKeep;
+  else if (action == "hashmod")
+    rule.action = RelabelAction::HashMod;
+  else if (action == "labelmap")
+    rule.action = RelabelAction::LabelMap;
   rule.source_labels = r.strings("source_labels", {});
   rule.separator = r.string("separator", ";");
   std::string regex = r.string("regex", "(.*)");
@@ -156,14 +165,16 @@ RelabelRule parse_relabel_rule(ConfigReader& r) {
         r.error(r.raw("target_label"), "target_label must be a label name for action \"replace\"");
       break;
     case RelabelAction::HashMod:
-      if (rule.modulus == 0) r.error(r.raw("modulus"), "modulus must be > 0 for action \"hashmod\"");
+      if (rule.modulus == 0)
+        r.error(r.raw("modulus"), "modulus must be > 0 for action \"hashmod\"");
       if (!valid_label_name(rule.target_label))
         r.error(r.raw("target_label"), "target_label must be a label name for action \"hashmod\"");
       break;
     case RelabelAction::Keep:
     case RelabelAction::Drop:
       if (rule.source_labels.empty())
-        r.error(r.raw("source_labels"), "source_labels must not be empty for action \"" + action + "\"");
+        r.error(r.raw("source_labels"),
+                "source_labels must not be empty for action \"" + action + "\"");
       break;
     default:
       break;

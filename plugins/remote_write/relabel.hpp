@@ -4,9 +4,8 @@
 // replacements). Own code: plugins may not share the relabel processor's.
 #pragma once
 
-#include <moni/config.hpp>
-
 #include <memory>
+#include <moni/config.hpp>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -1,13 +1,12 @@
 // remote_write: streams every sample written to this output to one or more
 // Prometheus remote write 1.0 receivers (Prometheus, Mimir, Thanos Receive,
 // VictoriaMetrics...) through a durable on-disk queue per endpoint.
+#include <memory>
+#include <moni/sdk.hpp>
+#include <vector>
+
 #include "config.hpp"
 #include "endpoint.hpp"
-
-#include <moni/sdk.hpp>
-
-#include <memory>
-#include <vector>
 
 namespace moni::remote_write {
 
@@ -19,7 +18,8 @@ class RemoteWrite : public Output {
   static constexpr std::string_view plugin_version = MONI_REMOTE_WRITE_VERSION;
   static constexpr std::string_view plugin_description =
       "sends samples to Prometheus remote write receivers through a durable disk queue";
-  static constexpr std::string_view sample_config = R"(# external_labels = { cluster = "eu-1" }   # added where a series lacks them
+  static constexpr std::string_view sample_config =
+      R"(# external_labels = { cluster = "eu-1" }   # added where a series lacks them
 # queue_max_size = "1GiB"                    # per endpoint; oldest samples dropped beyond
 # [[outputs.<name>.endpoints]]
 # url = "http://127.0.0.1:9009/api/v1/push"  # required
@@ -79,9 +79,11 @@ class RemoteWrite : public Output {
     out.describe("moni_remote_write_samples_sent_total", MetricType::Counter,
                  "Samples acknowledged (2xx) by the endpoint.");
     out.describe("moni_remote_write_samples_failed_total", MetricType::Counter,
-                 "Samples rejected by the endpoint with a non-retryable status (4xx except 429) and dropped.");
+                 "Samples rejected by the endpoint with a non-retryable status (4xx except 429) "
+                 "and dropped.");
     out.describe("moni_remote_write_samples_retried_total", MetricType::Counter,
-                 "Samples in requests that failed with 5xx, 429 or a transport error and were kept for a retry.");
+                 "Samples in requests that failed with 5xx, 429 or a transport error and were kept "
+                 "for a retry.");
     out.describe("moni_remote_write_samples_dropped_total", MetricType::Counter,
                  "Oldest queued samples deleted unsent because queue_max_size was reached.");
     out.describe("moni_remote_write_samples_relabel_dropped_total", MetricType::Counter,

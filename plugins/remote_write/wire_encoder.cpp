@@ -58,14 +58,22 @@ inline void put_sample(std::string& out, double value, int64_t ts) {
 
 uint32_t proto_type(MetricType t) {
   switch (t) {
-    case MetricType::Counter: return 1;
-    case MetricType::Gauge: return 2;
-    case MetricType::Histogram: return 3;
-    case MetricType::GaugeHistogram: return 4;
-    case MetricType::Summary: return 5;
-    case MetricType::Info: return 6;
-    case MetricType::StateSet: return 7;
-    default: return 0;
+    case MetricType::Counter:
+      return 1;
+    case MetricType::Gauge:
+      return 2;
+    case MetricType::Histogram:
+      return 3;
+    case MetricType::GaugeHistogram:
+      return 4;
+    case MetricType::Summary:
+      return 5;
+    case MetricType::Info:
+      return 6;
+    case MetricType::StateSet:
+      return 7;
+    default:
+      return 0;
   }
 }
 
@@ -86,8 +94,8 @@ uint64_t stable_hash(std::string_view s) {
 }
 
 void encode_label(std::string& out, std::string_view name, std::string_view value) {
-  size_t inner = 1 + varint_size(name.size()) + name.size() + 1 + varint_size(value.size()) +
-                 value.size();
+  size_t inner =
+      1 + varint_size(name.size()) + name.size() + 1 + varint_size(value.size()) + value.size();
   out.push_back(0x0a);
   put_varint(out, inner);
   put_string_field(out, 0x0a, name);

@@ -10,9 +10,8 @@
 // tests decode every request with protoc-generated code from remote.proto.
 #pragma once
 
-#include <moni/sample.hpp>
-
 #include <cstdint>
+#include <moni/sample.hpp>
 #include <string>
 #include <string_view>
 #include <unordered_map>

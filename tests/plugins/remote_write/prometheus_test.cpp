@@ -1,12 +1,12 @@
 // remote_write against a real Prometheus 2.42 receiver
 // (--web.enable-remote-write-receiver): a value-for-value round trip, and an
 // outage during which the receiver is down and moni restarts once.
-#include "rw_test_util.hpp"
-
-#include <nlohmann/json.hpp>
+#include <signal.h>
 
 #include <map>
-#include <signal.h>
+#include <nlohmann/json.hpp>
+
+#include "rw_test_util.hpp"
 
 using namespace rwtest;
 using moni::testing::PluginHarness;
@@ -28,7 +28,8 @@ std::map<std::string, std::map<int64_t, double>> read_back(const Prometheus& p,
     auto& series = out[r["metric"].value(key, "")];
     for (const auto& v : r["values"]) {
       int64_t ts = std::llround(v[0].get<double>() * 1000);
-      if (!series.emplace(ts, std::stod(v[1].get<std::string>())).second && duplicates) ++*duplicates;
+      if (!series.emplace(ts, std::stod(v[1].get<std::string>())).second && duplicates)
+        ++*duplicates;
     }
   }
   return out;
@@ -58,12 +59,14 @@ TEST(RemoteWritePrometheus, RoundTripValueForValue) {
     ASSERT_TRUE(h->write(b).ok());
   }
   ASSERT_TRUE(h->flush().ok());
-  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_pending") == 0; }, 20000));
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_pending") == 0; }, 20000));
   EXPECT_EQ(metric(*h, "moni_remote_write_samples_sent_total"), series * points);
   EXPECT_EQ(metric(*h, "moni_remote_write_samples_failed_total"), 0);
 
   int dups = 0;
-  auto got = read_back(prom, "rw_roundtrip{moni_test=\"roundtrip\"}[1h]", "series", now_ms(), &dups);
+  auto got =
+      read_back(prom, "rw_roundtrip{moni_test=\"roundtrip\"}[1h]", "series", now_ms(), &dups);
   EXPECT_EQ(dups, 0);
   EXPECT_EQ(got, want);
 }
@@ -96,19 +99,22 @@ TEST(RemoteWritePrometheus, OutageAndMoniRestartLoseNothing) {
   };
 
   write_some(15);  // receiver up
-  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") > 0; }, 10000));
-  prom.stop();     // receiver down (SIGTERM by PID)
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") > 0; }, 10000));
+  prom.stop();  // receiver down (SIGTERM by PID)
   write_some(15);
   EXPECT_GT(metric(*h, "moni_remote_write_samples_pending"), 0);
-  h.reset();       // moni restarts during the outage, same data dir
+  h.reset();  // moni restarts during the outage, same data dir
   h = load(cfg, dir.path);
   ASSERT_TRUE(h);
-  EXPECT_GT(metric(*h, "moni_remote_write_samples_pending"), 0) << "the queue did not survive the restart";
+  EXPECT_GT(metric(*h, "moni_remote_write_samples_pending"), 0)
+      << "the queue did not survive the restart";
   write_some(15);
   ASSERT_TRUE(prom.start()) << "prometheus did not come back";  // same TSDB dir, same port
   write_some(5);
   ASSERT_TRUE(h->flush().ok());
-  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_pending") == 0; }, 30000));
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_pending") == 0; }, 30000));
   EXPECT_EQ(metric(*h, "moni_remote_write_samples_failed_total"), 0);
   EXPECT_EQ(metric(*h, "moni_remote_write_samples_dropped_total"), 0);
 

@@ -1,13 +1,13 @@
 // remote_write against a fake receiver: wire format and headers, relabeling,
 // 4xx/429/5xx handling, slow and resetting receivers, the queue cap, and the
 // queue surviving a restart.
-#include "rw_test_util.hpp"
-
 #include <bit>
-#include <fstream>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <set>
+
+#include "rw_test_util.hpp"
 
 using namespace rwtest;
 using moni::testing::PluginHarness;
@@ -59,18 +59,19 @@ TEST(RemoteWriteConfig, ReportsEveryErrorWithItsKey) {
 TEST(RemoteWrite, SendsSpecCompliantSnappyProtobufWithLabelsAndAuth) {
   TempDir dir;
   FakeReceiver rx;
-  auto h = load("external_labels = { cluster = \"c1\", region = \"r1\" }\n" +
-                    endpoint(rx.url(),
-                             "headers = { \"X-Scope-OrgID\" = \"tenant-1\" }\n"
-                             "basic_auth = { username = \"moni\", password = \"s3cret\" }\n"
-                             "[[endpoints.write_relabel_configs]]\n"
-                             "source_labels = [\"__name__\"]\nregex = \"drop_me.*\"\naction = \"drop\"\n"
-                             "[[endpoints.write_relabel_configs]]\n"
-                             "source_labels = [\"job\"]\nregex = \"(.*)-svc\"\n"
-                             "target_label = \"service\"\nreplacement = \"$1\"\n"
-                             "[[endpoints.write_relabel_configs]]\n"
-                             "regex = \"secret|region\"\naction = \"labeldrop\"\n"),
-                dir.path);
+  auto h =
+      load("external_labels = { cluster = \"c1\", region = \"r1\" }\n" +
+               endpoint(rx.url(),
+                        "headers = { \"X-Scope-OrgID\" = \"tenant-1\" }\n"
+                        "basic_auth = { username = \"moni\", password = \"s3cret\" }\n"
+                        "[[endpoints.write_relabel_configs]]\n"
+                        "source_labels = [\"__name__\"]\nregex = \"drop_me.*\"\naction = \"drop\"\n"
+                        "[[endpoints.write_relabel_configs]]\n"
+                        "source_labels = [\"job\"]\nregex = \"(.*)-svc\"\n"
+                        "target_label = \"service\"\nreplacement = \"$1\"\n"
+                        "[[endpoints.write_relabel_configs]]\n"
+                        "regex = \"secret|region\"\naction = \"labeldrop\"\n"),
+           dir.path);
   ASSERT_TRUE(h);
   int64_t t0 = now_ms() - 5000;
   moni::Batch b;
@@ -81,7 +82,8 @@ TEST(RemoteWrite, SendsSpecCompliantSnappyProtobufWithLabelsAndAuth) {
   b.add("m2", {{"cluster", "own"}}, moni::stale_nan(), t0);
   ASSERT_TRUE(h->write(b).ok());
   ASSERT_TRUE(h->flush().ok());
-  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") == 3; }, 10000));
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") == 3; }, 10000));
   EXPECT_EQ(metric(*h, "moni_remote_write_samples_relabel_dropped_total"), 1);
   EXPECT_EQ(metric(*h, "moni_remote_write_samples_pending"), 0);
 
@@ -100,7 +102,8 @@ TEST(RemoteWrite, SendsSpecCompliantSnappyProtobufWithLabelsAndAuth) {
     for (const auto& ts : r.write.timeseries()) {
       for (int i = 1; i < ts.labels_size(); ++i)
         EXPECT_LT(ts.labels(i - 1).name(), ts.labels(i).name()) << "labels must be sorted";
-      for (const auto& s : ts.samples()) got[label_string(ts)].push_back({s.timestamp(), s.value()});
+      for (const auto& s : ts.samples())
+        got[label_string(ts)].push_back({s.timestamp(), s.value()});
     }
     for (const auto& md : r.write.metadata())
       if (md.metric_family_name() == "m1") {
@@ -129,7 +132,8 @@ TEST(RemoteWrite, Http400IsDroppedCountedAndNotRetried) {
   moni::Batch b;
   for (int i = 0; i < 10; ++i) b.add("bad", {{"i", std::to_string(i)}}, i, now_ms());
   ASSERT_TRUE(h->write(b).ok());
-  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_failed_total") == 10; }, 10000));
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_failed_total") == 10; }, 10000));
   size_t n = rx.requests().size();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(rx.requests().size(), n) << "a 4xx must not be retried";
@@ -152,7 +156,8 @@ TEST(RemoteWrite, Retries429HonoringRetryAfterAnd500ThenDeliversOnce) {
   int64_t t = now_ms();
   for (int i = 0; i < 5; ++i) b.add("retry_me", {{"i", std::to_string(i)}}, i, t);
   ASSERT_TRUE(h->write(b).ok());
-  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") == 5; }, 15000));
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") == 5; }, 15000));
   auto arrivals = rx.arrivals();
   ASSERT_GE(arrivals.size(), 3u);
   EXPECT_GE(arrivals[1] - arrivals[0], 950) << "Retry-After: 1 must delay the retry by a second";
@@ -186,7 +191,8 @@ TEST(RemoteWrite, SlowAndResettingReceiverNeverBlocksWrite) {
     std::this_thread::sleep_for(std::chrono::milliseconds(40));
   }
   EXPECT_LT(worst, 1000) << "write() waited for the network";
-  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_pending") == 0; }, 20000));
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_pending") == 0; }, 20000));
   auto pts = accepted_points(rx);
   EXPECT_EQ(pts.size(), total);
   for (auto& [k, n] : pts) EXPECT_EQ(n, 1) << k.first << "@" << k.second;
@@ -221,7 +227,8 @@ TEST(RemoteWrite, QueueCapDropsOldestAndCounts) {
   FakeReceiver rx;
   h = load(endpoint(rx.url(), "max_shards = 1\nqueue_max_size = \"64KiB\"\n"), dir.path);
   ASSERT_TRUE(h);
-  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_pending") == 0; }, 10000));
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_pending") == 0; }, 10000));
   auto pts = accepted_points(rx);
   EXPECT_EQ(pts.size(), static_cast<size_t>(pending));
   int64_t min_ts = INT64_MAX, max_ts = 0;
@@ -241,7 +248,8 @@ TEST(RemoteWrite, QueueSurvivesRestartWhileReceiverIsDown) {
   int64_t t0 = now_ms() - 60000;
   for (int k = 0; k < 3; ++k) {
     moni::Batch b;
-    for (int s = 0; s < 100; ++s) b.add("persisted", {{"s", std::to_string(s)}}, s + k, t0 + k * 1000);
+    for (int s = 0; s < 100; ++s)
+      b.add("persisted", {{"s", std::to_string(s)}}, s + k, t0 + k * 1000);
     ASSERT_TRUE(h->write(b).ok());
   }
   EXPECT_EQ(metric(*h, "moni_remote_write_samples_pending"), 300);
@@ -250,8 +258,11 @@ TEST(RemoteWrite, QueueSurvivesRestartWhileReceiverIsDown) {
   FakeReceiver rx;
   h = load(endpoint(rx.url()), dir.path);
   ASSERT_TRUE(h);
-  EXPECT_GE(metric(*h, "moni_remote_write_samples_pending") + metric(*h, "moni_remote_write_samples_sent_total"), 300);
-  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") == 300; }, 10000));
+  EXPECT_GE(metric(*h, "moni_remote_write_samples_pending") +
+                metric(*h, "moni_remote_write_samples_sent_total"),
+            300);
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") == 300; }, 10000));
   auto pts = accepted_points(rx);
   EXPECT_EQ(pts.size(), 300u);
   for (auto& [k, n] : pts) EXPECT_EQ(n, 1);
@@ -264,23 +275,26 @@ TEST(RemoteWrite, BearerTokenFileAndTlsSetupErrors) {
     std::ofstream f(dir.path + "/token");
     f << "tok-123\n";
   }
-  auto h = load(endpoint(rx.url("/api/v1/push"), "bearer_token_file = \"" + dir.path + "/token\"\n"),
-                dir.path);
+  auto h =
+      load(endpoint(rx.url("/api/v1/push"), "bearer_token_file = \"" + dir.path + "/token\"\n"),
+           dir.path);
   ASSERT_TRUE(h);
   moni::Batch b;
   b.add("bearer", {}, 1, now_ms());
   ASSERT_TRUE(h->write(b).ok());
-  ASSERT_TRUE(wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") == 1; }, 10000));
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") == 1; }, 10000));
   auto reqs = rx.requests();
   ASSERT_FALSE(reqs.empty());
   EXPECT_EQ(reqs[0].target, "/api/v1/push");
   EXPECT_EQ(reqs[0].headers.at("authorization"), "Bearer tok-123");
 
   // https with an unreadable CA file fails at start with the file named.
-  auto t = PluginHarness::load(moni::testing::plugin_path("remote_write"),
-                               endpoint("https://127.0.0.1:1/api/v1/write",
-                                        "tls = { ca_file = \"" + dir.path + "/missing-ca.pem\" }\n"),
-                               "tls", dir.path);
+  auto t =
+      PluginHarness::load(moni::testing::plugin_path("remote_write"),
+                          endpoint("https://127.0.0.1:1/api/v1/write",
+                                   "tls = { ca_file = \"" + dir.path + "/missing-ca.pem\" }\n"),
+                          "tls", dir.path);
   ASSERT_TRUE(t.ok()) << t.error().message;
   auto r = (*t)->start();
   ASSERT_FALSE(r.ok());

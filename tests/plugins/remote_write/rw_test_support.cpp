@@ -1,22 +1,21 @@
 #include "rw_test_support.hpp"
 
+#include <signal.h>
+#include <snappy.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
-#include <snappy.h>
-
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <istream>
-#include <sstream>
 #include <list>
+#include <sstream>
 
 namespace rwtest {
 
@@ -115,7 +114,8 @@ struct FakeReceiver::Impl {
     while (!stopping) {
       size_t n = asio::read_until(*s, buf, "\r\n\r\n", ec);
       if (ec) return;
-      std::string head(asio::buffers_begin(buf.data()), asio::buffers_begin(buf.data()) + static_cast<std::ptrdiff_t>(n));
+      std::string head(asio::buffers_begin(buf.data()),
+                       asio::buffers_begin(buf.data()) + static_cast<std::ptrdiff_t>(n));
       buf.consume(n);
       Request r;
       std::istringstream in(head);
@@ -138,7 +138,8 @@ struct FakeReceiver::Impl {
       }
       if (buf.size() < len) asio::read(*s, buf, asio::transfer_exactly(len - buf.size()), ec);
       if (ec) return;
-      r.raw_body.assign(asio::buffers_begin(buf.data()), asio::buffers_begin(buf.data()) + static_cast<std::ptrdiff_t>(len));
+      r.raw_body.assign(asio::buffers_begin(buf.data()),
+                        asio::buffers_begin(buf.data()) + static_cast<std::ptrdiff_t>(len));
       buf.consume(len);
       std::string plain;
       if (snappy::Uncompress(r.raw_body.data(), r.raw_body.size(), &plain))
@@ -157,7 +158,8 @@ struct FakeReceiver::Impl {
       Answer a = p ? p(r, index) : Answer{};
       if (a.delay_ms) {
         int64_t end = steady_ms() + a.delay_ms;
-        while (!stopping && steady_ms() < end) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        while (!stopping && steady_ms() < end)
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
       if (a.reset) {
         s->set_option(asio::socket_base::linger(true, 0), ec);
@@ -168,9 +170,10 @@ struct FakeReceiver::Impl {
         std::lock_guard l(mu);
         ok[index] = a.status >= 200 && a.status < 300;
       }
-      std::string body = a.status >= 300 ? "fake receiver says " + std::to_string(a.status) + "\n" : "";
-      std::string resp = "HTTP/1.1 " + std::to_string(a.status) + " X\r\nContent-Length: " +
-                         std::to_string(body.size()) + "\r\n";
+      std::string body =
+          a.status >= 300 ? "fake receiver says " + std::to_string(a.status) + "\n" : "";
+      std::string resp = "HTTP/1.1 " + std::to_string(a.status) +
+                         " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
       if (!a.retry_after.empty()) resp += "Retry-After: " + a.retry_after + "\r\n";
       resp += "\r\n" + body;
       asio::write(*s, asio::buffer(resp), ec);

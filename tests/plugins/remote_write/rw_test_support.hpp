@@ -4,8 +4,6 @@
 // as a plain process on a free loopback port.
 #pragma once
 
-#include "remote.pb.h"
-
 #include <sys/types.h>
 
 #include <atomic>
@@ -18,6 +16,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "remote.pb.h"
 
 namespace rwtest {
 

@@ -1,16 +1,16 @@
 // Small helpers shared by the remote_write test files.
 #pragma once
 
-#include "plugin_harness.hpp"
-#include "rw_test_support.hpp"
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
+
+#include "plugin_harness.hpp"
+#include "rw_test_support.hpp"
 
 namespace rwtest {
 
