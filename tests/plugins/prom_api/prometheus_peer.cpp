@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -77,6 +78,7 @@ HttpReply http_get(int port, const std::string& target) {
 }
 
 pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
+  std::fflush(nullptr);  // or the child would flush our buffered output too
   pid_t pid = fork();
   if (pid == 0) {
     FILE* f = std::freopen(log.c_str(), "w", stdout);
@@ -92,6 +94,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log) {
 }
 
 int run(const std::vector<std::string>& argv, std::string* out) {
+  std::fflush(nullptr);
   int fds[2];
   if (pipe(fds) != 0) return -1;
   pid_t pid = fork();
