@@ -69,9 +69,9 @@ TEST(Cli, VersionHelpAndUsageErrors) {
 }
 
 TEST(Cli, CheckConfigAcceptsTheDefaultAndReportsPositions) {
-  auto ok = run({kMoni, "check-config", MONI_SOURCE_DIR "/config/moni.toml"});
-  EXPECT_EQ(ok.exit_code, 0) << ok.err;
   TempDir d;
+  auto ok = run({kMoni, "check-config", MONI_SOURCE_DIR "/config/moni.toml", "--data-dir", d.path});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
   d.write("bad.toml", host_table() +
                           "[collectors.c]\nplugin = \"test_collector\"\nmode = 7\n"
                           "[collectors.n]\nplugin = \"node_exporter_clone\"\n");
