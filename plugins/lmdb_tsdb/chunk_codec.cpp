@@ -202,6 +202,7 @@ bool parse_header(std::string_view& blob, Header& h) {
 // ------------------------------------------------------------ ChunkEncoder
 
 void ChunkEncoder::reset() {
+  ++epoch_;
   bits_.clear();
   used_ = 8;
   mode_ = kModeXor;
@@ -324,13 +325,45 @@ void ChunkEncoder::reencode(uint8_t mode, const std::vector<int64_t>& ts,
   }
 }
 
-void ChunkEncoder::serialize(std::string& out) const {
+void ChunkEncoder::serialize_header(std::string& out) const {
   out.clear();
   out.push_back(static_cast<char>(mode_));
   if (mode_ != kModeXor) put_varint(out, factor_);
   put_varint(out, count_);
   put_varint(out, static_cast<uint64_t>(last_t_) - static_cast<uint64_t>(t0_));
+}
+
+void ChunkEncoder::serialize(std::string& out) const {
+  serialize_header(out);
   out.append(bits_);
+}
+
+ChunkEncoder::Mark ChunkEncoder::mark() const {
+  return Mark{bits_.size(), bits_.empty() ? uint8_t{0} : static_cast<uint8_t>(bits_.back()),
+              used_,         mode_,  lead_,   trail_,  count_, t0_,    last_t_,
+              last_n_,       last_dt_, last_vbits_, last_dn_, factor_, epoch_};
+}
+
+void ChunkEncoder::restore(const Mark& m) {
+  bits_.resize(m.bytes);
+  if (!bits_.empty()) bits_.back() = static_cast<char>(m.last_byte);
+  used_ = m.used;
+  mode_ = m.mode;
+  lead_ = m.lead;
+  trail_ = m.trail;
+  count_ = m.count;
+  t0_ = m.t0;
+  last_t_ = m.last_t;
+  last_n_ = m.last_n;
+  last_dt_ = m.last_dt;
+  last_vbits_ = m.last_vbits;
+  last_dn_ = m.last_dn;
+  factor_ = m.factor;
+}
+
+bool ChunkEncoder::needs_reencode(double v) const {
+  int64_t n;
+  return count_ > 0 && mode_ != kModeXor && !scaled(v, mode_ & 0x0f, n);
 }
 
 bool ChunkEncoder::load(int64_t t0, std::string_view blob) {

@@ -72,6 +72,25 @@ class ChunkEncoder {
                 uint64_t factor = 1);
   uint8_t mode() const { return mode_; }
 
+  /// Cheap undo of appends: a mark restores the encoder as long as it was
+  /// not reset or re-encoded since (same epoch()).
+  struct Mark {
+    size_t bytes;
+    uint8_t last_byte, used, mode, lead, trail;
+    uint32_t count;
+    int64_t t0, last_t, last_n;
+    uint64_t last_dt, last_vbits, last_dn, factor, epoch;
+  };
+  Mark mark() const;
+  void restore(const Mark& m);
+  /// Bumped whenever existing bytes are rewritten (reset, re-encode).
+  uint64_t epoch() const { return epoch_; }
+  /// Whether appending `v` re-encodes the chunk (value mode change).
+  bool needs_reencode(double v) const;
+  /// The header part of serialize(), and the raw bit stream.
+  void serialize_header(std::string& out) const;
+  std::string_view bits() const { return bits_; }
+
  private:
   void append_value(double v);
 
@@ -88,6 +107,7 @@ class ChunkEncoder {
   int64_t last_n_ = 0;
   uint64_t last_dn_ = 0;
   uint64_t factor_ = 1;
+  uint64_t epoch_ = 0;
 };
 
 /// Decodes a chunk blob (t0 supplied by the caller) into `ts`/`vs`

@@ -87,7 +87,11 @@ Result<bool> Db::retention_pass(int64_t cutoff, bool by_size) {
       for (auto& [g, bytes] : gone) {
         index_.erase(bytes);
         series_[g] = Series{};
-        if (g < published_.size()) published_[g].blob.clear();
+        if (g < published_.size()) {
+          published_[g].header.clear();
+          published_[g].bits.clear();
+          published_[g].epoch = UINT64_MAX;
+        }
       }
     }
     stats_.series -= static_cast<int64_t>(gone.size());

@@ -397,7 +397,15 @@ Result<WriteResult> Db::write(const BatchView& batch) {
 }
 
 void Db::rollback() {
-  for (size_t i = 0; i < undo_n_; ++i) series_[undo_[i].first] = undo_[i].second;
+  for (size_t i = 0; i < undo_n_; ++i) {
+    Undo& u = undo_[i];
+    Series& s = series_[u.id];
+    ChunkEncoder head = std::move(s.head);
+    s = std::move(u.scalars);
+    s.head = std::move(head);
+    if (u.full) s.head = u.head;
+    else s.head.restore(u.mark);
+  }
   for (const auto& k : new_keys_) index_.erase(k);
   series_.resize(series_before_);
   next_id_ = next_id_before_;
@@ -440,9 +448,7 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     }
     Series& s = series_[id];
     if (s.gen != gen_) {
-      if (undo_n_ == undo_.size()) undo_.emplace_back(id, s);
-      else undo_[undo_n_] = {id, s};
-      ++undo_n_;
+      save_undo(id, s);
       s.gen = gen_;
       s.cut = false;
     }
@@ -454,6 +460,11 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
       else ++wr.duplicate_rejected;
       continue;
     }
+    bool cutting = !s.head.empty() &&
+                   (s.head.count() >= opt_.head_chunk_samples ||
+                    static_cast<uint64_t>(t) - static_cast<uint64_t>(s.head.t0()) >=
+                        static_cast<uint64_t>(opt_.max_chunk_range_ms));
+    if (cutting || s.head.needs_reencode(smp.value)) full_undo(id, s);
     if (!s.head.empty() &&
         (s.head.count() >= opt_.head_chunk_samples ||
          static_cast<uint64_t>(t) - static_cast<uint64_t>(s.head.t0()) >=
@@ -604,22 +615,59 @@ Result<void> Db::replay_wal(MDB_txn* txn) {
   return {};
 }
 
+void Db::save_undo(uint32_t id, Series& s) {
+  if (undo_n_ == undo_.size()) undo_.emplace_back();
+  Undo& u = undo_[undo_n_];
+  s.undo_slot = static_cast<uint32_t>(undo_n_++);
+  u.id = id;
+  // Copy the scalars without the head's bytes.
+  ChunkEncoder head = std::move(s.head);
+  u.scalars = s;
+  s.head = std::move(head);
+  u.mark = s.head.mark();
+  u.full = false;
+}
+
+void Db::full_undo(uint32_t id, Series& s) {
+  Undo& u = undo_[s.undo_slot];
+  if (u.id != id || u.full) return;
+  // The head is about to be rewritten: keep it as of the batch start.
+  u.head = s.head;
+  u.head.restore(u.mark);
+  u.full = true;
+}
+
+// Copies only the bytes appended since the last publish when the head was
+// not rewritten meanwhile (the last byte may have gained bits).
 void Db::publish(uint32_t id) {
   PublishedHead& p = published_[id];
   const Series& s = series_[id];
   if (!s.live || s.head.empty()) {
-    p.blob.clear();
+    p.header.clear();
+    p.bits.clear();
+    p.epoch = UINT64_MAX;
     return;
   }
+  std::string_view bits = s.head.bits();
+  if (p.epoch == s.head.epoch() && !p.bits.empty() && p.bits.size() <= bits.size()) {
+    size_t keep = p.bits.size() - 1;
+    p.bits.resize(keep);
+    p.bits.append(bits.substr(keep));
+  } else {
+    p.bits.assign(bits);
+    p.epoch = s.head.epoch();
+  }
   p.t0 = s.head.t0();
-  s.head.serialize(p.blob);
+  s.head.serialize_header(p.header);
 }
 
 bool Db::published_head(uint32_t id, int64_t& t0, std::string& blob) {
   std::shared_lock<std::shared_mutex> pl(pub_mu_);
-  if (id >= published_.size() || published_[id].blob.empty()) return false;
-  t0 = published_[id].t0;
-  blob.assign(published_[id].blob);
+  if (id >= published_.size() || published_[id].header.empty()) return false;
+  const PublishedHead& p = published_[id];
+  t0 = p.t0;
+  blob.assign(p.header);
+  blob.append(p.bits);
   return true;
 }
 

@@ -103,7 +103,8 @@ class Db {
   /// The committed state of a series' head chunk, as readers see it.
   struct PublishedHead {
     int64_t t0 = 0;
-    std::string blob;  // empty: no head
+    std::string header, bits;  // empty header: no head
+    uint64_t epoch = UINT64_MAX;  // encoder epoch the bits were copied from
   };
   /// Copies the published head of `id` (readers; thread-safe).
   bool published_head(uint32_t id, int64_t& t0, std::string& blob);
@@ -126,6 +127,7 @@ class Db {
     uint64_t dirty_gen = 0;  // write generation that modified the head
     bool ckpt_dirty = false;  // head changed since the heads table was written
     bool cut = false;         // head cut in the current batch
+    uint32_t undo_slot = 0;   // index in undo_ during the current batch
   };
   struct Hash {
     using is_transparent = void;
@@ -159,7 +161,18 @@ class Db {
   std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> index_;
   std::unordered_map<std::string, Metadata> meta_;
   uint64_t gen_ = 0;
-  std::vector<std::pair<uint32_t, Series>> undo_;
+  // Undo of one series: its scalars and a mark of its head, or a full copy
+  // of the head when this batch cuts or re-encodes it.
+  struct Undo {
+    uint32_t id = 0;
+    Series scalars;  // head left empty
+    ChunkEncoder::Mark mark{};
+    bool full = false;
+    ChunkEncoder head;
+  };
+  void save_undo(uint32_t id, Series& s);
+  void full_undo(uint32_t id, Series& s);
+  std::vector<Undo> undo_;
   size_t undo_n_ = 0;
   size_t series_before_ = 0;
   std::vector<std::string> new_keys_;
