@@ -510,6 +510,9 @@ void encode_chunk_best(const int64_t* ts, const double* vs, size_t n, std::strin
       if (g == 1) break;
     }
     consider(best_mode, best_factor);
+    // XOR needs ~14+ bits per changing value; skip trying it when the
+    // integer steps average well below that.
+    if (n > 1 && best_bits / (n - 1) < 12) return;
   }
   consider(kModeXor, 1);
 }
