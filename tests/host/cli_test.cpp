@@ -334,8 +334,9 @@ TEST(Sdk, OutOfTreePluginBuildsAgainstTheInstalledSdkAndLoads) {
       {cmake, "--install", MONI_BINARY_DIR, "--component", "dev", "--prefix", d.file("prefix")});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   ASSERT_TRUE(fs::exists(d.file("prefix/include/moni/sdk.hpp")));
+  // Ninja: tools/deps.sh installs ninja-build, not make.
   r = run({cmake, "-S", MONI_SOURCE_DIR "/sdk/examples/hello_collector", "-B", d.file("build"),
-           "-DCMAKE_PREFIX_PATH=" + d.file("prefix"), "-DCMAKE_BUILD_TYPE=Release"});
+           "-G", "Ninja", "-DCMAKE_PREFIX_PATH=" + d.file("prefix"), "-DCMAKE_BUILD_TYPE=Release"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   r = run({cmake, "--build", d.file("build")});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
