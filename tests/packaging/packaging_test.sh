@@ -39,7 +39,7 @@ done
 [ ${#missing[@]} -eq 0 ] || skip "missing tools: ${missing[*]} (tools/deps.sh test installs them)"
 for p in moni moni-dev moni-plugin-pkgtest; do
   if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qv "not-installed"; then
-    skip "package $p is installed (or has config files) on this machine; the test would replace it"
+    skip "package $p is installed (or has config files) on this machine; the test would replace it (a leftover of a killed run? dpkg --purge moni-plugin-pkgtest moni-dev moni)"
   fi
 done
 for f in /usr/bin/moni /etc/moni /var/lib/moni; do
@@ -60,10 +60,23 @@ group_existed=0
 getent group moni >/dev/null && group_existed=1
 touched_dpkg=0
 
+# dpkg with its output in a log; waits (up to 2 min) while another dpkg or
+# apt on this machine holds the lock, instead of failing.
+dpkg_run() {
+  local log=$1 i
+  shift
+  for i in $(seq 24); do
+    if DEBIAN_FRONTEND=noninteractive dpkg "$@" </dev/null >"$log" 2>&1; then return 0; fi
+    grep -q "lock" "$log" || return 1
+    sleep 5
+  done
+  return 1
+}
+
 cleanup() {
   local rc=$?
   if [ "$touched_dpkg" = 1 ]; then
-    dpkg --purge moni-plugin-pkgtest moni-dev moni >/dev/null 2>&1 || true
+    dpkg_run "$tmp/cleanup-purge.log" --purge moni-plugin-pkgtest moni-dev moni || true
   fi
   if [ "$user_existed" = 0 ] && getent passwd moni >/dev/null; then userdel moni || true; fi
   if [ "$group_existed" = 0 ] && getent group moni >/dev/null; then groupdel moni || true; fi
@@ -224,7 +237,7 @@ ok "rpm: $(wc -l <"$tmp/rpm.list") paths, provides $abi_provide"
 # ------------------------------------------------------------ 3. install
 step "install"
 touched_dpkg=1
-DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" "$devdeb" </dev/null >"$tmp/install.log" 2>&1 ||
+dpkg_run "$tmp/install.log" -i "$deb" "$devdeb" ||
   { cat "$tmp/install.log"; fail "dpkg -i"; }
 status() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null || echo "unknown"; }
 [ "$(status moni)" = "install ok installed $version-1" ] || fail "moni: $(status moni)"
@@ -306,7 +319,7 @@ grep -qx "$plugindir/moni-pkgtest_hello.so" <<<"$(dpkg-deb -c "$plugdeb" | awk '
   fail "the plugin package does not install into $plugindir (MONI_PLUGIN_INSTALL_DIR)"
 grep -q "moni-plugin-abi-$MONI_ABI_MAJOR" <<<"$(dpkg-deb -f "$plugdeb" Depends)" ||
   fail "the plugin package does not depend on moni-plugin-abi-$MONI_ABI_MAJOR"
-dpkg -i "$plugdeb" </dev/null >"$tmp/plugin-install.log" 2>&1 ||
+dpkg_run "$tmp/plugin-install.log" -i "$plugdeb" ||
   { cat "$tmp/plugin-install.log"; fail "dpkg -i of a plugin depending on $abi_provide"; }
 [ "$(status moni-plugin-pkgtest)" = "install ok installed 1.0.0" ] || fail "plugin: $(status moni-plugin-pkgtest)"
 ok "a plugin package depending on $abi_provide installs"
@@ -348,8 +361,8 @@ echo "sample data" >/var/lib/moni/pkgtest.data
 chown moni:moni /var/lib/moni/pkgtest.data
 (cd "$MONI_PKG_BUILD_DIR" && cpack -G DEB "${fast[@]}" -D CPACK_DEBIAN_PACKAGE_RELEASE=2 -B "$tmp/pkg2" >"$tmp/cpack2.log" 2>&1) ||
   { cat "$tmp/cpack2.log"; fail "cpack of release 2"; }
-DEBIAN_FRONTEND=noninteractive dpkg -i "$tmp/pkg2/moni_${version}-2_${arch}.deb" \
-  "$tmp/pkg2/moni-dev_${version}-2_${arch}.deb" </dev/null >"$tmp/upgrade.log" 2>&1 ||
+dpkg_run "$tmp/upgrade.log" -i "$tmp/pkg2/moni_${version}-2_${arch}.deb" \
+  "$tmp/pkg2/moni-dev_${version}-2_${arch}.deb" ||
   { cat "$tmp/upgrade.log"; fail "dpkg -i (upgrade)"; }
 [ "$(status moni)" = "install ok installed $version-2" ] || fail "after upgrade moni: $(status moni)"
 grep -qx "# edited by the packaging test" /etc/moni/moni.toml || fail "the upgrade lost the edit of /etc/moni/moni.toml"
@@ -359,7 +372,7 @@ grep -qx "# edited by the packaging test" /etc/moni/moni.toml || fail "the upgra
 ok "upgrade $version-1 -> $version-2 keeps the edited config and the data"
 
 step "remove keeps config and data"
-dpkg -r moni-plugin-pkgtest moni-dev moni </dev/null >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log"; fail "dpkg -r"; }
+dpkg_run "$tmp/remove.log" -r moni-plugin-pkgtest moni-dev moni || { cat "$tmp/remove.log"; fail "dpkg -r"; }
 [ "$(status moni)" = "deinstall ok config-files $version-2" ] || fail "after remove moni: $(status moni)"
 [ ! -e /usr/bin/moni ] && [ ! -e "$plugindir" ] && [ ! -e /usr/include/moni ] || fail "remove left program files"
 grep -qx "# edited by the packaging test" /etc/moni/moni.toml || fail "remove deleted the config"
@@ -367,7 +380,7 @@ grep -qx "# edited by the packaging test" /etc/moni/moni.toml || fail "remove de
 ok "remove"
 
 step "purge removes config and data"
-dpkg -P moni-plugin-pkgtest moni-dev moni </dev/null >"$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log"; fail "dpkg -P"; }
+dpkg_run "$tmp/purge.log" -P moni-plugin-pkgtest moni-dev moni || { cat "$tmp/purge.log"; fail "dpkg -P"; }
 [ "$(status moni)" = "unknown" ] || grep -q not-installed <<<"$(status moni)" ||
   fail "after purge moni: $(status moni)"
 left=()
