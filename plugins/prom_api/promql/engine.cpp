@@ -374,12 +374,15 @@ class Evaluator {
   // aggregation result (rangeEval), in instant and range queries alike.
   void check_dups(const Vector& v) {
     if (v.size() < 2) return;
-    std::unordered_map<uint64_t, const Labels*> seen;
-    seen.reserve(v.size());
-    for (const auto& s : v) {
-      auto [it, inserted] = seen.emplace(label_hash(s.labels), s.labels.get());
-      if (!inserted && *it->second == *s.labels)
-        exec_error("vector cannot contain metrics with the same labelset");
+    // Sorting (hash, index) pairs avoids a hash-map allocation per sample.
+    dup_scratch_.clear();
+    for (size_t i = 0; i < v.size(); ++i) dup_scratch_.emplace_back(label_hash(v[i].labels), i);
+    std::sort(dup_scratch_.begin(), dup_scratch_.end());
+    for (size_t i = 1; i < dup_scratch_.size(); ++i) {
+      if (dup_scratch_[i].first != dup_scratch_[i - 1].first) continue;
+      for (size_t k = i; k-- > 0 && dup_scratch_[k].first == dup_scratch_[i].first;)
+        if (*v[dup_scratch_[k].second].labels == *v[dup_scratch_[i].second].labels)
+          exec_error("vector cannot contain metrics with the same labelset");
     }
   }
 
@@ -1007,6 +1010,7 @@ class Evaluator {
   std::unordered_map<const Expr*, GroupCache> group_cache_;
   std::unordered_map<const Labels*, uint64_t> hash_cache_;
   std::vector<LabelsPtr> hash_keep_;
+  std::vector<std::pair<uint64_t, size_t>> dup_scratch_;
   int subquery_depth_ = 0;
   int64_t fetched_ = 0, produced_ = 0;
   uint64_t ticks_ = 0;
