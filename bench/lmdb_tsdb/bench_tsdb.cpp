@@ -3,20 +3,19 @@
 // bytes per sample on disk after a compacting copy, and the time to read
 // one series over 24 hours. Optionally writes the label sets as JSON lines
 // for `promtool tsdb bench write` (see run_bench.sh).
-#include "tsdb.hpp"
-
-#include <moni/batch.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <moni/batch.hpp>
 #include <string>
-#include <ctime>
 #include <vector>
+
+#include "tsdb.hpp"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -42,12 +41,13 @@ struct Gen {
   std::vector<std::pair<std::string, std::string>> labels;
   Kind kind;
   double value, rate, spread;
-  int decimals;       // value resolution: 10^-decimals
-  double idle_prob;   // chance of no change in a scrape
+  int decimals;      // value resolution: 10^-decimals
+  double idle_prob;  // chance of no change in a scrape
   double step(Rng& r) {
     double scale = std::pow(10.0, decimals);
     switch (kind) {
-      case Kind::Constant: break;
+      case Kind::Constant:
+        break;
       case Kind::Counter:
         if (r.uni() >= idle_prob)
           value = std::round((value + rate * (1 + spread * (r.uni() - 0.5))) * scale) / scale;
@@ -56,7 +56,9 @@ struct Gen {
         if (r.uni() >= idle_prob)
           value = std::max(0.0, std::round((value + rate * (r.uni() - 0.5)) * scale) / scale);
         break;
-      case Kind::Noise: value = rate * r.uni(); break;
+      case Kind::Noise:
+        value = rate * r.uni();
+        break;
     }
     return value;
   }
@@ -74,18 +76,22 @@ std::vector<Gen> node_exporter_like(const std::string& instance, Rng& r) {
   const double mode_rate[] = {14.2, 0.5, 0.2, 0.02, 0, 0.01, 0, 0.001};
   for (int c = 0; c < 8; ++c)
     for (int m = 0; m < 8; ++m)
-      add("node_cpu_seconds_total", {{"cpu", std::to_string(c)}, {"mode", modes[m]}},
-          Kind::Counter, 1e5 * r.uni(), mode_rate[m] * 1, 0.4, 2, mode_rate[m] == 0 ? 1 : 0.1);
+      add("node_cpu_seconds_total", {{"cpu", std::to_string(c)}, {"mode", modes[m]}}, Kind::Counter,
+          1e5 * r.uni(), mode_rate[m] * 1, 0.4, 2, mode_rate[m] == 0 ? 1 : 0.1);
   for (int i = 0; i < 40; ++i)
     add("node_memory_M" + std::to_string(i) + "_bytes", {}, i < 12 ? Kind::Constant : Kind::Gauge,
         4096.0 * std::floor(r.uni() * 4e6), 4096.0 * 200, 0, 0, 0.3);
   const char* devs[] = {"eth0", "eth1", "lo", "docker0", "veth1a", "veth2b", "veth3c", "wlan0"};
   const char* nm[] = {"receive_bytes", "transmit_bytes", "receive_packets", "transmit_packets",
-                      "receive_errs", "transmit_errs", "receive_drop", "transmit_drop"};
+                      "receive_errs",  "transmit_errs",  "receive_drop",    "transmit_drop"};
   for (auto d : devs)
     for (int m = 0; m < 8; ++m)
       add(std::string("node_network_") + nm[m] + "_total", {{"device", d}}, Kind::Counter,
-          std::floor(r.uni() * 1e10), m < 2 ? 2e5 : m < 4 ? 300 : 0.2, 1.0, 0, m < 4 ? 0.05 : 0.9);
+          std::floor(r.uni() * 1e10),
+          m < 2   ? 2e5
+          : m < 4 ? 300
+                  : 0.2,
+          1.0, 0, m < 4 ? 0.05 : 0.9);
   const char* disks[] = {"sda", "sdb", "nvme0n1", "dm-0"};
   for (auto d : disks)
     for (int m = 0; m < 17; ++m)
@@ -94,11 +100,13 @@ std::vector<Gen> node_exporter_like(const std::string& instance, Rng& r) {
   for (int f = 0; f < 10; ++f)
     for (int m = 0; m < 7; ++m)
       add("node_filesystem_m" + std::to_string(m),
-          {{"device", "/dev/sd" + std::to_string(f)}, {"fstype", "ext4"},
+          {{"device", "/dev/sd" + std::to_string(f)},
+           {"fstype", "ext4"},
            {"mountpoint", "/mnt/" + std::to_string(f)}},
           m == 1 || m == 2 ? Kind::Gauge : Kind::Constant, 4096.0 * std::floor(r.uni() * 1e8),
           4096.0 * 50, 0, 0, 0.5);
-  for (int i = 0; i < 3; ++i) add("node_load" + std::to_string(i), {}, Kind::Gauge, 1.0, 0.2, 0, 2, 0);
+  for (int i = 0; i < 3; ++i)
+    add("node_load" + std::to_string(i), {}, Kind::Gauge, 1.0, 0.2, 0, 2, 0);
   for (int i = 0; i < 150; ++i)
     add("node_vmstat_m" + std::to_string(i), {}, Kind::Counter, std::floor(r.uni() * 1e9),
         std::floor(r.uni() * 5000), 1.0, 0, r.uni());
@@ -107,8 +115,9 @@ std::vector<Gen> node_exporter_like(const std::string& instance, Rng& r) {
         std::floor(r.uni() * 100), 1.0, 0, r.uni());
   for (int c = 0; c < 8; ++c)
     for (int t = 0; t < 40; ++t)
-      add("node_interrupts_total", {{"cpu", std::to_string(c)}, {"devices", "dev" + std::to_string(t)}},
-          Kind::Counter, std::floor(r.uni() * 1e8), std::floor(r.uni() * 200), 1.0, 0, 0.5);
+      add("node_interrupts_total",
+          {{"cpu", std::to_string(c)}, {"devices", "dev" + std::to_string(t)}}, Kind::Counter,
+          std::floor(r.uni() * 1e8), std::floor(r.uni() * 200), 1.0, 0, 0.5);
   for (int c = 0; c < 8; ++c)
     for (int m = 0; m < 6; ++m)
       add("node_softnet_m" + std::to_string(m), {{"cpu", std::to_string(c)}}, Kind::Counter,
@@ -125,9 +134,7 @@ std::vector<Gen> node_exporter_like(const std::string& instance, Rng& r) {
   return g;
 }
 
-double now_s() {
-  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
 double cpu_s() {
   timespec ts{};
@@ -152,12 +159,18 @@ int main(int argc, char** argv) {
   std::string json, om;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--targets") targets = std::atoi(argv[i + 1]);
-    else if (a == "--hours") hours = std::atof(argv[i + 1]);
-    else if (a == "--full-sync-hours") full_hours = std::atof(argv[i + 1]);
-    else if (a == "--dir") dir = argv[i + 1];
-    else if (a == "--series-json") json = argv[i + 1];
-    else if (a == "--openmetrics") om = argv[i + 1];
+    if (a == "--targets")
+      targets = std::atoi(argv[i + 1]);
+    else if (a == "--hours")
+      hours = std::atof(argv[i + 1]);
+    else if (a == "--full-sync-hours")
+      full_hours = std::atof(argv[i + 1]);
+    else if (a == "--dir")
+      dir = argv[i + 1];
+    else if (a == "--series-json")
+      json = argv[i + 1];
+    else if (a == "--openmetrics")
+      om = argv[i + 1];
   }
   Rng rng{0x1234567};
   std::vector<std::vector<Gen>> tg;
@@ -225,16 +238,18 @@ int main(int argc, char** argv) {
         samples += r->appended;
       }
     if (!report) {
-      std::printf("ingest (sync=full, one fsync'd commit per scrape of %zu samples): %.0f samples/s "
-                  "(%.2f ms per commit)\n",
-                  tg[0].size(), samples / write_s, write_s * 1000 / (scrapes * targets));
+      std::printf(
+          "ingest (sync=full, one fsync'd commit per scrape of %zu samples): %.0f samples/s "
+          "(%.2f ms per commit)\n",
+          tg[0].size(), samples / write_s, write_s * 1000 / (scrapes * targets));
       return;
     }
     std::printf("series: %zu (%d targets), samples: %llu over %.0f h at 15 s\n", series, targets,
                 static_cast<unsigned long long>(samples), hrs);
-    std::printf("ingest (sync=none, one commit per scrape of %zu samples): %.0f samples/s wall, "
-                "%.0f samples per CPU-second\n",
-                tg[0].size(), samples / write_s, samples / write_cpu);
+    std::printf(
+        "ingest (sync=none, one commit per scrape of %zu samples): %.0f samples/s wall, "
+        "%.0f samples per CPU-second\n",
+        tg[0].size(), samples / write_s, samples / write_cpu);
     if (!kept.empty()) {
       // Families must be contiguous in OpenMetrics: series sorted by name.
       std::vector<size_t> order(series);
@@ -272,9 +287,10 @@ int main(int argc, char** argv) {
       std::exit(1);
     }
     uint64_t compact = dir_bytes(cdir);
-    std::printf("bytes/sample: %.3f after compaction (mdb_env_copy2 MDB_CP_COMPACT, %.1f MB, copy "
-                "%.2f s); live file %.3f\n",
-                double(compact) / samples, compact / 1e6, copy_s, double(live) / samples);
+    std::printf(
+        "bytes/sample: %.3f after compaction (mdb_env_copy2 MDB_CP_COMPACT, %.1f MB, copy "
+        "%.2f s); live file %.3f\n",
+        double(compact) / samples, compact / 1e6, copy_s, double(live) / samples);
     // 24 h of one series, through the public select path.
     std::vector<moni::Matcher> ms{{moni::MatchType::Equal, "__name__", "node_cpu_seconds_total"},
                                   {moni::MatchType::Equal, "cpu", "3"},

@@ -1,14 +1,15 @@
 #include "backup.hpp"
 
-#include "lmdb_keys.hpp"
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
-#include <fcntl.h>
 #include <filesystem>
-#include <unistd.h>
 #include <vector>
+
+#include "lmdb_keys.hpp"
 
 namespace moni::tsdb {
 
@@ -94,7 +95,8 @@ Result<void> copy_file_synced(const fs::path& from, const fs::path& to) {
   ok = ok && ::fsync(out) == 0;
   ::close(in);
   ok = ::close(out) == 0 && ok;
-  if (!ok) return make_error("lmdb_tsdb: restore: copying to " + to.string() + " failed (disk full?)");
+  if (!ok)
+    return make_error("lmdb_tsdb: restore: copying to " + to.string() + " failed (disk full?)");
   return {};
 }
 }  // namespace
@@ -109,8 +111,9 @@ Result<void> restore_backup(const std::string& from, const std::string& to, bool
     o.read_only = true;
     o.no_lock = true;
     auto chk = Db::open(o);
-    if (!chk) return make_error("lmdb_tsdb: restore: " + from + " is not a usable backup: " +
-                                chk.error().message);
+    if (!chk)
+      return make_error("lmdb_tsdb: restore: " + from +
+                        " is not a usable backup: " + chk.error().message);
   }
   std::error_code ec;
   fs::create_directories(to, ec);
@@ -135,7 +138,8 @@ Result<void> restore_backup(const std::string& from, const std::string& to, bool
     return r;
   }
   fs::rename(tmp, fs::path(to) / "data.mdb", ec);
-  if (ec) return make_error("lmdb_tsdb: restore: cannot install " + tmp.string() + ": " + ec.message());
+  if (ec)
+    return make_error("lmdb_tsdb: restore: cannot install " + tmp.string() + ": " + ec.message());
   fs::remove(fs::path(to) / "lock.mdb", ec);
   int dfd = ::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {

@@ -1,11 +1,10 @@
 // Backups (consistent compacted LMDB copies, rotated) and restores.
 #pragma once
 
-#include "tsdb.hpp"
-
 #include <moni/result.hpp>
-
 #include <string>
+
+#include "tsdb.hpp"
 
 namespace moni::tsdb {
 

@@ -99,19 +99,33 @@ int64_t sign_extend(uint64_t v, unsigned n) {
 // first: scrape jitter of a few ms then costs 6 bits, not 16.
 void put_ts_dod(BitWriter& w, uint64_t dod) {
   int64_t s = static_cast<int64_t>(dod);
-  if (s == 0) w.bit(false);
-  else if (fits(s, 4)) { w.bits(0b10, 2); w.bits(dod, 4); }
-  else if (fits(s, 14)) { w.bits(0b110, 3); w.bits(dod, 14); }
-  else if (fits(s, 24)) { w.bits(0b1110, 4); w.bits(dod, 24); }
-  else { w.bits(0b1111, 4); w.bits(dod, 64); }
+  if (s == 0)
+    w.bit(false);
+  else if (fits(s, 4)) {
+    w.bits(0b10, 2);
+    w.bits(dod, 4);
+  } else if (fits(s, 14)) {
+    w.bits(0b110, 3);
+    w.bits(dod, 14);
+  } else if (fits(s, 24)) {
+    w.bits(0b1110, 4);
+    w.bits(dod, 24);
+  } else {
+    w.bits(0b1111, 4);
+    w.bits(dod, 64);
+  }
 }
 uint64_t get_ts_dod(BitReader& r) {
   unsigned n;
   if (!r.bit()) return 0;
-  if (!r.bit()) n = 4;
-  else if (!r.bit()) n = 14;
-  else if (!r.bit()) n = 24;
-  else n = 64;
+  if (!r.bit())
+    n = 4;
+  else if (!r.bit())
+    n = 14;
+  else if (!r.bit())
+    n = 24;
+  else
+    n = 64;
   return static_cast<uint64_t>(sign_extend(r.bits(n), n));
 }
 
@@ -122,22 +136,39 @@ constexpr unsigned kIntWidths[3][4] = {{7, 14, 21, 32}, {3, 8, 16, 32}, {11, 18,
 void put_int(BitWriter& w, uint64_t u, unsigned table) {
   const unsigned* wd = kIntWidths[table];
   int64_t s = static_cast<int64_t>(u);
-  if (s == 0) w.bit(false);
-  else if (fits(s, wd[0])) { w.bits(0b10, 2); w.bits(u, wd[0]); }
-  else if (fits(s, wd[1])) { w.bits(0b110, 3); w.bits(u, wd[1]); }
-  else if (fits(s, wd[2])) { w.bits(0b1110, 4); w.bits(u, wd[2]); }
-  else if (fits(s, wd[3])) { w.bits(0b11110, 5); w.bits(u, wd[3]); }
-  else { w.bits(0b11111, 5); w.bits(u, 64); }
+  if (s == 0)
+    w.bit(false);
+  else if (fits(s, wd[0])) {
+    w.bits(0b10, 2);
+    w.bits(u, wd[0]);
+  } else if (fits(s, wd[1])) {
+    w.bits(0b110, 3);
+    w.bits(u, wd[1]);
+  } else if (fits(s, wd[2])) {
+    w.bits(0b1110, 4);
+    w.bits(u, wd[2]);
+  } else if (fits(s, wd[3])) {
+    w.bits(0b11110, 5);
+    w.bits(u, wd[3]);
+  } else {
+    w.bits(0b11111, 5);
+    w.bits(u, 64);
+  }
 }
 uint64_t get_int(BitReader& r, unsigned table) {
   const unsigned* wd = kIntWidths[table];
   unsigned n;
   if (!r.bit()) return 0;
-  if (!r.bit()) n = wd[0];
-  else if (!r.bit()) n = wd[1];
-  else if (!r.bit()) n = wd[2];
-  else if (!r.bit()) n = wd[3];
-  else n = 64;
+  if (!r.bit())
+    n = wd[0];
+  else if (!r.bit())
+    n = wd[1];
+  else if (!r.bit())
+    n = wd[2];
+  else if (!r.bit())
+    n = wd[3];
+  else
+    n = 64;
   return static_cast<uint64_t>(sign_extend(r.bits(n), n));
 }
 
@@ -340,8 +371,13 @@ void ChunkEncoder::serialize(std::string& out) const {
 
 ChunkEncoder::Mark ChunkEncoder::mark() const {
   return Mark{bits_.size(), bits_.empty() ? uint8_t{0} : static_cast<uint8_t>(bits_.back()),
-              used_,         mode_,  lead_,   trail_,  count_, t0_,    last_t_,
-              last_n_,       last_dt_, last_vbits_, last_dn_, factor_, epoch_};
+              used_,        mode_,
+              lead_,        trail_,
+              count_,       t0_,
+              last_t_,      last_n_,
+              last_dt_,     last_vbits_,
+              last_dn_,     factor_,
+              epoch_};
 }
 
 void ChunkEncoder::restore(const Mark& m) {

@@ -1,9 +1,8 @@
 #include "importer.hpp"
 
-#include <moni/text_format.hpp>
-
 #include <algorithm>
 #include <fstream>
+#include <moni/text_format.hpp>
 #include <numeric>
 #include <sstream>
 

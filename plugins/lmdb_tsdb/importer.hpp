@@ -2,11 +2,10 @@
 // `promtool tsdb create-blocks-from openmetrics` reads).
 #pragma once
 
-#include "tsdb.hpp"
-
 #include <moni/result.hpp>
-
 #include <string>
+
+#include "tsdb.hpp"
 
 namespace moni::tsdb {
 

@@ -31,10 +31,14 @@ Result<LabelMatcher> LabelMatcher::compile(const Matcher& m) {
 
 bool LabelMatcher::matches(std::string_view v) const {
   switch (type_) {
-    case MatchType::Equal: return v == value_;
-    case MatchType::NotEqual: return v != value_;
-    case MatchType::Regex: return RE2::FullMatch(re2::StringPiece(v.data(), v.size()), *re_);
-    case MatchType::NotRegex: return !RE2::FullMatch(re2::StringPiece(v.data(), v.size()), *re_);
+    case MatchType::Equal:
+      return v == value_;
+    case MatchType::NotEqual:
+      return v != value_;
+    case MatchType::Regex:
+      return RE2::FullMatch(re2::StringPiece(v.data(), v.size()), *re_);
+    case MatchType::NotRegex:
+      return !RE2::FullMatch(re2::StringPiece(v.data(), v.size()), *re_);
   }
   return false;
 }

@@ -2,10 +2,9 @@
 // anchored RE2, and an absent label matches as the empty string.
 #pragma once
 
+#include <memory>
 #include <moni/result.hpp>
 #include <moni/storage.hpp>
-
-#include <memory>
 #include <span>
 #include <string>
 #include <string_view>

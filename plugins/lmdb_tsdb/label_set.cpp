@@ -1,8 +1,8 @@
 #include "label_set.hpp"
 
-#include "chunk_codec.hpp"
-
 #include <cstdio>
+
+#include "chunk_codec.hpp"
 
 namespace moni::tsdb {
 

@@ -1,12 +1,12 @@
 // Internal: LMDB key layouts and the read transaction wrapper.
 #pragma once
 
-#include "tsdb.hpp"
-
 #include <lmdb.h>
 
 #include <cstring>
 #include <string_view>
+
+#include "tsdb.hpp"
 
 namespace moni::tsdb {
 

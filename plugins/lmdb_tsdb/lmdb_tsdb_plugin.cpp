@@ -1,20 +1,18 @@
 // The lmdb_tsdb storage plugin: config, lifecycle, the background
 // housekeeping thread (retention, scheduled backups), self metrics and the
 // offline subcommands (backup, restore, import).
-#include "backup.hpp"
-#include "tsdb.hpp"
-
-#include <moni/sdk.hpp>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <moni/sdk.hpp>
 #include <mutex>
 #include <thread>
 
-#include <sys/stat.h>
-
+#include "backup.hpp"
 #include "importer.hpp"
+#include "tsdb.hpp"
 
 namespace fs = std::filesystem;
 using namespace moni;
@@ -25,7 +23,8 @@ class LmdbTsdb : public Storage {
   static constexpr std::string_view plugin_version = "1.0.0";
   static constexpr std::string_view plugin_description =
       "time-series storage on LMDB: compressed chunks, label index, retention, backups";
-  static constexpr std::string_view sample_config = R"(# path = ""                  # default: <data_dir>/<instance>
+  static constexpr std::string_view sample_config =
+      R"(# path = ""                  # default: <data_dir>/<instance>
 # sync = "full"              # "full" | "nometasync" | "none"
 # retention = "15d"          # delete data older than this ("0": keep)
 # retention_size = "0"       # delete oldest data above this size, e.g. "10GiB"
@@ -59,7 +58,8 @@ class LmdbTsdb : public Storage {
     opt_.checkpoint_records =
         static_cast<uint32_t>(r.integer("checkpoint_records", opt_.checkpoint_records, 1, 100000));
     housekeeping_ms_ = r.duration_ms("housekeeping_interval", 60000);
-    if (housekeeping_ms_ <= 0) r.error(r.raw("housekeeping_interval"), "housekeeping_interval must be > 0");
+    if (housekeeping_ms_ <= 0)
+      r.error(r.raw("housekeeping_interval"), "housekeeping_interval must be > 0");
     if (r.has("backup")) {
       ConfigReader b = r.table("backup");
       backup_interval_ms_ = b.duration_ms("interval", 24LL * 3600000);
@@ -145,8 +145,10 @@ class LmdbTsdb : public Storage {
     counter("moni_tsdb_duplicate_samples_total",
             "Samples at the series' newest timestamp: ignored when the value is identical, "
             "rejected otherwise.");
-    out.add("moni_tsdb_duplicate_samples_total", {{"action", "ignored"}}, double(s.duplicate_ignored));
-    out.add("moni_tsdb_duplicate_samples_total", {{"action", "rejected"}}, double(s.duplicate_rejected));
+    out.add("moni_tsdb_duplicate_samples_total", {{"action", "ignored"}},
+            double(s.duplicate_ignored));
+    out.add("moni_tsdb_duplicate_samples_total", {{"action", "rejected"}},
+            double(s.duplicate_rejected));
     counter("moni_tsdb_invalid_samples_total", "Samples rejected for invalid labels.");
     out.add("moni_tsdb_invalid_samples_total", {}, double(s.invalid));
     counter("moni_tsdb_commits_total", "Write transactions committed (one per batch).");
@@ -154,7 +156,8 @@ class LmdbTsdb : public Storage {
     counter("moni_tsdb_chunks_closed_total", "Head chunks closed into stored chunks.");
     out.add("moni_tsdb_chunks_closed_total", {}, double(s.chunks_closed));
     counter("moni_tsdb_write_errors_total", "Batches that could not be stored.");
-    out.add("moni_tsdb_write_errors_total", {{"reason", "disk_full"}}, double(s.write_errors_disk_full));
+    out.add("moni_tsdb_write_errors_total", {{"reason", "disk_full"}},
+            double(s.write_errors_disk_full));
     out.add("moni_tsdb_write_errors_total", {{"reason", "other"}}, double(s.write_errors_other));
     out.describe("moni_tsdb_series", MetricType::Gauge, "Series in the TSDB.");
     out.add("moni_tsdb_series", {}, double(s.series));
@@ -167,8 +170,10 @@ class LmdbTsdb : public Storage {
     counter("moni_tsdb_map_grows_total", "Times the LMDB map was grown.");
     out.add("moni_tsdb_map_grows_total", {}, double(s.map_grows));
     counter("moni_tsdb_retention_deleted_chunks_total", "Chunks deleted by retention.");
-    out.add("moni_tsdb_retention_deleted_chunks_total", {{"reason", "age"}}, double(s.retention_chunks_age));
-    out.add("moni_tsdb_retention_deleted_chunks_total", {{"reason", "size"}}, double(s.retention_chunks_size));
+    out.add("moni_tsdb_retention_deleted_chunks_total", {{"reason", "age"}},
+            double(s.retention_chunks_age));
+    out.add("moni_tsdb_retention_deleted_chunks_total", {{"reason", "size"}},
+            double(s.retention_chunks_size));
     counter("moni_tsdb_retention_deleted_series_total", "Series deleted by retention.");
     out.add("moni_tsdb_retention_deleted_series_total", {}, double(s.retention_series));
     counter("moni_tsdb_backups_total", "Backups made.");
@@ -244,8 +249,10 @@ class LmdbTsdb : public Storage {
       }
       if (backup_interval_ms_ > 0 && now >= next_backup_ms_) {
         auto r = tsdb::rotated_backup(*db_, backup_dir_, now, backup_keep_);
-        if (!r) ctx_.error(r.error().message);
-        else ctx_.info("lmdb_tsdb: backup written to " + *r);
+        if (!r)
+          ctx_.error(r.error().message);
+        else
+          ctx_.info("lmdb_tsdb: backup written to " + *r);
         next_backup_ms_ = now + backup_interval_ms_;
       }
       l.lock();

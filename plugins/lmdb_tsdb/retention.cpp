@@ -1,11 +1,11 @@
 // Retention by age and by size. Deletes whole chunks (and then series with
 // nothing left) in small write transactions, taking the writer lock per
 // transaction only, so that appends wait at most one small step.
+#include <algorithm>
+
 #include "label_set.hpp"
 #include "lmdb_keys.hpp"
 #include "tsdb.hpp"
-
-#include <algorithm>
 
 namespace moni::tsdb {
 
@@ -78,8 +78,10 @@ Result<bool> Db::retention_pass(int64_t cutoff, bool by_size) {
         }
       }
       if (cur) mdb_cursor_close(cur);
-      if (rc == 0) rc = mdb_txn_commit(txn);
-      else mdb_txn_abort(txn);
+      if (rc == 0)
+        rc = mdb_txn_commit(txn);
+      else
+        mdb_txn_abort(txn);
     }
     if (rc) return make_error(lmdb_error("retention", rc));
     {

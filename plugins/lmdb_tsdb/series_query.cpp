@@ -1,13 +1,13 @@
 // The read side: postings lookups for label matchers, the series cursor
 // that loads labels and samples one series at a time, label names/values
 // and metadata. Every call uses its own LMDB read transaction.
+#include <algorithm>
+#include <set>
+
 #include "label_matcher.hpp"
 #include "label_set.hpp"
 #include "lmdb_keys.hpp"
 #include "tsdb.hpp"
-
-#include <algorithm>
-#include <set>
 
 namespace moni::tsdb {
 
@@ -168,7 +168,11 @@ class TsdbCursor : public SeriesCursor {
  public:
   TsdbCursor(Db& db, std::vector<LabelMatcher> ms, std::vector<uint32_t> ids, int64_t mint,
              int64_t maxt, bool with_samples)
-      : db_(db), ms_(std::move(ms)), ids_(std::move(ids)), mint_(mint), maxt_(maxt),
+      : db_(db),
+        ms_(std::move(ms)),
+        ids_(std::move(ids)),
+        mint_(mint),
+        maxt_(maxt),
         with_samples_(with_samples) {}
 
   Result<bool> next(moni_series_view& out) override {
@@ -212,7 +216,8 @@ class TsdbCursor : public SeriesCursor {
         rc = mdb_cursor_get(cc, &k, &v, MDB_LAST);
         if (rc == 0 && chunk_key_id(k) != id) rc = MDB_NOTFOUND;
       }
-      for (; rc == 0 && chunk_key_id(k) == id && chunk_key_t0(k) <= maxt_ && !(any && !with_samples_);
+      for (;
+           rc == 0 && chunk_key_id(k) == id && chunk_key_t0(k) <= maxt_ && !(any && !with_samples_);
            rc = mdb_cursor_get(cc, &k, &v, MDB_NEXT))
         any |= add_chunk(chunk_key_t0(k), sview(v));
       if (!any || with_samples_) {
@@ -244,7 +249,8 @@ class TsdbCursor : public SeriesCursor {
     tmp_ts_.clear();
     tmp_vs_.clear();
     if (!decode_chunk(t0, blob, tmp_ts_, tmp_vs_)) return false;
-    int64_t from = after == INT64_MAX ? INT64_MAX : std::max(mint_, after == INT64_MIN ? INT64_MIN : after + 1);
+    int64_t from = after == INT64_MAX ? INT64_MAX
+                                      : std::max(mint_, after == INT64_MIN ? INT64_MIN : after + 1);
     auto lo = std::lower_bound(tmp_ts_.begin(), tmp_ts_.end(), from) - tmp_ts_.begin();
     auto hi = std::upper_bound(tmp_ts_.begin(), tmp_ts_.end(), maxt_) - tmp_ts_.begin();
     if (lo >= hi) return false;
@@ -326,8 +332,8 @@ Result<std::vector<std::string>> Db::label_names(std::span<const Matcher> matche
 }
 
 Result<std::vector<std::string>> Db::label_values(std::string_view name,
-                                                  std::span<const Matcher> matchers,
-                                                  int64_t mint, int64_t maxt) {
+                                                  std::span<const Matcher> matchers, int64_t mint,
+                                                  int64_t maxt) {
   std::vector<std::string> out;
   if (matchers.empty()) {
     auto rt = begin_read();

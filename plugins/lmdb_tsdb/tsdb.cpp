@@ -2,16 +2,17 @@
 // append path (one LMDB write transaction per batch).
 #include "tsdb.hpp"
 
-#include "label_set.hpp"
-#include "lmdb_keys.hpp"
+#include <sys/resource.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <sys/resource.h>
-#include <sys/statvfs.h>
+
+#include "label_set.hpp"
+#include "lmdb_keys.hpp"
 
 namespace moni::tsdb {
 
@@ -107,13 +108,11 @@ Result<void> Db::open_env() {
     const char* name;
     unsigned flags;
     unsigned* out;
-  } tables[] = {{"series", c, &dbi_.series},
-                {"postings", c | MDB_DUPSORT | MDB_DUPFIXED, &dbi_.postings},
-                {"chunks", c, &dbi_.chunks},
-                {"heads", c, &dbi_.heads},
-                {"meta", c, &dbi_.meta},
-                {"metadata", c, &dbi_.metadata},
-                {"wal", c, &dbi_.wal}};
+  } tables[] = {
+      {"series", c, &dbi_.series}, {"postings", c | MDB_DUPSORT | MDB_DUPFIXED, &dbi_.postings},
+      {"chunks", c, &dbi_.chunks}, {"heads", c, &dbi_.heads},
+      {"meta", c, &dbi_.meta},     {"metadata", c, &dbi_.metadata},
+      {"wal", c, &dbi_.wal}};
   for (auto& t : tables) {
     rc = mdb_dbi_open(txn, t.name, t.flags, &d);
     if (rc) {
@@ -338,8 +337,10 @@ Result<WriteResult> Db::write(const BatchView& batch) {
         batch_max_t_ = INT64_MIN;
         applied = true;
         rc = apply(txn, batch, wr);
-        if (rc == 0) rc = mdb_txn_commit(txn);
-        else mdb_txn_abort(txn);
+        if (rc == 0)
+          rc = mdb_txn_commit(txn);
+        else
+          mdb_txn_abort(txn);
       }
     }
     if (rc == 0) {
@@ -403,8 +404,10 @@ void Db::rollback() {
     ChunkEncoder head = std::move(s.head);
     s = std::move(u.scalars);
     s.head = std::move(head);
-    if (u.full) s.head = u.head;
-    else s.head.restore(u.mark);
+    if (u.full)
+      s.head = u.head;
+    else
+      s.head.restore(u.mark);
   }
   for (const auto& k : new_keys_) index_.erase(k);
   series_.resize(series_before_);
@@ -455,20 +458,22 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     int64_t t = smp.timestamp_ms;
     uint64_t vbits = std::bit_cast<uint64_t>(smp.value);
     if (s.has_data && t <= s.max_t) {
-      if (t < s.max_t) ++wr.out_of_order;
-      else if (vbits == s.last_vbits) ++wr.duplicate_ignored;
-      else ++wr.duplicate_rejected;
+      if (t < s.max_t)
+        ++wr.out_of_order;
+      else if (vbits == s.last_vbits)
+        ++wr.duplicate_ignored;
+      else
+        ++wr.duplicate_rejected;
       continue;
     }
-    bool cutting = !s.head.empty() &&
-                   (s.head.count() >= opt_.head_chunk_samples ||
-                    static_cast<uint64_t>(t) - static_cast<uint64_t>(s.head.t0()) >=
-                        static_cast<uint64_t>(opt_.max_chunk_range_ms));
+    bool cutting =
+        !s.head.empty() && (s.head.count() >= opt_.head_chunk_samples ||
+                            static_cast<uint64_t>(t) - static_cast<uint64_t>(s.head.t0()) >=
+                                static_cast<uint64_t>(opt_.max_chunk_range_ms));
     if (cutting || s.head.needs_reencode(smp.value)) full_undo(id, s);
-    if (!s.head.empty() &&
-        (s.head.count() >= opt_.head_chunk_samples ||
-         static_cast<uint64_t>(t) - static_cast<uint64_t>(s.head.t0()) >=
-             static_cast<uint64_t>(opt_.max_chunk_range_ms))) {
+    if (!s.head.empty() && (s.head.count() >= opt_.head_chunk_samples ||
+                            static_cast<uint64_t>(t) - static_cast<uint64_t>(s.head.t0()) >=
+                                static_cast<uint64_t>(opt_.max_chunk_range_ms))) {
       if ((rc = cut_head(txn, id, s))) return rc;
       if (!s.cut) {
         s.cut = true;
@@ -588,8 +593,8 @@ Result<void> Db::replay_wal(MDB_txn* txn) {
       uint64_t zid, zts;
       if (!get_varint(in, zid) || !get_varint(in, zts) || in.size() < 8) {
         mdb_cursor_close(cur);
-        return make_error("lmdb_tsdb: WAL record " + std::to_string(get_be64(k.mv_data)) +
-                          " in " + opt_.path + " is corrupt");
+        return make_error("lmdb_tsdb: WAL record " + std::to_string(get_be64(k.mv_data)) + " in " +
+                          opt_.path + " is corrupt");
       }
       id = static_cast<uint32_t>(static_cast<int64_t>(id) +
                                  static_cast<int64_t>((zid >> 1) ^ (~(zid & 1) + 1)));

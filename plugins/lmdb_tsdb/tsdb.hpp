@@ -2,20 +2,19 @@
 // chunks and persisted head chunks, retention, backups.
 #pragma once
 
-#include "chunk_codec.hpp"
-
-#include <moni/batch.hpp>
-#include <moni/result.hpp>
-#include <moni/storage.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <moni/batch.hpp>
+#include <moni/result.hpp>
+#include <moni/storage.hpp>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "chunk_codec.hpp"
 
 typedef struct MDB_env MDB_env;
 typedef struct MDB_txn MDB_txn;
@@ -103,7 +102,7 @@ class Db {
   /// The committed state of a series' head chunk, as readers see it.
   struct PublishedHead {
     int64_t t0 = 0;
-    std::string header, bits;  // empty header: no head
+    std::string header, bits;     // empty header: no head
     uint64_t epoch = UINT64_MAX;  // encoder epoch the bits were copied from
   };
   /// Copies the published head of `id` (readers; thread-safe).
@@ -123,8 +122,8 @@ class Db {
     bool last_chunk_known = false;
     bool live = false;
     bool has_data = false;
-    uint64_t gen = 0;        // write generation of the undo snapshot
-    uint64_t dirty_gen = 0;  // write generation that modified the head
+    uint64_t gen = 0;         // write generation of the undo snapshot
+    uint64_t dirty_gen = 0;   // write generation that modified the head
     bool ckpt_dirty = false;  // head changed since the heads table was written
     bool cut = false;         // head cut in the current batch
     uint32_t undo_slot = 0;   // index in undo_ during the current batch

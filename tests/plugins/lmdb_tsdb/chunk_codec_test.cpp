@@ -1,13 +1,12 @@
 // Chunk codec: bit-exact round trips of random and adversarial series.
 #include "chunk_codec.hpp"
 
-#include <moni/sample.hpp>
-
 #include <gtest/gtest.h>
 
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <moni/sample.hpp>
 #include <random>
 
 using namespace moni::tsdb;
@@ -108,8 +107,7 @@ TEST(ChunkCodec, SpecialFloatsStayBitExact) {
 }
 
 TEST(ChunkCodec, ExtremeTimestamps) {
-  round_trip({INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX - 1, INT64_MAX},
-             {1, 2, 3, 4, 5, 6, 7});
+  round_trip({INT64_MIN, INT64_MIN + 1, -1, 0, 1, INT64_MAX - 1, INT64_MAX}, {1, 2, 3, 4, 5, 6, 7});
   round_trip({INT64_MIN, INT64_MAX}, {1.5, -2.25});
   round_trip({-86400000LL * 365 * 100, -1000, -999}, {0.1, 0.2, 0.3});
   round_trip({42}, {moni::stale_nan()});

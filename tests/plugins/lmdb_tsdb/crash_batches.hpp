@@ -3,11 +3,10 @@
 // NaN payloads, the staleness marker and infinities.
 #pragma once
 
-#include <moni/batch.hpp>
-
 #include <bit>
 #include <cstdint>
 #include <limits>
+#include <moni/batch.hpp>
 #include <string>
 
 namespace crash {

@@ -1,22 +1,23 @@
 // Crash test child: appends batch after batch to an lmdb_tsdb instance and
 // prints each batch id once write() has returned (acknowledged). The test
 // kills it with SIGKILL at a random moment.
-#include "crash_batches.hpp"
-#include "plugin_harness.hpp"
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-#include <unistd.h>
+
+#include "crash_batches.hpp"
+#include "plugin_harness.hpp"
 
 int main(int argc, char** argv) {
   if (argc != 3) {
     std::fprintf(stderr, "usage: %s DATA_DIR FIRST_BATCH\n", argv[0]);
     return 2;
   }
-  auto h = moni::testing::PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"),
-                                              "sync = \"full\"\nchunk_samples = 10\ncheckpoint_records = 7",
-                                              "tsdb", argv[1]);
+  auto h = moni::testing::PluginHarness::load(
+      moni::testing::plugin_path("lmdb_tsdb"),
+      "sync = \"full\"\nchunk_samples = 10\ncheckpoint_records = 7", "tsdb", argv[1]);
   if (!h.ok()) {
     std::fprintf(stderr, "load: %s\n", h.error().message.c_str());
     return 1;

@@ -2,20 +2,20 @@
 // with SIGKILL at random moments, several times. Afterwards the database
 // opens without any repair step and holds every acknowledged batch, bit for
 // bit.
-#include "crash_batches.hpp"
-#include "plugin_harness.hpp"
-
 #include <gtest/gtest.h>
-
-#include <chrono>
-#include <cstdio>
-#include <csignal>
-#include <filesystem>
-#include <map>
 #include <poll.h>
-#include <random>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <random>
+
+#include "crash_batches.hpp"
+#include "plugin_harness.hpp"
 
 namespace fs = std::filesystem;
 
@@ -126,7 +126,8 @@ TEST(LmdbTsdbCrash, AcknowledgedBatchesSurviveSigkill) {
       ++checked;
     }
   EXPECT_GT(checked, 0u);
-  std::printf("verified %zu acknowledged batches (%zu samples) over 6 kills\n", acked.size(), checked);
+  std::printf("verified %zu acknowledged batches (%zu samples) over 6 kills\n", acked.size(),
+              checked);
   // Nothing beyond what was written, and no gaps.
   for (auto& [s, m] : stored)
     EXPECT_EQ(m.size(), m.empty() ? 0 : (m.rbegin()->first - m.begin()->first) / 1000 + 1);

@@ -1,12 +1,10 @@
 // lmdb_tsdb through the plugin harness (write, reader) and the engine
 // directly (retention, backups, restore, import, disk full).
-#include "backup.hpp"
-#include "importer.hpp"
 #include "tsdb.hpp"
 
-#include "plugin_harness.hpp"
-
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <bit>
 #include <chrono>
@@ -16,9 +14,11 @@
 #include <fstream>
 #include <limits>
 #include <random>
-#include <sys/resource.h>
 #include <thread>
-#include <unistd.h>
+
+#include "backup.hpp"
+#include "importer.hpp"
+#include "plugin_harness.hpp"
 
 namespace fs = std::filesystem;
 using moni::Batch;
@@ -68,7 +68,8 @@ std::vector<Series> select(StorageClient& c, std::vector<Matcher> ms, int64_t mi
   std::vector<Series> out;
   auto r = c.select(ms, mint, maxt, samples, [&](const moni::SeriesView& v) {
     Series s;
-    for (auto& l : v.labels) s.labels.push_back({std::string(moni::sv(l.name)), std::string(moni::sv(l.value))});
+    for (auto& l : v.labels)
+      s.labels.push_back({std::string(moni::sv(l.name)), std::string(moni::sv(l.value))});
     s.ts.assign(v.timestamps_ms.begin(), v.timestamps_ms.end());
     s.vs.assign(v.values.begin(), v.values.end());
     out.push_back(std::move(s));
@@ -104,9 +105,13 @@ TEST(LmdbTsdb, WriteAndReadBackBitExact) {
   TempDir dir;
   auto h = load(dir.str(), "sync = \"nometasync\"");
   ASSERT_TRUE(h);
-  const double weird[] = {moni::stale_nan(), std::numeric_limits<double>::quiet_NaN(),
+  const double weird[] = {moni::stale_nan(),
+                          std::numeric_limits<double>::quiet_NaN(),
                           std::numeric_limits<double>::infinity(),
-                          -std::numeric_limits<double>::infinity(), -0.0, 0.1, 1e308};
+                          -std::numeric_limits<double>::infinity(),
+                          -0.0,
+                          0.1,
+                          1e308};
   for (int i = 0; i < 700; ++i) {
     Batch b;
     b.describe("node_load1", moni::MetricType::Gauge, "1m load average.");
@@ -363,7 +368,8 @@ TEST(LmdbTsdb, RetentionBySizeKeepsTheNewestData) {
   ASSERT_TRUE((*db)->enforce_retention().ok());
   EXPECT_LE((*db)->used_bytes(), before / 2);
   EXPECT_GT((*db)->stats().retention_chunks_size.load(), 0u);
-  auto c = (*db)->select(std::vector<Matcher>{{MatchType::Equal, "s", "5"}}, INT64_MIN, INT64_MAX, true);
+  auto c =
+      (*db)->select(std::vector<Matcher>{{MatchType::Equal, "s", "5"}}, INT64_MIN, INT64_MAX, true);
   ASSERT_TRUE(c.ok());
   moni_series_view v{};
   auto r = (*c)->next(v);
@@ -517,14 +523,16 @@ TEST(LmdbTsdb, DiskFullIsReportedAndAppendsResume) {
   int failed_i = i - 1;
   Batch b;
   for (int s = 0; s < 200; ++s)
-    b.add("m", {{"s", std::to_string(s)}, {"pad", std::string(100, 'p')}}, failed_i, kT0 + failed_i * 1000);
+    b.add("m", {{"s", std::to_string(s)}, {"pad", std::string(100, 'p')}}, failed_i,
+          kT0 + failed_i * 1000);
   auto r = (*db)->write(BatchView(b.view()));
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(r->appended, 200u);
   db->reset();
   auto db2 = moni::tsdb::Db::open(opts(dir.str()));
   ASSERT_TRUE(db2.ok());
-  auto c = (*db2)->select(std::vector<Matcher>{{MatchType::Equal, "s", "7"}}, INT64_MIN, INT64_MAX, true);
+  auto c = (*db2)->select(std::vector<Matcher>{{MatchType::Equal, "s", "7"}}, INT64_MIN, INT64_MAX,
+                          true);
   ASSERT_TRUE(c.ok());
   moni_series_view v{};
   auto n = (*c)->next(v);
