@@ -11,7 +11,9 @@
 #include <zlib.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <unistd.h>
 #include <sstream>
 #include <thread>
 
@@ -414,4 +416,66 @@ TEST(PromExposition, RealPrometheusScrapes) {
   }
   std::string rm;
   peer::run({"/bin/rm", "-rf", dir}, "", &rm);
+}
+
+// End to end through the real host when it is built in the same tree: a
+// fake exporter is scraped by moni's scrape collector, served by
+// prom_exposition on moni's /metrics, and scraped from there by a real
+// Prometheus.
+TEST(PromExposition, EndToEndWithTheHost) {
+  std::string moni_bin = std::string(MONI_BINARY_DIR) + "/bin/moni";
+  if (access(moni_bin.c_str(), X_OK) != 0) GTEST_SKIP() << "host not built: " << moni_bin;
+  peer::Server exporter([](const peer::Request&) {
+    peer::Response r;
+    r.status = 200;
+    r.headers["Content-Type"] = "text/plain; version=0.0.4";
+    r.body = "# HELP e2e_known_value A value the test looks for.\n# TYPE e2e_known_value gauge\n"
+             "e2e_known_value{kind=\"e2e\"} 42.5\n";
+    return r;
+  });
+  std::string dir = peer::temp_dir("moni-expo-e2e-");
+  uint16_t moni_port = peer::free_port(), prom_port = peer::free_port();
+  {
+    std::ofstream cfg(dir + "/moni.toml");
+    cfg << "[host]\nlisten = \"127.0.0.1:" << moni_port << "\"\ndata_dir = \"" << dir << "/data\"\n"
+        << "[collectors.exporter]\nplugin = \"scrape\"\ninterval = \"1s\"\njob = \"fake\"\n"
+        << "targets = [\"127.0.0.1:" << exporter.port() << "\"]\n"
+        << "[outputs.metrics]\nplugin = \"prom_exposition\"\n"
+        << "[pipelines.main]\ncollectors = [\"exporter\"]\nsinks = [\"metrics\"]\n";
+    std::ofstream p(dir + "/prometheus.yml");
+    p << "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n"
+      << "  - job_name: moni\n    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:"
+      << moni_port << "']\n";
+  }
+  std::filesystem::create_directories(dir + "/data");
+  peer::Process moni({moni_bin, "run", "--config", dir + "/moni.toml"}, dir + "/moni.log");
+  peer::Process prom({"/usr/bin/prometheus", "--config.file=" + dir + "/prometheus.yml",
+                      "--storage.tsdb.path=" + dir + "/tsdb",
+                      "--web.listen-address=127.0.0.1:" + std::to_string(prom_port)},
+                     dir + "/prometheus.log");
+  auto value_of = [&](const std::string& q) -> std::string {
+    std::string enc;
+    for (unsigned char c : q) {
+      char buf[4];
+      snprintf(buf, sizeof buf, "%%%02X", c);
+      enc += std::isalnum(c) ? std::string(1, static_cast<char>(c)) : std::string(buf);
+    }
+    auto r = peer::http_get(prom_port, "/api/v1/query?query=" + enc, {}, std::chrono::seconds(2));
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    if (r.status != 200 || j.is_discarded() || !j["data"]["result"].is_array() ||
+        j["data"]["result"].size() != 1)
+      return "";
+    return j["data"]["result"][0]["value"][1].get<std::string>();
+  };
+  bool ok = peer::wait_until(
+      [&] {
+        return value_of("up{job=\"moni\"}") == "1" &&
+               value_of("e2e_known_value{kind=\"e2e\",job=\"fake\"}") == "42.5";
+      },
+      std::chrono::seconds(40));
+  EXPECT_TRUE(ok) << "moni log:\n" << read_file(dir + "/moni.log") << "\nprometheus log:\n"
+                  << read_file(dir + "/prometheus.log");
+  // moni's own scrape of the exporter is visible through Prometheus too.
+  EXPECT_EQ(value_of("up{job=\"fake\"}"), "1");
+  std::filesystem::remove_all(dir);
 }
