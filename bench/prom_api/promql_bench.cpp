@@ -6,11 +6,6 @@
 // promtool backfilled from the same OpenMetrics text.
 //
 //   promql_bench [series counts, default 1000,10000] [repetitions, default 5]
-#include "json_format.hpp"
-#include "memory_store.hpp"
-#include "prometheus_peer.hpp"
-#include "promql/engine.hpp"
-
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -20,6 +15,11 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "json_format.hpp"
+#include "memory_store.hpp"
+#include "prometheus_peer.hpp"
+#include "promql/engine.hpp"
 
 using namespace moni::promql;
 using namespace moni::promql::test_support;
@@ -69,8 +69,11 @@ int main(int argc, char** argv) {
         std::string inst = "host" + std::to_string(i / 32) + ":9100";
         std::string cpu = std::to_string((i / 8) % 4);
         const char* mode = kModes[i % 8];
-        moni::Labels ls = {{"__name__", "node_cpu_seconds_total"}, {"cpu", cpu},
-                           {"instance", inst}, {"job", "node"}, {"mode", mode}};
+        moni::Labels ls = {{"__name__", "node_cpu_seconds_total"},
+                           {"cpu", cpu},
+                           {"instance", inst},
+                           {"job", "node"},
+                           {"mode", mode}};
         double v = 0;
         for (int64_t t = 0; t <= kSpan; t += kScrape) {
           v += static_cast<double>((i * 7 + t) % 13) * 0.25;
@@ -104,14 +107,15 @@ int main(int argc, char** argv) {
         for (const auto& s : res.value.mat) points += s.points.size();
         eng.push_back(std::chrono::duration<double>(t1 - t0).count());
         full.push_back(std::chrono::duration<double>(t2 - t0).count());
-        std::string target = "/api/v1/query_range?query=" + url_encode(q) +
-                             "&start=" + std::to_string(kT0) + "&end=" + std::to_string(kT0 + kSpan) +
-                             "&step=" + std::to_string(kScrape);
+        std::string target =
+            "/api/v1/query_range?query=" + url_encode(q) + "&start=" + std::to_string(kT0) +
+            "&end=" + std::to_string(kT0 + kSpan) + "&step=" + std::to_string(kScrape);
         auto t3 = std::chrono::steady_clock::now();
         auto reply = http_get(prom.port(), target);
         auto t4 = std::chrono::steady_clock::now();
         if (reply.status != 200) {
-          std::fprintf(stderr, "prometheus answered %d: %.200s\n", reply.status, reply.body.c_str());
+          std::fprintf(stderr, "prometheus answered %d: %.200s\n", reply.status,
+                       reply.body.c_str());
           return 1;
         }
         pr.push_back(std::chrono::duration<double>(t4 - t3).count());
@@ -121,8 +125,9 @@ int main(int argc, char** argv) {
     }
     rusage ru{};
     getrusage(RUSAGE_SELF, &ru);
-    std::printf("         peak RSS: moni bench process %ld MiB (store + engine), prometheus %ld MiB\n",
-                ru.ru_maxrss / 1024, vm_hwm_kb(prom.pid()) / 1024);
+    std::printf(
+        "         peak RSS: moni bench process %ld MiB (store + engine), prometheus %ld MiB\n",
+        ru.ru_maxrss / 1024, vm_hwm_kb(prom.pid()) / 1024);
     std::remove(path.c_str());
   }
   return 0;

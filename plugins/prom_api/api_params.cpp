@@ -1,10 +1,9 @@
 #include "api_params.hpp"
 
-#include <moni/duration.hpp>
-
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <moni/duration.hpp>
 #include <string>
 
 namespace moni::prom_api {
@@ -64,7 +63,8 @@ bool parse_rfc3339(std::string_view s, int64_t& ms) {
     ++i;
   } else if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
     int th, tm;
-    if (!num(i + 1, 2, th) || i + 3 >= s.size() || s[i + 3] != ':' || !num(i + 4, 2, tm)) return false;
+    if (!num(i + 1, 2, th) || i + 3 >= s.size() || s[i + 3] != ':' || !num(i + 4, 2, tm))
+      return false;
     tz = (th * 60 + tm) * 60 * (s[i] == '-' ? -1 : 1);
     i += 6;
   } else {
@@ -99,7 +99,8 @@ Result<int64_t> parse_duration(std::string_view s) {
   if (parse_float(s, f)) {
     double ms = f * 1000;
     if (!std::isfinite(ms) || ms > 9.2e18 || ms < -9.2e18)
-      return make_error("cannot parse \"" + std::string(s) + "\" to a valid duration. It overflows int64");
+      return make_error("cannot parse \"" + std::string(s) +
+                        "\" to a valid duration. It overflows int64");
     return static_cast<int64_t>(ms);
   }
   auto d = parse_duration_ms(s);

@@ -1,9 +1,8 @@
 // Parsing of the Prometheus API's time and duration parameters.
 #pragma once
 
-#include <moni/result.hpp>
-
 #include <cstdint>
+#include <moni/result.hpp>
 #include <string_view>
 
 namespace moni::prom_api {

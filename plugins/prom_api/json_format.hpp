@@ -2,10 +2,10 @@
 // values as strings in Go's float formatting and timestamps as seconds.
 #pragma once
 
-#include "promql/engine.hpp"
-
 #include <string>
 #include <string_view>
+
+#include "promql/engine.hpp"
 
 namespace moni::prom_api {
 

@@ -1,17 +1,15 @@
 // prom_api: serves Prometheus's HTTP query API (/api/v1/...) over a moni
 // storage instance, so Grafana and promtool read moni as they read Prometheus.
+#include <algorithm>
+#include <map>
+#include <moni/sdk.hpp>
+#include <nlohmann/json.hpp>
+#include <set>
+
 #include "api_params.hpp"
 #include "json_format.hpp"
 #include "promql/engine.hpp"
 #include "promql/parser.hpp"
-
-#include <moni/sdk.hpp>
-
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
-#include <map>
-#include <set>
 
 namespace {
 
@@ -30,7 +28,8 @@ class StorageQueryable : public moni::promql::Queryable {
     return c_.select(matchers, mint, maxt, true, [&](const moni::SeriesView& s) {
       moni::Labels ls;
       ls.reserve(s.labels.size());
-      for (const auto& l : s.labels) ls.push_back({std::string(moni::sv(l.name)), std::string(moni::sv(l.value))});
+      for (const auto& l : s.labels)
+        ls.push_back({std::string(moni::sv(l.name)), std::string(moni::sv(l.value))});
       std::sort(ls.begin(), ls.end());
       std::vector<moni::promql::Point> pts(s.timestamps_ms.size());
       for (size_t i = 0; i < pts.size(); ++i) pts[i] = {s.timestamps_ms[i], s.values[i]};
@@ -52,8 +51,10 @@ class PromApi : public moni::Output {
   static constexpr std::string_view plugin_name = "prom_api";
   static constexpr std::string_view plugin_version = "0.1.0";
   static constexpr std::string_view plugin_description =
-      "Prometheus HTTP query API (/api/v1/query, query_range, series, labels, ...) with a PromQL engine";
-  static constexpr std::string_view sample_config = R"(# storage = ""            # storage instance to query (default: the only one)
+      "Prometheus HTTP query API (/api/v1/query, query_range, series, labels, ...) with a PromQL "
+      "engine";
+  static constexpr std::string_view sample_config =
+      R"(# storage = ""            # storage instance to query (default: the only one)
 # lookback_delta = "5m"    # how far back an instant selector looks for a sample
 # query_timeout = "2m"     # upper bound for a query (the timeout parameter may lower it)
 # max_samples = 50000000   # samples one query may load
@@ -97,8 +98,9 @@ class PromApi : public moni::Output {
   moni::StorageClient storage() const {
     auto c = ctx_.storage(storage_);
     if (!c)
-      fail("unavailable", storage_.empty() ? "prom_api: no storage instance is configured"
-                                           : "prom_api: storage instance '" + storage_ + "' not found");
+      fail("unavailable", storage_.empty()
+                              ? "prom_api: no storage instance is configured"
+                              : "prom_api: storage instance '" + storage_ + "' not found");
     return *c;
   }
 
@@ -106,7 +108,8 @@ class PromApi : public moni::Output {
     auto v = moni::param(p, key);
     if (!v || v->empty()) return def;
     auto t = moni::prom_api::parse_time(*v);
-    if (!t) fail("bad_data", std::string("invalid parameter \"") + key + "\": " + t.error().message);
+    if (!t)
+      fail("bad_data", std::string("invalid parameter \"") + key + "\": " + t.error().message);
     return *t;
   }
 
@@ -150,8 +153,10 @@ class PromApi : public moni::Output {
     if (is_range) {
       auto s = moni::param(p, "start"), e = moni::param(p, "end");
       start = time_param(p, "start", 0);
-      if (!s || s->empty()) fail("bad_data", "invalid parameter \"start\": cannot parse \"\" to a valid timestamp");
-      if (!e || e->empty()) fail("bad_data", "invalid parameter \"end\": cannot parse \"\" to a valid timestamp");
+      if (!s || s->empty())
+        fail("bad_data", "invalid parameter \"start\": cannot parse \"\" to a valid timestamp");
+      if (!e || e->empty())
+        fail("bad_data", "invalid parameter \"end\": cannot parse \"\" to a valid timestamp");
       end = time_param(p, "end", 0);
       if (end < start) fail("bad_data", "end timestamp must not be before start time");
       auto st = moni::param(p, "step");
@@ -159,9 +164,13 @@ class PromApi : public moni::Output {
       if (!d) fail("bad_data", "invalid parameter \"step\": " + d.error().message);
       step = *d;
       if (step <= 0)
-        fail("bad_data", "zero or negative query resolution step widths are not accepted. Try a positive integer");
+        fail("bad_data",
+             "zero or negative query resolution step widths are not accepted. Try a positive "
+             "integer");
       if ((end - start) / step > 11000)
-        fail("bad_data", "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)");
+        fail("bad_data",
+             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the "
+             "query resolution (?step=XX)");
     } else {
       start = end = time_param(p, "time", ctx_.now_ms());
     }
@@ -172,7 +181,8 @@ class PromApi : public moni::Output {
     auto res = engine.exec(**expr, start, end, step, !is_range);
     if (!res.ok()) {
       std::string msg = res.message;
-      if (res.error == moni::promql::ErrorType::BadData) msg = "invalid parameter \"query\": " + msg;
+      if (res.error == moni::promql::ErrorType::BadData)
+        msg = "invalid parameter \"query\": " + msg;
       fail(moni::promql::error_type_name(res.error), msg);
     }
     return moni::prom_api::query_success(res);
@@ -184,7 +194,8 @@ class PromApi : public moni::Output {
       auto e = moni::promql::parse(m);
       if (!e) fail("bad_data", "invalid parameter \"match[]\": " + e.error().message);
       if ((*e)->kind != moni::promql::ExprKind::VectorSelector)
-        fail("bad_data", "invalid parameter \"match[]\": 1:1: parse error: expected vector selector");
+        fail("bad_data",
+             "invalid parameter \"match[]\": 1:1: parse error: expected vector selector");
       out.push_back((*e)->matchers);
     }
     return out;
@@ -200,7 +211,8 @@ class PromApi : public moni::Output {
     for (const auto& ms : sets) {
       auto r = client.select(ms, start, end, false, [&](const moni::SeriesView& s) {
         moni::Labels ls;
-        for (const auto& l : s.labels) ls.push_back({std::string(moni::sv(l.name)), std::string(moni::sv(l.value))});
+        for (const auto& l : s.labels)
+          ls.push_back({std::string(moni::sv(l.name)), std::string(moni::sv(l.value))});
         std::sort(ls.begin(), ls.end());
         all.insert(std::move(ls));
         return true;
@@ -260,7 +272,8 @@ class PromApi : public moni::Output {
   }
 
   std::string label_values(const std::string& name, const moni::Params& p) {
-    if (!moni::promql::valid_label_name(name)) fail("bad_data", "invalid label name: \"" + name + "\"");
+    if (!moni::promql::valid_label_name(name))
+      fail("bad_data", "invalid label name: \"" + name + "\"");
     auto sets = matcher_sets(p);
     int64_t start = time_param(p, "start", moni::prom_api::kMinTimeMs);
     int64_t end = time_param(p, "end", moni::prom_api::kMaxTimeMs);
@@ -288,7 +301,9 @@ class PromApi : public moni::Output {
       if (limit > 0 && n++ == limit) break;
       nlohmann::json arr = nlohmann::json::array();
       for (const auto* m : list)
-        arr.push_back({{"type", std::string(moni::type_name(m->type))}, {"help", m->help}, {"unit", m->unit}});
+        arr.push_back({{"type", std::string(moni::type_name(m->type))},
+                       {"help", m->help},
+                       {"unit", m->unit}});
       data[family] = arr;
     }
     return moni::prom_api::success(data.dump());

@@ -6,45 +6,79 @@ namespace moni::promql {
 
 const char* value_type_name(ValueType t) {
   switch (t) {
-    case ValueType::Scalar: return "scalar";
-    case ValueType::Vector: return "instant vector";
-    case ValueType::Matrix: return "range vector";
-    case ValueType::String: return "string";
-    default: return "none";
+    case ValueType::Scalar:
+      return "scalar";
+    case ValueType::Vector:
+      return "instant vector";
+    case ValueType::Matrix:
+      return "range vector";
+    case ValueType::String:
+      return "string";
+    default:
+      return "none";
   }
 }
 
 const char* op_name(Op op) {
   switch (op) {
-    case Op::Add: return "+";
-    case Op::Sub: return "-";
-    case Op::Mul: return "*";
-    case Op::Div: return "/";
-    case Op::Mod: return "%";
-    case Op::Pow: return "^";
-    case Op::Atan2: return "atan2";
-    case Op::Eql: return "==";
-    case Op::Neq: return "!=";
-    case Op::Gtr: return ">";
-    case Op::Lss: return "<";
-    case Op::Gte: return ">=";
-    case Op::Lte: return "<=";
-    case Op::And: return "and";
-    case Op::Or: return "or";
-    case Op::Unless: return "unless";
-    case Op::Sum: return "sum";
-    case Op::Avg: return "avg";
-    case Op::Min: return "min";
-    case Op::Max: return "max";
-    case Op::Count: return "count";
-    case Op::Stddev: return "stddev";
-    case Op::Stdvar: return "stdvar";
-    case Op::Topk: return "topk";
-    case Op::Bottomk: return "bottomk";
-    case Op::Quantile: return "quantile";
-    case Op::CountValues: return "count_values";
-    case Op::Group: return "group";
-    default: return "?";
+    case Op::Add:
+      return "+";
+    case Op::Sub:
+      return "-";
+    case Op::Mul:
+      return "*";
+    case Op::Div:
+      return "/";
+    case Op::Mod:
+      return "%";
+    case Op::Pow:
+      return "^";
+    case Op::Atan2:
+      return "atan2";
+    case Op::Eql:
+      return "==";
+    case Op::Neq:
+      return "!=";
+    case Op::Gtr:
+      return ">";
+    case Op::Lss:
+      return "<";
+    case Op::Gte:
+      return ">=";
+    case Op::Lte:
+      return "<=";
+    case Op::And:
+      return "and";
+    case Op::Or:
+      return "or";
+    case Op::Unless:
+      return "unless";
+    case Op::Sum:
+      return "sum";
+    case Op::Avg:
+      return "avg";
+    case Op::Min:
+      return "min";
+    case Op::Max:
+      return "max";
+    case Op::Count:
+      return "count";
+    case Op::Stddev:
+      return "stddev";
+    case Op::Stdvar:
+      return "stdvar";
+    case Op::Topk:
+      return "topk";
+    case Op::Bottomk:
+      return "bottomk";
+    case Op::Quantile:
+      return "quantile";
+    case Op::CountValues:
+      return "count_values";
+    case Op::Group:
+      return "group";
+    default:
+      return "?";
   }
 }
 
@@ -56,19 +90,26 @@ bool is_set_op(Op op) { return op == Op::And || op == Op::Or || op == Op::Unless
 
 ValueType Expr::type() const {
   switch (kind) {
-    case ExprKind::Number: return ValueType::Scalar;
-    case ExprKind::String: return ValueType::String;
-    case ExprKind::VectorSelector: return ValueType::Vector;
+    case ExprKind::Number:
+      return ValueType::Scalar;
+    case ExprKind::String:
+      return ValueType::String;
+    case ExprKind::VectorSelector:
+      return ValueType::Vector;
     case ExprKind::MatrixSelector:
-    case ExprKind::Subquery: return ValueType::Matrix;
+    case ExprKind::Subquery:
+      return ValueType::Matrix;
     case ExprKind::Paren:
-    case ExprKind::Unary: return args[0]->type();
+    case ExprKind::Unary:
+      return args[0]->type();
     case ExprKind::Binary:
       return args[0]->type() == ValueType::Scalar && args[1]->type() == ValueType::Scalar
                  ? ValueType::Scalar
                  : ValueType::Vector;
-    case ExprKind::Aggregate: return ValueType::Vector;
-    case ExprKind::Call: return func->return_type;
+    case ExprKind::Aggregate:
+      return ValueType::Vector;
+    case ExprKind::Call:
+      return func->return_type;
   }
   return ValueType::None;
 }

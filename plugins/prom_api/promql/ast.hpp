@@ -2,25 +2,61 @@
 // parser and evaluator small; byte positions point into the query text.
 #pragma once
 
-#include "value.hpp"
-
-#include <moni/storage.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <moni/storage.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "value.hpp"
+
 namespace moni::promql {
 
-enum class ExprKind { Number, String, VectorSelector, MatrixSelector, Subquery, Paren, Unary, Binary,
-                      Aggregate, Call };
+enum class ExprKind {
+  Number,
+  String,
+  VectorSelector,
+  MatrixSelector,
+  Subquery,
+  Paren,
+  Unary,
+  Binary,
+  Aggregate,
+  Call
+};
 
 enum class Op {
-  None, Add, Sub, Mul, Div, Mod, Pow, Atan2, Eql, Neq, Gtr, Lss, Gte, Lte, And, Or, Unless,
+  None,
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Mod,
+  Pow,
+  Atan2,
+  Eql,
+  Neq,
+  Gtr,
+  Lss,
+  Gte,
+  Lte,
+  And,
+  Or,
+  Unless,
   // aggregations
-  Sum, Avg, Min, Max, Count, Stddev, Stdvar, Topk, Bottomk, Quantile, CountValues, Group
+  Sum,
+  Avg,
+  Min,
+  Max,
+  Count,
+  Stddev,
+  Stdvar,
+  Topk,
+  Bottomk,
+  Quantile,
+  CountValues,
+  Group
 };
 const char* op_name(Op op);
 bool is_comparison(Op op);

@@ -1,8 +1,5 @@
 #include "engine.hpp"
 
-#include "functions.hpp"
-#include "parser.hpp"
-
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -13,16 +10,25 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "functions.hpp"
+#include "parser.hpp"
+
 namespace moni::promql {
 
 const char* error_type_name(ErrorType t) {
   switch (t) {
-    case ErrorType::BadData: return "bad_data";
-    case ErrorType::Execution: return "execution";
-    case ErrorType::Timeout: return "timeout";
-    case ErrorType::Canceled: return "canceled";
-    case ErrorType::Internal: return "internal";
-    default: return "";
+    case ErrorType::BadData:
+      return "bad_data";
+    case ErrorType::Execution:
+      return "execution";
+    case ErrorType::Timeout:
+      return "timeout";
+    case ErrorType::Canceled:
+      return "canceled";
+    case ErrorType::Internal:
+      return "internal";
+    default:
+      return "";
   }
 }
 
@@ -33,7 +39,9 @@ struct EvalError {
   std::string message;
 };
 
-[[noreturn]] void exec_error(std::string msg) { throw EvalError{ErrorType::Execution, std::move(msg)}; }
+[[noreturn]] void exec_error(std::string msg) {
+  throw EvalError{ErrorType::Execution, std::move(msg)};
+}
 
 struct FetchedSeries {
   LabelsPtr labels;
@@ -65,33 +73,54 @@ const LabelsPtr& empty_labels() {
 
 double scalar_binop(Op op, double l, double r) {
   switch (op) {
-    case Op::Add: return l + r;
-    case Op::Sub: return l - r;
-    case Op::Mul: return l * r;
-    case Op::Div: return l / r;
-    case Op::Pow: return std::pow(l, r);
-    case Op::Mod: return std::fmod(l, r);
-    case Op::Atan2: return std::atan2(l, r);
-    case Op::Eql: return l == r ? 1 : 0;
-    case Op::Neq: return l != r ? 1 : 0;
-    case Op::Gtr: return l > r ? 1 : 0;
-    case Op::Lss: return l < r ? 1 : 0;
-    case Op::Gte: return l >= r ? 1 : 0;
-    case Op::Lte: return l <= r ? 1 : 0;
-    default: return NAN;
+    case Op::Add:
+      return l + r;
+    case Op::Sub:
+      return l - r;
+    case Op::Mul:
+      return l * r;
+    case Op::Div:
+      return l / r;
+    case Op::Pow:
+      return std::pow(l, r);
+    case Op::Mod:
+      return std::fmod(l, r);
+    case Op::Atan2:
+      return std::atan2(l, r);
+    case Op::Eql:
+      return l == r ? 1 : 0;
+    case Op::Neq:
+      return l != r ? 1 : 0;
+    case Op::Gtr:
+      return l > r ? 1 : 0;
+    case Op::Lss:
+      return l < r ? 1 : 0;
+    case Op::Gte:
+      return l >= r ? 1 : 0;
+    case Op::Lte:
+      return l <= r ? 1 : 0;
+    default:
+      return NAN;
   }
 }
 
 // vectorElemBinop: value and whether to keep the element.
 std::pair<double, bool> elem_binop(Op op, double l, double r) {
   switch (op) {
-    case Op::Eql: return {l, l == r};
-    case Op::Neq: return {l, l != r};
-    case Op::Gtr: return {l, l > r};
-    case Op::Lss: return {l, l < r};
-    case Op::Gte: return {l, l >= r};
-    case Op::Lte: return {l, l <= r};
-    default: return {scalar_binop(op, l, r), true};
+    case Op::Eql:
+      return {l, l == r};
+    case Op::Neq:
+      return {l, l != r};
+    case Op::Gtr:
+      return {l, l > r};
+    case Op::Lss:
+      return {l, l < r};
+    case Op::Gte:
+      return {l, l >= r};
+    case Op::Lte:
+      return {l, l <= r};
+    default:
+      return {scalar_binop(op, l, r), true};
   }
 }
 
@@ -136,7 +165,12 @@ class Evaluator {
  public:
   Evaluator(const Queryable& q, const QueryOptions& o, int64_t start, int64_t end, int64_t step,
             bool instant)
-      : q_(q), o_(o), start_(start), end_(end), step_(step), instant_(instant),
+      : q_(q),
+        o_(o),
+        start_(start),
+        end_(end),
+        step_(step),
+        instant_(instant),
         deadline_(std::chrono::steady_clock::now() + o.timeout) {}
 
   void plan(const Expr& e, int64_t mint, int64_t maxt) {
@@ -178,7 +212,8 @@ class Evaluator {
         v.str = e.str;
         return v;
       }
-      case ExprKind::Paren: return eval(*e.args[0], ts);
+      case ExprKind::Paren:
+        return eval(*e.args[0], ts);
       case ExprKind::VectorSelector: {
         Value v;
         v.type = ValueType::Vector;
@@ -210,7 +245,8 @@ class Evaluator {
         check_dups(v.vec);
         return v;
       }
-      case ExprKind::Binary: return binary(e, ts);
+      case ExprKind::Binary:
+        return binary(e, ts);
       case ExprKind::Aggregate: {
         Value v;
         v.type = ValueType::Vector;
@@ -218,7 +254,8 @@ class Evaluator {
         check_dups(v.vec);
         return v;
       }
-      case ExprKind::Call: return call(e, ts);
+      case ExprKind::Call:
+        return call(e, ts);
     }
     return {};
   }
@@ -237,10 +274,14 @@ class Evaluator {
  private:
   int64_t at_time(const Expr& e, int64_t ts) const {
     switch (e.at) {
-      case AtKind::Fixed: return e.at_ms;
-      case AtKind::Start: return start_;
-      case AtKind::End: return end_;
-      default: return ts;
+      case AtKind::Fixed:
+        return e.at_ms;
+      case AtKind::Start:
+        return start_;
+      case AtKind::End:
+        return end_;
+      default:
+        return ts;
     }
   }
   std::pair<int64_t, int64_t> ref_range(const Expr& e, int64_t mint, int64_t maxt) const {
@@ -263,7 +304,8 @@ class Evaluator {
     std::string err;
     auto r = q_.select(vs.matchers, d.mint, d.maxt, [&](Labels&& ls, std::vector<Point>&& pts) {
       if (for_range)
-        pts.erase(std::remove_if(pts.begin(), pts.end(), [](const Point& p) { return is_stale_nan(p.v); }),
+        pts.erase(std::remove_if(pts.begin(), pts.end(),
+                                 [](const Point& p) { return is_stale_nan(p.v); }),
                   pts.end());
       fetched_ += static_cast<int64_t>(pts.size());
       FetchedSeries fs;
@@ -329,7 +371,8 @@ class Evaluator {
         auto hi = std::upper_bound(lo, s.points.end(), maxt,
                                    [](int64_t t, const Point& p) { return t < p.t; });
         if (lo == hi) continue;
-        out.push_back(Window{&s, s.labels, std::span<const Point>(&*lo, static_cast<size_t>(hi - lo))});
+        out.push_back(
+            Window{&s, s.labels, std::span<const Point>(&*lo, static_cast<size_t>(hi - lo))});
       }
       return;
     }
@@ -348,8 +391,10 @@ class Evaluator {
       if (it == memo.end()) {
         Value v = eval(*e.args[0], t);
         Vector vec;
-        if (v.type == ValueType::Scalar) vec.push_back(Sample{empty_labels(), v.scalar, t});
-        else vec = std::move(v.vec);
+        if (v.type == ValueType::Scalar)
+          vec.push_back(Sample{empty_labels(), v.scalar, t});
+        else
+          vec = std::move(v.vec);
         count_samples(static_cast<int64_t>(vec.size()));
         it = memo.emplace(t, std::move(vec)).first;
       }
@@ -366,7 +411,8 @@ class Evaluator {
     // Series in label order, as Prometheus's matrices are.
     std::vector<size_t> order(labels.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return *labels[a] < *labels[b]; });
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return *labels[a] < *labels[b]; });
     for (size_t i : order) out.push_back(Window{nullptr, labels[i], storage[i]});
   }
 
@@ -449,7 +495,8 @@ class Evaluator {
       std::unordered_set<std::string> rs;
       for (const auto& s : rhs) rs.insert(signature(*s.labels, m));
       for (auto& s : lhs)
-        if ((rs.count(signature(*s.labels, m)) > 0) == (e.op == Op::And)) out.push_back(std::move(s));
+        if ((rs.count(signature(*s.labels, m)) > 0) == (e.op == Op::And))
+          out.push_back(std::move(s));
       return out;
     }
     if (e.op == Op::Or) {
@@ -469,11 +516,12 @@ class Evaluator {
     for (const auto& s : R) {
       auto [it, inserted] = right.emplace(signature(*s.labels, m), &s);
       if (!inserted)
-        exec_error("found duplicate series for the match group " +
-                   labels_string(signature_labels(*s.labels, m)) + " on the " +
-                   (swapped ? "left" : "right") + " hand-side of the operation: [" +
-                   labels_string(*it->second->labels) + ", " + labels_string(*s.labels) +
-                   "];many-to-many matching not allowed: matching labels must be unique on one side");
+        exec_error(
+            "found duplicate series for the match group " +
+            labels_string(signature_labels(*s.labels, m)) + " on the " +
+            (swapped ? "left" : "right") + " hand-side of the operation: [" +
+            labels_string(*it->second->labels) + ", " + labels_string(*s.labels) +
+            "];many-to-many matching not allowed: matching labels must be unique on one side");
     }
     std::unordered_map<std::string, std::unordered_set<std::string>> matched;
     for (const auto& ls : L) {
@@ -484,14 +532,18 @@ class Evaluator {
       double vl = ls.v, vr = rs.v;
       if (swapped) std::swap(vl, vr);
       auto [value, keep] = elem_binop(e.op, vl, vr);
-      if (e.return_bool) value = keep ? 1 : 0;
-      else if (!keep) continue;
+      if (e.return_bool)
+        value = keep ? 1 : 0;
+      else if (!keep)
+        continue;
       Labels metric = result_metric(*ls.labels, *rs.labels, e.op, m);
       if (e.return_bool) metric = drop_metric_name(metric);
       auto mit = matched.find(sig);
       if (m.card == Card::OneToOne) {
         if (mit != matched.end())
-          exec_error("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)");
+          exec_error(
+              "multiple matches for labels: many-to-one matching must be explicit "
+              "(group_left/group_right)");
         matched[sig];
       } else {
         auto& inserted = matched[sig];
@@ -503,7 +555,8 @@ class Evaluator {
     return out;
   }
 
-  static Labels result_metric(const Labels& lhs, const Labels& rhs, Op op, const VectorMatching& m) {
+  static Labels result_metric(const Labels& lhs, const Labels& rhs, Op op,
+                              const VectorMatching& m) {
     Labels out = lhs;
     if (drops_metric_name(op)) set_label(out, kMetricNameLabel, "");
     if (m.card == Card::OneToOne) {
@@ -524,8 +577,10 @@ class Evaluator {
     std::string str_param;
     if (e.param) {
       Value p = eval(*e.param, ts);
-      if (p.type == ValueType::String) str_param = p.str;
-      else param = p.scalar;
+      if (p.type == ValueType::String)
+        str_param = p.str;
+      else
+        param = p.scalar;
     }
     Value in = eval(*e.args[0], ts);
     Vector& vec = in.vec;
@@ -561,7 +616,8 @@ class Evaluator {
       // Each input label set maps to an interned group label set, cached per
       // node across steps (count_values makes new sets each step: no cache).
       LabelsPtr gl;
-      auto cit = e.op == Op::CountValues ? cache.by_input.end() : cache.by_input.find(s.labels.get());
+      auto cit =
+          e.op == Op::CountValues ? cache.by_input.end() : cache.by_input.find(s.labels.get());
       if (cit != cache.by_input.end()) {
         gl = cit->second;
       } else {
@@ -589,7 +645,9 @@ class Evaluator {
       }
       Group& g = groups[it->second];
       switch (e.op) {
-        case Op::Sum: g.value += s.v; break;
+        case Op::Sum:
+          g.value += s.v;
+          break;
         case Op::Avg: {
           g.count++;
           if (std::isinf(g.mean)) {
@@ -600,8 +658,11 @@ class Evaluator {
           break;
         }
         case Op::Count:
-        case Op::CountValues: g.count++; break;
-        case Op::Group: break;
+        case Op::CountValues:
+          g.count++;
+          break;
+        case Op::Group:
+          break;
         case Op::Max:
           if (g.value < s.v || std::isnan(g.value)) g.value = s.v;
           break;
@@ -616,10 +677,15 @@ class Evaluator {
           g.value += delta * (s.v - g.mean);
           break;
         }
-        case Op::Quantile: g.values.push_back(s.v); break;
+        case Op::Quantile:
+          g.values.push_back(s.v);
+          break;
         case Op::Topk:
-        case Op::Bottomk: g.members.push_back(&s); break;
-        default: break;
+        case Op::Bottomk:
+          g.members.push_back(&s);
+          break;
+        default:
+          break;
       }
     }
     Vector out;
@@ -634,21 +700,35 @@ class Evaluator {
           return top ? a->v > b->v : a->v < b->v;
         });
         size_t n = std::min(g.members.size(), static_cast<size_t>(k));
-        for (size_t i = 0; i < n; ++i) out.push_back(Sample{g.members[i]->labels, g.members[i]->v, 0});
+        for (size_t i = 0; i < n; ++i)
+          out.push_back(Sample{g.members[i]->labels, g.members[i]->v, 0});
       }
       return out;
     }
     for (auto& g : groups) {
       double v = 0;
       switch (e.op) {
-        case Op::Avg: v = g.mean; break;
+        case Op::Avg:
+          v = g.mean;
+          break;
         case Op::Count:
-        case Op::CountValues: v = g.count; break;
-        case Op::Group: v = 1; break;
-        case Op::Stddev: v = std::sqrt(g.value / g.count); break;
-        case Op::Stdvar: v = g.value / g.count; break;
-        case Op::Quantile: v = fn::quantile(param, g.values); break;
-        default: v = g.value;
+        case Op::CountValues:
+          v = g.count;
+          break;
+        case Op::Group:
+          v = 1;
+          break;
+        case Op::Stddev:
+          v = std::sqrt(g.value / g.count);
+          break;
+        case Op::Stdvar:
+          v = g.value / g.count;
+          break;
+        case Op::Quantile:
+          v = fn::quantile(param, g.values);
+          break;
+        default:
+          v = g.value;
       }
       out.push_back(Sample{g.labels, v, 0});
     }
@@ -700,7 +780,8 @@ class Evaluator {
       Value a = eval(*arg, ts);
       bool selector = arg->kind == ExprKind::VectorSelector;
       for (auto& s : a.vec)
-        out.vec.push_back(Sample{nameless(s.labels), static_cast<double>(selector ? s.t : ts) / 1000, 0});
+        out.vec.push_back(
+            Sample{nameless(s.labels), static_cast<double>(selector ? s.t : ts) / 1000, 0});
       check_dups(out.vec);
       return out;
     }
@@ -735,7 +816,8 @@ class Evaluator {
     if (str_eq(name, "label_join")) {
       const std::string& dst = args[1].str;
       const std::string& sep = args[2].str;
-      if (!valid_label_name(dst)) exec_error("invalid destination label name in label_join(): " + dst);
+      if (!valid_label_name(dst))
+        exec_error("invalid destination label name in label_join(): " + dst);
       for (size_t i = 3; i < args.size(); ++i)
         if (!valid_label_name(args[i].str))
           exec_error("invalid source label name in label_join(): " + args[i].str);
@@ -763,38 +845,66 @@ class Evaluator {
     if (str_eq(name, "clamp") && a2 < a1) return out;
     for (auto& s : in) {
       double v = s.v, r;
-      if (str_eq(name, "abs")) r = std::fabs(v);
-      else if (str_eq(name, "ceil")) r = std::ceil(v);
-      else if (str_eq(name, "floor")) r = std::floor(v);
-      else if (str_eq(name, "exp")) r = std::exp(v);
-      else if (str_eq(name, "ln")) r = std::log(v);
-      else if (str_eq(name, "log2")) r = std::log2(v);
-      else if (str_eq(name, "log10")) r = std::log10(v);
-      else if (str_eq(name, "sqrt")) r = std::sqrt(v);
-      else if (str_eq(name, "sgn")) r = v > 0 ? 1 : v < 0 ? -1 : v;
-      else if (str_eq(name, "deg")) r = v * 180 / M_PI;
-      else if (str_eq(name, "rad")) r = v * M_PI / 180;
-      else if (str_eq(name, "sin")) r = std::sin(v);
-      else if (str_eq(name, "cos")) r = std::cos(v);
-      else if (str_eq(name, "tan")) r = std::tan(v);
-      else if (str_eq(name, "asin")) r = std::asin(v);
-      else if (str_eq(name, "acos")) r = std::acos(v);
-      else if (str_eq(name, "atan")) r = std::atan(v);
-      else if (str_eq(name, "sinh")) r = std::sinh(v);
-      else if (str_eq(name, "cosh")) r = std::cosh(v);
-      else if (str_eq(name, "tanh")) r = std::tanh(v);
-      else if (str_eq(name, "asinh")) r = std::asinh(v);
-      else if (str_eq(name, "acosh")) r = std::acosh(v);
-      else if (str_eq(name, "atanh")) r = std::atanh(v);
+      if (str_eq(name, "abs"))
+        r = std::fabs(v);
+      else if (str_eq(name, "ceil"))
+        r = std::ceil(v);
+      else if (str_eq(name, "floor"))
+        r = std::floor(v);
+      else if (str_eq(name, "exp"))
+        r = std::exp(v);
+      else if (str_eq(name, "ln"))
+        r = std::log(v);
+      else if (str_eq(name, "log2"))
+        r = std::log2(v);
+      else if (str_eq(name, "log10"))
+        r = std::log10(v);
+      else if (str_eq(name, "sqrt"))
+        r = std::sqrt(v);
+      else if (str_eq(name, "sgn"))
+        r = v > 0 ? 1 : v < 0 ? -1 : v;
+      else if (str_eq(name, "deg"))
+        r = v * 180 / M_PI;
+      else if (str_eq(name, "rad"))
+        r = v * M_PI / 180;
+      else if (str_eq(name, "sin"))
+        r = std::sin(v);
+      else if (str_eq(name, "cos"))
+        r = std::cos(v);
+      else if (str_eq(name, "tan"))
+        r = std::tan(v);
+      else if (str_eq(name, "asin"))
+        r = std::asin(v);
+      else if (str_eq(name, "acos"))
+        r = std::acos(v);
+      else if (str_eq(name, "atan"))
+        r = std::atan(v);
+      else if (str_eq(name, "sinh"))
+        r = std::sinh(v);
+      else if (str_eq(name, "cosh"))
+        r = std::cosh(v);
+      else if (str_eq(name, "tanh"))
+        r = std::tanh(v);
+      else if (str_eq(name, "asinh"))
+        r = std::asinh(v);
+      else if (str_eq(name, "acosh"))
+        r = std::acosh(v);
+      else if (str_eq(name, "atanh"))
+        r = std::atanh(v);
       else if (str_eq(name, "round")) {
         double to = args.size() > 1 ? a1 : 1;
         double inv = 1.0 / to;
         r = std::floor(v * inv + 0.5) / inv;
-      } else if (str_eq(name, "clamp")) r = fn::go_max(a1, fn::go_min(a2, v));
-      else if (str_eq(name, "clamp_max")) r = fn::go_min(a1, v);
-      else if (str_eq(name, "clamp_min")) r = fn::go_max(a1, v);
-      else if (is_date) r = date_part(name, v);
-      else exec_error(std::string("function ") + name + " is not implemented");
+      } else if (str_eq(name, "clamp"))
+        r = fn::go_max(a1, fn::go_min(a2, v));
+      else if (str_eq(name, "clamp_max"))
+        r = fn::go_min(a1, v);
+      else if (str_eq(name, "clamp_min"))
+        r = fn::go_max(a1, v);
+      else if (is_date)
+        r = date_part(name, v);
+      else
+        exec_error(std::string("function ") + name + " is not implemented");
       out.vec.push_back(Sample{nameless(s.labels), r, 0});
     }
     check_dups(out.vec);
@@ -829,8 +939,10 @@ class Evaluator {
     std::vector<std::string> drop;
     for (const auto& m : e->matchers) {
       if (m.name == kMetricNameLabel) continue;
-      if (m.type == MatchType::Equal && !has_label(ls, m.name)) set_label(ls, m.name, m.value);
-      else drop.push_back(m.name);
+      if (m.type == MatchType::Equal && !has_label(ls, m.name))
+        set_label(ls, m.name, m.value);
+      else
+        drop.push_back(m.name);
     }
     for (const auto& d : drop) set_label(ls, d, "");
     return share(std::move(ls));
@@ -860,19 +972,29 @@ class Evaluator {
     int64_t range_start = range_end - range_ms;
     bool keep_name = str_eq(name, "last_over_time");
     enum { Rate, Increase, Delta, Irate, Idelta, Other } kind = Other;
-    if (str_eq(name, "rate")) kind = Rate;
-    else if (str_eq(name, "increase")) kind = Increase;
-    else if (str_eq(name, "delta")) kind = Delta;
-    else if (str_eq(name, "irate")) kind = Irate;
-    else if (str_eq(name, "idelta")) kind = Idelta;
+    if (str_eq(name, "rate"))
+      kind = Rate;
+    else if (str_eq(name, "increase"))
+      kind = Increase;
+    else if (str_eq(name, "delta"))
+      kind = Delta;
+    else if (str_eq(name, "irate"))
+      kind = Irate;
+    else if (str_eq(name, "idelta"))
+      kind = Idelta;
     out.reserve(ws.size());
     for (const auto& w : ws) {
       std::optional<double> v;
-      if (kind == Rate) v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, true, true);
-      else if (kind == Increase) v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, true, false);
-      else if (kind == Delta) v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, false, false);
-      else if (kind == Irate) v = fn::instant_value(w.points, true);
-      else if (kind == Idelta) v = fn::instant_value(w.points, false);
+      if (kind == Rate)
+        v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, true, true);
+      else if (kind == Increase)
+        v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, true, false);
+      else if (kind == Delta)
+        v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, false, false);
+      else if (kind == Irate)
+        v = fn::instant_value(w.points, true);
+      else if (kind == Idelta)
+        v = fn::instant_value(w.points, false);
       else if (str_eq(name, "deriv")) {
         if (w.points.size() >= 2) v = fn::linear_regression(w.points, w.points[0].t).first;
       } else if (str_eq(name, "predict_linear")) {
@@ -909,7 +1031,8 @@ class Evaluator {
       re = std::make_unique<RE2>("^(?:" + re_text + ")$", RE2::Quiet);
       if (!re->ok()) exec_error("invalid regular expression in label_replace(): " + re_text);
     }
-    if (!valid_label_name(dst)) exec_error("invalid destination label name in label_replace(): " + dst);
+    if (!valid_label_name(dst))
+      exec_error("invalid destination label name in label_replace(): " + dst);
     Vector out;
     int ngroups = re->NumberOfCapturingGroups();
     std::vector<re2::StringPiece> groups(static_cast<size_t>(ngroups + 1));
@@ -948,14 +1071,17 @@ class Evaluator {
       bool brace = j < tmpl.size() && tmpl[j] == '{';
       if (brace) ++j;
       size_t k = j;
-      while (k < tmpl.size() && (std::isalnum(static_cast<unsigned char>(tmpl[k])) || tmpl[k] == '_')) ++k;
+      while (k < tmpl.size() &&
+             (std::isalnum(static_cast<unsigned char>(tmpl[k])) || tmpl[k] == '_'))
+        ++k;
       name = tmpl.substr(j, k - j);
       if (name.empty() || (brace && (k >= tmpl.size() || tmpl[k] != '}'))) {
         out.push_back('$');
         continue;
       }
       i = brace ? k : k - 1;
-      bool numeric = std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
+      bool numeric =
+          std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
       int idx = -1;
       if (numeric) {
         if (name.size() < 10) idx = std::stoi(name);
@@ -963,8 +1089,10 @@ class Evaluator {
         auto it = named.find(name);
         if (it != named.end()) idx = it->second;
       }
-      if (idx >= 0 && static_cast<size_t>(idx) < groups.size() && groups[static_cast<size_t>(idx)].data())
-        out.append(groups[static_cast<size_t>(idx)].data(), groups[static_cast<size_t>(idx)].size());
+      if (idx >= 0 && static_cast<size_t>(idx) < groups.size() &&
+          groups[static_cast<size_t>(idx)].data())
+        out.append(groups[static_cast<size_t>(idx)].data(),
+                   groups[static_cast<size_t>(idx)].size());
     }
     return out;
   }
@@ -981,7 +1109,8 @@ class Evaluator {
       char* endp = nullptr;
       if (le.empty()) continue;
       double ub = std::strtod(le.c_str(), &endp);
-      if (endp != le.c_str() + le.size() || std::isspace(static_cast<unsigned char>(le[0]))) continue;
+      if (endp != le.c_str() + le.size() || std::isspace(static_cast<unsigned char>(le[0])))
+        continue;
       Labels without_le;
       for (const auto& l : *s.labels)
         if (l.name != "le") without_le.push_back(l);

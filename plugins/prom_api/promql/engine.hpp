@@ -2,15 +2,15 @@
 // Prometheus 2.42 semantics (lookback, staleness, extrapolation, matching).
 #pragma once
 
-#include "ast.hpp"
-#include "queryable.hpp"
-#include "value.hpp"
-
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "ast.hpp"
+#include "queryable.hpp"
+#include "value.hpp"
 
 namespace moni::promql {
 
@@ -47,7 +47,8 @@ class Engine {
   explicit Engine(const Queryable& q, QueryOptions opts = {}) : q_(q), opts_(opts) {}
 
   QueryResult instant(std::string_view query, int64_t time_ms) const;
-  QueryResult range(std::string_view query, int64_t start_ms, int64_t end_ms, int64_t step_ms) const;
+  QueryResult range(std::string_view query, int64_t start_ms, int64_t end_ms,
+                    int64_t step_ms) const;
   /// Evaluates an already parsed expression.
   QueryResult exec(const Expr& expr, int64_t start_ms, int64_t end_ms, int64_t step_ms,
                    bool instant) const;

@@ -26,8 +26,10 @@ namespace {
 // Kahan-Neumaier summation step, as Prometheus's kahanSumInc.
 inline void kahan_inc(double inc, double& sum, double& c) {
   double t = sum + inc;
-  if (std::fabs(sum) >= std::fabs(inc)) c += (sum - t) + inc;
-  else c += (inc - t) + sum;
+  if (std::fabs(sum) >= std::fabs(inc))
+    c += (sum - t) + inc;
+  else
+    c += (inc - t) + sum;
   sum = t;
 }
 }  // namespace
@@ -146,8 +148,10 @@ double bucket_quantile(double q, std::vector<std::pair<double, double>>& b) {
   b.resize(i + 1);
   double mx = -INFINITY;
   for (auto& x : b) {
-    if (x.second > mx) mx = x.second;
-    else if (x.second < mx) x.second = mx;
+    if (x.second > mx)
+      mx = x.second;
+    else if (x.second < mx)
+      x.second = mx;
   }
   if (b.size() < 2) return NAN;
   double obs = b.back().second;
@@ -156,8 +160,10 @@ double bucket_quantile(double q, std::vector<std::pair<double, double>>& b) {
   size_t lo = 0, hi = b.size() - 1;  // sort.Search over [0, n-1)
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (b[mid].second >= rank) hi = mid;
-    else lo = mid + 1;
+    if (b[mid].second >= rank)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   size_t k = lo;
   if (k == b.size() - 1) return b[b.size() - 2].first;

@@ -2,13 +2,13 @@
 // arithmetic step for step (the differential tests compare to 1e-9).
 #pragma once
 
-#include "value.hpp"
-
 #include <optional>
 #include <span>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "value.hpp"
 
 namespace moni::promql::fn {
 

@@ -43,22 +43,38 @@ bool is_duration_unit_start(char c) {
 
 std::string describe(const Token& t) {
   switch (t.type) {
-    case Tok::End: return "end of input";
-    case Tok::Ident: return "identifier \"" + t.text + "\"";
-    case Tok::Number: return "number \"" + t.text + "\"";
-    case Tok::String: return "string";
-    case Tok::Duration: return "duration \"" + t.text + "\"";
-    case Tok::LParen: return "\"(\"";
-    case Tok::RParen: return "\")\"";
-    case Tok::LBrace: return "\"{\"";
-    case Tok::RBrace: return "\"}\"";
-    case Tok::LBracket: return "\"[\"";
-    case Tok::RBracket: return "\"]\"";
-    case Tok::Comma: return "\",\"";
-    case Tok::Assign: return "\"=\"";
-    case Tok::Colon: return "\":\"";
-    case Tok::At: return "\"@\"";
-    default: return "<op:" + t.text + ">";
+    case Tok::End:
+      return "end of input";
+    case Tok::Ident:
+      return "identifier \"" + t.text + "\"";
+    case Tok::Number:
+      return "number \"" + t.text + "\"";
+    case Tok::String:
+      return "string";
+    case Tok::Duration:
+      return "duration \"" + t.text + "\"";
+    case Tok::LParen:
+      return "\"(\"";
+    case Tok::RParen:
+      return "\")\"";
+    case Tok::LBrace:
+      return "\"{\"";
+    case Tok::RBrace:
+      return "\"}\"";
+    case Tok::LBracket:
+      return "\"[\"";
+    case Tok::RBracket:
+      return "\"]\"";
+    case Tok::Comma:
+      return "\",\"";
+    case Tok::Assign:
+      return "\"=\"";
+    case Tok::Colon:
+      return "\":\"";
+    case Tok::At:
+      return "\"@\"";
+    default:
+      return "<op:" + t.text + ">";
   }
 }
 
@@ -97,7 +113,8 @@ std::vector<Token> lex(std::string_view q) {
       if (i < q.size() && is_duration_unit_start(q[i])) {
         // A duration: <int><unit>[<int><unit>...]
         size_t j = i;
-        while (j < q.size() && (is_digit(q[j]) || std::isalpha(static_cast<unsigned char>(q[j])))) ++j;
+        while (j < q.size() && (is_digit(q[j]) || std::isalpha(static_cast<unsigned char>(q[j]))))
+          ++j;
         push(Tok::Duration, start, j, std::string(q.substr(start, j - start)));
         i = j;
         continue;
@@ -117,7 +134,8 @@ std::vector<Token> lex(std::string_view q) {
       }
       (void)plain_int;
       if (i < q.size() && is_alnum(q[i]))
-        return fail(start, "bad number or duration syntax: \"" + std::string(q.substr(start, i + 1 - start)) + "\"");
+        return fail(start, "bad number or duration syntax: \"" +
+                               std::string(q.substr(start, i + 1 - start)) + "\"");
       push(Tok::Number, start, i, std::string(q.substr(start, i - start)));
       continue;
     }
@@ -147,14 +165,30 @@ std::vector<Token> lex(std::string_view q) {
         char e = q[i + 1];
         i += 2;
         switch (e) {
-          case 'a': val.push_back('\a'); break;
-          case 'b': val.push_back('\b'); break;
-          case 'f': val.push_back('\f'); break;
-          case 'n': val.push_back('\n'); break;
-          case 'r': val.push_back('\r'); break;
-          case 't': val.push_back('\t'); break;
-          case 'v': val.push_back('\v'); break;
-          case '\\': val.push_back('\\'); break;
+          case 'a':
+            val.push_back('\a');
+            break;
+          case 'b':
+            val.push_back('\b');
+            break;
+          case 'f':
+            val.push_back('\f');
+            break;
+          case 'n':
+            val.push_back('\n');
+            break;
+          case 'r':
+            val.push_back('\r');
+            break;
+          case 't':
+            val.push_back('\t');
+            break;
+          case 'v':
+            val.push_back('\v');
+            break;
+          case '\\':
+            val.push_back('\\');
+            break;
           case '"':
           case '\'':
             if (e != c) return fail(i - 2, "unknown escape sequence");
@@ -166,20 +200,24 @@ std::vector<Token> lex(std::string_view q) {
             int n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
             uint32_t cp = 0;
             for (int k = 0; k < n; ++k) {
-              if (i >= q.size() || hexval(q[i]) < 0) return fail(i, "illegal character in escape sequence");
+              if (i >= q.size() || hexval(q[i]) < 0)
+                return fail(i, "illegal character in escape sequence");
               cp = cp * 16 + static_cast<uint32_t>(hexval(q[i++]));
             }
-            if (e == 'x') val.push_back(static_cast<char>(cp));
+            if (e == 'x')
+              val.push_back(static_cast<char>(cp));
             else if (cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
               return fail(i, "escape sequence is an invalid Unicode code point");
-            else append_utf8(val, cp);
+            else
+              append_utf8(val, cp);
             break;
           }
           default:
             if (e >= '0' && e <= '7') {
               uint32_t cp = static_cast<uint32_t>(e - '0');
               for (int k = 0; k < 2; ++k) {
-                if (i >= q.size() || q[i] < '0' || q[i] > '7') return fail(i, "illegal character in escape sequence");
+                if (i >= q.size() || q[i] < '0' || q[i] > '7')
+                  return fail(i, "illegal character in escape sequence");
                 cp = cp * 8 + static_cast<uint32_t>(q[i++] - '0');
               }
               if (cp > 255) return fail(i, "escape sequence is an invalid Unicode code point");
@@ -203,32 +241,76 @@ std::vector<Token> lex(std::string_view q) {
     auto two = [&](char a, char b) { return c == a && i + 1 < q.size() && q[i + 1] == b; };
     Tok t;
     size_t len = 1;
-    if (two('=', '=')) t = Tok::Eql, len = 2;
-    else if (two('!', '=')) t = Tok::Neq, len = 2;
-    else if (two('=', '~')) t = Tok::EqlRegex, len = 2;
-    else if (two('!', '~')) t = Tok::NeqRegex, len = 2;
-    else if (two('<', '=')) t = Tok::Lte, len = 2;
-    else if (two('>', '=')) t = Tok::Gte, len = 2;
+    if (two('=', '='))
+      t = Tok::Eql, len = 2;
+    else if (two('!', '='))
+      t = Tok::Neq, len = 2;
+    else if (two('=', '~'))
+      t = Tok::EqlRegex, len = 2;
+    else if (two('!', '~'))
+      t = Tok::NeqRegex, len = 2;
+    else if (two('<', '='))
+      t = Tok::Lte, len = 2;
+    else if (two('>', '='))
+      t = Tok::Gte, len = 2;
     else {
       switch (c) {
-        case '(': t = Tok::LParen; break;
-        case ')': t = Tok::RParen; break;
-        case '{': t = Tok::LBrace; break;
-        case '}': t = Tok::RBrace; break;
-        case '[': t = Tok::LBracket; ++brackets; break;
-        case ']': t = Tok::RBracket; --brackets; break;
-        case ',': t = Tok::Comma; break;
-        case '=': t = Tok::Assign; break;
-        case ':': t = Tok::Colon; break;
-        case '@': t = Tok::At; break;
-        case '+': t = Tok::Add; break;
-        case '-': t = Tok::Sub; break;
-        case '*': t = Tok::Mul; break;
-        case '/': t = Tok::Div; break;
-        case '%': t = Tok::Mod; break;
-        case '^': t = Tok::Pow; break;
-        case '<': t = Tok::Lss; break;
-        case '>': t = Tok::Gtr; break;
+        case '(':
+          t = Tok::LParen;
+          break;
+        case ')':
+          t = Tok::RParen;
+          break;
+        case '{':
+          t = Tok::LBrace;
+          break;
+        case '}':
+          t = Tok::RBrace;
+          break;
+        case '[':
+          t = Tok::LBracket;
+          ++brackets;
+          break;
+        case ']':
+          t = Tok::RBracket;
+          --brackets;
+          break;
+        case ',':
+          t = Tok::Comma;
+          break;
+        case '=':
+          t = Tok::Assign;
+          break;
+        case ':':
+          t = Tok::Colon;
+          break;
+        case '@':
+          t = Tok::At;
+          break;
+        case '+':
+          t = Tok::Add;
+          break;
+        case '-':
+          t = Tok::Sub;
+          break;
+        case '*':
+          t = Tok::Mul;
+          break;
+        case '/':
+          t = Tok::Div;
+          break;
+        case '%':
+          t = Tok::Mod;
+          break;
+        case '^':
+          t = Tok::Pow;
+          break;
+        case '<':
+          t = Tok::Lss;
+          break;
+        case '>':
+          t = Tok::Gtr;
+          break;
         default:
           return fail(i, std::string("unexpected character: '") + c + "'");
       }

@@ -9,9 +9,36 @@
 namespace moni::promql {
 
 enum class Tok {
-  End, Error, Ident, Number, String, Duration,
-  LParen, RParen, LBrace, RBrace, LBracket, RBracket, Comma, Assign, Colon, At,
-  Add, Sub, Mul, Div, Mod, Pow, Eql, Neq, Gtr, Lss, Gte, Lte, EqlRegex, NeqRegex
+  End,
+  Error,
+  Ident,
+  Number,
+  String,
+  Duration,
+  LParen,
+  RParen,
+  LBrace,
+  RBrace,
+  LBracket,
+  RBracket,
+  Comma,
+  Assign,
+  Colon,
+  At,
+  Add,
+  Sub,
+  Mul,
+  Div,
+  Mod,
+  Pow,
+  Eql,
+  Neq,
+  Gtr,
+  Lss,
+  Gte,
+  Lte,
+  EqlRegex,
+  NeqRegex
 };
 
 struct Token {

@@ -1,15 +1,14 @@
 #include "parser.hpp"
 
-#include "lexer.hpp"
-
-#include <moni/duration.hpp>
-
 #include <re2/re2.h>
+#include <strings.h>
 
 #include <cmath>
 #include <cstdlib>
+#include <moni/duration.hpp>
 #include <stdexcept>
-#include <strings.h>
+
+#include "lexer.hpp"
 
 namespace moni::promql {
 namespace {
@@ -47,23 +46,30 @@ bool is_keyword(std::string_view s) {
 
 int precedence(Op op) {
   switch (op) {
-    case Op::Or: return 1;
+    case Op::Or:
+      return 1;
     case Op::And:
-    case Op::Unless: return 2;
+    case Op::Unless:
+      return 2;
     case Op::Eql:
     case Op::Neq:
     case Op::Gtr:
     case Op::Lss:
     case Op::Gte:
-    case Op::Lte: return 3;
+    case Op::Lte:
+      return 3;
     case Op::Add:
-    case Op::Sub: return 4;
+    case Op::Sub:
+      return 4;
     case Op::Mul:
     case Op::Div:
     case Op::Mod:
-    case Op::Atan2: return 5;
-    case Op::Pow: return 6;
-    default: return 0;
+    case Op::Atan2:
+      return 5;
+    case Op::Pow:
+      return 6;
+    default:
+      return 0;
   }
 }
 
@@ -85,7 +91,8 @@ class Parser {
   const Token& peek(size_t k = 0) const { return toks_[std::min(i_ + k, toks_.size() - 1)]; }
   const Token& next() { return toks_[std::min(i_++, toks_.size() - 1)]; }
   [[noreturn]] void fail(size_t pos, std::string msg) { throw Fail{pos, std::move(msg)}; }
-  [[noreturn]] void unexpected(const Token& t, std::string_view context, std::string_view expected = {}) {
+  [[noreturn]] void unexpected(const Token& t, std::string_view context,
+                               std::string_view expected = {}) {
     std::string m = "unexpected " + describe(t);
     if (!context.empty()) m += " in " + std::string(context);
     if (!expected.empty()) m += ", expected " + std::string(expected);
@@ -107,25 +114,38 @@ class Parser {
   Op peek_binop() const {
     const Token& t = peek();
     switch (t.type) {
-      case Tok::Add: return Op::Add;
-      case Tok::Sub: return Op::Sub;
-      case Tok::Mul: return Op::Mul;
-      case Tok::Div: return Op::Div;
-      case Tok::Mod: return Op::Mod;
-      case Tok::Pow: return Op::Pow;
-      case Tok::Eql: return Op::Eql;
-      case Tok::Neq: return Op::Neq;
-      case Tok::Gtr: return Op::Gtr;
-      case Tok::Lss: return Op::Lss;
-      case Tok::Gte: return Op::Gte;
-      case Tok::Lte: return Op::Lte;
+      case Tok::Add:
+        return Op::Add;
+      case Tok::Sub:
+        return Op::Sub;
+      case Tok::Mul:
+        return Op::Mul;
+      case Tok::Div:
+        return Op::Div;
+      case Tok::Mod:
+        return Op::Mod;
+      case Tok::Pow:
+        return Op::Pow;
+      case Tok::Eql:
+        return Op::Eql;
+      case Tok::Neq:
+        return Op::Neq;
+      case Tok::Gtr:
+        return Op::Gtr;
+      case Tok::Lss:
+        return Op::Lss;
+      case Tok::Gte:
+        return Op::Gte;
+      case Tok::Lte:
+        return Op::Lte;
       case Tok::Ident:
         if (t.text == "and") return Op::And;
         if (t.text == "or") return Op::Or;
         if (t.text == "unless") return Op::Unless;
         if (t.text == "atan2") return Op::Atan2;
         return Op::None;
-      default: return Op::None;
+      default:
+        return Op::None;
     }
   }
 
@@ -161,7 +181,8 @@ class Parser {
       ValueType lt = lhs->type(), rt = rhs->type();
       if (b->return_bool && !is_comparison(op))
         fail(op_pos, "bool modifier can only be used on comparison operators");
-      if (is_comparison(op) && lt == ValueType::Scalar && rt == ValueType::Scalar && !b->return_bool)
+      if (is_comparison(op) && lt == ValueType::Scalar && rt == ValueType::Scalar &&
+          !b->return_bool)
         fail(op_pos, "comparisons between scalars must use BOOL modifier");
       if ((lt != ValueType::Scalar && lt != ValueType::Vector) ||
           (rt != ValueType::Scalar && rt != ValueType::Vector))
@@ -282,8 +303,10 @@ class Parser {
         check_selector(*e);
         return e;
       }
-      case Tok::End: fail(t.pos, "unexpected end of input");
-      default: unexpected(t, "");
+      case Tok::End:
+        fail(t.pos, "unexpected end of input");
+      default:
+        unexpected(t, "");
     }
   }
 
@@ -297,11 +320,20 @@ class Parser {
       const Token& opt = next();
       MatchType mt;
       switch (opt.type) {
-        case Tok::Assign: mt = MatchType::Equal; break;
-        case Tok::Neq: mt = MatchType::NotEqual; break;
-        case Tok::EqlRegex: mt = MatchType::Regex; break;
-        case Tok::NeqRegex: mt = MatchType::NotRegex; break;
-        default: unexpected(opt, "label matching", "label matching operator");
+        case Tok::Assign:
+          mt = MatchType::Equal;
+          break;
+        case Tok::Neq:
+          mt = MatchType::NotEqual;
+          break;
+        case Tok::EqlRegex:
+          mt = MatchType::Regex;
+          break;
+        case Tok::NeqRegex:
+          mt = MatchType::NotRegex;
+          break;
+        default:
+          unexpected(opt, "label matching", "label matching operator");
       }
       const Token& val = peek();
       if (val.type != Tok::String) unexpected(val, "label matching", "string");
@@ -326,10 +358,14 @@ class Parser {
 
   static bool matches_empty(const Matcher& m) {
     switch (m.type) {
-      case MatchType::Equal: return m.value.empty();
-      case MatchType::NotEqual: return !m.value.empty();
-      case MatchType::Regex: return RE2::FullMatch("", RE2("(?:" + m.value + ")", RE2::Quiet));
-      case MatchType::NotRegex: return !RE2::FullMatch("", RE2("(?:" + m.value + ")", RE2::Quiet));
+      case MatchType::Equal:
+        return m.value.empty();
+      case MatchType::NotEqual:
+        return !m.value.empty();
+      case MatchType::Regex:
+        return RE2::FullMatch("", RE2("(?:" + m.value + ")", RE2::Quiet));
+      case MatchType::NotRegex:
+        return !RE2::FullMatch("", RE2("(?:" + m.value + ")", RE2::Quiet));
     }
     return false;
   }
@@ -347,8 +383,7 @@ class Parser {
     for (;;) {
       if (peek().type == Tok::RParen) break;
       const Token& t = peek();
-      if (t.type != Tok::Ident || !valid_label_name(t.text))
-        unexpected(t, context, "label");
+      if (t.type != Tok::Ident || !valid_label_name(t.text)) unexpected(t, context, "label");
       out.push_back(next().text);
       if (peek().type == Tok::Comma) {
         next();
@@ -388,13 +423,14 @@ class Parser {
     }
     e->end = expect(Tok::RParen, "aggregation", "\",\" or \")\"").end;
     modifiers();
-    bool needs_param = op == Op::Topk || op == Op::Bottomk || op == Op::Quantile ||
-                       op == Op::CountValues;
+    bool needs_param =
+        op == Op::Topk || op == Op::Bottomk || op == Op::Quantile || op == Op::CountValues;
     size_t want = needs_param ? 2 : 1;
     if (args.size() != want) {
       if (args.empty()) fail(e->end - 1, "no arguments for aggregate expression provided");
-      fail(t.pos, std::string("wrong number of arguments for aggregate expression provided, expected ") +
-                      std::to_string(want) + ", got " + std::to_string(args.size()));
+      fail(t.pos,
+           std::string("wrong number of arguments for aggregate expression provided, expected ") +
+               std::to_string(want) + ", got " + std::to_string(args.size()));
     }
     if (needs_param) {
       e->param = std::move(args[0]);
@@ -435,7 +471,8 @@ class Parser {
     auto n = [](int x) { return std::to_string(x); };
     if (f->variadic == 0) {
       if (got != nargs)
-        fail(t.pos, "expected " + n(nargs) + " argument(s) in call to \"" + f->name + "\", got " + n(got));
+        fail(t.pos,
+             "expected " + n(nargs) + " argument(s) in call to \"" + f->name + "\", got " + n(got));
     } else {
       int na = nargs - 1;
       if (na > got)
@@ -523,7 +560,8 @@ class Parser {
         bool neg = false;
         if (peek().type == Tok::Sub || peek().type == Tok::Add) neg = next().type == Tok::Sub;
         const Token& num = peek();
-        if (num.type != Tok::Number && !(num.type == Tok::Ident && (ieq(num.text, "inf") || ieq(num.text, "nan"))))
+        if (num.type != Tok::Number &&
+            !(num.type == Tok::Ident && (ieq(num.text, "inf") || ieq(num.text, "nan"))))
           unexpected(num, "@", "timestamp");
         next();
         double secs = parse_number(num) * (neg ? -1 : 1);
@@ -542,8 +580,9 @@ class Parser {
   Expr* modifier_target(Expr& e, std::string_view what) {
     if (e.kind == ExprKind::VectorSelector || e.kind == ExprKind::Subquery) return &e;
     if (e.kind == ExprKind::MatrixSelector) return e.args[0].get();
-    fail(e.pos, std::string(what) + " modifier must be preceded by an instant vector selector or "
-                                    "range vector selector or a subquery");
+    fail(e.pos, std::string(what) +
+                    " modifier must be preceded by an instant vector selector or "
+                    "range vector selector or a subquery");
   }
 
   std::string_view q_;

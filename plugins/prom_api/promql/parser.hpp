@@ -2,19 +2,18 @@
 // position ("1:5: parse error: ..." as Prometheus words it).
 #pragma once
 
-#include "ast.hpp"
-
 #include <moni/result.hpp>
-
 #include <string_view>
+
+#include "ast.hpp"
 
 namespace moni::promql {
 
 /// A parse error: byte position in the query and Prometheus-style message.
 struct ParseError {
   size_t pos = 0;
-  std::string message;     // without position
-  std::string formatted;   // "line:col: parse error: message"
+  std::string message;    // without position
+  std::string formatted;  // "line:col: parse error: message"
 };
 
 /// Parses and type-checks `query`. Thread-safety: reentrant.

@@ -3,14 +3,13 @@
 // over an in-memory series store.
 #pragma once
 
-#include "value.hpp"
-
+#include <functional>
 #include <moni/result.hpp>
 #include <moni/storage.hpp>
-
-#include <functional>
 #include <span>
 #include <vector>
+
+#include "value.hpp"
 
 namespace moni::promql {
 

@@ -32,8 +32,10 @@ void set_label(Labels& ls, std::string_view name, std::string_view value) {
     if (found) ls.erase(it);
     return;
   }
-  if (found) it->value = std::string(value);
-  else ls.insert(it, Label{std::string(name), std::string(value)});
+  if (found)
+    it->value = std::string(value);
+  else
+    ls.insert(it, Label{std::string(name), std::string(value)});
 }
 
 std::string labels_key(const Labels& ls) {

@@ -2,10 +2,9 @@
 // are shared (immutable) so selectors hand them out per step without copies.
 #pragma once
 
-#include <moni/sample.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <moni/sample.hpp>
 #include <string>
 #include <vector>
 

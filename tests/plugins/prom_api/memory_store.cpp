@@ -1,25 +1,26 @@
 #include "memory_store.hpp"
 
-#include "promql/value.hpp"
-
-#include <moni/storage.hpp>
-
 #include <re2/re2.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <memory>
+#include <moni/storage.hpp>
 #include <set>
 #include <sstream>
+
+#include "promql/value.hpp"
 
 namespace moni::promql::test_support {
 namespace {
 
 bool match_one(const Matcher& m, std::string_view v) {
   switch (m.type) {
-    case MatchType::Equal: return v == m.value;
-    case MatchType::NotEqual: return v != m.value;
+    case MatchType::Equal:
+      return v == m.value;
+    case MatchType::NotEqual:
+      return v != m.value;
     case MatchType::Regex:
     case MatchType::NotRegex: {
       RE2 re("^(?:" + m.value + ")$", RE2::Quiet);
@@ -98,8 +99,14 @@ double parse_value(const std::string& s) {
 }  // namespace
 
 MemoryStore::MemoryStore() {
-  reader_ = moni_storage_reader{sizeof(moni_storage_reader), this, &r_select, &r_next, &r_close,
-                                &r_names, &r_values, &r_metadata};
+  reader_ = moni_storage_reader{sizeof(moni_storage_reader),
+                                this,
+                                &r_select,
+                                &r_next,
+                                &r_close,
+                                &r_names,
+                                &r_values,
+                                &r_metadata};
 }
 
 void MemoryStore::add(const Labels& labels, int64_t t, double v) {
@@ -114,12 +121,15 @@ bool MemoryStore::matches(const Labels& ls, std::span<const Matcher> ms) const {
   return true;
 }
 
-Result<void> MemoryStore::select(std::span<const Matcher> matchers, int64_t mint, int64_t maxt,
-                                 const std::function<bool(Labels&&, std::vector<Point>&&)>& fn) const {
+Result<void> MemoryStore::select(
+    std::span<const Matcher> matchers, int64_t mint, int64_t maxt,
+    const std::function<bool(Labels&&, std::vector<Point>&&)>& fn) const {
   for (const auto& [ls, pts] : series_) {
     if (!matches(ls, matchers)) continue;
-    auto lo = std::lower_bound(pts.begin(), pts.end(), mint, [](const Point& p, int64_t t) { return p.t < t; });
-    auto hi = std::upper_bound(lo, pts.end(), maxt, [](int64_t t, const Point& p) { return t < p.t; });
+    auto lo = std::lower_bound(pts.begin(), pts.end(), mint,
+                               [](const Point& p, int64_t t) { return p.t < t; });
+    auto hi =
+        std::upper_bound(lo, pts.end(), maxt, [](int64_t t, const Point& p) { return t < p.t; });
     if (lo == hi) continue;
     Labels copy = ls;
     if (!fn(std::move(copy), std::vector<Point>(lo, hi))) break;
@@ -137,8 +147,9 @@ std::vector<std::string> MemoryStore::label_names(std::span<const Matcher> match
   return {out.begin(), out.end()};
 }
 
-std::vector<std::string> MemoryStore::label_values(std::string_view name, std::span<const Matcher> matchers,
-                                                   int64_t mint, int64_t maxt) const {
+std::vector<std::string> MemoryStore::label_values(std::string_view name,
+                                                   std::span<const Matcher> matchers, int64_t mint,
+                                                   int64_t maxt) const {
   std::set<std::string> out;
   (void)select(matchers, mint, maxt, [&](Labels&& ls, std::vector<Point>&&) {
     auto v = get_label(ls, name);

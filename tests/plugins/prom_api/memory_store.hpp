@@ -3,13 +3,13 @@
 // harness), and loads OpenMetrics text with timestamps.
 #pragma once
 
-#include "promql/queryable.hpp"
-
 #include <moni/plugin_abi.h>
 
 #include <map>
 #include <string>
 #include <vector>
+
+#include "promql/queryable.hpp"
 
 namespace moni::promql::test_support {
 
@@ -25,7 +25,8 @@ class MemoryStore : public Queryable {
 
   Result<void> select(std::span<const Matcher> matchers, int64_t mint, int64_t maxt,
                       const std::function<bool(Labels&&, std::vector<Point>&&)>& fn) const override;
-  std::vector<std::string> label_names(std::span<const Matcher> matchers, int64_t mint, int64_t maxt) const;
+  std::vector<std::string> label_names(std::span<const Matcher> matchers, int64_t mint,
+                                       int64_t maxt) const;
   std::vector<std::string> label_values(std::string_view name, std::span<const Matcher> matchers,
                                         int64_t mint, int64_t maxt) const;
   /// A storage reader over this store for PluginHarness::set_storage().

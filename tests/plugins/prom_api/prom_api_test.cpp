@@ -1,15 +1,16 @@
 // The prom_api plugin through the harness: JSON envelope, parameters, error
 // types and HTTP codes, metadata endpoints, float formatting.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
 #include "memory_store.hpp"
 #include "plugin_harness.hpp"
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 namespace {
 
-using moni::testing::PluginHarness;
 using moni::promql::test_support::MemoryStore;
+using moni::testing::PluginHarness;
 using nlohmann::json;
 
 class PromApi : public ::testing::Test {
@@ -41,14 +42,16 @@ class PromApi : public ::testing::Test {
 TEST_F(PromApi, GrafanaSaveAndTest) {
   auto r = harness->http("GET", "/api/v1/query?query=1%2B1&time=1700000000.5");
   EXPECT_EQ(r.status, 200u);
-  EXPECT_EQ(r.body, R"({"status":"success","data":{"resultType":"scalar","result":[1700000000.500,"2"]}})");
+  EXPECT_EQ(r.body,
+            R"({"status":"success","data":{"resultType":"scalar","result":[1700000000.500,"2"]}})");
 }
 
 TEST_F(PromApi, InstantVectorAndDefaultTime) {
   auto j = get("/api/v1/query?query=up");
   ASSERT_EQ(j["data"]["resultType"], "vector");
   ASSERT_EQ(j["data"]["result"].size(), 2u);
-  EXPECT_EQ(j["data"]["result"][0]["metric"], json({{"__name__", "up"}, {"instance", "a"}, {"job", "node"}}));
+  EXPECT_EQ(j["data"]["result"][0]["metric"],
+            json({{"__name__", "up"}, {"instance", "a"}, {"job", "node"}}));
   EXPECT_EQ(j["data"]["result"][0]["value"], json::array({300, "1"}));  // the harness clock
 }
 
@@ -58,9 +61,10 @@ TEST_F(PromApi, RangeQueryGetAndFormPost) {
   ASSERT_EQ(j["data"]["result"].size(), 1u);
   EXPECT_EQ(j["data"]["result"][0]["metric"], json({{"job", "api"}}));
   EXPECT_EQ(j["data"]["result"][0]["values"], json::parse(R"([[120,"1"],[180,"1"],[240,"1"]])"));
-  auto r = harness->http("POST", "/api/v1/query_range",
-                         "query=sum(up)&start=1970-01-01T00:01:00Z&end=1970-01-01T00:02:00.000Z&step=30",
-                         {{"content-type", "application/x-www-form-urlencoded"}});
+  auto r =
+      harness->http("POST", "/api/v1/query_range",
+                    "query=sum(up)&start=1970-01-01T00:01:00Z&end=1970-01-01T00:02:00.000Z&step=30",
+                    {{"content-type", "application/x-www-form-urlencoded"}});
   ASSERT_EQ(r.status, 200u) << r.body;
   auto p = json::parse(r.body);
   EXPECT_EQ(p["data"]["result"][0]["values"], json::parse(R"([[60,"1"],[90,"1"],[120,"1"]])"));
@@ -89,10 +93,12 @@ TEST_F(PromApi, ErrorsHavePrometheusTypesAndCodes) {
             "invalid parameter \"time\": cannot parse \"yesterday\" to a valid timestamp");
   EXPECT_EQ(get("/api/v1/query_range?query=up&start=10&end=5&step=1", 400)["error"],
             "end timestamp must not be before start time");
-  EXPECT_EQ(get("/api/v1/query_range?query=up&start=0&end=5&step=0", 400)["error"],
-            "zero or negative query resolution step widths are not accepted. Try a positive integer");
+  EXPECT_EQ(
+      get("/api/v1/query_range?query=up&start=0&end=5&step=0", 400)["error"],
+      "zero or negative query resolution step widths are not accepted. Try a positive integer");
   EXPECT_EQ(get("/api/v1/query_range?query=up&start=0&end=100000&step=1", 400)["error"],
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)");
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query "
+            "resolution (?step=XX)");
   EXPECT_EQ(get("/api/v1/query_range?query=up&end=5&step=1", 400)["errorType"], "bad_data");
   auto e = get("/api/v1/query?time=0&query=up%2Bon(job)up", 422);
   EXPECT_EQ(e["errorType"], "execution");

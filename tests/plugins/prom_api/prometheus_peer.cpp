@@ -111,7 +111,8 @@ int run(const std::vector<std::string>& argv, std::string* out) {
   close(fds[1]);
   std::string data;
   char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) data.append(buf, static_cast<size_t>(n));
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;)
+    data.append(buf, static_cast<size_t>(n));
   close(fds[0]);
   int st = 0;
   waitpid(pid, &st, 0);

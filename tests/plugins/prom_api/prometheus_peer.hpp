@@ -2,8 +2,9 @@
 // a TSDB backfilled with promtool, and a minimal HTTP/1.0 GET client.
 #pragma once
 
-#include <string>
 #include <sys/types.h>
+
+#include <string>
 #include <vector>
 
 namespace moni::promql::test_support {

@@ -3,31 +3,30 @@
 // with promtool) and against the prom_api plugin (through the harness, over
 // an in-memory store with the same data); results must agree: labels exact,
 // values within 1e-9 relative, errors on both sides or neither.
-#include "memory_store.hpp"
-#include "plugin_harness.hpp"
-#include "prometheus_peer.hpp"
-#include "response_compare.hpp"
-
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "memory_store.hpp"
+#include "plugin_harness.hpp"
+#include "prometheus_peer.hpp"
+#include "response_compare.hpp"
 
 namespace {
 
+using moni::promql::test_support::compare_responses;
 using moni::promql::test_support::MemoryStore;
 using moni::promql::test_support::PrometheusPeer;
-using nlohmann::json;
-using moni::promql::test_support::compare_responses;
 using moni::promql::test_support::read_file;
+using nlohmann::json;
 
 constexpr int64_t kT0 = 1700000000;
-
 
 class PromqlDiff : public ::testing::Test {
  protected:
@@ -73,15 +72,16 @@ TEST_F(PromqlDiff, CorpusAgreesWithPrometheus) {
   // Every expression of the shipped Grafana dashboards joins the corpus, with
   // the dashboard variables replaced as Grafana would ("All" instances).
   size_t dashboard_exprs = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(
-           std::string(MONI_SOURCE_DIR) + "/packaging/grafana/dashboards")) {
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(MONI_SOURCE_DIR) +
+                                                               "/packaging/grafana/dashboards")) {
     json d = json::parse(read_file(entry.path().string()));
     for (const auto& panel : d["panels"])
       for (const auto& target : panel["targets"]) {
         std::string e = target["expr"];
-        for (auto [from, to] : {std::pair<std::string, std::string>{"$instance", ".*"},
-                                {"$__rate_interval", "5m"}})
-          for (size_t pos; (pos = e.find(from)) != std::string::npos;) e.replace(pos, from.size(), to);
+        for (auto [from, to] :
+             {std::pair<std::string, std::string>{"$instance", ".*"}, {"$__rate_interval", "5m"}})
+          for (size_t pos; (pos = e.find(from)) != std::string::npos;)
+            e.replace(pos, from.size(), to);
         queries.push_back(e);
         ++dashboard_exprs;
       }
@@ -113,9 +113,13 @@ TEST_F(PromqlDiff, CorpusAgreesWithPrometheus) {
       json pj = json::parse(pr.body, nullptr, false);
       json mj = json::parse(mr.body, nullptr, false);
       std::string diff;
-      if (pj.is_discarded()) diff = "prometheus body is not JSON: " + pr.body.substr(0, 200);
-      else if (mj.is_discarded()) diff = "moni body is not JSON: " + mr.body.substr(0, 200);
-      else diff = compare_responses(pj, mj, ordered && target.find("query_range") == std::string::npos);
+      if (pj.is_discarded())
+        diff = "prometheus body is not JSON: " + pr.body.substr(0, 200);
+      else if (mj.is_discarded())
+        diff = "moni body is not JSON: " + mr.body.substr(0, 200);
+      else
+        diff =
+            compare_responses(pj, mj, ordered && target.find("query_range") == std::string::npos);
       if (diff.empty() && pj.is_object() && pj["status"] == "error" &&
           (static_cast<unsigned>(pr.status) != mr.status))
         diff = "HTTP status " + std::to_string(pr.status) + " vs " + std::to_string(mr.status) +

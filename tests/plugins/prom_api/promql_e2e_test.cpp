@@ -2,14 +2,14 @@
 // `moni import` from the same OpenMetrics file that promtool backfills into
 // Prometheus 2.42. The corpus runs against both over HTTP, and
 // `promtool query instant|range|series|labels` must print the same for both.
-#include "prometheus_peer.hpp"
-#include "response_compare.hpp"
-
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "prometheus_peer.hpp"
+#include "response_compare.hpp"
 
 namespace {
 
@@ -25,9 +25,10 @@ class MoniServer {
     dir_ = mkdtemp(tmpl);
     port_ = free_port();
     config_ = dir_ + "/moni.toml";
-    std::ofstream(config_) << "[host]\nlisten = \"127.0.0.1:" << port_ << "\"\ndata_dir = \"" << dir_
-                           << "\"\n\n[storage.tsdb]\nplugin = \"lmdb_tsdb\"\nretention = \"100y\"\n\n"
-                              "[outputs.api]\nplugin = \"prom_api\"\n";
+    std::ofstream(config_)
+        << "[host]\nlisten = \"127.0.0.1:" << port_ << "\"\ndata_dir = \"" << dir_
+        << "\"\n\n[storage.tsdb]\nplugin = \"lmdb_tsdb\"\nretention = \"100y\"\n\n"
+           "[outputs.api]\nplugin = \"prom_api\"\n";
     std::string out;
     int rc = run({moni(), "import", "--config", config_, "--storage", "tsdb", data}, &out);
     if (rc != 0) {
@@ -80,11 +81,15 @@ TEST(PromqlEndToEnd, MoniHostAnswersLikePrometheus) {
         ++storage_errors;
         continue;
       }
-      std::string diff = p.is_discarded() || m.is_discarded()
-                             ? "unparsable response"
-                             : compare_responses(p, m, q.rfind("sort", 0) == 0 && target.find("range") == std::string::npos);
-      if (diff.empty()) ++agree;
-      else ADD_FAILURE() << target << ": " << diff;
+      std::string diff =
+          p.is_discarded() || m.is_discarded()
+              ? "unparsable response"
+              : compare_responses(
+                    p, m, q.rfind("sort", 0) == 0 && target.find("range") == std::string::npos);
+      if (diff.empty())
+        ++agree;
+      else
+        ADD_FAILURE() << target << ": " << diff;
     }
   }
   std::cout << "[promql-e2e] requests: " << total << ", agreeing: " << agree
@@ -108,7 +113,8 @@ TEST(PromqlEndToEnd, MoniHostAnswersLikePrometheus) {
       {"instant", "--time=" + t, "1+1"},
       {"range", "--start=" + t, "--end=" + std::to_string(kT0 + 2400), "--step=1m",
        "sum by (mode) (rate(node_cpu_seconds_total[5m]))"},
-      {"series", "--match=up", "--start=" + std::to_string(kT0), "--end=" + std::to_string(kT0 + 3600)},
+      {"series", "--match=up", "--start=" + std::to_string(kT0),
+       "--end=" + std::to_string(kT0 + 3600)},
       {"labels", "--start=" + std::to_string(kT0), "--end=" + std::to_string(kT0 + 3600), "job"},
   };
   for (const auto& c : cases) {

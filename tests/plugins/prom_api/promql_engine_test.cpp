@@ -1,11 +1,11 @@
 // PromQL engine semantics that the differential test cannot reach (staleness
 // markers cannot be backfilled into Prometheus) or that need exact figures.
-#include "memory_store.hpp"
-#include "promql/engine.hpp"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
+
+#include "memory_store.hpp"
+#include "promql/engine.hpp"
 
 namespace {
 
@@ -93,7 +93,9 @@ TEST_F(PromqlEngine, ErrorsAreTyped) {
   EXPECT_EQ(parse.error, ErrorType::BadData);
   auto rng = Engine(store).range("c_total[5m]", 0, 60000, 10000);
   EXPECT_EQ(rng.error, ErrorType::BadData);
-  EXPECT_EQ(rng.message, "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector");
+  EXPECT_EQ(
+      rng.message,
+      "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector");
 }
 
 TEST_F(PromqlEngine, LimitsStopBadQueries) {
@@ -101,7 +103,8 @@ TEST_F(PromqlEngine, LimitsStopBadQueries) {
   o.max_samples = 10;
   auto r = instant("sum_over_time(c_total[10m])", 600, o);
   EXPECT_EQ(r.error, ErrorType::Execution);
-  EXPECT_EQ(r.message, "query processing would load too many samples into memory in query execution");
+  EXPECT_EQ(r.message,
+            "query processing would load too many samples into memory in query execution");
   QueryOptions s;
   s.max_series = 1;
   auto r2 = instant("{__name__=~\"x|y\"}", 0, s);

@@ -1,7 +1,7 @@
 // PromQL parser: structure, precedence, modifiers and error positions.
-#include "promql/parser.hpp"
-
 #include <gtest/gtest.h>
+
+#include "promql/parser.hpp"
 
 namespace {
 
@@ -20,7 +20,8 @@ std::string err(std::string_view q) {
 }
 
 TEST(PromqlParser, SelectorsAndMatchers) {
-  auto e = ok(R"(http_requests_total{job="api", code!="500", path=~"/v1/.*", method!~'GET|HEAD',})");
+  auto e =
+      ok(R"(http_requests_total{job="api", code!="500", path=~"/v1/.*", method!~'GET|HEAD',})");
   ASSERT_EQ(e->kind, ExprKind::VectorSelector);
   EXPECT_EQ(e->metric_name, "http_requests_total");
   ASSERT_EQ(e->matchers.size(), 5u);
@@ -103,24 +104,40 @@ TEST(PromqlParser, MatchingAndAggregations) {
 }
 
 TEST(PromqlParser, ErrorsCarryPrometheusStylePositions) {
-  EXPECT_EQ(err("sum(x"), "1:6: parse error: unexpected end of input in aggregation, expected \",\" or \")\"");
+  EXPECT_EQ(err("sum(x"),
+            "1:6: parse error: unexpected end of input in aggregation, expected \",\" or \")\"");
   EXPECT_EQ(err("foo +\n  bar baz"), "2:7: parse error: unexpected identifier \"baz\"");
-  EXPECT_EQ(err("rate(x)"), "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector");
+  EXPECT_EQ(err("rate(x)"),
+            "1:6: parse error: expected type range vector in call to function \"rate\", got "
+            "instant vector");
   EXPECT_EQ(err("nope(x)"), "1:1: parse error: unknown function with name \"nope\"");
-  EXPECT_EQ(err("{}"), "1:1: parse error: vector selector must contain at least one non-empty matcher");
-  EXPECT_EQ(err(R"({job=~".*"})"), "1:1: parse error: vector selector must contain at least one non-empty matcher");
+  EXPECT_EQ(err("{}"),
+            "1:1: parse error: vector selector must contain at least one non-empty matcher");
+  EXPECT_EQ(err(R"({job=~".*"})"),
+            "1:1: parse error: vector selector must contain at least one non-empty matcher");
   EXPECT_EQ(err("1 == 1"), "1:3: parse error: comparisons between scalars must use BOOL modifier");
-  EXPECT_EQ(err("1 and x"), "1:3: parse error: set operator \"and\" not allowed in binary scalar expression");
-  EXPECT_EQ(err("a + bool b"), "1:3: parse error: bool modifier can only be used on comparison operators");
-  EXPECT_EQ(err("a and on(x) group_left b"), "1:3: parse error: no grouping allowed for \"and\" operation");
+  EXPECT_EQ(err("1 and x"),
+            "1:3: parse error: set operator \"and\" not allowed in binary scalar expression");
+  EXPECT_EQ(err("a + bool b"),
+            "1:3: parse error: bool modifier can only be used on comparison operators");
+  EXPECT_EQ(err("a and on(x) group_left b"),
+            "1:3: parse error: no grouping allowed for \"and\" operation");
   EXPECT_EQ(err("(a)[5m]"), "1:1: parse error: ranges only allowed for vector selectors");
-  EXPECT_EQ(err("a[5m][5m:]"), "1:1: parse error: subquery is only allowed on instant vector, got range vector instead");
-  EXPECT_EQ(err("a offset 1m offset 1m"), "1:13: parse error: offset may not be set multiple times");
-  EXPECT_EQ(err("sum(x) offset 1m"), "1:1: parse error: offset modifier must be preceded by an instant vector selector or range vector selector or a subquery");
+  EXPECT_EQ(
+      err("a[5m][5m:]"),
+      "1:1: parse error: subquery is only allowed on instant vector, got range vector instead");
+  EXPECT_EQ(err("a offset 1m offset 1m"),
+            "1:13: parse error: offset may not be set multiple times");
+  EXPECT_EQ(err("sum(x) offset 1m"),
+            "1:1: parse error: offset modifier must be preceded by an instant vector selector or "
+            "range vector selector or a subquery");
   EXPECT_EQ(err(R"(x{a=~"("})"), "1:6: parse error: error parsing regexp: missing ): ^(?:()$");
-  EXPECT_EQ(err(R"(foo{__name__="bar"})"), "1:5: parse error: metric name must not be set twice: \"foo\" or \"bar\"");
-  EXPECT_EQ(err("topk(x, y)"), "1:6: parse error: expected type scalar in aggregation parameter, got instant vector");
-  EXPECT_EQ(err("round()"), "1:1: parse error: expected at least 1 argument(s) in call to \"round\", got 0");
+  EXPECT_EQ(err(R"(foo{__name__="bar"})"),
+            "1:5: parse error: metric name must not be set twice: \"foo\" or \"bar\"");
+  EXPECT_EQ(err("topk(x, y)"),
+            "1:6: parse error: expected type scalar in aggregation parameter, got instant vector");
+  EXPECT_EQ(err("round()"),
+            "1:1: parse error: expected at least 1 argument(s) in call to \"round\", got 0");
   EXPECT_EQ(err("abs(a, b)"), "1:1: parse error: expected 1 argument(s) in call to \"abs\", got 2");
   EXPECT_EQ(err("x[5x]"), "1:3: parse error: bad number or duration syntax: \"5x\"");
   EXPECT_EQ(err("\"abc"), "1:1: parse error: unterminated quoted string");

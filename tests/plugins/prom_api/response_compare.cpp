@@ -71,9 +71,11 @@ std::string compare_responses(const json& p, const json& m, bool ordered) {
       const json& pv = ps["values"];
       const json& mv = ms["values"];
       if (pv.size() != mv.size())
-        return "points of " + key + ": " + std::to_string(pv.size()) + " vs " + std::to_string(mv.size());
+        return "points of " + key + ": " + std::to_string(pv.size()) + " vs " +
+               std::to_string(mv.size());
       for (size_t k = 0; k < pv.size(); ++k) {
-        if (pv[k][0] != mv[k][0]) return "point time of " + key + ": " + pv[k].dump() + " vs " + mv[k].dump();
+        if (pv[k][0] != mv[k][0])
+          return "point time of " + key + ": " + pv[k].dump() + " vs " + mv[k].dump();
         if (!close(to_double(pv[k][1]), to_double(mv[k][1])))
           return "point of " + key + ": " + pv[k].dump() + " vs " + mv[k].dump();
       }
@@ -81,6 +83,5 @@ std::string compare_responses(const json& p, const json& m, bool ordered) {
   }
   return "";
 }
-
 
 }  // namespace moni::promql::test_support

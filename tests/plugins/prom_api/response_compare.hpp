@@ -3,14 +3,14 @@
 #pragma once
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 
 namespace moni::promql::test_support {
 
 /// "" when `prometheus` and `moni` agree, else what differs. `ordered`:
 /// vector results must also come in the same order.
-std::string compare_responses(const nlohmann::json& prometheus, const nlohmann::json& moni, bool ordered);
+std::string compare_responses(const nlohmann::json& prometheus, const nlohmann::json& moni,
+                              bool ordered);
 /// Reads a whole file.
 std::string read_file(const std::string& path);
 
