@@ -95,7 +95,8 @@ int candidates(MDB_txn* txn, const Db::Dbis& d, const std::vector<LabelMatcher>&
         posting_key(m.name(), m.value(), key);
         MDB_val k = mval(key);
         rc = read_postings(pc, k, set);
-        if (rc && rc != MDB_NOTFOUND) break;
+        if (rc == MDB_NOTFOUND) rc = 0;  // no such label value: no series match
+        if (rc) break;
       } else {
         rc = scan_values(txn, d, m.name(), [&](std::string_view val, MDB_val k, MDB_cursor* c) {
           if (m.matches(val)) read_postings(c, k, set);

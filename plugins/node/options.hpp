@@ -20,7 +20,7 @@ inline constexpr std::array<std::string_view, 17> kCollectorNames = {
     "loadavg", "meminfo",  "netdev",    "netstat",  "os",     "pressure",
     "sockstat", "stat",    "time",      "uname",    "vmstat"};
 
-// node_exporter 1.5's defaults, written for full anchoring.
+// node_exporter 1.5's defaults (anchored with ^...$ where node_exporter's are).
 inline constexpr std::string_view kDiskstatsDeviceExclude =
     R"(^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$)";
 inline constexpr std::string_view kMountPointsExclude =

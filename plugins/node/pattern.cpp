@@ -12,8 +12,9 @@ Pattern& Pattern::operator=(Pattern&&) noexcept = default;
 bool Pattern::compile(const std::string& expr, std::string& error) {
   RE2::Options opts;
   opts.set_log_errors(false);
-  // Anchor explicitly so that alternations at the top level are anchored too.
-  auto re = std::make_unique<RE2>("^(?:" + expr + ")$", opts);
+  // Unanchored search, as node_exporter's flags (Go's MatchString): a
+  // pattern copied from a node_exporter command line selects the same names.
+  auto re = std::make_unique<RE2>(expr, opts);
   if (!re->ok()) {
     error = re->error();
     return false;
@@ -24,7 +25,7 @@ bool Pattern::compile(const std::string& expr, std::string& error) {
 }
 
 bool Pattern::matches(std::string_view s) const {
-  return re_ && RE2::FullMatch(re2::StringPiece(s.data(), s.size()), *re_);
+  return re_ && RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *re_);
 }
 
 }  // namespace moni::node

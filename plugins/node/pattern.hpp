@@ -1,5 +1,6 @@
-// A fully anchored RE2 pattern (Prometheus relabel semantics: "lo" matches
-// only "lo"), used for device, mount point and field filters.
+// An RE2 pattern searched anywhere in the name, like node_exporter's
+// --collector.*-exclude flags ("lo" also matches "lo0"; anchor with ^...$),
+// used for device, mount point and field filters.
 #pragma once
 
 #include <memory>

@@ -217,6 +217,10 @@ TEST(LmdbTsdb, LabelMatchersFollowPrometheus) {
   EXPECT_EQ(insts({{MatchType::Regex, "job", "node.*"}, {MatchType::NotEqual, "env", "dev"}}),
             (V{"a", "b"}));
   EXPECT_EQ(insts({{MatchType::Equal, "job", "node"}, {MatchType::Equal, "env", "dev"}}), V{});
+  // A label value or metric nobody has selects nothing (not an error).
+  EXPECT_EQ(insts({{MatchType::Equal, "job", "missing"}}), V{});
+  EXPECT_EQ(insts({{MatchType::Equal, "__name__", "nonexistent_metric"}}), V{});
+  EXPECT_EQ(insts({{MatchType::Equal, "job", "missing"}, {MatchType::Equal, "env", "prod"}}), V{});
   auto vals = c.label_values("instance", std::vector<Matcher>{{MatchType::Equal, "job", "node"}},
                              INT64_MIN, INT64_MAX);
   ASSERT_TRUE(vals.ok());

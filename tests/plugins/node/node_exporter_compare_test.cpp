@@ -30,7 +30,7 @@ const char* kCollectors[] = {"cpu",  "cpufreq", "diskstats", "entropy",  "filefd
                              "loadavg", "meminfo", "netdev", "netstat",  "os",      "pressure",
                              "sockstat", "stat",   "time",   "uname",    "vmstat"};
 // node_exporter 1.5's upstream defaults (Debian patches the mount point one);
-// moni's defaults are the same patterns written for full anchoring.
+// moni's defaults are the same patterns, searched the same way.
 const char* kMountPointsExclude =
     "^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/)";
 

@@ -161,18 +161,24 @@ TEST_F(NodeFixture, EnableAndDisableSelectSubCollectors) {
   EXPECT_EQ(b.find("node_scrape_collector_success").size(), 2u);
 }
 
-TEST_F(NodeFixture, IncludeFiltersAndFieldPatternsAreFullyAnchored) {
+// Patterns are searched anywhere in the name, as node_exporter's flags are,
+// so a pattern copied from a node_exporter command line keeps its meaning.
+TEST_F(NodeFixture, PatternsAreUnanchoredSearchesLikeNodeExporter) {
   auto p = load(roots() +
                 "enable = ['netdev', 'vmstat']\nnetdev.device_include = 'eth'\n"
                 "vmstat.fields = 'pgp'\n");
   ASSERT_TRUE(p);
   OwnedBatch b = collect(*p);
-  EXPECT_EQ(b.find("node_network_receive_bytes_total").size(), 0u);  // "eth" != "eth0"
-  EXPECT_EQ(b.find("node_vmstat_pgpgin").size(), 0u);
-  auto p2 = load(roots() + "enable = ['netdev']\nnetdev.device_include = 'eth.*|lo'\n");
+  EXPECT_EQ(b.find("node_network_receive_bytes_total").size(), 1u);  // "eth" finds "eth0"
+  EXPECT_EQ(b.find("node_network_receive_bytes_total", "device", "eth0").size(), 1u);
+  EXPECT_EQ(b.find("node_vmstat_pgpgin").size(), 1u);
+  auto p2 = load(roots() + "enable = ['netdev']\nnetdev.device_include = '^eth$'\n");
   ASSERT_TRUE(p2);
   OwnedBatch b2 = collect(*p2);
-  EXPECT_EQ(b2.find("node_network_receive_bytes_total").size(), 2u);  // eth0 and lo
+  EXPECT_EQ(b2.find("node_network_receive_bytes_total").size(), 0u);  // anchored: "eth" != "eth0"
+  auto p3 = load(roots() + "enable = ['netdev']\nnetdev.device_include = 'eth.*|lo'\n");
+  ASSERT_TRUE(p3);
+  EXPECT_EQ(collect(*p3).find("node_network_receive_bytes_total").size(), 2u);  // eth0 and lo
 }
 
 TEST_F(NodeFixture, RejectsUnknownCollectorsAndBadOptions) {
