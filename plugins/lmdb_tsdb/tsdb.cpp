@@ -634,6 +634,8 @@ void Db::save_undo(uint32_t id, Series& s) {
 }
 
 void Db::full_undo(uint32_t id, Series& s) {
+  // A series created in this batch has no undo slot: rollback drops it whole.
+  if (id >= series_before_ || s.undo_slot >= undo_n_) return;
   Undo& u = undo_[s.undo_slot];
   if (u.id != id || u.full) return;
   // The head is about to be rewritten: keep it as of the batch start.

@@ -463,8 +463,9 @@ TEST(LmdbTsdb, ImportOpenMetricsWithTimestamps) {
   {
     std::ofstream f(file);
     f << "# TYPE http_requests counter\n# HELP http_requests Requests.\n";
-    // File order is by series, not by time.
-    for (int i = 0; i < 50; ++i)
+    // File order is by series, not by time. 300 samples of a series that is
+    // new in the batch make its head chunk cut within that batch.
+    for (int i = 0; i < 300; ++i)
       f << "http_requests_total{code=\"200\"} " << i * 10 << " " << (1700000000 + i * 15) << "\n";
     for (int i = 0; i < 50; ++i)
       f << "http_requests_total{code=\"500\"} " << i << " " << (1700000000 + i * 15) << ".5\n";
@@ -475,7 +476,7 @@ TEST(LmdbTsdb, ImportOpenMetricsWithTimestamps) {
     ASSERT_TRUE(db.ok());
     auto r = moni::tsdb::import_text_file(**db, file, 0);
     ASSERT_TRUE(r.ok()) << r.error().message;
-    EXPECT_EQ(*r, 100u);
+    EXPECT_EQ(*r, 350u);
   }
   auto h = load(dir.str());
   ASSERT_TRUE(h);
@@ -485,6 +486,10 @@ TEST(LmdbTsdb, ImportOpenMetricsWithTimestamps) {
   ASSERT_EQ(s[0].ts.size(), 50u);
   EXPECT_EQ(s[0].ts[1], 1700000015500);
   EXPECT_EQ(s[0].vs[49], 49);
+  auto s200 = select(c, {{MatchType::Equal, "code", "200"}});
+  ASSERT_EQ(s200.size(), 1u);
+  ASSERT_EQ(s200[0].ts.size(), 300u);
+  EXPECT_EQ(s200[0].vs[299], 2990);
   auto md = c.metadata("http_requests");
   ASSERT_TRUE(md.ok());
   ASSERT_EQ(md->size(), 1u);
