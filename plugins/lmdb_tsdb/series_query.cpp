@@ -7,6 +7,7 @@
 #include "label_matcher.hpp"
 #include "label_set.hpp"
 #include "lmdb_keys.hpp"
+#include "metadata_record.hpp"
 #include "tsdb.hpp"
 
 namespace moni::tsdb {
@@ -373,16 +374,8 @@ Result<std::vector<Metadata>> Db::metadata(std::string_view family) {
   rc = family.empty() ? mdb_cursor_get(cur, &k, &v, MDB_FIRST)
                       : mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
   for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    std::string_view in = sview(v);
-    if (in.empty()) continue;
     Metadata m;
-    m.family = std::string(sview(k));
-    m.type = static_cast<MetricType>(static_cast<uint8_t>(in[0]));
-    in.remove_prefix(1);
-    uint64_t n;
-    if (!get_varint(in, n) || n > in.size()) continue;
-    m.help = std::string(in.substr(0, n));
-    m.unit = std::string(in.substr(n));
+    if (!decode_metadata_record(sview(k), sview(v), m)) continue;
     out.push_back(std::move(m));
     if (!family.empty()) break;
   }

@@ -13,6 +13,7 @@
 
 #include "label_set.hpp"
 #include "lmdb_keys.hpp"
+#include "metadata_record.hpp"
 
 namespace moni::tsdb {
 
@@ -222,16 +223,8 @@ Result<void> Db::load() {
   mdb_cursor_open(txn, dbi_.metadata, &cur);
   for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    std::string_view in = sview(v);
-    if (in.empty()) continue;
     Metadata m;
-    m.family = std::string(sview(k));
-    m.type = static_cast<MetricType>(static_cast<uint8_t>(in[0]));
-    in.remove_prefix(1);
-    uint64_t n;
-    if (!get_varint(in, n) || n > in.size()) continue;
-    m.help = std::string(in.substr(0, n));
-    m.unit = std::string(in.substr(n));
+    if (!decode_metadata_record(sview(k), sview(v), m)) continue;
     meta_[m.family] = std::move(m);
   }
   mdb_cursor_close(cur);
@@ -540,11 +533,7 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     for (const auto& p : pending_meta_)
       if (p.family == fam && same(p)) dup = true;
     if (dup) continue;
-    buf_.clear();
-    buf_.push_back(static_cast<char>(m.type));
-    put_varint(buf_, m.help.len);
-    buf_.append(sv(m.help));
-    buf_.append(sv(m.unit));
+    encode_metadata_record(m, buf_);
     MDB_val k = mval(fam), v = mval(buf_);
     if ((rc = mdb_put(txn, dbi_.metadata, &k, &v, 0))) return rc;
     pending_meta_.push_back({std::string(fam), static_cast<MetricType>(m.type),

@@ -4,6 +4,7 @@
 
 #include "md5.hpp"
 
+#include <moni/text_format.hpp>
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -25,16 +26,7 @@ constexpr ActionName kActions[] = {
     {"uppercase", Action::Uppercase},
 };
 
-bool valid_label_name(std::string_view s) {
-  if (s.empty()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-              (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return false;
-  }
-  return true;
-}
+using moni::text::valid_label_name;  // the SDK's rule, shared with the parser
 
 bool name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';

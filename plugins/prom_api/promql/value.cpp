@@ -1,5 +1,7 @@
 #include "value.hpp"
 
+#include <moni/text_format.hpp>
+
 #include <algorithm>
 
 namespace moni::promql {
@@ -58,15 +60,6 @@ std::string labels_string(const Labels& ls) {
   return s + "}";
 }
 
-bool valid_label_name(std::string_view s) {
-  if (s.empty()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-              (i > 0 && c >= '0' && c <= '9');
-    if (!ok) return false;
-  }
-  return true;
-}
+bool valid_label_name(std::string_view s) { return moni::text::valid_label_name(s); }
 
 }  // namespace moni::promql
