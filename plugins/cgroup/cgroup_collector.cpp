@@ -4,17 +4,24 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <re2/re2.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <moni/sdk.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cgroup_layout.hpp"
@@ -61,12 +68,36 @@ constexpr Family kFamilies[] = {
     {"container_memory_rss", MetricType::Gauge, "Size of RSS in bytes."},
     {"container_memory_cache", MetricType::Gauge, "Number of bytes of page cache memory."},
     {"container_memory_swap", MetricType::Gauge, "Container swap usage in bytes."},
+    {"container_memory_max_usage_bytes", MetricType::Gauge,
+     "Maximum memory usage recorded in bytes"},
+    {"container_memory_mapped_file", MetricType::Gauge, "Size of memory mapped files in bytes."},
+    {"container_memory_kernel_usage", MetricType::Gauge,
+     "Size of kernel memory allocated in bytes."},
+    {"container_memory_total_active_file_bytes", MetricType::Gauge,
+     "Current total active file in bytes."},
+    {"container_memory_total_inactive_file_bytes", MetricType::Gauge,
+     "Current total inactive file in bytes."},
+    {"container_memory_failures_total", MetricType::Counter,
+     "Cumulative count of memory allocation failures."},
     {"container_memory_failcnt", MetricType::Counter, "Number of memory usage hits limits"},
     {"container_oom_events_total", MetricType::Counter,
      "Count of out of memory events observed for the container"},
     {"container_spec_memory_limit_bytes", MetricType::Gauge, "Memory limit for the container."},
+    {"container_spec_memory_swap_limit_bytes", MetricType::Gauge,
+     "Memory swap limit for the container."},
+    {"container_spec_memory_reservation_limit_bytes", MetricType::Gauge,
+     "Memory reservation limit for the container."},
     {"container_fs_reads_bytes_total", MetricType::Counter, "Cumulative count of bytes read"},
     {"container_fs_writes_bytes_total", MetricType::Counter, "Cumulative count of bytes written"},
+    {"container_fs_reads_total", MetricType::Counter, "Cumulative count of reads completed"},
+    {"container_fs_writes_total", MetricType::Counter, "Cumulative count of writes completed"},
+    {"container_blkio_device_usage_total", MetricType::Counter, "Blkio Device bytes usage"},
+    {"container_fs_usage_bytes", MetricType::Gauge,
+     "Number of bytes that are consumed by the container on this filesystem."},
+    {"container_fs_limit_bytes", MetricType::Gauge,
+     "Number of bytes that can be consumed by the container on this filesystem."},
+    {"container_fs_inodes_free", MetricType::Gauge, "Number of available Inodes"},
+    {"container_fs_inodes_total", MetricType::Gauge, "Number of Inodes"},
     {"container_network_receive_bytes_total", MetricType::Counter,
      "Cumulative count of bytes received"},
     {"container_network_receive_packets_total", MetricType::Counter,
@@ -85,6 +116,8 @@ constexpr Family kFamilies[] = {
      "Cumulative count of packets dropped while transmitting"},
     {"container_processes", MetricType::Gauge, "Number of processes running inside the container."},
     {"container_threads", MetricType::Gauge, "Number of threads running inside the container"},
+    {"container_threads_max", MetricType::Gauge,
+     "Maximum number of threads allowed inside the container, infinity if value is zero"},
     {"container_pressure_cpu_stalled_seconds_total", MetricType::Counter,
      "Total time duration no tasks in the container could make progress due to CPU congestion."},
     {"container_pressure_cpu_waiting_seconds_total", MetricType::Counter,
@@ -119,13 +152,34 @@ std::string sanitize_label_name(std::string_view s) {
   return out;
 }
 
+// Default budget of kept-open cgroup files (see README: "Kept-open files").
+constexpr int64_t kDefaultMaxOpenFiles = 8192;
+
 struct Options {
   std::string root, mountinfo, procfs, sysfs;
   std::string docker_root, containers_storage, containerd_state;
   bool docker_only = false;
-  bool network = true;
   bool container_labels = true;
+  MetricGroups groups;
+  int64_t max_open_files = kDefaultMaxOpenFiles;
+  int64_t fs_usage_interval_ms = 60000;
   std::vector<std::unique_ptr<RE2>> include, exclude;
+};
+
+// A container's writable layer and what its last measurement found.
+struct FsUsage {
+  bool resolved = false;  // the layer's directory was looked up
+  std::string dir;        // empty: unknown runtime or storage driver
+  int64_t measured_ms = 0;
+  bool ok = false;
+  uint64_t usage = 0, limit = 0, inodes_total = 0, inodes_free = 0;
+  uint32_t major = 0, minor = 0;
+};
+
+// A cgroup's limits, read every kSpecEvery collections.
+struct Spec {
+  std::optional<uint64_t> cpu_quota, cpu_period, cpu_shares;
+  std::optional<uint64_t> mem_limit, mem_swap_limit, mem_reservation, threads_max;
 };
 
 // One cgroup seen by the walk; kept across cycles while it exists.
@@ -144,12 +198,40 @@ struct Entry {
   int64_t start_time_s = 0;
   // Limits as last read (cycle spec_cycle; 0: never).
   uint64_t spec_cycle = 0;
-  std::optional<uint64_t> cpu_quota, cpu_period, cpu_shares, mem_limit;
+  Spec spec;
   // This cycle's process counts (walk of the counting hierarchy).
   bool procs_read = false, procs_counted = false;
   uint64_t procs_own = 0, procs_total = 0;
   uint64_t first_pid = 0;
+  // The network namespace (inode) of netns_pid, looked up when the first
+  // process changes and every kSpecEvery collections.
+  uint64_t netns_pid = 0, netns = 0;
+  uint64_t netns_cycle = 0;
+  // Hierarchies (bit per index) where the last stat saw no subdirectories.
+  unsigned leaf_mask = 0;
+  // The directory's inode in each hierarchy: a new one means the cgroup was
+  // removed and made again under the same name (a restarted service).
+  std::array<uint64_t, kControllerCount> dir_ino{};
+  CgroupFds fds;
+  std::unique_ptr<FsUsage> fs;
 };
+
+// One network namespace's counters, parsed once per collection however many
+// cgroups share it (a Kubernetes pod's containers).
+struct Netns {
+  uint64_t cycle = 0;  // collection the counters were read in
+  bool ok = false;
+  std::vector<NetInterface> ifaces;
+};
+
+// "net:[4026531840]" -> 4026531840; 0 when malformed.
+uint64_t netns_inode(std::string_view link) {
+  size_t b = link.find('[');
+  uint64_t v = 0;
+  if (b == std::string_view::npos || !parse_u64(link.substr(b + 1, link.size() - b - 2), v))
+    return 0;
+  return v;
+}
 
 }  // namespace
 
@@ -172,8 +254,12 @@ class CgroupCollector : public moni::Collector {
 # docker_only = false                # only the root cgroup and Docker containers
 # include = []                       # regexes (RE2, unanchored) on the cgroup path
 # exclude = []                       # regexes on the cgroup path; exclude wins
-# network = true                     # container_network_* from container netns
-# container_labels = true            # container_label_* from Docker labels)";
+# container_labels = true            # container_label_* from Docker labels
+# disable_metrics = []               # of "memory", "oom_event", "diskIO", "network",
+#                                    #    "process", "pressure" (cAdvisor's names)
+# enable_metrics = []                # of "percpu", "disk" (off by default)
+# max_open_files = 8192              # cgroup files kept open between collections
+# fs_usage_interval = "1m"           # how often "disk" re-measures writable layers)";
 
   CgroupCollector(moni::Context& ctx, const moni::ConfigView& cfg) : ctx_(ctx) {
     moni::ConfigReader r(cfg, "cgroup");
@@ -185,8 +271,11 @@ class CgroupCollector : public moni::Collector {
     opt_.containers_storage = r.string("containers_storage", "/var/lib/containers/storage");
     opt_.containerd_state = r.string("containerd_state", "/run/containerd");
     opt_.docker_only = r.boolean("docker_only", false);
-    opt_.network = r.boolean("network", true);
+    opt_.groups.network = r.boolean("network", true);
     opt_.container_labels = r.boolean("container_labels", true);
+    read_groups(r);
+    opt_.max_open_files = r.integer("max_open_files", kDefaultMaxOpenFiles, 0, 1 << 24);
+    opt_.fs_usage_interval_ms = r.duration_ms("fs_usage_interval", 60000);
     compile_patterns(r, "include", opt_.include);
     compile_patterns(r, "exclude", opt_.exclude);
     while (!opt_.root.empty() && opt_.root.size() > 1 && opt_.root.back() == '/')
@@ -204,11 +293,21 @@ class CgroupCollector : public moni::Collector {
       return moni::make_error("cgroup: " + layout.error().message + " " + opt_.mountinfo +
                               " (set `mountinfo` and `root`)");
     layout_ = std::move(*layout);
-    stats_reader_ = std::make_unique<StatsReader>(layout_);
+    close_all();
+    entries_.clear();
+    // Kept-open files share the process's descriptor limit with the host and
+    // other plugins: use at most half of the soft limit.
+    size_t budget = static_cast<size_t>(opt_.max_open_files);
+    struct rlimit rl {};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      budget = std::min<size_t>(budget, static_cast<size_t>(rl.rlim_cur / 2));
+    stats_reader_ = std::make_unique<StatsReader>(layout_, opt_.groups, budget);
     metadata_ = std::make_unique<RuntimeMetadata>(opt_.docker_root, opt_.containers_storage,
                                                   opt_.containerd_state);
     // v1: every controller hierarchy is walked (a cgroup may exist in some
     // only), each directory once (co-mounted controllers share one).
+    for (auto& h : hierarchies_)
+      if (h.root_fd >= 0) ::close(h.root_fd);
     hierarchies_.clear();
     if (layout_.mode == CgroupLayout::Mode::V2) {
       hierarchies_.push_back({layout_.unified, 0});
@@ -227,8 +326,23 @@ class CgroupCollector : public moni::Collector {
     }
     if (hierarchies_.empty())
       return moni::make_error("cgroup: no usable cgroup hierarchy under " + opt_.root);
+    for (auto& h : hierarchies_) {
+      for (int c = 0; c < kControllerCount; ++c)
+        if (h.mask & (1u << c)) {
+          h.procs_controller = c;
+          break;
+        }
+      if (h.root_fd >= 0) ::close(h.root_fd);
+      h.root_fd = ::open(h.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
     ctx_.info("cgroup: " + std::string(layout_.mode_name()) + " layout under " + opt_.root);
     return {};
+  }
+
+  ~CgroupCollector() override {
+    close_all();
+    for (auto& h : hierarchies_)
+      if (h.root_fd >= 0) ::close(h.root_fd);
   }
 
   moni::Result<void> collect(moni::Batch& out) override {
@@ -236,19 +350,32 @@ class CgroupCollector : public moni::Collector {
     ++cycle_;
     cycle_list_.clear();
     for (size_t h = 0; h < hierarchies_.size(); ++h) {
+      if (hierarchies_[h].root_fd < 0) continue;
       path_ = hierarchies_[h].dir;
-      walk(h, path_.size(), nullptr, false, 0, AT_FDCWD, path_.c_str(), false);
+      walk(h, path_.size(), nullptr, false, 0, hierarchies_[h].root_fd, ".", false, 0);
     }
-    // Forget cgroups that are gone: their series simply stop.
-    for (auto it = entries_.begin(); it != entries_.end();)
-      it = it->second.seen == cycle_ ? std::next(it) : entries_.erase(it);
+    // Forget cgroups that are gone (closing their files): their series
+    // simply stop.
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (it->second.seen == cycle_) {
+        ++it;
+        continue;
+      }
+      stats_reader_->close(it->second.fds);
+      it = entries_.erase(it);
+    }
 
     for (const auto& f : kFamilies) out.describe(f.name, f.type, f.help);
     ts_ = out.default_timestamp();
     now_s_ = std::floor(static_cast<double>(ts_) / 1000.0);
-    host_netns_ok_ = opt_.network && read_link((opt_.procfs + "/1/ns/net").c_str(), host_netns_);
+    host_netns_ = 0;
+    if (opt_.groups.network && read_link((opt_.procfs + "/1/ns/net").c_str(), link_))
+      host_netns_ = netns_inode(link_);
     emitted_ = 0;
     for (Entry* e : cycle_list_) emit(*e, out);
+    // Namespaces no cgroup used this time are forgotten.
+    for (auto it = netns_.begin(); it != netns_.end();)
+      it = it->second.cycle == cycle_ ? std::next(it) : netns_.erase(it);
     return {};
   }
 
@@ -259,13 +386,59 @@ class CgroupCollector : public moni::Collector {
     out.describe("moni_cgroup_tracked_cgroups", MetricType::Gauge,
                  "Cgroups whose state the collector keeps between collections.");
     out.add("moni_cgroup_tracked_cgroups", {}, static_cast<double>(entries_.size()));
+    out.describe("moni_cgroup_open_files", MetricType::Gauge,
+                 "Cgroup files the collector keeps open between collections.");
+    out.add("moni_cgroup_open_files", {},
+            static_cast<double>(stats_reader_ ? stats_reader_->open_files() : 0));
   }
 
  private:
   struct Hierarchy {
     std::string dir;
-    unsigned mask;  // v1 controllers in it (0 for v2)
+    unsigned mask;              // v1 controllers in it (0 for v2)
+    int procs_controller = -1;  // whose cgroup.procs slot is used (-1: unified)
+    int root_fd = -1;           // kept open for the walk
   };
+
+  void close_all() {
+    if (!stats_reader_) return;
+    for (auto& [id, e] : entries_) stats_reader_->close(e.fds);
+  }
+
+  // cAdvisor's --disable_metrics / --enable_metrics group names.
+  void read_groups(moni::ConfigReader& r) {
+    moni::ConfigView dis = r.table_view().get("disable_metrics");
+    for (const auto& g : r.strings("disable_metrics", {})) {
+      if (g == "memory")
+        opt_.groups.memory = false;
+      else if (g == "oom_event")
+        opt_.groups.oom_event = false;
+      else if (g == "diskIO")
+        opt_.groups.disk_io = false;
+      else if (g == "network")
+        opt_.groups.network = false;
+      else if (g == "process")
+        opt_.groups.process = false;
+      else if (g == "pressure")
+        opt_.groups.pressure = false;
+      else if (g == "percpu" || g == "disk")
+        continue;  // off unless enabled
+      else
+        r.error(dis, "disable_metrics: unknown metric group \"" + g +
+                         "\" (known: memory, oom_event, diskIO, network, process, pressure, "
+                         "percpu, disk)");
+    }
+    moni::ConfigView en = r.table_view().get("enable_metrics");
+    for (const auto& g : r.strings("enable_metrics", {})) {
+      if (g == "percpu")
+        opt_.groups.percpu = true;
+      else if (g == "disk")
+        opt_.groups.disk = true;
+      else
+        r.error(en, "enable_metrics: unknown or always-on metric group \"" + g +
+                        "\" (off by default: percpu, disk)");
+    }
+  }
 
   static void compile_patterns(moni::ConfigReader& r, std::string_view key,
                                std::vector<std::unique_ptr<RE2>>& out) {
@@ -286,31 +459,33 @@ class CgroupCollector : public moni::Collector {
   // `leaf` (a link count of 2: no subdirectories) spares listing it, which
   // is most of the walk's cost for hundreds of containers.
   uint64_t walk(size_t h, size_t base_len, Entry* parent, bool parent_wants, int depth,
-                int parent_fd, const char* name, bool leaf) {
+                int parent_fd, const char* name, bool leaf, uint64_t ino) {
     if (path_.size() == base_len)
       id_.assign("/");
     else
       id_.assign(path_, base_len, std::string::npos);
     Entry& e = touch(id_, parent);
+    if (ino != 0) {
+      if (e.dir_ino[h] != 0 && e.dir_ino[h] != ino) recreated(e);
+      e.dir_ino[h] = ino;
+    }
     e.mask |= hierarchies_[h].mask;
     bool wants = e.accepted || parent_wants;
     uint64_t total = 0;
-    DIR* d = leaf || depth >= 64 ? nullptr : ::opendir(path_.c_str());
+    DIR* d = nullptr;
+    if (!leaf && depth < 64) {
+      int fd = ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd >= 0 && !(d = ::fdopendir(fd))) ::close(fd);
+    }
     // cgroup.procs is read once per cycle, in the first hierarchy holding the
-    // cgroup; subtree totals come from that hierarchy's walk.
-    if (wants) {
+    // cgroup; subtree totals come from that hierarchy's walk. Its first
+    // process also locates the network namespace.
+    if (opt_.groups.process ? wants : e.accepted && opt_.groups.network) {
       if (!e.procs_read) {
         e.procs_read = true;
         std::string_view text;
-        bool ok;
-        if (d) {
-          ok = reader_.read_at(::dirfd(d), "cgroup.procs", text);
-        } else {
-          procs_rel_.assign(name);
-          procs_rel_.append("/cgroup.procs");
-          ok = reader_.read_at(parent_fd, procs_rel_.c_str(), text);
-        }
-        if (ok) {
+        std::string_view rel = *e.id == "/" ? std::string_view() : std::string_view(*e.id);
+        if (stats_reader_->read_procs(rel, hierarchies_[h].procs_controller, e.fds, text)) {
           e.procs_own = count_lines(text);
           if (e.procs_own > 0) parse_u64(text.substr(0, text.find('\n')), e.first_pid);
         }
@@ -319,27 +494,58 @@ class CgroupCollector : public moni::Collector {
     }
     if (d) {
       int fd = ::dirfd(d);
+      unsigned bit = 1u << h;
+      // A cgroup with no subdirectories (link count 2) is not listed. Known
+      // container leaves skip even the stat between re-checks every
+      // kSpecEvery collections: nested cgroups in a container appear late by
+      // at most that many collections.
+      bool recheck = cycle_ % kSpecEvery == 1;
       while (dirent* de = ::readdir(d)) {
         if (de->d_name[0] == '.' &&
             (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
           continue;
         if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) continue;
-        struct stat st {};
-        if (::fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
-          continue;
         size_t len = path_.size();
         path_.push_back('/');
         path_.append(de->d_name);
-        total += walk(h, base_len, &e, wants, depth + 1, fd, de->d_name, st.st_nlink == 2);
+        bool child_leaf;
+        auto known =
+            recheck ? entries_.end() : entries_.find(std::string_view(path_).substr(base_len));
+        if (known != entries_.end() && known->second.runtime != Runtime::None &&
+            (known->second.leaf_mask & bit) && de->d_type == DT_DIR) {
+          child_leaf = true;
+        } else {
+          struct stat st {};
+          if (::fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
+            path_.resize(len);
+            continue;
+          }
+          child_leaf = st.st_nlink == 2;
+        }
+        total += walk(h, base_len, &e, wants, depth + 1, fd, de->d_name, child_leaf, de->d_ino);
         path_.resize(len);
       }
       ::closedir(d);
     }
+    if (leaf)
+      e.leaf_mask |= 1u << h;
+    else
+      e.leaf_mask &= ~(1u << h);
     if (wants && !e.procs_counted) {
       e.procs_counted = true;
       e.procs_total = total;
     }
     return total;
+  }
+
+  // A cgroup made again under a known name: its kept-open files belong to
+  // the old one, its limits and start time are read afresh.
+  void recreated(Entry& e) {
+    stats_reader_->close(e.fds);
+    e.spec_cycle = 0;
+    e.netns_pid = 0;
+    e.leaf_mask = 0;
+    if (!e.meta_found || e.start_time_s == 0) e.start_time_s = cgroup_mtime();
   }
 
   // The entry of cgroup `id`, created on first sight; marks it seen.
@@ -437,6 +643,28 @@ class CgroupCollector : public moni::Collector {
     labels_[0].value = metric;
     out.add_sorted(std::span<const LabelRef>(labels_.data(), labels_.size()), v, ts_);
   }
+  // Several extra labels, `extra` sorted by name, merged into the base ones.
+  void put_extra(moni::Batch& out, std::string_view metric, std::span<const LabelRef> extra,
+                 double v) {
+    with_extra_.clear();
+    with_extra_.push_back({moni::kMetricNameLabel, metric});
+    size_t j = 0;
+    for (size_t i = 1; i < labels_.size(); ++i) {
+      while (j < extra.size() && extra[j].name < labels_[i].name) {
+        if (!extra[j].value.empty()) with_extra_.push_back(extra[j]);
+        ++j;
+      }
+      with_extra_.push_back(labels_[i]);
+    }
+    for (; j < extra.size(); ++j)
+      if (!extra[j].value.empty()) with_extra_.push_back(extra[j]);
+    out.add_sorted(std::span<const LabelRef>(with_extra_.data(), with_extra_.size()), v, ts_);
+  }
+  void put2(moni::Batch& out, std::string_view metric, std::string_view n1, std::string_view v1,
+            std::string_view n2, std::string_view v2, double v) {
+    LabelRef extra[2] = {{n1, v1}, {n2, v2}};
+    put_extra(out, metric, extra, v);
+  }
   void put(moni::Batch& out, std::string_view metric, std::string_view name, std::string_view value,
            double v) {
     with_extra_.clear();
@@ -453,23 +681,26 @@ class CgroupCollector : public moni::Collector {
     out.add_sorted(std::span<const LabelRef>(with_extra_.data(), with_extra_.size()), v, ts_);
   }
 
+  static double limit_of(uint64_t v) { return v > kMaxMemory ? 0.0 : static_cast<double>(v); }
+
   void emit(Entry& e, moni::Batch& out) {
     std::string_view rel = *e.id == "/" ? std::string_view() : std::string_view(*e.id);
     CgroupStats& s = stats_;
     bool spec = e.spec_cycle == 0 || cycle_ - e.spec_cycle >= kSpecEvery;
-    stats_reader_->read(rel, e.mask, spec, s);
+    stats_reader_->read(rel, e.mask, spec, e.fds, s);
     if (!s.any) return;  // vanished between the walk and now
     if (spec) {
       e.spec_cycle = cycle_;
-      e.cpu_quota = s.cpu_quota;
-      e.cpu_period = s.cpu_period;
-      e.cpu_shares = s.cpu_shares;
-      e.mem_limit = s.mem_limit;
+      e.spec = Spec{s.cpu_quota,      s.cpu_period,      s.cpu_shares, s.mem_limit,
+                    s.mem_swap_limit, s.mem_reservation, s.threads_max};
     } else {
-      s.cpu_quota = e.cpu_quota;
-      s.cpu_period = e.cpu_period;
-      s.cpu_shares = e.cpu_shares;
-      s.mem_limit = e.mem_limit;
+      s.cpu_quota = e.spec.cpu_quota;
+      s.cpu_period = e.spec.cpu_period;
+      s.cpu_shares = e.spec.cpu_shares;
+      s.mem_limit = e.spec.mem_limit;
+      s.mem_swap_limit = e.spec.mem_swap_limit;
+      s.mem_reservation = e.spec.mem_reservation;
+      s.threads_max = e.spec.threads_max;
     }
     ++emitted_;
 
@@ -487,7 +718,18 @@ class CgroupCollector : public moni::Collector {
     put(out, "container_last_seen", now_s_);
     if (e.start_time_s > 0) put(out, "container_start_time_seconds", double(e.start_time_s));
 
-    if (s.cpu_total_s && *s.cpu_total_s > 0)
+    // As cAdvisor: per-CPU series replace the total where the kernel has them
+    // (v1 with percpu enabled); zero counters are left out.
+    bool percpu = false;
+    for (size_t i = 0; i < s.percpu_ns.size(); ++i) {
+      if (s.percpu_ns[i] == 0) continue;
+      char cpu[16];
+      int n = std::snprintf(cpu, sizeof cpu, "cpu%02zu", i);
+      put(out, "container_cpu_usage_seconds_total", "cpu", std::string_view(cpu, size_t(n)),
+          double(s.percpu_ns[i]) / 1e9);
+      percpu = true;
+    }
+    if (!percpu && s.cpu_total_s && *s.cpu_total_s > 0)
       put(out, "container_cpu_usage_seconds_total", "cpu", "total", *s.cpu_total_s);
     if (s.cpu_user_s) put(out, "container_cpu_user_seconds_total", *s.cpu_user_s);
     if (s.cpu_system_s) put(out, "container_cpu_system_seconds_total", *s.cpu_system_s);
@@ -509,23 +751,51 @@ class CgroupCollector : public moni::Collector {
       if (s.mem_inactive_file) ws = ws < *s.mem_inactive_file ? 0 : ws - *s.mem_inactive_file;
       put(out, "container_memory_working_set_bytes", double(ws));
     }
+    if (s.mem_max_usage) put(out, "container_memory_max_usage_bytes", double(*s.mem_max_usage));
     if (s.mem_rss) put(out, "container_memory_rss", double(*s.mem_rss));
     if (s.mem_cache) put(out, "container_memory_cache", double(*s.mem_cache));
+    if (s.mem_mapped_file) put(out, "container_memory_mapped_file", double(*s.mem_mapped_file));
+    if (s.mem_kernel) put(out, "container_memory_kernel_usage", double(*s.mem_kernel));
+    if (s.mem_active_file)
+      put(out, "container_memory_total_active_file_bytes", double(*s.mem_active_file));
+    if (s.mem_inactive_file)
+      put(out, "container_memory_total_inactive_file_bytes", double(*s.mem_inactive_file));
     if (s.mem_swap) put(out, "container_memory_swap", double(*s.mem_swap));
+    if (s.pgfault || s.pgmajfault) {
+      put2(out, "container_memory_failures_total", "failure_type", "pgfault", "scope", "container",
+           double(s.pgfault.value_or(0)));
+      put2(out, "container_memory_failures_total", "failure_type", "pgmajfault", "scope",
+           "container", double(s.pgmajfault.value_or(0)));
+      put2(out, "container_memory_failures_total", "failure_type", "pgfault", "scope", "hierarchy",
+           double(s.total_pgfault.value_or(0)));
+      put2(out, "container_memory_failures_total", "failure_type", "pgmajfault", "scope",
+           "hierarchy", double(s.total_pgmajfault.value_or(0)));
+    }
     if (s.mem_failcnt) put(out, "container_memory_failcnt", double(*s.mem_failcnt));
     if (s.oom_kills) put(out, "container_oom_events_total", double(*s.oom_kills));
-    if (s.mem_limit)
-      put(out, "container_spec_memory_limit_bytes",
-          *s.mem_limit > kMaxMemory ? 0.0 : double(*s.mem_limit));
+    if (s.mem_limit) put(out, "container_spec_memory_limit_bytes", limit_of(*s.mem_limit));
+    if (s.mem_swap_limit)
+      put(out, "container_spec_memory_swap_limit_bytes", limit_of(*s.mem_swap_limit));
+    if (s.mem_reservation)
+      put(out, "container_spec_memory_reservation_limit_bytes", limit_of(*s.mem_reservation));
 
     for (const IoDevice& d : s.io) {
       std::string_view dev = device_name(d.major, d.minor);
       put(out, "container_fs_reads_bytes_total", "device", dev, double(d.read_bytes));
       put(out, "container_fs_writes_bytes_total", "device", dev, double(d.write_bytes));
+      if (d.has_ops) {
+        put(out, "container_fs_reads_total", "device", dev, double(d.reads));
+        put(out, "container_fs_writes_total", "device", dev, double(d.writes));
+      }
+      emit_blkio(out, dev, d);
     }
+    if (opt_.groups.disk) emit_fs_usage(e, out);
 
-    if (e.procs_counted) put(out, "container_processes", double(e.procs_total));
-    if (s.threads) put(out, "container_threads", double(*s.threads));
+    if (opt_.groups.process) {
+      if (e.procs_counted) put(out, "container_processes", double(e.procs_total));
+      if (s.threads) put(out, "container_threads", double(*s.threads));
+      if (s.threads_max) put(out, "container_threads_max", double(*s.threads_max));
+    }
 
     static constexpr std::string_view kPsi[3][2] = {
         {"container_pressure_cpu_waiting_seconds_total",
@@ -539,46 +809,158 @@ class CgroupCollector : public moni::Collector {
       if (s.psi[i].full_us) put(out, kPsi[i][1], double(*s.psi[i].full_us) / 1e6);
     }
 
-    if (opt_.network) emit_network(e, out);
+    if (opt_.groups.network) emit_network(e, out);
+  }
+
+  // container_blkio_device_usage_total{device,major,minor,operation}.
+  void emit_blkio(moni::Batch& out, std::string_view dev, const IoDevice& d) {
+    static constexpr std::string_view kOps[IoDevice::kOps] = {"Read",  "Write",   "Sync",
+                                                              "Async", "Discard", "Total"};
+    char major[12], minor[12];
+    auto ma = std::to_chars(major, major + sizeof major, d.major);
+    auto mi = std::to_chars(minor, minor + sizeof minor, d.minor);
+    std::string_view maj(major, size_t(ma.ptr - major)), min(minor, size_t(mi.ptr - minor));
+    for (int i = 0; i < IoDevice::kOps; ++i) {
+      if (!(d.op_mask & (1u << i))) continue;
+      LabelRef extra[4] = {{"device", dev}, {"major", maj}, {"minor", min}, {"operation", kOps[i]}};
+      put_extra(out, "container_blkio_device_usage_total", extra, double(d.op_bytes[i]));
+    }
   }
 
   // Network counters of the cgroup's own network namespace, read through one
-  // of its processes; the root cgroup reports the host's. Cgroups sharing the
-  // host's namespace are skipped, as cAdvisor does for non-containers.
-  void emit_network(const Entry& e, moni::Batch& out) {
+  // of its processes and parsed once per namespace per collection; the root
+  // cgroup reports the host's. Cgroups sharing the host's namespace are
+  // skipped, as cAdvisor does for non-containers.
+  void emit_network(Entry& e, moni::Batch& out) {
     bool root = *e.id == "/";
+    uint64_t ns = host_netns_;
     if (!root) {
-      if (!host_netns_ok_ || e.first_pid == 0) return;
-      char digits[24];
-      auto r = std::to_chars(digits, digits + sizeof digits, e.first_pid);
-      pid_path_.assign(opt_.procfs);
-      pid_path_.push_back('/');
-      pid_path_.append(digits, r.ptr);
-      size_t len = pid_path_.size();
-      pid_path_.append("/ns/net");
-      if (!read_link(pid_path_.c_str(), netns_) || netns_ == host_netns_) return;
-      pid_path_.resize(len);
-      pid_path_.append("/net/dev");
-    } else {
-      pid_path_.assign(opt_.procfs);
-      pid_path_.append("/1/net/dev");
+      if (host_netns_ == 0 || e.first_pid == 0) return;
+      // The namespace of a process rarely changes: looked up again when the
+      // first process changes, and every kSpecEvery collections.
+      if (e.first_pid != e.netns_pid || cycle_ - e.netns_cycle >= kSpecEvery) {
+        e.netns_pid = e.first_pid;
+        e.netns_cycle = cycle_;
+        e.netns = 0;
+        set_pid_path(e.first_pid, "/ns/net");
+        if (read_link(pid_path_.c_str(), link_)) e.netns = netns_inode(link_);
+      }
+      ns = e.netns;
+      if (ns == 0 || ns == host_netns_) return;
     }
+    Netns& n = netns_[ns];
+    if (n.cycle != cycle_) {
+      n.cycle = cycle_;
+      // Opened afresh each time: an open /proc/<pid>/net/dev would keep the
+      // namespace (and its interfaces) alive after the container is gone.
+      if (root)
+        set_pid_path(1, "/net/dev");
+      else
+        set_pid_path(e.first_pid, "/net/dev");
+      std::string_view text;
+      n.ok = stats_reader_->read_path(pid_path_.c_str(), text);  // false: the process exited
+      if (n.ok) StatsReader::parse_netdev(text, n.ifaces);
+    }
+    if (!n.ok) return;
+    for (const NetInterface& i : n.ifaces) {
+      std::string_view name = i.view();
+      put(out, "container_network_receive_bytes_total", "interface", name, double(i.rx_bytes));
+      put(out, "container_network_receive_packets_total", "interface", name, double(i.rx_packets));
+      put(out, "container_network_receive_errors_total", "interface", name, double(i.rx_errors));
+      put(out, "container_network_receive_packets_dropped_total", "interface", name,
+          double(i.rx_dropped));
+      put(out, "container_network_transmit_bytes_total", "interface", name, double(i.tx_bytes));
+      put(out, "container_network_transmit_packets_total", "interface", name, double(i.tx_packets));
+      put(out, "container_network_transmit_errors_total", "interface", name, double(i.tx_errors));
+      put(out, "container_network_transmit_packets_dropped_total", "interface", name,
+          double(i.tx_dropped));
+    }
+  }
+
+  void set_pid_path(uint64_t pid, std::string_view suffix) {
+    char digits[24];
+    auto r = std::to_chars(digits, digits + sizeof digits, pid);
+    pid_path_.assign(opt_.procfs);
+    pid_path_.push_back('/');
+    pid_path_.append(digits, r.ptr);
+    pid_path_.append(suffix);
+  }
+
+  // container_fs_{usage,limit}_bytes and inodes of a Docker container's
+  // writable layer (overlay2): a walk of its upper directory, as du, repeated
+  // every fs_usage_interval. Expensive: off unless enabled.
+  void emit_fs_usage(Entry& e, moni::Batch& out) {
+    if (e.runtime != Runtime::Docker) return;
+    if (!e.fs) e.fs = std::make_unique<FsUsage>();
+    FsUsage& f = *e.fs;
+    if (!f.resolved) {
+      f.resolved = true;
+      f.dir = docker_upper_dir(e.container_id);
+    }
+    if (f.dir.empty()) return;
+    if (f.measured_ms == 0 || ts_ - f.measured_ms >= opt_.fs_usage_interval_ms) {
+      f.measured_ms = ts_;
+      f.ok = measure_fs(f);
+    }
+    if (!f.ok) return;
+    std::string_view dev = device_name(f.major, f.minor);
+    put(out, "container_fs_usage_bytes", "device", dev, double(f.usage));
+    put(out, "container_fs_limit_bytes", "device", dev, double(f.limit));
+    put(out, "container_fs_inodes_total", "device", dev, double(f.inodes_total));
+    put(out, "container_fs_inodes_free", "device", dev, double(f.inodes_free));
+  }
+
+  // <docker_root>/overlay2/<mount-id>/diff, the mount id from the layer
+  // store; empty when Docker does not use overlay2 or the id is unknown.
+  std::string docker_upper_dir(const std::string& id) {
     std::string_view text;
-    if (!stats_reader_->read_path(pid_path_.c_str(), text)) return;  // the process exited
-    StatsReader::parse_netdev(text, ifaces_);
-    for (const NetInterface& n : ifaces_) {
-      std::string_view i = n.view();
-      put(out, "container_network_receive_bytes_total", "interface", i, double(n.rx_bytes));
-      put(out, "container_network_receive_packets_total", "interface", i, double(n.rx_packets));
-      put(out, "container_network_receive_errors_total", "interface", i, double(n.rx_errors));
-      put(out, "container_network_receive_packets_dropped_total", "interface", i,
-          double(n.rx_dropped));
-      put(out, "container_network_transmit_bytes_total", "interface", i, double(n.tx_bytes));
-      put(out, "container_network_transmit_packets_total", "interface", i, double(n.tx_packets));
-      put(out, "container_network_transmit_errors_total", "interface", i, double(n.tx_errors));
-      put(out, "container_network_transmit_packets_dropped_total", "interface", i,
-          double(n.tx_dropped));
+    std::string p = opt_.docker_root + "/image/overlay2/layerdb/mounts/" + id + "/mount-id";
+    if (!stats_reader_->read_path(p.c_str(), text)) return {};
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+    if (text.empty() || text.find('/') != std::string_view::npos) return {};
+    return opt_.docker_root + "/overlay2/" + std::string(text) + "/diff";
+  }
+
+  // du of f.dir (blocks of each inode once, not crossing filesystems) and
+  // statvfs of its filesystem.
+  static bool measure_fs(FsUsage& f) {
+    struct stat st {};
+    struct statvfs vfs {};
+    if (::stat(f.dir.c_str(), &st) != 0 || ::statvfs(f.dir.c_str(), &vfs) != 0) return false;
+    f.major = major(st.st_dev);
+    f.minor = minor(st.st_dev);
+    f.limit = uint64_t(vfs.f_blocks) * vfs.f_frsize;
+    f.inodes_total = vfs.f_files;
+    f.inodes_free = vfs.f_ffree;
+    f.usage = 0;
+    std::unordered_set<uint64_t> seen;  // hard-linked inodes count once
+    int fd = ::open(f.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    f.usage = uint64_t(st.st_blocks) * 512;
+    du(fd, st.st_dev, seen, f.usage, 0);
+    return true;
+  }
+  static void du(int dirfd, dev_t dev, std::unordered_set<uint64_t>& seen, uint64_t& total,
+                 int depth) {
+    DIR* d = ::fdopendir(dirfd);
+    if (!d) {
+      ::close(dirfd);
+      return;
     }
+    while (dirent* de = ::readdir(d)) {
+      if (de->d_name[0] == '.' &&
+          (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+        continue;
+      struct stat st {};
+      if (::fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_dev != dev) continue;
+      if (st.st_nlink > 1 && !S_ISDIR(st.st_mode) && !seen.insert(st.st_ino).second) continue;
+      total += uint64_t(st.st_blocks) * 512;
+      if (S_ISDIR(st.st_mode) && depth < 256) {
+        int sub = ::openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0) du(sub, dev, seen, total, depth + 1);
+      }
+    }
+    ::closedir(d);
   }
 
   // "/dev/sda" for 8:0 from sysfs, cached; "8:0" when sysfs does not know it.
@@ -604,7 +986,12 @@ class CgroupCollector : public moni::Collector {
   std::unique_ptr<StatsReader> stats_reader_;
   std::unique_ptr<RuntimeMetadata> metadata_;
   FileReader reader_;
-  std::unordered_map<std::string, Entry> entries_;
+  struct StrHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, Entry, StrHash, std::equal_to<>> entries_;
+  std::unordered_map<uint64_t, Netns> netns_;
   std::unordered_map<uint64_t, std::string> devices_;
   std::vector<Entry*> cycle_list_;
   uint64_t cycle_ = 0;
@@ -614,8 +1001,8 @@ class CgroupCollector : public moni::Collector {
   std::vector<NetInterface> ifaces_;
   std::vector<LabelRef> labels_, with_extra_;
   int64_t ts_ = 0;
-  std::string path_, id_, procs_rel_, pid_path_, netns_, host_netns_;
-  bool host_netns_ok_ = false;
+  std::string path_, id_, pid_path_, link_;
+  uint64_t host_netns_ = 0;
 };
 
 }  // namespace moni_cgroup

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace moni_cgroup {
 namespace {
 
@@ -25,8 +27,83 @@ bool parse_devno(std::string_view& line, uint32_t& major, uint32_t& minor) {
 IoDevice& device(std::vector<IoDevice>& io, uint32_t major, uint32_t minor) {
   for (auto& d : io)
     if (d.major == major && d.minor == minor) return d;
-  io.push_back(IoDevice{major, minor, 0, 0});
+  io.push_back(IoDevice{});
+  io.back().major = major;
+  io.back().minor = minor;
   return io.back();
+}
+
+struct FileDef {
+  const char* name;
+  int controller;  // Controller, or -1: the unified tree
+  bool hot;        // read every collection: kept open
+};
+
+constexpr int kUnified = -1;
+
+// Indexed by CgroupFile.
+constexpr FileDef kFiles[kFileCount] = {
+    {"cpu.stat", kUnified, true},
+    {"cpu.max", kUnified, false},
+    {"cpu.weight", kUnified, false},
+    {"memory.current", kUnified, true},
+    {"memory.stat", kUnified, true},
+    {"memory.max", kUnified, false},
+    {"memory.high", kUnified, false},
+    {"memory.peak", kUnified, true},
+    {"memory.swap.current", kUnified, true},
+    {"memory.swap.max", kUnified, false},
+    {"memory.events", kUnified, true},
+    {"io.stat", kUnified, true},
+    {"pids.current", kUnified, true},
+    {"pids.max", kUnified, false},
+    {"cgroup.procs", kUnified, true},
+    {"cpu.pressure", kUnified, true},
+    {"memory.pressure", kUnified, true},
+    {"io.pressure", kUnified, true},
+    {"cpuacct.usage", kCpuacct, true},
+    {"cpuacct.stat", kCpuacct, true},
+    {"cpuacct.usage_percpu", kCpuacct, true},
+    {"cpu.stat", kCpu, true},
+    {"cpu.cfs_quota_us", kCpu, false},
+    {"cpu.cfs_period_us", kCpu, false},
+    {"cpu.shares", kCpu, false},
+    {"memory.usage_in_bytes", kMemory, true},
+    {"memory.stat", kMemory, true},
+    {"memory.limit_in_bytes", kMemory, false},
+    {"memory.memsw.limit_in_bytes", kMemory, false},
+    {"memory.soft_limit_in_bytes", kMemory, false},
+    {"memory.max_usage_in_bytes", kMemory, true},
+    {"memory.failcnt", kMemory, true},
+    {"memory.oom_control", kMemory, true},
+    {"memory.kmem.usage_in_bytes", kMemory, true},
+    {"blkio.throttle.io_service_bytes_recursive", kBlkio, true},
+    {"blkio.io_service_bytes_recursive", kBlkio, true},
+    {"blkio.throttle.io_serviced_recursive", kBlkio, true},
+    {"blkio.io_serviced_recursive", kBlkio, true},
+    {"pids.current", kPids, true},
+    {"pids.max", kPids, false},
+    {"cgroup.procs", kCpu, true},
+    {"cgroup.procs", kCpuacct, true},
+    {"cgroup.procs", kMemory, true},
+    {"cgroup.procs", kBlkio, true},
+    {"cgroup.procs", kPids, true},
+};
+static_assert(int(kV1Procs) + int(kCpu) == 40 && kFileCount == 45);
+
+// "max" (v2) or a v1 huge value: unlimited, kept as UINT64_MAX.
+uint64_t limit_value(std::string_view text) {
+  uint64_t v;
+  return parse_u64(text, v) ? v : UINT64_MAX;
+}
+
+// blkio operation index of `op` (IoDevice::op_bytes), -1 for others.
+int blkio_op(std::string_view op) {
+  static constexpr std::string_view kOps[IoDevice::kOps] = {"Read",  "Write",   "Sync",
+                                                            "Async", "Discard", "Total"};
+  for (int i = 0; i < IoDevice::kOps; ++i)
+    if (op == kOps[i]) return i;
+  return -1;
 }
 
 // The first whitespace-separated word and the rest.
@@ -56,97 +133,132 @@ void parse_psi(std::string_view text, PsiTotals& out) {
 }  // namespace
 
 void CgroupStats::reset() {
-  std::vector<IoDevice> keep = std::move(io);
-  keep.clear();
+  std::vector<IoDevice> keep_io = std::move(io);
+  std::vector<uint64_t> keep_cpu = std::move(percpu_ns);
+  keep_io.clear();
+  keep_cpu.clear();
   *this = CgroupStats{};
-  io = std::move(keep);
+  io = std::move(keep_io);
+  percpu_ns = std::move(keep_cpu);
 }
 
-bool StatsReader::read_file(std::string_view dir, const char* file, std::string_view& text) {
-  if (dirfd_ < 0 || open_dir_ != dir) {
-    close_dir();
-    open_dir_.assign(dir);
-    dirfd_ = open_below_base();
-    if (dirfd_ < 0) return false;
-  }
-  return reader_.read_at(dirfd_, file, text);
-}
-
-// Opens open_dir_ relative to its hierarchy's root, kept open: the path walk
-// through /sys/fs/cgroup/<controller> is a good part of an open's cost.
-int StatsReader::open_below_base() {
-  constexpr int kFlags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-  std::string_view dir = open_dir_;
-  for (auto& [base, fd] : base_fds_) {
-    if (dir.size() < base.size() || dir.compare(0, base.size(), base) != 0) continue;
-    if (dir.size() > base.size() && dir[base.size()] != '/') continue;
-    if (fd < 0) break;
-    return ::openat(fd, dir.size() == base.size() ? "." : open_dir_.c_str() + base.size() + 1,
-                    kFlags);
-  }
-  return ::open(open_dir_.c_str(), kFlags);
-}
-
-StatsReader::StatsReader(const CgroupLayout& layout) : layout_(layout) {
-  auto add = [&](const std::string& base) {
-    if (base.empty()) return;
-    for (const auto& b : base_fds_)
-      if (b.first == base) return;
-    base_fds_.emplace_back(base, ::open(base.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+StatsReader::StatsReader(const CgroupLayout& layout, const MetricGroups& groups,
+                         size_t max_open_files)
+    : layout_(layout), groups_(groups), budget_(max_open_files) {
+  // Roots are opened once; co-mounted controllers share one descriptor.
+  auto open_root = [&](const std::string& dir) {
+    if (dir.empty()) return -1;
+    int fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) owned_fds_.push_back(fd);
+    return fd;
   };
-  add(layout_.unified);
-  for (const auto& d : layout_.v1) add(d);
+  unified_fd_ = open_root(layout_.unified);
+  for (int c = 0; c < kControllerCount; ++c) {
+    v1_fds_[c] = -1;
+    for (int o = 0; o < c; ++o)
+      if (!layout_.v1[c].empty() && layout_.v1[o] == layout_.v1[c]) v1_fds_[c] = v1_fds_[o];
+    if (v1_fds_[c] < 0) v1_fds_[c] = open_root(layout_.v1[c]);
+  }
 }
 
 StatsReader::~StatsReader() {
-  close_dir();
-  for (auto& b : base_fds_)
-    if (b.second >= 0) ::close(b.second);
+  for (int fd : owned_fds_) ::close(fd);
 }
 
-void StatsReader::close_dir() {
-  if (dirfd_ >= 0) ::close(dirfd_);
-  dirfd_ = -1;
-  open_dir_.clear();
+void StatsReader::close(CgroupFds& fds) {
+  for (int& fd : fds.fd) {
+    if (fd >= 0) {
+      ::close(fd);
+      --open_;
+    }
+    fd = CgroupFds::kClosed;
+  }
 }
 
-std::string& StatsReader::dir_of(const std::string& base, std::string_view rel) {
-  dir_.assign(base);
-  dir_.append(rel);
-  return dir_;
+int StatsReader::open_file(CgroupFile f) {
+  const FileDef& def = kFiles[f];
+  int root = def.controller == kUnified ? unified_fd_ : v1_fds_[def.controller];
+  if (root < 0) {
+    errno = ENOENT;
+    return -1;
+  }
+  path_.clear();
+  if (!rel_.empty()) {
+    path_.append(rel_.substr(1));  // without the leading '/'
+    path_.push_back('/');
+  }
+  path_.append(def.name);
+  return ::openat(root, path_.c_str(), O_RDONLY | O_CLOEXEC);
 }
 
-void StatsReader::read(std::string_view rel, unsigned v1_mask, bool spec, CgroupStats& out) {
+// One read of file `f` of the current cgroup: a pread on its kept-open
+// descriptor, else open (and keep it, budget permitting) and read.
+bool StatsReader::get(CgroupFds& fds, CgroupFile f, std::string_view& text) {
+  int& slot = fds.fd[f];
+  if (slot >= 0) {
+    if (reader_.pread_all(slot, text)) return true;
+    // ENODEV: the cgroup was removed (and maybe made again under the same
+    // name): drop the descriptor and open the path afresh.
+    ::close(slot);
+    slot = CgroupFds::kClosed;
+    --open_;
+  } else if (slot == CgroupFds::kAbsent && !probe_) {
+    return false;
+  }
+  int fd = open_file(f);
+  if (fd < 0) {
+    slot = errno == ENOENT ? CgroupFds::kAbsent : CgroupFds::kClosed;
+    return false;
+  }
+  bool ok = reader_.pread_all(fd, text);
+  if (ok && kFiles[f].hot && open_ < budget_) {
+    slot = fd;
+    ++open_;
+  } else {
+    ::close(fd);
+    slot = CgroupFds::kClosed;
+  }
+  return ok;
+}
+
+bool StatsReader::read_procs(std::string_view rel, int controller, CgroupFds& fds,
+                             std::string_view& text) {
+  rel_ = rel;
+  probe_ = true;
+  auto f = static_cast<CgroupFile>(controller < 0 ? int(kV2Procs) : int(kV1Procs) + controller);
+  return get(fds, f, text);
+}
+
+void StatsReader::read(std::string_view rel, unsigned v1_mask, bool spec, CgroupFds& fds,
+                       CgroupStats& out) {
   out.reset();
-  struct Closer {
-    StatsReader* r;
-    ~Closer() { r->close_dir(); }
-  } closer{this};
+  rel_ = rel;
+  probe_ = spec;
   if (layout_.mode == CgroupLayout::Mode::V2) {
-    read_v2(dir_of(layout_.unified, rel), spec, out);
-    read_psi(dir_, out);
+    read_v2(fds, spec, out);
+    if (groups_.pressure) read_psi(fds, out);
     return;
   }
-  read_v1(rel, v1_mask, spec, out);
+  read_v1(fds, v1_mask, spec, out);
   // Hybrid: controllers live on v1, but PSI only exists in the unified tree.
-  if (layout_.mode == CgroupLayout::Mode::Hybrid && out.any) {
+  if (layout_.mode == CgroupLayout::Mode::Hybrid && out.any && groups_.pressure) {
     bool any = out.any;
-    read_psi(dir_of(layout_.unified, rel), out);
+    read_psi(fds, out);
     out.any = any;
   }
 }
 
-void StatsReader::read_psi(std::string_view dir, CgroupStats& out) {
-  static constexpr const char* kFiles[3] = {"cpu.pressure", "memory.pressure", "io.pressure"};
+void StatsReader::read_psi(CgroupFds& fds, CgroupStats& out) {
+  static constexpr CgroupFile kPsi[3] = {kCpuPressure, kMemPressure, kIoPressure};
   std::string_view text;
   for (int i = 0; i < 3; ++i)
-    if (read_file(dir, kFiles[i], text)) parse_psi(text, out.psi[i]);
+    if (get(fds, kPsi[i], text)) parse_psi(text, out.psi[i]);
 }
 
-void StatsReader::read_v2(std::string_view dir, bool spec, CgroupStats& out) {
+void StatsReader::read_v2(CgroupFds& fds, bool spec, CgroupStats& out) {
   std::string_view text;
   uint64_t v;
-  if (read_file(dir, "cpu.stat", text)) {
+  if (get(fds, kV2CpuStat, text)) {
     out.any = true;
     if (find_key(text, "usage_usec", v)) out.cpu_total_s = static_cast<double>(v) / 1e6;
     if (find_key(text, "user_usec", v)) out.cpu_user_s = static_cast<double>(v) / 1e6;
@@ -155,7 +267,7 @@ void StatsReader::read_v2(std::string_view dir, bool spec, CgroupStats& out) {
     if (find_key(text, "nr_throttled", v)) out.cfs_throttled_periods = v;
     if (find_key(text, "throttled_usec", v)) out.cfs_throttled_s = static_cast<double>(v) / 1e6;
   }
-  if (spec && read_file(dir, "cpu.max", text)) {
+  if (spec && get(fds, kV2CpuMax, text)) {
     out.any = true;
     std::string_view rest = text;
     std::string_view quota = word(rest);
@@ -163,63 +275,100 @@ void StatsReader::read_v2(std::string_view dir, bool spec, CgroupStats& out) {
     out.cpu_quota = parse_u64(quota, v) ? v : 0;  // "max": unlimited, 0 as cAdvisor
     if (parse_u64(period, v)) out.cpu_period = v;
   }
-  if (spec && read_file(dir, "cpu.weight", text) && parse_u64(text, v) && v >= 1) {
+  if (spec && get(fds, kV2CpuWeight, text) && parse_u64(text, v) && v >= 1) {
     out.any = true;
     // cAdvisor's inverse of the runc shares->weight mapping.
     out.cpu_shares = 2 + ((v - 1) * 262142) / 9999;
   }
-  if (read_file(dir, "memory.current", text) && parse_u64(text, v)) {
+  if (spec) {
+    if (get(fds, kV2MemMax, text)) {
+      out.any = true;
+      out.mem_limit = limit_value(text);
+    }
+    // As cAdvisor: reservation is memory.high, the swap limit memory.swap.max.
+    if (get(fds, kV2MemHigh, text)) out.mem_reservation = limit_value(text);
+    if (get(fds, kV2SwapMax, text)) out.mem_swap_limit = limit_value(text);
+  }
+  if (groups_.memory) {
+    if (get(fds, kV2MemCurrent, text) && parse_u64(text, v)) {
+      out.any = true;
+      out.mem_usage = v;
+    }
+    if (get(fds, kV2MemPeak, text) && parse_u64(text, v)) out.mem_max_usage = v;
+    if (get(fds, kV2MemStat, text)) {
+      out.any = true;
+      if (find_key(text, "anon", v)) out.mem_rss = v;
+      if (find_key(text, "file", v)) out.mem_cache = v;
+      if (find_key(text, "file_mapped", v)) out.mem_mapped_file = v;
+      if (find_key(text, "kernel", v)) out.mem_kernel = v;
+      if (find_key(text, "active_file", v)) out.mem_active_file = v;
+      if (find_key(text, "inactive_file", v)) out.mem_inactive_file = v;
+      // v2 counts are hierarchical: container and hierarchy scope alike.
+      if (find_key(text, "pgfault", v)) out.pgfault = out.total_pgfault = v;
+      if (find_key(text, "pgmajfault", v)) out.pgmajfault = out.total_pgmajfault = v;
+    }
+    if (get(fds, kV2SwapCurrent, text) && parse_u64(text, v))
+      out.mem_swap = v;
+    else if (out.mem_rss)
+      out.mem_swap = 0;
+  }
+  if (groups_.memory || groups_.oom_event) {
+    if (get(fds, kV2MemEvents, text)) {
+      if (groups_.memory && find_key(text, "max", v)) out.mem_failcnt = v;
+      if (groups_.oom_event && find_key(text, "oom_kill", v)) out.oom_kills = v;
+    }
+  }
+  if (groups_.disk_io && get(fds, kV2IoStat, text)) {
     out.any = true;
-    out.mem_usage = v;
-  }
-  if (read_file(dir, "memory.stat", text)) {
-    out.any = true;
-    if (find_key(text, "anon", v)) out.mem_rss = v;
-    if (find_key(text, "file", v)) out.mem_cache = v;
-    if (find_key(text, "inactive_file", v)) out.mem_inactive_file = v;
-  }
-  if (spec && read_file(dir, "memory.max", text)) {
-    out.any = true;
-    out.mem_limit = parse_u64(text, v) ? v : UINT64_MAX;
-  }
-  if (read_file(dir, "memory.swap.current", text) && parse_u64(text, v))
-    out.mem_swap = v;
-  else if (out.mem_rss)
-    out.mem_swap = 0;
-  if (read_file(dir, "memory.events", text)) {
-    if (find_key(text, "max", v)) out.mem_failcnt = v;
-    if (find_key(text, "oom_kill", v)) out.oom_kills = v;
-  }
-  if (read_file(dir, "io.stat", text)) {
-    out.any = out.has_io = true;
     for_each_line(text, [&](std::string_view line) {
       uint32_t ma, mi;
       if (!parse_devno(line, ma, mi)) return;
       IoDevice& d = device(out.io, ma, mi);
+      d.has_ops = true;
       while (!line.empty()) {
         std::string_view kv = word(line);
         if (kv.empty()) break;
-        if (kv.substr(0, 7) == "rbytes=" && parse_u64(kv.substr(7), v))
-          d.read_bytes = v;
-        else if (kv.substr(0, 7) == "wbytes=" && parse_u64(kv.substr(7), v))
-          d.write_bytes = v;
+        size_t eq = kv.find('=');
+        if (eq == std::string_view::npos || !parse_u64(kv.substr(eq + 1), v)) continue;
+        std::string_view k = kv.substr(0, eq);
+        if (k == "rbytes") {
+          d.read_bytes = d.op_bytes[0] = v;
+          d.op_mask |= 1;
+        } else if (k == "wbytes") {
+          d.write_bytes = d.op_bytes[1] = v;
+          d.op_mask |= 2;
+        } else if (k == "rios") {
+          d.reads = v;
+        } else if (k == "wios") {
+          d.writes = v;
+        }
       }
     });
   }
-  if (read_file(dir, "pids.current", text) && parse_u64(text, v)) out.threads = v;
+  if (groups_.process) {
+    if (get(fds, kV2PidsCurrent, text) && parse_u64(text, v)) out.threads = v;
+    if (spec && get(fds, kV2PidsMax, text)) {
+      uint64_t m = limit_value(text);
+      out.threads_max = m == UINT64_MAX ? 0 : m;  // "max": 0, as cAdvisor
+    }
+  }
 }
 
-void StatsReader::read_v1(std::string_view rel, unsigned mask, bool spec, CgroupStats& out) {
+void StatsReader::read_v1(CgroupFds& fds, unsigned mask, bool spec, CgroupStats& out) {
   auto in = [&](int c) { return (mask & (1u << c)) != 0 && !layout_.v1[c].empty(); };
   std::string_view text;
   uint64_t v;
   if (in(kCpuacct)) {
-    const std::string& dir = dir_of(layout_.v1[kCpuacct], rel);
-    if (read_file(dir, "cpuacct.usage", text) && parse_u64(text, v)) {
+    if (get(fds, kCpuacctUsage, text) && parse_u64(text, v)) {
       out.any = true;
       out.cpu_total_s = static_cast<double>(v) / 1e9;
     }
-    if (read_file(dir, "cpuacct.stat", text)) {
+    if (groups_.percpu && get(fds, kCpuacctPercpu, text)) {
+      std::string_view rest = text;
+      for (std::string_view w = word(rest); !w.empty(); w = word(rest))
+        if (parse_u64(w, v)) out.percpu_ns.push_back(v);
+    }
+    if (get(fds, kCpuacctStat, text)) {
       out.any = true;
       // USER_HZ ticks, as runc converts them.
       if (clk_tck_ <= 0) clk_tck_ = ::sysconf(_SC_CLK_TCK);
@@ -229,63 +378,97 @@ void StatsReader::read_v1(std::string_view rel, unsigned mask, bool spec, Cgroup
     }
   }
   if (in(kCpu)) {
-    const std::string& dir = dir_of(layout_.v1[kCpu], rel);
-    if (read_file(dir, "cpu.stat", text)) {
+    if (get(fds, kV1CpuStat, text)) {
       out.any = true;
       if (find_key(text, "nr_periods", v)) out.cfs_periods = v;
       if (find_key(text, "nr_throttled", v)) out.cfs_throttled_periods = v;
       if (find_key(text, "throttled_time", v)) out.cfs_throttled_s = static_cast<double>(v) / 1e9;
     }
     if (spec) {
-      if (read_file(dir, "cpu.cfs_quota_us", text))
+      if (get(fds, kCfsQuota, text))
         out.cpu_quota = parse_u64(text, v) ? v : 0;  // "-1": unlimited, 0 as cAdvisor
-      if (read_file(dir, "cpu.cfs_period_us", text) && parse_u64(text, v)) out.cpu_period = v;
-      if (read_file(dir, "cpu.shares", text) && parse_u64(text, v)) out.cpu_shares = v;
+      if (get(fds, kCfsPeriod, text) && parse_u64(text, v)) out.cpu_period = v;
+      if (get(fds, kShares, text) && parse_u64(text, v)) out.cpu_shares = v;
     }
   }
   if (in(kMemory)) {
-    const std::string& dir = dir_of(layout_.v1[kMemory], rel);
-    if (read_file(dir, "memory.usage_in_bytes", text) && parse_u64(text, v)) {
-      out.any = true;
-      out.mem_usage = v;
+    if (spec) {
+      if (get(fds, kMemLimit, text) && parse_u64(text, v)) out.mem_limit = v;
+      if (get(fds, kMemswLimit, text) && parse_u64(text, v)) out.mem_swap_limit = v;
+      if (get(fds, kMemSoftLimit, text) && parse_u64(text, v)) out.mem_reservation = v;
     }
-    if (read_file(dir, "memory.stat", text)) {
-      out.any = true;
-      // The hierarchical total_* values, as cAdvisor reports for v1.
-      if (find_key(text, "total_rss", v)) out.mem_rss = v;
-      if (find_key(text, "total_cache", v)) out.mem_cache = v;
-      out.mem_swap = find_key(text, "total_swap", v) ? v : 0;
-      if (find_key(text, "total_inactive_file", v)) out.mem_inactive_file = v;
+    if (groups_.memory) {
+      if (get(fds, kMemUsage, text) && parse_u64(text, v)) {
+        out.any = true;
+        out.mem_usage = v;
+      }
+      if (get(fds, kMemMaxUsage, text) && parse_u64(text, v)) out.mem_max_usage = v;
+      if (get(fds, kV1MemStat, text)) {
+        out.any = true;
+        // The hierarchical total_* values, as cAdvisor reports for v1.
+        if (find_key(text, "total_rss", v)) out.mem_rss = v;
+        if (find_key(text, "total_cache", v)) out.mem_cache = v;
+        out.mem_swap = find_key(text, "total_swap", v) ? v : 0;
+        if (find_key(text, "total_mapped_file", v)) out.mem_mapped_file = v;
+        if (find_key(text, "total_active_file", v)) out.mem_active_file = v;
+        if (find_key(text, "total_inactive_file", v)) out.mem_inactive_file = v;
+        if (find_key(text, "pgfault", v)) out.pgfault = v;
+        if (find_key(text, "pgmajfault", v)) out.pgmajfault = v;
+        if (find_key(text, "total_pgfault", v)) out.total_pgfault = v;
+        if (find_key(text, "total_pgmajfault", v)) out.total_pgmajfault = v;
+      }
+      if (get(fds, kKmemUsage, text) && parse_u64(text, v)) out.mem_kernel = v;
+      if (get(fds, kMemFailcnt, text) && parse_u64(text, v)) out.mem_failcnt = v;
     }
-    if (spec && read_file(dir, "memory.limit_in_bytes", text) && parse_u64(text, v))
-      out.mem_limit = v;
-    if (read_file(dir, "memory.failcnt", text) && parse_u64(text, v)) out.mem_failcnt = v;
-    if (read_file(dir, "memory.oom_control", text) && find_key(text, "oom_kill", v))
+    if (groups_.oom_event && get(fds, kMemOomControl, text) && find_key(text, "oom_kill", v))
       out.oom_kills = v;
   }
-  if (in(kBlkio)) {
-    const std::string& dir = dir_of(layout_.v1[kBlkio], rel);
-    bool ok = read_file(dir, "blkio.throttle.io_service_bytes_recursive", text);
-    if (!ok) ok = read_file(dir, "blkio.io_service_bytes_recursive", text);
+  if (in(kBlkio) && groups_.disk_io) {
+    // The throttle files count every I/O; the CFQ ones are the fallback of
+    // kernels without blk-throttle.
+    bool ok = get(fds, kBlkioBytes, text) || get(fds, kBlkioBytesCfq, text);
     if (ok) {
-      out.any = out.has_io = true;
+      out.any = true;
       for_each_line(text, [&](std::string_view line) {
         uint32_t ma, mi;
         if (!parse_devno(line, ma, mi)) return;  // also skips the final "Total N"
         std::string_view op = word(line);
         if (!parse_u64(line, v)) return;
-        if (op == "Read")
-          device(out.io, ma, mi).read_bytes = v;
-        else if (op == "Write")
-          device(out.io, ma, mi).write_bytes = v;
+        int i = blkio_op(op);
+        if (i < 0) return;
+        IoDevice& d = device(out.io, ma, mi);
+        d.op_bytes[i] = v;
+        d.op_mask |= static_cast<uint8_t>(1u << i);
+        if (i == 0) d.read_bytes = v;
+        if (i == 1) d.write_bytes = v;
+      });
+    }
+    if (get(fds, kBlkioServiced, text) || get(fds, kBlkioServicedCfq, text)) {
+      for_each_line(text, [&](std::string_view line) {
+        uint32_t ma, mi;
+        if (!parse_devno(line, ma, mi)) return;
+        std::string_view op = word(line);
+        if (!parse_u64(line, v)) return;
+        if (op == "Read") {
+          IoDevice& d = device(out.io, ma, mi);
+          d.reads = v;
+          d.has_ops = true;
+        } else if (op == "Write") {
+          IoDevice& d = device(out.io, ma, mi);
+          d.writes = v;
+          d.has_ops = true;
+        }
       });
     }
   }
   // Threads come from the pids controller only, as cAdvisor's: `tasks` lists
   // the cgroup's own threads, not its descendants'.
-  if (in(kPids)) {
-    if (read_file(dir_of(layout_.v1[kPids], rel), "pids.current", text) && parse_u64(text, v))
-      out.threads = v;
+  if (in(kPids) && groups_.process) {
+    if (get(fds, kV1PidsCurrent, text) && parse_u64(text, v)) out.threads = v;
+    if (spec && get(fds, kV1PidsMax, text)) {
+      uint64_t m = limit_value(text);
+      out.threads_max = m == UINT64_MAX ? 0 : m;
+    }
   }
 }
 

@@ -1,8 +1,10 @@
 // CgroupStats and StatsReader: one cgroup's counters and limits read from its
-// v2 or v1 files (plus PSI from the unified tree on hybrid hosts), and the
-// network counters of its network namespace.
+// v2 or v1 files (plus PSI from the unified tree on hybrid hosts), through
+// file descriptors kept open across collections, and the network counters of
+// a network namespace.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -15,9 +17,83 @@
 
 namespace moni_cgroup {
 
+/// The metric groups that can be switched off or on, named as cAdvisor's
+/// --disable_metrics/--enable_metrics values. Only the files of enabled
+/// groups are read.
+struct MetricGroups {
+  bool memory = true, oom_event = true, disk_io = true, network = true, process = true,
+       pressure = true;
+  bool percpu = false, disk = false;  // off by default (see README)
+};
+
+/// The cgroup files the collector reads. `kHot` files are read every
+/// collection and kept open; the others (limits) are read every few.
+enum CgroupFile : uint8_t {
+  // v2, in the unified tree
+  kV2CpuStat,
+  kV2CpuMax,
+  kV2CpuWeight,
+  kV2MemCurrent,
+  kV2MemStat,
+  kV2MemMax,
+  kV2MemHigh,
+  kV2MemPeak,
+  kV2SwapCurrent,
+  kV2SwapMax,
+  kV2MemEvents,
+  kV2IoStat,
+  kV2PidsCurrent,
+  kV2PidsMax,
+  kV2Procs,
+  // PSI: the unified tree on v2 and hybrid hosts
+  kCpuPressure,
+  kMemPressure,
+  kIoPressure,
+  // v1, each in its controller's hierarchy
+  kCpuacctUsage,
+  kCpuacctStat,
+  kCpuacctPercpu,
+  kV1CpuStat,
+  kCfsQuota,
+  kCfsPeriod,
+  kShares,
+  kMemUsage,
+  kV1MemStat,
+  kMemLimit,
+  kMemswLimit,
+  kMemSoftLimit,
+  kMemMaxUsage,
+  kMemFailcnt,
+  kMemOomControl,
+  kKmemUsage,
+  kBlkioBytes,
+  kBlkioBytesCfq,
+  kBlkioServiced,
+  kBlkioServicedCfq,
+  kV1PidsCurrent,
+  kV1PidsMax,
+  kV1Procs,  // + Controller: cgroup.procs in each v1 hierarchy
+  kFileCount = int(kV1Procs) + int(kControllerCount)
+};
+
+/// One cgroup's kept-open files: an fd per CgroupFile, kClosed when not
+/// open, kAbsent when the file did not exist at the last try (retried every
+/// few collections, so missing files cost nothing in between).
+struct CgroupFds {
+  static constexpr int kClosed = -1, kAbsent = -2;
+  std::array<int, kFileCount> fd;
+  CgroupFds() { fd.fill(kClosed); }
+};
+
 struct IoDevice {
   uint32_t major = 0, minor = 0;
   uint64_t read_bytes = 0, write_bytes = 0;
+  uint64_t reads = 0, writes = 0;  // completed requests
+  bool has_ops = false;            // reads/writes known
+  // Bytes per blkio operation, for container_blkio_device_usage_total.
+  static constexpr int kOps = 6;  // Read, Write, Sync, Async, Discard, Total
+  uint64_t op_bytes[kOps] = {};
+  uint8_t op_mask = 0;
 };
 
 struct NetInterface {
@@ -39,55 +115,69 @@ struct PsiTotals {
 struct CgroupStats {
   bool any = false;  // at least one file was read: the cgroup still existed
   std::optional<double> cpu_total_s, cpu_user_s, cpu_system_s;
+  std::vector<uint64_t> percpu_ns;  // cpuacct.usage_percpu (v1 only)
   std::optional<uint64_t> cfs_periods, cfs_throttled_periods;
   std::optional<double> cfs_throttled_s;
   std::optional<uint64_t> cpu_quota, cpu_period, cpu_shares;  // quota 0: unlimited
-  std::optional<uint64_t> mem_usage, mem_rss, mem_cache, mem_swap, mem_inactive_file;
-  std::optional<uint64_t> mem_limit, mem_failcnt, oom_kills;
-  bool has_io = false;
+  std::optional<uint64_t> mem_usage, mem_max_usage, mem_rss, mem_cache, mem_swap;
+  std::optional<uint64_t> mem_mapped_file, mem_kernel, mem_active_file, mem_inactive_file;
+  std::optional<uint64_t> pgfault, pgmajfault, total_pgfault, total_pgmajfault;
+  std::optional<uint64_t> mem_limit, mem_swap_limit, mem_reservation;
+  std::optional<uint64_t> mem_failcnt, oom_kills;
   std::vector<IoDevice> io;
-  std::optional<uint64_t> threads;
+  std::optional<uint64_t> threads, threads_max;
   PsiTotals psi[3];  // cpu, memory, io
 
   void reset();
 };
 
-/// Reads cgroup files with reused buffers. Thread-safety: none.
+/// Reads cgroup files with a reused buffer, keeping the files read every
+/// collection open (one pread per file instead of open+read+close) within a
+/// budget of descriptors. Thread-safety: none.
 class StatsReader {
  public:
-  explicit StatsReader(const CgroupLayout& layout);
+  StatsReader(const CgroupLayout& layout, const MetricGroups& groups, size_t max_open_files);
   ~StatsReader();
   StatsReader(const StatsReader&) = delete;
   StatsReader& operator=(const StatsReader&) = delete;
 
   /// `rel` is the cgroup path relative to the hierarchy root ("" for the
   /// root); `v1_mask` says which v1 hierarchies hold it (bit per Controller).
-  /// With `spec` false the limits (quota, period, shares, memory limit) are
-  /// not read.
-  void read(std::string_view rel, unsigned v1_mask, bool spec, CgroupStats& out);
+  /// With `spec` the limits are read and files found absent before are
+  /// tried again.
+  void read(std::string_view rel, unsigned v1_mask, bool spec, CgroupFds& fds, CgroupStats& out);
 
-  /// Reads a whole file below `dir` ("<dir>/<file>"); the view lives until the
-  /// next read. The directory is opened once for consecutive reads below it.
-  bool read_file(std::string_view dir, const char* file, std::string_view& text);
+  /// cgroup.procs of `rel` in the unified tree (controller < 0) or in the v1
+  /// hierarchy of `controller`; the view lives until the next read.
+  bool read_procs(std::string_view rel, int controller, CgroupFds& fds, std::string_view& text);
+
+  /// Closes the cgroup's kept-open files (it vanished).
+  void close(CgroupFds& fds);
+
   bool read_path(const char* path, std::string_view& text) { return reader_.read(path, text); }
+  size_t open_files() const { return open_; }
 
   /// Parses /proc/<pid>/net/dev, skipping the devices cAdvisor ignores (lo,
   /// veth*, docker*, nerdctl*).
   static void parse_netdev(std::string_view text, std::vector<NetInterface>& out);
 
  private:
-  void read_v2(std::string_view dir, bool spec, CgroupStats& out);
-  void read_v1(std::string_view rel, unsigned mask, bool spec, CgroupStats& out);
-  void read_psi(std::string_view dir, CgroupStats& out);
-  std::string& dir_of(const std::string& base, std::string_view rel);
-  void close_dir();
-  int open_below_base();
+  bool get(CgroupFds& fds, CgroupFile f, std::string_view& text);
+  int open_file(CgroupFile f);
+  void read_v2(CgroupFds& fds, bool spec, CgroupStats& out);
+  void read_v1(CgroupFds& fds, unsigned mask, bool spec, CgroupStats& out);
+  void read_psi(CgroupFds& fds, CgroupStats& out);
 
   const CgroupLayout& layout_;
+  MetricGroups groups_;
   FileReader reader_;
-  std::string path_, dir_, open_dir_;
-  int dirfd_ = -1;
-  std::vector<std::pair<std::string, int>> base_fds_;  // hierarchy roots, O_PATH
+  std::string_view rel_;  // the cgroup being read
+  bool probe_ = false;    // retry absent files this read
+  std::string path_;
+  int unified_fd_ = -1;                         // O_PATH root of the unified tree
+  std::array<int, kControllerCount> v1_fds_{};  // O_PATH roots of the v1 hierarchies
+  std::vector<int> owned_fds_;                  // the distinct roots, to close
+  size_t open_ = 0, budget_ = 0;
   long clk_tck_ = 0;
 };
 

@@ -12,22 +12,26 @@ static_assert(FileReader::AT_FDCWD_ == AT_FDCWD);
 bool FileReader::read_at(int dirfd, const char* path, std::string_view& out) {
   int fd = ::openat(dirfd, path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
+  bool ok = pread_all(fd, out);
+  ::close(fd);
+  return ok;
+}
+
+bool FileReader::pread_all(int fd, std::string_view& out) {
   if (buf_.size() < 16384) buf_.resize(16384);
   size_t len = 0;
   for (;;) {
-    ssize_t n = ::read(fd, buf_.data() + len, buf_.size() - len);
+    ssize_t n = ::pread(fd, buf_.data() + len, buf_.size() - len, static_cast<off_t>(len));
     if (n < 0) {
       if (errno == EINTR) continue;
-      ::close(fd);
       return false;
     }
     len += static_cast<size_t>(n);
     // A short read means end of file for regular and seq_file files alike;
-    // only a full buffer needs another read() into a larger one.
+    // only a full buffer needs another read into a larger one.
     if (n == 0 || len < buf_.size()) break;
     buf_.resize(buf_.size() * 2);
   }
-  ::close(fd);
   out = std::string_view(buf_.data(), len);
   return true;
 }

@@ -17,6 +17,9 @@ class FileReader {
   bool read(const char* path, std::string_view& out) { return read_at(AT_FDCWD_, path, out); }
   /// Like read(), relative to the directory `dirfd` (saves the path walk).
   bool read_at(int dirfd, const char* name, std::string_view& out);
+  /// Reads the open file `fd` whole from offset 0 (pread: a kept-open
+  /// cgroupfs or procfs file regenerates its text on every read from 0).
+  bool pread_all(int fd, std::string_view& out);
 
   static constexpr int AT_FDCWD_ = -100;  // AT_FDCWD without <fcntl.h> here
 

@@ -55,7 +55,7 @@ def psi(d, some, full):
 def v2_cgroup(d, *, usage, user, system, periods=0, throttled=0, throttled_us=0,
               cpu_max=None, weight=None, mem=None, anon=0, file=0, inactive_file=0,
               mem_max=None, swap=None, events=None, io="", pids=None, procs=(),
-              psi_totals=None):
+              psi_totals=None, peak=None, mem_high=None, swap_max=None, pids_max=None):
     w(f"{d}/cgroup.procs", "".join(f"{p}\n" for p in procs))
     w(f"{d}/cgroup.events", "populated 1\nfrozen 0\n")
     w(f"{d}/cpu.stat", f"usage_usec {usage}\nuser_usec {user}\nsystem_usec {system}\n"
@@ -77,6 +77,11 @@ def v2_cgroup(d, *, usage, user, system, periods=0, throttled=0, throttled_us=0,
         w(f"{d}/memory.events", f"low 0\nhigh 0\nmax {mx}\noom {oom}\noom_kill {oom}\n"
           "oom_group_kill 0\n")
         w(f"{d}/pids.current", f"{pids}\n")
+        w(f"{d}/pids.max", (pids_max or "max") + "\n")
+        w(f"{d}/memory.high", (mem_high or "max") + "\n")
+        w(f"{d}/memory.swap.max", (swap_max or "max") + "\n")
+        if peak is not None:  # kernels before 5.19 have no memory.peak
+            w(f"{d}/memory.peak", f"{peak}\n")
     w(f"{d}/io.stat", io)
     if psi_totals:
         psi(d, *psi_totals)
@@ -112,7 +117,8 @@ def make_v2():
               io="8:0 rbytes=1048576 wbytes=2097152 rios=10 wios=20 dbytes=0 dios=0\n"
                  "253:0 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
               pids=5, procs=(4242, 4243),
-              psi_totals=((120000, 80000, 10000), (60000, 40000, 5000)))
+              psi_totals=((120000, 80000, 10000), (60000, 40000, 5000)),
+              peak=157286400, mem_high="201326592", swap_max="67108864", pids_max="100")
     # A systemd service: host network namespace, no quota, no memory limit.
     v2_cgroup(f"{ss}/nginx.service", usage=2000000, user=1500000, system=500000,
               cpu_max="max 100000", weight=100, mem=20971520, anon=10485760, file=10485760,
@@ -176,7 +182,9 @@ def v1_cgroup(base, rel, *, usage_ns=None, user_ticks=0, sys_ticks=0, periods=0,
               throttled_ns=0, quota=-1, period=100000, shares=1024, mem=None, rss=0, cache=0,
               swap=None, inactive_file=0, limit=9223372036854771712, failcnt=0, oom_kill=0,
               blkio=None, pids=None, procs=(), tasks=None, controllers=("cpu,cpuacct", "memory",
-                                                                           "blkio", "pids")):
+                                                                           "blkio", "pids"),
+              max_usage=None, memsw=9223372036854771712, soft=9223372036854771712, kmem=0,
+              faults=(0, 0, 0, 0), percpu=None, pids_max="max"):
     procs_text = "".join(f"{p}\n" for p in procs)
     tasks_text = "".join(f"{p}\n" for p in (tasks if tasks is not None else procs))
     for c in controllers:
@@ -193,27 +201,42 @@ def v1_cgroup(base, rel, *, usage_ns=None, user_ticks=0, sys_ticks=0, periods=0,
             w(f"{d}/cpu.cfs_quota_us", f"{quota}\n")
             w(f"{d}/cpu.cfs_period_us", f"{period}\n")
             w(f"{d}/cpu.shares", f"{shares}\n")
+            if percpu is not None:
+                w(f"{d}/cpuacct.usage_percpu", " ".join(str(x) for x in percpu) + " \n")
         elif c == "memory":
             sw = "" if swap is None else f"swap {swap}\n"
             tsw = "" if swap is None else f"total_swap {swap}\n"
             w(f"{d}/memory.usage_in_bytes", f"{mem}\n")
-            w(f"{d}/memory.stat", f"cache {cache}\nrss {rss}\n{sw}inactive_file {inactive_file}\n"
-              f"hierarchical_memory_limit {limit}\ntotal_cache {cache}\ntotal_rss {rss}\n{tsw}"
+            pf, pmf, tpf, tpmf = faults
+            w(f"{d}/memory.stat", f"cache {cache}\nrss {rss}\nmapped_file 8192\n{sw}"
+              f"pgfault {pf}\npgmajfault {pmf}\ninactive_file {inactive_file}\n"
+              f"hierarchical_memory_limit {limit}\ntotal_cache {cache}\ntotal_rss {rss}\n"
+              f"total_mapped_file 8192\n{tsw}total_pgfault {tpf}\ntotal_pgmajfault {tpmf}\n"
               f"total_inactive_file {inactive_file}\ntotal_active_file 0\n")
+            w(f"{d}/memory.max_usage_in_bytes", f"{max_usage if max_usage is not None else mem}\n")
+            w(f"{d}/memory.memsw.limit_in_bytes", f"{memsw}\n")
+            w(f"{d}/memory.soft_limit_in_bytes", f"{soft}\n")
+            w(f"{d}/memory.kmem.usage_in_bytes", f"{kmem}\n")
             w(f"{d}/memory.limit_in_bytes", f"{limit}\n")
             w(f"{d}/memory.failcnt", f"{failcnt}\n")
             w(f"{d}/memory.oom_control", f"oom_kill_disable 0\nunder_oom 0\noom_kill {oom_kill}\n")
         elif c == "blkio":
             text = ""
+            ops = ""
             total = 0
             for dev, r, wr in (blkio or []):
                 text += (f"{dev} Read {r}\n{dev} Write {wr}\n{dev} Sync {r + wr}\n"
                          f"{dev} Async 0\n{dev} Discard 0\n{dev} Total {r + wr}\n")
+                # One request per 4 KiB read, per 32 KiB written.
+                ops += (f"{dev} Read {r // 4096}\n{dev} Write {wr // 32768}\n"
+                        f"{dev} Sync 0\n{dev} Async 0\n{dev} Discard 0\n"
+                        f"{dev} Total {r // 4096 + wr // 32768}\n")
                 total += r + wr
             w(f"{d}/blkio.throttle.io_service_bytes_recursive", text + f"Total {total}\n")
+            w(f"{d}/blkio.throttle.io_serviced_recursive", ops + "Total 0\n")
         elif c == "pids":
             w(f"{d}/pids.current", f"{pids}\n")
-            w(f"{d}/pids.max", "max\n")
+            w(f"{d}/pids.max", f"{pids_max}\n")
 
 
 def make_v1():
@@ -257,7 +280,9 @@ def make_v1():
               periods=500, throttled=10, throttled_ns=250000000, quota=200000, shares=512,
               mem=52428800, rss=41943040, cache=8388608, swap=0, inactive_file=4194304,
               limit=134217728, failcnt=3, oom_kill=2, blkio=[("8:0", 524288, 131072)], pids=2,
-              procs=(7100,), tasks=(7100, 7101))
+              procs=(7100,), tasks=(7100, 7101), max_usage=67108864, memsw=268435456,
+              soft=67108864, kmem=2097152, faults=(5000, 7, 5100, 8),
+              percpu=(2000000000, 3000000000, 0, 0), pids_max="512")
     # A container that vanished: only a leftover directory in one hierarchy.
     w(f"{base}/cgroup/memory/docker/{GONE}/notify_on_release", "0\n")
     # Podman, cgroupfs manager.
@@ -274,6 +299,11 @@ def make_v1():
     proc(base, 7100, "net:[4026532500]", netdev([("eth0", [4096, 32, 0, 1], [8192, 64, 1, 0])]))
     # 8100 (podman) has exited since its cgroup.procs was read: no network.
     w(f"{base}/sys/dev/block/8:0/uevent", "MAJOR=8\nMINOR=0\nDEVNAME=sda\nDEVTYPE=disk\n")
+    w(f"{base}/docker/image/overlay2/layerdb/mounts/{DB}/mount-id", "d1a2b3c4e5f6")
+    w(f"{base}/docker/overlay2/d1a2b3c4e5f6/diff/var/lib/postgresql/data/PG_VERSION", "16\n")
+    w(f"{base}/docker/overlay2/d1a2b3c4e5f6/diff/var/lib/postgresql/data/base/1/1259",
+      "x" * 20000)
+    w(f"{base}/docker/overlay2/d1a2b3c4e5f6/diff/tmp/.keep", "")
     w(f"{base}/docker/containers/{DB}/config.v2.json", json.dumps({
         "ID": DB, "Created": "2024-02-29T23:59:59Z", "Name": "/db",
         "Config": {"Image": "postgres:16", "Labels": {}}}))

@@ -2,8 +2,11 @@
 // v2 and hybrid v1 hosts (Docker, systemd, Podman, containerd), with golden
 // output, filters, a container vanishing, and config errors.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "../../../plugins/cgroup/cgroup_layout.hpp"
@@ -48,6 +51,30 @@ double value(const moni::testing::OwnedBatch& b, const std::string& name, const 
   return -1;
 }
 
+// The value of the sample of `name` for `id` whose label `l` is `v`.
+double value_with(const moni::testing::OwnedBatch& b, const std::string& name,
+                  const std::string& id, const std::string& l, const std::string& v) {
+  for (const auto& s : b.samples)
+    if (s.name() == name && s.label("id") == id && s.label(l) == v) return s.value;
+  return -1;
+}
+
+size_t count_family(const moni::testing::OwnedBatch& b, const std::string& prefix) {
+  size_t n = 0;
+  for (const auto& s : b.samples) n += s.name().rfind(prefix, 0) == 0;
+  return n;
+}
+
+double open_files(PluginHarness& p) {
+  return p.self_metrics().one("moni_cgroup_open_files")->value;
+}
+
+// Rewrites a file in place (same inode), as the kernel's files change.
+void overwrite(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::in | std::ios::out | std::ios::trunc);
+  f << text;
+}
+
 }  // namespace
 
 TEST(CgroupFixture, V2GoldenOutput) {
@@ -85,6 +112,25 @@ TEST(CgroupFixture, V2GoldenOutput) {
   EXPECT_EQ(rx[0].value, 123456);
   auto reads = b->find("container_fs_reads_bytes_total", "id", web);
   ASSERT_EQ(reads.size(), 2u);
+  EXPECT_EQ(value_with(*b, "container_fs_reads_total", web, "device", "/dev/sda"), 10);
+  EXPECT_EQ(value_with(*b, "container_fs_writes_total", web, "device", "/dev/sda"), 20);
+  EXPECT_EQ(value_with(*b, "container_blkio_device_usage_total", web, "operation", "Write"),
+            2097152 + 0);  // sda's; dm-0 wrote nothing
+  // Families added for cAdvisor parity: peak, limits, faults, mapped, kernel.
+  EXPECT_EQ(value(*b, "container_memory_max_usage_bytes", web), 157286400);
+  EXPECT_EQ(value(*b, "container_spec_memory_reservation_limit_bytes", web), 201326592);
+  EXPECT_EQ(value(*b, "container_spec_memory_swap_limit_bytes", web), 67108864);
+  EXPECT_EQ(value(*b, "container_threads_max", web), 100);
+  EXPECT_EQ(value(*b, "container_memory_mapped_file", web), 4096);
+  EXPECT_EQ(value(*b, "container_memory_kernel_usage", web), 1048576);
+  EXPECT_EQ(value(*b, "container_memory_total_active_file_bytes", web), 26214400 - 10485760);
+  EXPECT_EQ(value_with(*b, "container_memory_failures_total", web, "failure_type", "pgmajfault"),
+            1);
+  EXPECT_EQ(b->find("container_memory_failures_total", "id", web).size(), 4u);
+  // No memory.peak (kernel < 5.19): no max usage rather than an invented one.
+  EXPECT_EQ(value(*b, "container_memory_max_usage_bytes", "/system.slice/nginx.service"), -1);
+  // "max" limits are reported as 0, as cAdvisor does.
+  EXPECT_EQ(value(*b, "container_spec_memory_swap_limit_bytes", "/system.slice/nginx.service"), 0);
   // nginx.service shares the host network namespace: no network series;
   // inactive_file > usage: working set floors at 0; no quota: no cfs series.
   const std::string nginx = "/system.slice/nginx.service";
@@ -128,6 +174,35 @@ TEST(CgroupFixture, HybridV1GoldenOutput) {
   EXPECT_DOUBLE_EQ(value(*b, "container_oom_events_total", db), 2);
   EXPECT_DOUBLE_EQ(value(*b, "container_threads", db), 2);
   EXPECT_DOUBLE_EQ(value(*b, "container_start_time_seconds", db), 1709251199);
+  EXPECT_EQ(value(*b, "container_memory_max_usage_bytes", db), 67108864);
+  EXPECT_EQ(value(*b, "container_spec_memory_swap_limit_bytes", db), 268435456);
+  EXPECT_EQ(value(*b, "container_spec_memory_reservation_limit_bytes", db), 67108864);
+  EXPECT_EQ(value(*b, "container_memory_kernel_usage", db), 2097152);
+  EXPECT_EQ(value(*b, "container_memory_mapped_file", db), 8192);
+  EXPECT_EQ(value(*b, "container_threads_max", db), 512);
+  // v1 separates the cgroup's own faults from its subtree's.
+  auto fault = [&](const char* type, const char* scope) {
+    for (const auto& s : b->samples)
+      if (s.name() == "container_memory_failures_total" && s.label("id") == db &&
+          s.label("failure_type") == type && s.label("scope") == scope)
+        return s.value;
+    return -1.0;
+  };
+  EXPECT_EQ(fault("pgfault", "container"), 5000);
+  EXPECT_EQ(fault("pgmajfault", "container"), 7);
+  EXPECT_EQ(fault("pgfault", "hierarchy"), 5100);
+  EXPECT_EQ(fault("pgmajfault", "hierarchy"), 8);
+  EXPECT_EQ(value_with(*b, "container_fs_reads_total", db, "device", "/dev/sda"), 128);
+  EXPECT_EQ(value_with(*b, "container_fs_writes_total", db, "device", "/dev/sda"), 4);
+  EXPECT_EQ(value_with(*b, "container_blkio_device_usage_total", db, "operation", "Sync"),
+            524288 + 131072);
+  EXPECT_EQ(b->find("container_blkio_device_usage_total", "id", db).size(), 6u);
+  // Per-CPU usage is off by default: one cpu="total" series.
+  EXPECT_EQ(b->find("container_cpu_usage_seconds_total", "id", db).size(), 1u);
+  // Unlimited memsw/soft limits (the kernel's rounded 2^63) read as 0.
+  EXPECT_EQ(value(*b, "container_spec_memory_swap_limit_bytes", "/system.slice/sshd.service"), 0);
+  // Off by default: no writable-layer usage.
+  EXPECT_EQ(count_family(*b, "container_fs_usage"), 0u);
   const auto* w = b->one("container_fs_writes_bytes_total", "id", db);
   ASSERT_NE(w, nullptr);
   EXPECT_EQ(w->label("device"), "/dev/sda");
@@ -146,6 +221,140 @@ TEST(CgroupFixture, HybridV1GoldenOutput) {
   EXPECT_EQ(pod->label("image"), "docker.io/library/redis:7");
   EXPECT_TRUE(b->find("container_network_receive_bytes_total", "name", "cache").empty());
   EXPECT_EQ(ids(*b).count("/docker/" + kGone), 0u);
+}
+
+TEST(CgroupFixture, PerCpuUsageReplacesTheTotalOnV1WhenEnabled) {
+  FixtureTree t("v1");
+  auto p = load(t.config("enable_metrics = ['percpu']\n"));
+  ASSERT_TRUE(p);
+  auto b = p->collect(kNow);
+  ASSERT_TRUE(b.ok());
+  const std::string db = "/docker/" + kDb;
+  auto cpu = b->find("container_cpu_usage_seconds_total", "id", db);
+  // cAdvisor's rule: per-CPU series instead of the total, zero ones left out.
+  ASSERT_EQ(cpu.size(), 2u);
+  EXPECT_DOUBLE_EQ(value_with(*b, "container_cpu_usage_seconds_total", db, "cpu", "cpu00"), 2.0);
+  EXPECT_DOUBLE_EQ(value_with(*b, "container_cpu_usage_seconds_total", db, "cpu", "cpu01"), 3.0);
+  // Cgroups without cpuacct.usage_percpu keep the total.
+  EXPECT_EQ(value_with(*b, "container_cpu_usage_seconds_total", "/docker", "cpu", "total"), 5.0);
+
+  // v2 has no per-CPU accounting: the total stays.
+  FixtureTree t2("v2");
+  auto p2 = load(t2.config("enable_metrics = ['percpu']\n"));
+  ASSERT_TRUE(p2);
+  auto b2 = p2->collect(kNow);
+  ASSERT_TRUE(b2.ok());
+  EXPECT_EQ(value_with(*b2, "container_cpu_usage_seconds_total", "/", "cpu", "total"), 900);
+}
+
+TEST(CgroupFixture, WritableLayerUsageWhenDiskIsEnabled) {
+  FixtureTree t("v1");
+  auto p = load(t.config("enable_metrics = ['disk']\n"));
+  ASSERT_TRUE(p);
+  auto b = p->collect(kNow);
+  ASSERT_TRUE(b.ok());
+  const std::string db = "/docker/" + kDb;
+  // du of the overlay2 upper directory: blocks of every entry, itself included.
+  std::string diff = t.dir() + "/docker/overlay2/d1a2b3c4e5f6/diff";
+  struct stat st {};
+  ASSERT_EQ(::stat(diff.c_str(), &st), 0);
+  uint64_t want = uint64_t(st.st_blocks) * 512;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(diff)) {
+    ASSERT_EQ(::lstat(e.path().c_str(), &st), 0);
+    want += uint64_t(st.st_blocks) * 512;
+  }
+  struct statvfs vfs {};
+  ASSERT_EQ(::statvfs(diff.c_str(), &vfs), 0);
+  const auto* usage = b->one("container_fs_usage_bytes", "id", db);
+  ASSERT_NE(usage, nullptr);
+  EXPECT_EQ(usage->value, double(want));
+  EXPECT_GE(usage->value, 20000);  // the 20000-byte file at least
+  EXPECT_FALSE(usage->label("device").empty());
+  EXPECT_EQ(usage->label("name"), "db");
+  EXPECT_EQ(value(*b, "container_fs_limit_bytes", db),
+            double(uint64_t(vfs.f_blocks) * vfs.f_frsize));
+  EXPECT_EQ(value(*b, "container_fs_inodes_total", db), double(vfs.f_files));
+  EXPECT_GE(value(*b, "container_fs_inodes_free", db), 0);
+  // Only containers with a known writable layer.
+  EXPECT_EQ(count_family(*b, "container_fs_usage_bytes"), 1u);
+}
+
+TEST(CgroupFixture, DisabledGroupsAreNeitherReadNorEmitted) {
+  FixtureTree t("v2");
+  auto full = load(t.config());
+  ASSERT_TRUE(full);
+  ASSERT_TRUE(full->collect(kNow).ok());
+  auto p = load(t.config(
+      "disable_metrics = ['memory', 'oom_event', 'diskIO', 'network', 'process', 'pressure']\n"));
+  ASSERT_TRUE(p);
+  auto b = p->collect(kNow);
+  ASSERT_TRUE(b.ok());
+  const std::string web = "/system.slice/docker-" + kWeb + ".scope";
+  EXPECT_EQ(value(*b, "container_cpu_usage_seconds_total", web), 12.5);
+  EXPECT_EQ(value(*b, "container_spec_memory_limit_bytes", web), 268435456);  // spec stays
+  for (const char* gone :
+       {"container_memory_", "container_oom_", "container_fs_", "container_blkio_",
+        "container_network_", "container_processes", "container_threads", "container_pressure_"})
+    EXPECT_EQ(count_family(*b, gone), 0u) << gone;
+  // Fewer files read means fewer kept open.
+  EXPECT_LT(open_files(*p), open_files(*full) / 2);
+}
+
+TEST(CgroupFixture, KeptOpenFilesAreReReadAndBounded) {
+  FixtureTree t("v2");
+  auto p = load(t.config());
+  ASSERT_TRUE(p);
+  auto b1 = p->collect(kNow);
+  ASSERT_TRUE(b1.ok());
+  EXPECT_GT(open_files(*p), 20);
+  // A kept-open file changed in place is read afresh (pread from 0).
+  const std::string web = "/system.slice/docker-" + kWeb + ".scope";
+  overwrite(t.dir() + "/cgroup" + web + "/cpu.stat",
+            "usage_usec 13500000\nuser_usec 9500000\nsystem_usec 4000000\nnr_periods 1300\n"
+            "nr_throttled 31\nthrottled_usec 460000\n");
+  overwrite(t.dir() + "/cgroup" + web + "/memory.current", "110000000\n");
+  auto b2 = p->collect(kNow + 15000);
+  ASSERT_TRUE(b2.ok());
+  EXPECT_EQ(value(*b2, "container_cpu_usage_seconds_total", web), 13.5);
+  EXPECT_EQ(value(*b2, "container_memory_usage_bytes", web), 110000000);
+  EXPECT_EQ(value(*b2, "container_cpu_cfs_periods_total", web), 1300);
+
+  // No budget: nothing kept open, the same output.
+  auto none = load(t.config("max_open_files = 0\n"));
+  ASSERT_TRUE(none);
+  auto b3 = none->collect(kNow + 15000);
+  ASSERT_TRUE(b3.ok());
+  EXPECT_EQ(open_files(*none), 0);
+  EXPECT_EQ(cgroup_test::render(*b3), cgroup_test::render(*b2));
+  // A small budget is respected.
+  auto few = load(t.config("max_open_files = 5\n"));
+  ASSERT_TRUE(few);
+  ASSERT_TRUE(few->collect(kNow).ok());
+  EXPECT_EQ(open_files(*few), 5);
+}
+
+TEST(CgroupFixture, RecreatedCgroupIsReadAfresh) {
+  FixtureTree t("v2");
+  auto p = load(t.config());
+  ASSERT_TRUE(p);
+  const std::string svc = "/system.slice/nginx.service";
+  auto b1 = p->collect(kNow);
+  ASSERT_TRUE(b1.ok());
+  ASSERT_EQ(value(*b1, "container_cpu_usage_seconds_total", svc), 2);
+  // The service restarts: systemd removes its cgroup and makes a new one.
+  std::string dir = t.dir() + "/cgroup" + svc;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/cpu.stat") << "usage_usec 100000\nuser_usec 60000\nsystem_usec 40000\n";
+  std::ofstream(dir + "/cpu.max") << "200000 100000\n";
+  std::ofstream(dir + "/cgroup.procs") << "900\n";
+  std::ofstream(dir + "/cgroup.events") << "populated 1\n";
+  auto b2 = p->collect(kNow + 15000);  // not a limits cycle: read because it is new
+  ASSERT_TRUE(b2.ok());
+  EXPECT_EQ(value(*b2, "container_cpu_usage_seconds_total", svc), 0.1);
+  EXPECT_EQ(value(*b2, "container_spec_cpu_quota", svc), 200000);
+  EXPECT_EQ(value(*b2, "container_processes", svc), 1);
+  EXPECT_GT(value(*b2, "container_start_time_seconds", svc), FixtureTree::kMtime);
 }
 
 TEST(CgroupFixture, DockerOnlyKeepsRootAndDockerContainers) {
@@ -202,12 +411,19 @@ TEST(CgroupFixture, VanishedContainerSeriesStopAndStateIsDropped) {
 
 TEST(CgroupFixture, RejectsBadOptionsWithPositions) {
   auto h = PluginHarness::load(plugin_path("cgroup"),
-                               "include = ['(unclosed']\ndocker_only = 1\ncolour = 2\n");
+                               "include = ['(unclosed']\ndocker_only = 1\ncolour = 2\n"
+                               "disable_metrics = ['memory', 'tcp']\n"
+                               "enable_metrics = ['process']\nmax_open_files = -1\n");
   ASSERT_FALSE(h.ok());
   const std::string& m = h.error().message;
   EXPECT_NE(m.find("include: invalid regex \"(unclosed\""), std::string::npos) << m;
   EXPECT_NE(m.find("docker_only must be a boolean"), std::string::npos) << m;
   EXPECT_NE(m.find("unknown option 'colour'"), std::string::npos) << m;
+  EXPECT_NE(m.find("disable_metrics: unknown metric group \"tcp\""), std::string::npos) << m;
+  EXPECT_NE(m.find("enable_metrics: unknown or always-on metric group \"process\""),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("max_open_files must be in [0,"), std::string::npos) << m;
   // Each error carries its position in the config file.
   EXPECT_NE(m.find("test.toml:1:"), std::string::npos) << m;
   EXPECT_NE(m.find("test.toml:2:"), std::string::npos) << m;

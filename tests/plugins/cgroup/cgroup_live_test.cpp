@@ -211,8 +211,8 @@ TEST(CgroupLive, BurnerInRealCgroupRaisesCountersAndReportsLimits) {
   // A delegated or namespaced cgroup tree may refuse moving a process to a
   // cgroup outside it: an environment limit, not a collector failure.
   if (!cg.enter(child))
-    GTEST_SKIP() << "cannot move a process into " << cg.dirs[0] << "/cgroup.procs: "
-                 << std::strerror(errno);
+    GTEST_SKIP() << "cannot move a process into " << cg.dirs[0]
+                 << "/cgroup.procs: " << std::strerror(errno);
 
   auto before = p.collect(1000);
   ASSERT_TRUE(before.ok()) << before.error().message;
@@ -263,6 +263,39 @@ TEST(CgroupLive, BurnerInRealCgroupRaisesCountersAndReportsLimits) {
   EXPECT_EQ(value(*after, "container_processes"), 1);
   // Host network namespace: no network series for a plain cgroup.
   EXPECT_TRUE(after->find("container_network_receive_bytes_total").empty());
+  // The peak (v1 max_usage_in_bytes, v2 memory.peak where the kernel has it)
+  // saw the burner's memory.
+  double peak = value(*after, "container_memory_max_usage_bytes");
+  if (peak >= 0) {
+    EXPECT_GE(peak, mem1);
+  }
+  EXPECT_FALSE(after->find("container_memory_failures_total").empty());
+  // Both collections read through kept-open files (pread from offset 0).
+  EXPECT_GT(p.self_metrics().one("moni_cgroup_open_files")->value, 3);
+}
+
+// Kept-open files must not stand in the way of a runtime removing a cgroup,
+// and are closed once it is gone.
+TEST(CgroupLive, KeptOpenFilesDoNotBlockRemoval) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  LiveCgroup cg;
+  if (!cg.skip_reason.empty()) GTEST_SKIP() << cg.skip_reason;
+  auto h = PluginHarness::load(plugin_path("cgroup"), "include = ['^" + cg.id + "$']\n");
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  auto& p = **h;
+  ASSERT_TRUE(p.start().ok());
+  auto b1 = p.collect(1000);
+  ASSERT_TRUE(b1.ok()) << b1.error().message;
+  ASSERT_NE(b1->one("container_last_seen"), nullptr);
+  double open1 = p.self_metrics().one("moni_cgroup_open_files")->value;
+  EXPECT_GT(open1, 0);
+  for (auto it = cg.dirs.rbegin(); it != cg.dirs.rend(); ++it)
+    ASSERT_EQ(::rmdir(it->c_str()), 0) << *it << ": " << std::strerror(errno);
+  cg.dirs.clear();
+  auto b2 = p.collect(16000);
+  ASSERT_TRUE(b2.ok()) << b2.error().message;
+  EXPECT_EQ(b2->one("container_last_seen"), nullptr);
+  EXPECT_EQ(p.self_metrics().one("moni_cgroup_open_files")->value, 0);
 }
 
 TEST(CgroupLive, WholeHostCollectsEveryCgroupWithoutErrors) {
