@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "scrape_replay.hpp"
 #include "tsdb.hpp"
 
 namespace fs = std::filesystem;
@@ -156,7 +157,7 @@ int main(int argc, char** argv) {
   double hours = 24;
   double full_hours = 1;
   std::string dir = "/tmp/bench_lmdb_tsdb";
-  std::string json, om;
+  std::string json, om, replay_path;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--targets")
@@ -171,13 +172,42 @@ int main(int argc, char** argv) {
       json = argv[i + 1];
     else if (a == "--openmetrics")
       om = argv[i + 1];
+    else if (a == "--replay")
+      replay_path = argv[i + 1];
   }
   Rng rng{0x1234567};
+  // Per target: the series (Gen: synthetic, or labels only when replaying
+  // a recording) and how to get a value.
   std::vector<std::vector<Gen>> tg;
-  for (int t = 0; t < targets; ++t) {
-    char inst[32];
-    std::snprintf(inst, sizeof inst, "host-%02d", t);
-    tg.push_back(node_exporter_like(inst, rng));
+  std::vector<ScrapeReplay> replays;
+  if (!replay_path.empty()) {
+    ScrapeReplay rp;
+    std::string err;
+    if (!rp.load(replay_path, err)) {
+      std::fprintf(stderr, "%s\n", err.c_str());
+      return 1;
+    }
+    std::printf("replaying %zu recorded scrapes of %zu series from %s\n", rp.scrapes(),
+                rp.series().size(), replay_path.c_str());
+    for (int t = 0; t < targets; ++t) {
+      char inst[32];
+      std::snprintf(inst, sizeof inst, "host-%02d", t);
+      std::vector<Gen> g;
+      for (const auto& s : rp.series()) {
+        Gen x{s.name, s.labels, Kind::Constant, 0, 0, 0, 0, 0};
+        x.labels.push_back({"instance", inst});
+        x.labels.push_back({"job", "node"});
+        g.push_back(std::move(x));
+      }
+      tg.push_back(std::move(g));
+      replays.push_back(rp);
+    }
+  } else {
+    for (int t = 0; t < targets; ++t) {
+      char inst[32];
+      std::snprintf(inst, sizeof inst, "host-%02d", t);
+      tg.push_back(node_exporter_like(inst, rng));
+    }
   }
   size_t series = 0;
   for (auto& t : tg) series += t.size();
@@ -216,14 +246,22 @@ int main(int argc, char** argv) {
     for (int s = 0; s < scrapes; ++s)
       for (auto& t : tg) {
         b.clear();
-        // A few ms of scrape jitter, as real scrapes have.
-        int64_t ts = t0 + s * 15000LL + static_cast<int64_t>(jitter.next() % 4);
-        size_t base = static_cast<size_t>(&t - &tg[0]) * tg[0].size();
+        size_t ti = static_cast<size_t>(&t - &tg[0]);
+        int64_t phase = static_cast<int64_t>(ti) * 97;
+        // A few ms of scrape jitter, as real scrapes have (or as recorded).
+        int64_t ts = t0 + s * 15000LL +
+                     (replays.empty() ? static_cast<int64_t>(jitter.next() % 4)
+                                      : replays[ti].jitter(s + phase));
+        size_t base = ti * tg[0].size();
         for (size_t gi = 0; gi < t.size(); ++gi) {
           auto& g = t[gi];
+          double val;
+          if (replays.empty())
+            val = g.step(rng);
+          else if (!replays[ti].value(gi, s + phase, val))
+            continue;
           lr.clear();
           for (auto& [k, v] : g.labels) lr.push_back({k, v});
-          double val = g.step(rng);
           b.add(g.name, lr, val, ts);
           if (!kept.empty()) kept[base + gi].push_back({ts, val});
         }
@@ -268,10 +306,29 @@ int main(int argc, char** argv) {
           last = g.name;
         }
         std::string ls;
-        for (auto& [k, v] : g.labels) ls += (ls.empty() ? "" : ",") + k + "=\"" + v + "\"";
-        for (auto& [ts, v] : kept[i])
-          std::fprintf(f, "%s{%s} %.17g %lld.%03lld\n", g.name.c_str(), ls.c_str(), v,
+        for (auto& [k, v] : g.labels) {
+          std::string e;
+          for (char c : v) {
+            if (c == '"' || c == '\\') e.push_back('\\');
+            if (c == '\n') {
+              e += "\\n";
+              continue;
+            }
+            e.push_back(c);
+          }
+          ls += (ls.empty() ? "" : ",") + k + "=\"" + e + "\"";
+        }
+        for (auto& [ts, v] : kept[i]) {
+          char num[40];
+          if (std::isnan(v))
+            std::snprintf(num, sizeof num, "NaN");
+          else if (std::isinf(v))
+            std::snprintf(num, sizeof num, v > 0 ? "+Inf" : "-Inf");
+          else
+            std::snprintf(num, sizeof num, "%.17g", v);
+          std::fprintf(f, "%s{%s} %s %lld.%03lld\n", g.name.c_str(), ls.c_str(), num,
                        static_cast<long long>(ts / 1000), static_cast<long long>(ts % 1000));
+        }
       }
       std::fprintf(f, "# EOF\n");
       std::fclose(f);
@@ -293,7 +350,7 @@ int main(int argc, char** argv) {
         double(compact) / samples, compact / 1e6, copy_s, double(live) / samples);
     // 24 h of one series, through the public select path.
     std::vector<moni::Matcher> ms{{moni::MatchType::Equal, "__name__", "node_cpu_seconds_total"},
-                                  {moni::MatchType::Equal, "cpu", "3"},
+                                  {moni::MatchType::Equal, "cpu", "1"},
                                   {moni::MatchType::Equal, "mode", "user"},
                                   {moni::MatchType::Equal, "instance", "host-00"}};
     int64_t maxt = t0 + (scrapes - 1) * 15000LL + 10;
@@ -316,7 +373,7 @@ int main(int argc, char** argv) {
     std::sort(lat.begin(), lat.end());
     std::printf("read one series over 24 h (%zu samples): median %.1f us, p99 %.1f us\n", got,
                 lat[lat.size() / 2] * 1e6, lat[lat.size() * 99 / 100] * 1e6);
-    fs::remove_all(cdir);
+    if (!std::getenv("BENCH_KEEP_COPY")) fs::remove_all(cdir);
   };
   run(dir, moni::tsdb::SyncMode::None, hours, true);
   if (full_hours > 0) run(dir + "-full", moni::tsdb::SyncMode::Full, full_hours, false);

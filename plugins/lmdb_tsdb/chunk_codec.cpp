@@ -1,7 +1,9 @@
 #include "chunk_codec.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 namespace moni::tsdb {
@@ -172,8 +174,10 @@ uint64_t get_int(BitReader& r, unsigned table) {
   return static_cast<uint64_t>(sign_extend(r.bits(n), n));
 }
 
-constexpr int kMaxScale = 6;
-constexpr double kPow10[kMaxScale + 1] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+// Up to 9 decimals: Go's Duration.Seconds() values (node_exporter's
+// collector durations) are whole nanoseconds.
+constexpr int kMaxScale = 9;
+constexpr double kPow10[kMaxScale + 1] = {1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
 
 // Whether v is exactly n / 10^k for an integer n that a double holds exactly.
 bool scaled(double v, int k, int64_t& n) {
@@ -209,23 +213,51 @@ unsigned mode_table(uint8_t m) { return m >> 6; }
 struct Header {
   uint8_t mode;
   uint64_t factor = 1;
+  uint64_t cbits = 0;  // the value of a const chunk
   uint32_t count;
   uint64_t span;
+  TsGrid grid;
 };
 bool parse_header(std::string_view& blob, Header& h) {
   if (blob.empty()) return false;
   h.mode = static_cast<uint8_t>(blob[0]);
   blob.remove_prefix(1);
-  if (h.mode != kModeXor && (!get_varint(blob, h.factor) || h.factor == 0)) return false;
+  bool int_mode = h.mode != kModeXor && h.mode != kModeConst;
+  if (int_mode && (!get_varint(blob, h.factor) || h.factor == 0)) return false;
+  if (h.mode == kModeConst) {
+    if (blob.size() < 8) return false;
+    std::memcpy(&h.cbits, blob.data(), 8);
+    blob.remove_prefix(8);
+  }
   uint64_t c;
   if (!get_varint(blob, c) || c == 0 || c > (1u << 24)) return false;
   h.count = static_cast<uint32_t>(c);
   if (!get_varint(blob, h.span)) return false;
-  if (h.mode != kModeXor) {
+  if (blob.empty()) return false;
+  h.grid.width = static_cast<uint8_t>(blob[0]);
+  blob.remove_prefix(1);
+  if (h.grid.width > 7) return false;
+  if (h.grid.width > 0) {
+    uint64_t zb;
+    if (!get_varint(blob, h.grid.step) || !get_varint(blob, zb)) return false;
+    h.grid.base = static_cast<int64_t>((zb >> 1) ^ (~(zb & 1) + 1));
+  }
+  if (int_mode) {
     unsigned k = h.mode & 0x0f, order = mode_order(h.mode);
     if (k > kMaxScale || (order != 1 && order != 2) || mode_table(h.mode) > 2) return false;
   }
   return true;
+}
+
+uint64_t zigzag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+
+// Grid index and offset of t against the grid from t0.
+void grid_pos(int64_t t0, const TsGrid& g, int64_t t, int64_t& k, int64_t& off) {
+  uint64_t d = static_cast<uint64_t>(t) - static_cast<uint64_t>(t0);
+  k = static_cast<int64_t>((d + g.step / 2) / g.step);
+  off = static_cast<int64_t>(d - static_cast<uint64_t>(k) * g.step);
 }
 
 }  // namespace
@@ -246,9 +278,15 @@ void ChunkEncoder::reset() {
   last_n_ = 0;
   last_dn_ = 0;
   factor_ = 1;
+  grid_ = {};
+  last_k_ = 0;
 }
 
 void ChunkEncoder::append_value(double v) {
+  if (mode_ == kModeConst) {
+    last_vbits_ = std::bit_cast<uint64_t>(v);  // the caller checked it is the same
+    return;
+  }
   BitWriter w(&bits_);
   w.resume(used_);
   if (mode_ == kModeXor) {
@@ -296,60 +334,74 @@ void ChunkEncoder::append_value(double v) {
   used_ = w.used();
 }
 
+void ChunkEncoder::append_ts(BitWriter& w, int64_t t) {
+  uint64_t dt = static_cast<uint64_t>(t) - static_cast<uint64_t>(last_t_);
+  if (grid_.width == 0) {
+    put_ts_dod(w, dt - last_dt_);
+  } else {
+    int64_t k, off;
+    grid_pos(t0_, grid_, t, k, off);
+    uint64_t esc = (uint64_t{1} << grid_.width) - 1;
+    if (k == last_k_ + 1 && off >= grid_.base && static_cast<uint64_t>(off - grid_.base) < esc) {
+      w.bits(static_cast<uint64_t>(off - grid_.base), grid_.width);
+    } else {
+      w.bits(esc, grid_.width);
+      put_ts_dod(w, static_cast<uint64_t>(k - last_k_ - 1));
+      put_ts_dod(w, static_cast<uint64_t>(off));
+    }
+    last_k_ = k;
+  }
+  last_dt_ = dt;
+  last_t_ = t;
+}
+
 void ChunkEncoder::append(int64_t t, double v) {
   if (count_ == 0) {
     int k = min_scale(v);
     mode_ = k < 0 ? kModeXor : int_mode(k, 2);
+    grid_ = {};
     t0_ = last_t_ = t;
     last_dt_ = 0;
+    last_k_ = 0;
     append_value(v);
     ++count_;
     return;
   }
-  if (mode_ != kModeXor) {
-    int64_t n;
-    int k = mode_ & 0x0f;
-    if (!scaled(v, k, n)) {
-      // Re-encode the chunk once with a wider scale, or as XOR floats.
-      std::vector<int64_t> ts;
-      std::vector<double> vs;
-      std::string blob;
-      serialize(blob);
-      decode_chunk(t0_, blob, ts, vs);
-      ts.push_back(t);
-      vs.push_back(v);
-      int k2 = min_scale_all(vs.data(), vs.size(), k + 1);
-      reencode(k2 < 0 ? kModeXor : int_mode(k2, 2), ts, vs);
-      return;
-    }
+  if (needs_reencode(v)) {
+    // Re-encode the chunk once with a wider scale, or as XOR floats.
+    std::vector<int64_t> ts;
+    std::vector<double> vs;
+    std::string blob;
+    serialize(blob);
+    decode_chunk(t0_, blob, ts, vs);
+    ts.push_back(t);
+    vs.push_back(v);
+    int k2 = min_scale_all(vs.data(), vs.size(), mode_ == kModeConst ? 0 : (mode_ & 0x0f) + 1);
+    reencode(k2 < 0 ? kModeXor : int_mode(k2, 2), ts, vs, 1, grid_);
+    return;
   }
   BitWriter w(&bits_);
   w.resume(used_);
-  uint64_t dt = static_cast<uint64_t>(t) - static_cast<uint64_t>(last_t_);
-  put_ts_dod(w, dt - last_dt_);
+  append_ts(w, t);
   used_ = w.used();
-  last_dt_ = dt;
-  last_t_ = t;
   append_value(v);
   ++count_;
 }
 
 void ChunkEncoder::reencode(uint8_t mode, const std::vector<int64_t>& ts,
-                            const std::vector<double>& vs, uint64_t factor) {
+                            const std::vector<double>& vs, uint64_t factor, TsGrid grid) {
   reset();
   mode_ = mode;
   factor_ = factor;
+  grid_ = grid;
   for (size_t i = 0; i < ts.size(); ++i) {
     if (i == 0) {
       t0_ = last_t_ = ts[0];
     } else {
       BitWriter w(&bits_);
       w.resume(used_);
-      uint64_t dt = static_cast<uint64_t>(ts[i]) - static_cast<uint64_t>(last_t_);
-      put_ts_dod(w, dt - last_dt_);
+      append_ts(w, ts[i]);
       used_ = w.used();
-      last_dt_ = dt;
-      last_t_ = ts[i];
     }
     append_value(vs[i]);
     ++count_;
@@ -359,9 +411,19 @@ void ChunkEncoder::reencode(uint8_t mode, const std::vector<int64_t>& ts,
 void ChunkEncoder::serialize_header(std::string& out) const {
   out.clear();
   out.push_back(static_cast<char>(mode_));
-  if (mode_ != kModeXor) put_varint(out, factor_);
+  if (mode_ != kModeXor && mode_ != kModeConst) put_varint(out, factor_);
+  if (mode_ == kModeConst) {
+    char b[8];
+    std::memcpy(b, &last_vbits_, 8);
+    out.append(b, 8);
+  }
   put_varint(out, count_);
   put_varint(out, static_cast<uint64_t>(last_t_) - static_cast<uint64_t>(t0_));
+  out.push_back(static_cast<char>(grid_.width));
+  if (grid_.width > 0) {
+    put_varint(out, grid_.step);
+    put_varint(out, zigzag(grid_.base));
+  }
 }
 
 void ChunkEncoder::serialize(std::string& out) const {
@@ -377,7 +439,7 @@ ChunkEncoder::Mark ChunkEncoder::mark() const {
               last_t_,      last_n_,
               last_dt_,     last_vbits_,
               last_dn_,     factor_,
-              epoch_};
+              epoch_,       last_k_};
 }
 
 void ChunkEncoder::restore(const Mark& m) {
@@ -395,11 +457,14 @@ void ChunkEncoder::restore(const Mark& m) {
   last_vbits_ = m.last_vbits;
   last_dn_ = m.last_dn;
   factor_ = m.factor;
+  last_k_ = m.last_k;
 }
 
 bool ChunkEncoder::needs_reencode(double v) const {
   int64_t n;
-  return count_ > 0 && mode_ != kModeXor && !scaled(v, mode_ & 0x0f, n);
+  if (count_ == 0 || mode_ == kModeXor) return false;
+  if (mode_ == kModeConst) return std::bit_cast<uint64_t>(v) != last_vbits_;
+  return !scaled(v, mode_ & 0x0f, n);
 }
 
 bool ChunkEncoder::load(int64_t t0, std::string_view blob) {
@@ -408,7 +473,7 @@ bool ChunkEncoder::load(int64_t t0, std::string_view blob) {
   std::string_view h = blob;
   Header hd;
   if (!parse_header(h, hd) || !decode_chunk(t0, blob, ts, vs)) return false;
-  reencode(hd.mode, ts, vs, hd.factor);
+  reencode(hd.mode, ts, vs, hd.factor, hd.grid);
   return true;
 }
 
@@ -433,13 +498,38 @@ bool decode_chunk(int64_t t0, std::string_view blob, std::vector<int64_t>& ts,
   int64_t* tp = ts.data() + base;
   double* vp = vs.data() + base;
   uint64_t t = static_cast<uint64_t>(t0), dt = 0;
-  if (h.mode == kModeXor) {
+  const uint64_t esc = (uint64_t{1} << h.grid.width) - 1;
+  uint64_t k = 0;
+  auto next_t = [&] {
+    if (h.grid.width == 0) {
+      dt += get_ts_dod(r);
+      t += dt;
+      return;
+    }
+    uint64_t f = r.bits(h.grid.width);
+    uint64_t off;
+    if (f != esc) {
+      k += 1;
+      off = static_cast<uint64_t>(h.grid.base) + f;
+    } else {
+      k += 1 + get_ts_dod(r);
+      off = get_ts_dod(r);
+    }
+    t = static_cast<uint64_t>(t0) + k * h.grid.step + off;
+  };
+  if (h.mode == kModeConst) {
+    double c = std::bit_cast<double>(h.cbits);
+    for (uint32_t i = 0; i < h.count; ++i) {
+      if (i > 0) next_t();
+      tp[i] = static_cast<int64_t>(t);
+      vp[i] = c;
+    }
+  } else if (h.mode == kModeXor) {
     uint64_t vb = 0;
     unsigned lead = 0, trail = 0;
     for (uint32_t i = 0; i < h.count; ++i) {
       if (i > 0) {
-        dt += get_ts_dod(r);
-        t += dt;
+        next_t();
         if (!r.bit()) {
         } else if (!r.bit()) {
           vb ^= r.bits(64 - lead - trail) << trail;
@@ -468,8 +558,7 @@ bool decode_chunk(int64_t t0, std::string_view blob, std::vector<int64_t>& ts,
     uint64_t n = 0, dn = 0;
     for (uint32_t i = 0; i < h.count; ++i) {
       if (i > 0) {
-        dt += get_ts_dod(r);
-        t += dt;
+        next_t();
         uint64_t x = get_int(r, table);
         dn = dod ? dn + x : x;
         n += dn * h.factor;
@@ -488,17 +577,113 @@ bool decode_chunk(int64_t t0, std::string_view blob, std::vector<int64_t>& ts,
   return true;
 }
 
+namespace {
+unsigned ts_dod_bits(uint64_t dod) {
+  int64_t s = static_cast<int64_t>(dod);
+  if (s == 0) return 1;
+  if (fits(s, 4)) return 6;
+  if (fits(s, 14)) return 17;
+  if (fits(s, 24)) return 28;
+  return 68;
+}
+
+unsigned varint_len(uint64_t v) {
+  unsigned n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// The cheaper timestamp coding for ts[0..n): delta-of-delta or a grid
+// (step = median interval; width and base searched over the offsets).
+TsGrid choose_ts_coding(const int64_t* ts, size_t n) {
+  TsGrid none;
+  if (n < 3) return none;
+  uint64_t span = static_cast<uint64_t>(ts[n - 1]) - static_cast<uint64_t>(ts[0]);
+  if (span >= (uint64_t{1} << 62)) return none;
+  std::vector<uint64_t> d(n - 1);
+  uint64_t dod_cost = 0, last = 0;
+  for (size_t i = 1; i < n; ++i) {
+    d[i - 1] = static_cast<uint64_t>(ts[i]) - static_cast<uint64_t>(ts[i - 1]);
+    dod_cost += ts_dod_bits(d[i - 1] - last);
+    last = d[i - 1];
+  }
+  std::nth_element(d.begin(), d.begin() + static_cast<std::ptrdiff_t>(d.size() / 2), d.end());
+  TsGrid g;
+  g.step = d[d.size() / 2];
+  if (g.step < 2) return none;
+  // Offsets of samples one grid step after their predecessor (the others
+  // always escape), sorted, with prefix sums of their escape costs.
+  std::vector<int64_t> offs;
+  offs.reserve(n);
+  uint64_t gap_cost = 0;
+  int64_t prev_k = 0;
+  for (size_t i = 1; i < n; ++i) {
+    int64_t k, off;
+    grid_pos(ts[0], g, ts[i], k, off);
+    if (k == prev_k + 1)
+      offs.push_back(off);
+    else
+      gap_cost += ts_dod_bits(static_cast<uint64_t>(k - prev_k - 1)) +
+                  ts_dod_bits(static_cast<uint64_t>(off));
+    prev_k = k;
+  }
+  if (offs.empty()) return none;
+  std::sort(offs.begin(), offs.end());
+  std::vector<uint64_t> pre(offs.size() + 1, 0);
+  for (size_t i = 0; i < offs.size(); ++i)
+    pre[i + 1] = pre[i] + 1 + ts_dod_bits(static_cast<uint64_t>(offs[i]));
+  uint64_t best = dod_cost;
+  TsGrid out = none;
+  // Bases: the smallest distinct offsets up to the 25th percentile.
+  size_t q = offs.size() / 4;
+  int tried = 0;
+  for (size_t bi = 0; bi <= q && tried < 16; ++bi) {
+    if (bi > 0 && offs[bi] == offs[bi - 1]) continue;
+    ++tried;
+    int64_t base = offs[bi];
+    for (uint8_t w = 1; w <= 7; ++w) {
+      int64_t lim = base + static_cast<int64_t>((uint64_t{1} << w) - 1);  // exclusive
+      size_t hi =
+          static_cast<size_t>(std::lower_bound(offs.begin(), offs.end(), lim) - offs.begin());
+      uint64_t cost = (n - 1) * uint64_t{w} + gap_cost + pre[bi] + (pre.back() - pre[hi]) +
+                      8 * (varint_len(g.step) + varint_len(zigzag(base)));
+      if (cost < best) {
+        best = cost;
+        out = g;
+        out.width = w;
+        out.base = base;
+      }
+    }
+  }
+  return out;
+}
+}  // namespace
+
 void encode_chunk_best(const int64_t* ts, const double* vs, size_t n, std::string& out) {
   std::vector<int64_t> tv(ts, ts + n);
   std::vector<double> vv(vs, vs + n);
   ChunkEncoder enc;
   std::string cand;
   out.clear();
+  TsGrid grid = choose_ts_coding(ts, n);
   auto consider = [&](uint8_t mode, uint64_t factor) {
-    enc.reencode(mode, tv, vv, factor);
+    enc.reencode(mode, tv, vv, factor, grid);
     enc.serialize(cand);
     if (out.empty() || cand.size() < out.size()) out.swap(cand);
   };
+  {
+    // One value throughout (most node_exporter series): stored once.
+    uint64_t b0 = std::bit_cast<uint64_t>(vs[0]);
+    size_t i = 1;
+    while (i < n && std::bit_cast<uint64_t>(vs[i]) == b0) ++i;
+    if (i == n) {
+      consider(kModeConst, 1);
+      return;
+    }
+  }
   int k = min_scale_all(vs, n);
   if (k >= 0) {
     // A common factor of all steps (e.g. 4096 for page-sized byte counts).

@@ -43,14 +43,27 @@ class BitReader {
 };
 
 /// Value encodings of a chunk.
-// Mode byte: kModeXor, or low nibble = decimal scale and bits 4-5 = order.
+// Mode byte: kModeXor, kModeConst (one value, stored once), or low nibble
+// = decimal scale, bits 4-5 = order and bits 6-7 = bucket table.
 inline constexpr uint8_t kModeXor = 0x0f;
+inline constexpr uint8_t kModeConst = 0x0e;
+
+/// Timestamp coding of a chunk: delta-of-delta (width 0), or offsets from a
+/// regular grid t0 + k * step: each sample writes `width` bits, base +
+/// offset, all ones escaping to an explicit grid skip and offset (missed
+/// scrapes, outliers). Scrapes on a ticker cost 1-3 bits per timestamp.
+struct TsGrid {
+  uint8_t width = 0;  // 0: delta-of-delta; 1..7: grid
+  uint64_t step = 0;
+  int64_t base = 0;
+};
 
 /// The open (head) chunk of one series: appends one sample at a time in O(1)
 /// and serializes to the same format as a closed chunk.
-/// Format: [mode u8][factor varint, integer modes][count varint]
-/// [maxt-t0 varint][bit stream]; t0 is kept
-/// outside the blob (in the LMDB key of a closed chunk).
+/// Format: [mode u8][factor varint, integer modes][value u64, const mode]
+/// [count varint][maxt-t0 varint][grid width u8][grid step varint, grid
+/// base zigzag varint: width > 0][bit stream]; t0 is kept outside the blob
+/// (in the LMDB key of a closed chunk).
 /// Thread-safety: none.
 class ChunkEncoder {
  public:
@@ -69,7 +82,7 @@ class ChunkEncoder {
   /// Replaces the contents with `ts`/`vs` encoded in `mode` (which must fit).
   /// `factor` divides every step of the scaled integers (int modes only).
   void reencode(uint8_t mode, const std::vector<int64_t>& ts, const std::vector<double>& vs,
-                uint64_t factor = 1);
+                uint64_t factor = 1, TsGrid grid = {});
   uint8_t mode() const { return mode_; }
 
   /// Cheap undo of appends: a mark restores the encoder as long as it was
@@ -80,6 +93,7 @@ class ChunkEncoder {
     uint32_t count;
     int64_t t0, last_t, last_n;
     uint64_t last_dt, last_vbits, last_dn, factor, epoch;
+    int64_t last_k;
   };
   Mark mark() const;
   void restore(const Mark& m);
@@ -93,6 +107,7 @@ class ChunkEncoder {
 
  private:
   void append_value(double v);
+  void append_ts(BitWriter& w, int64_t t);
 
   std::string bits_;
   uint8_t used_ = 8;
@@ -108,6 +123,8 @@ class ChunkEncoder {
   uint64_t last_dn_ = 0;
   uint64_t factor_ = 1;
   uint64_t epoch_ = 0;
+  TsGrid grid_;
+  int64_t last_k_ = 0;  // grid index of the last sample
 };
 
 /// Decodes a chunk blob (t0 supplied by the caller) into `ts`/`vs`

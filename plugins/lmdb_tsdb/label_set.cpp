@@ -1,6 +1,7 @@
 #include "label_set.hpp"
 
 #include <cstdio>
+#include <cstring>
 
 #include "chunk_codec.hpp"
 
@@ -39,6 +40,64 @@ uint64_t hash64(std::string_view s) {
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;
   return h;
+}
+
+namespace {
+inline uint64_t mix(uint64_t h, uint64_t x) {
+  h = (h ^ x) * 0x9E3779B97F4A7C15ULL;
+  return h ^ (h >> 29);
+}
+inline uint64_t hash_bytes(uint64_t h, const char* p, size_t n) {
+  h = mix(h, n);
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = mix(h, w);
+  }
+  if (n > 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = mix(h, w);
+  }
+  return h;
+}
+}  // namespace
+
+uint64_t label_set_hash(const moni_label* labels, uint32_t n) {
+  uint64_t h = 0x243F6A8885A308D3ULL;
+  for (uint32_t i = 0; i < n; ++i) {
+    h = hash_bytes(h, labels[i].name.ptr, labels[i].name.len);
+    h = hash_bytes(h, labels[i].value.ptr, labels[i].value.len);
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  return h ^ (h >> 33);
+}
+
+bool labels_equal(const moni_label* labels, uint32_t n, std::string_view key) {
+  const auto* p = reinterpret_cast<const uint8_t*>(key.data());
+  const uint8_t* end = p + key.size();
+  for (uint32_t i = 0; i < n; ++i) {
+    for (const moni_str* s : {&labels[i].name, &labels[i].value}) {
+      // Lengths under 128 are one varint byte (almost every label).
+      size_t len;
+      if (p < end && *p < 0x80) {
+        len = *p++;
+      } else {
+        std::string_view rest(reinterpret_cast<const char*>(p), static_cast<size_t>(end - p));
+        uint64_t l;
+        if (!get_varint(rest, l)) return false;
+        p = reinterpret_cast<const uint8_t*>(rest.data());
+        len = l;
+      }
+      if (len != s->len || static_cast<size_t>(end - p) < len) return false;
+      const auto* q = reinterpret_cast<const uint8_t*>(s->ptr);
+      for (size_t j = 0; j < len; ++j)
+        if (p[j] != q[j]) return false;
+      p += len;
+    }
+  }
+  return p == end;
 }
 
 void posting_key(std::string_view name, std::string_view value, std::string& out) {

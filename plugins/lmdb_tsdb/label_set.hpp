@@ -32,4 +32,9 @@ bool split_posting_key(std::string_view key, std::string_view& name, std::string
 
 uint64_t hash64(std::string_view s);
 
+/// A fast hash of a sorted label array (the writer's series cache key).
+uint64_t label_set_hash(const moni_label* labels, uint32_t n);
+/// Whether `labels` encode to exactly the canonical bytes `key`.
+bool labels_equal(const moni_label* labels, uint32_t n, std::string_view key);
+
 }  // namespace moni::tsdb

@@ -30,8 +30,8 @@ class LmdbTsdb : public Storage {
 # retention_size = "0"       # delete oldest data above this size, e.g. "10GiB"
 # map_size = "1GiB"          # initial LMDB map size; grows automatically
 # housekeeping_interval = "1m"
-# chunk_samples = 120        # samples per head chunk (stored chunks merge up to 4x)
-# checkpoint_records = 120   # WAL records between head checkpoints
+# chunk_samples = 240        # samples per chunk (the in-memory head is cut at this size)
+# checkpoint_records = 480   # WAL records kept at most; older heads are cut early
 # [storage.<instance>.backup]
 # interval = "24h"
 # dir = ""                   # default: <data_dir>/<instance>-backups
@@ -53,8 +53,7 @@ class LmdbTsdb : public Storage {
       r.error(r.raw("map_size"), "map_size must be at least 1MiB");
     }
     opt_.head_chunk_samples =
-        static_cast<uint32_t>(r.integer("chunk_samples", opt_.head_chunk_samples, 4, 1000));
-    opt_.max_chunk_samples = opt_.head_chunk_samples * 4;
+        static_cast<uint32_t>(r.integer("chunk_samples", opt_.head_chunk_samples, 4, 4000));
     opt_.checkpoint_records =
         static_cast<uint32_t>(r.integer("checkpoint_records", opt_.checkpoint_records, 1, 100000));
     housekeeping_ms_ = r.duration_ms("housekeeping_interval", 60000);

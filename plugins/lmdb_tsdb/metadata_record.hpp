@@ -3,7 +3,6 @@
 #pragma once
 
 #include <moni/sample.hpp>
-
 #include <string>
 #include <string_view>
 

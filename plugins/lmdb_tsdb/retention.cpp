@@ -29,10 +29,7 @@ int Db::delete_series(MDB_txn* txn, uint32_t id, std::string& bytes) {
     if (rc && rc != MDB_NOTFOUND) return rc;
   }
   k = ik.val();
-  if ((rc = mdb_del(txn, dbi_.series, &k, nullptr))) return rc;
-  k = ik.val();
-  rc = mdb_del(txn, dbi_.heads, &k, nullptr);
-  return rc == MDB_NOTFOUND ? 0 : rc;
+  return mdb_del(txn, dbi_.series, &k, nullptr);
 }
 
 Result<bool> Db::retention_pass(int64_t cutoff, bool by_size) {
@@ -68,7 +65,6 @@ Result<bool> Db::retention_pass(int64_t cutoff, bool by_size) {
           if ((rc = mdb_cursor_del(cur, 0))) break;
           ++deleted;
           ++work;
-          s.last_chunk_known = false;
         }
         if (rc) break;
         if (!chunks_left && s.has_data && s.max_t < cutoff) {
@@ -86,16 +82,18 @@ Result<bool> Db::retention_pass(int64_t cutoff, bool by_size) {
     if (rc) return make_error(lmdb_error("retention", rc));
     {
       std::unique_lock<std::shared_mutex> pl(pub_mu_);
+      std::vector<moni_label> ls;
       for (auto& [g, bytes] : gone) {
+        if (decode_labels(bytes, ls)) {
+          auto h = by_hash_.find(label_set_hash(ls.data(), static_cast<uint32_t>(ls.size())));
+          if (h != by_hash_.end() && h->second == g) by_hash_.erase(h);
+        }
         index_.erase(bytes);
         series_[g] = Series{};
-        if (g < published_.size()) {
-          published_[g].header.clear();
-          published_[g].bits.clear();
-          published_[g].epoch = UINT64_MAX;
-        }
+        if (g < heads_.size()) heads_[g] = Head{};
       }
     }
+    if (!gone.empty()) wal_keep_from_ = oldest_head_seq();
     stats_.series -= static_cast<int64_t>(gone.size());
     stats_.retention_series += gone.size();
     (by_size ? stats_.retention_chunks_size : stats_.retention_chunks_age) += deleted;

@@ -178,20 +178,19 @@ class TsdbCursor : public SeriesCursor {
         with_samples_(with_samples) {}
 
   Result<bool> next(moni_series_view& out) override {
-    if (pos_ >= ids_.size()) return false;
-    auto rt = db_.begin_read();
-    if (!rt) return rt.error();
-    MDB_txn* txn = (*rt)->txn;
     const auto& d = db_.dbis();
-    MDB_cursor* cc = nullptr;
-    int rc = mdb_cursor_open(txn, d.chunks, &cc);
-    if (rc) return make_error(std::string("lmdb_tsdb: cursor: ") + mdb_strerror(rc));
-    struct Closer {
-      MDB_cursor* c;
-      ~Closer() { mdb_cursor_close(c); }
-    } closer{cc};
     while (pos_ < ids_.size()) {
       uint32_t id = ids_[pos_++];
+      auto rt = db_.begin_read_with_head(id, mint_, maxt_, head_ts_, head_vs_);
+      if (!rt) return rt.error();
+      MDB_txn* txn = (*rt)->txn;
+      MDB_cursor* cc = nullptr;
+      int rc = mdb_cursor_open(txn, d.chunks, &cc);
+      if (rc) return make_error(std::string("lmdb_tsdb: cursor: ") + mdb_strerror(rc));
+      struct Closer {
+        MDB_cursor* c;
+        ~Closer() { mdb_cursor_close(c); }
+      } closer{cc};
       IdKey ik(id);
       MDB_val k = ik.val(), v;
       if (mdb_get(txn, d.series, &k, &v)) continue;  // deleted meanwhile
@@ -225,10 +224,15 @@ class TsdbCursor : public SeriesCursor {
       if (!any || with_samples_) {
         // The head lives in memory; samples the read transaction already
         // saw in a just-cut chunk are skipped.
-        int64_t t0;
-        if (db_.published_head(id, t0, head_blob_) && t0 <= maxt_) {
-          int64_t seen = ts_.empty() ? INT64_MIN : ts_.back();
-          any |= add_chunk(t0, head_blob_, seen);
+        int64_t seen = ts_.empty() ? INT64_MIN : ts_.back();
+        auto lo = std::upper_bound(head_ts_.begin(), head_ts_.end(), seen) - head_ts_.begin();
+        if (ts_.empty()) lo = 0;
+        if (lo < static_cast<std::ptrdiff_t>(head_ts_.size())) {
+          any = true;
+          if (with_samples_) {
+            ts_.insert(ts_.end(), head_ts_.begin() + lo, head_ts_.end());
+            vs_.insert(vs_.end(), head_vs_.begin() + lo, head_vs_.end());
+          }
         }
       }
       if (!any) continue;
@@ -270,10 +274,10 @@ class TsdbCursor : public SeriesCursor {
   size_t pos_ = 0;
   int64_t mint_, maxt_;
   bool with_samples_;
-  std::string label_bytes_, head_blob_;
+  std::string label_bytes_;
   std::vector<moni_label> labels_;
-  std::vector<int64_t> ts_, tmp_ts_;
-  std::vector<double> vs_, tmp_vs_;
+  std::vector<int64_t> ts_, tmp_ts_, head_ts_;
+  std::vector<double> vs_, tmp_vs_, head_vs_;
 };
 
 }  // namespace

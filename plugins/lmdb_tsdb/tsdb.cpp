@@ -20,17 +20,13 @@ namespace moni::tsdb {
 namespace fs = std::filesystem;
 
 namespace {
-constexpr std::string_view kFormat = "moni-lmdb-tsdb-1";
-// Closed chunks stay well inside a 4 KiB page (no LMDB overflow pages).
-constexpr size_t kMaxChunkBytes = 1536;
+// Format 2: raw in-memory heads recovered from the WAL alone (no heads
+// table), chunks written once when cut.
+constexpr std::string_view kFormat = "moni-lmdb-tsdb-2";
+// Closed chunks stay inside half a 4 KiB page (LMDB puts larger values on
+// overflow pages of their own); bigger chunks are split.
+constexpr size_t kMaxChunkBytes = 2000;
 constexpr uint64_t kMapHeadroom = 64ULL << 20;
-
-void head_value(const ChunkEncoder& head, std::string& blob, std::string& out) {
-  head.serialize(blob);
-  out.resize(8);
-  put_be64(out.data(), static_cast<uint64_t>(head.t0()) ^ 0x8000000000000000ULL);
-  out.append(blob);
-}
 }  // namespace
 
 // LMDB reports a short write as EIO, so an I/O error while the file system
@@ -110,10 +106,9 @@ Result<void> Db::open_env() {
     unsigned flags;
     unsigned* out;
   } tables[] = {
-      {"series", c, &dbi_.series}, {"postings", c | MDB_DUPSORT | MDB_DUPFIXED, &dbi_.postings},
-      {"chunks", c, &dbi_.chunks}, {"heads", c, &dbi_.heads},
-      {"meta", c, &dbi_.meta},     {"metadata", c, &dbi_.metadata},
-      {"wal", c, &dbi_.wal}};
+      {"series", c, &dbi_.series},     {"postings", c | MDB_DUPSORT | MDB_DUPFIXED, &dbi_.postings},
+      {"chunks", c, &dbi_.chunks},     {"meta", c, &dbi_.meta},
+      {"metadata", c, &dbi_.metadata}, {"wal", c, &dbi_.wal}};
   for (auto& t : tables) {
     rc = mdb_dbi_open(txn, t.name, t.flags, &d);
     if (rc) {
@@ -130,8 +125,9 @@ Result<void> Db::open_env() {
     rc = mdb_put(txn, dbi_.meta, &k, &v, 0);
   } else if (rc == 0 && sview(v) != kFormat) {
     mdb_txn_abort(txn);
-    return make_error("lmdb_tsdb: " + opt_.path + " holds format \"" + std::string(sview(v)) +
-                      "\", expected \"" + std::string(kFormat) + "\"");
+    return make_error("lmdb_tsdb: " + opt_.path + " holds on-disk format \"" +
+                      std::string(sview(v)) + "\"; this moni reads only \"" + std::string(kFormat) +
+                      "\" (no converter: move the old database away or delete it)");
   }
   if (rc && rc != MDB_NOTFOUND) {
     mdb_txn_abort(txn);
@@ -148,6 +144,7 @@ Result<void> Db::load() {
   MDB_txn* txn = (*rt)->txn;
   MDB_cursor* cur = nullptr;
   MDB_val k, v;
+  std::vector<moni_label> ls;
   // Series table -> in-memory index.
   mdb_cursor_open(txn, dbi_.series, &cur);
   for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
@@ -155,56 +152,37 @@ Result<void> Db::load() {
     uint32_t id = get_be32(k.mv_data);
     if (series_.size() <= id) series_.resize(id + 1);
     series_[id].live = true;
-    index_.emplace(std::string(sview(v)), id);
+    auto it = index_.emplace(std::string(sview(v)), id).first;
+    series_[id].key = it->first;
+    if (decode_labels(it->first, ls))
+      by_hash_.emplace(label_set_hash(ls.data(), static_cast<uint32_t>(ls.size())), id);
   }
   mdb_cursor_close(cur);
   if (series_.empty()) series_.resize(1);
-  // Head chunks.
-  mdb_cursor_open(txn, dbi_.heads, &cur);
-  for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    uint32_t id = get_be32(k.mv_data);
-    if (id >= series_.size() || v.mv_size < 8) continue;
-    Series& s = series_[id];
-    int64_t t0 = static_cast<int64_t>(get_be64(v.mv_data) ^ 0x8000000000000000ULL);
-    std::string_view blob = sview(v).substr(8);
-    ts_.clear();
-    vs_.clear();
-    if (!decode_chunk(t0, blob, ts_, vs_) || !s.head.load(t0, blob))
-      return make_error("lmdb_tsdb: the head chunk of series " + std::to_string(id) + " in " +
-                        opt_.path + " is corrupt");
-    s.has_data = true;
-    s.max_t = ts_.back();
-    s.last_vbits = std::bit_cast<uint64_t>(vs_.back());
-  }
-  mdb_cursor_close(cur);
-  // Series without a head (rare): their newest sample is in the last chunk.
+  heads_.resize(series_.size());
+  // The newest sample of each series is in its last chunk or in the WAL.
   mdb_cursor_open(txn, dbi_.chunks, &cur);
-  int64_t max_t = INT64_MIN;
   uint64_t live = 0;
   for (uint32_t id = 1; id < series_.size(); ++id) {
     Series& s = series_[id];
     if (!s.live) continue;
     ++live;
-    if (!s.has_data) {
-      ChunkKey ck(id + 1, INT64_MIN);
-      k = ck.val();
-      int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-      rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
-      if (rc == 0 && chunk_key_id(k) == id) {
-        ts_.clear();
-        vs_.clear();
-        if (decode_chunk(chunk_key_t0(k), sview(v), ts_, vs_)) {
-          s.has_data = true;
-          s.max_t = ts_.back();
-          s.last_vbits = std::bit_cast<uint64_t>(vs_.back());
-          s.last_chunk_t0 = chunk_key_t0(k);
-          s.last_chunk_count = static_cast<uint32_t>(ts_.size());
-          s.last_chunk_known = true;
-        }
+    ChunkKey ck(id + 1, INT64_MIN);
+    k = ck.val();
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && chunk_key_id(k) == id) {
+      ts_.clear();
+      vs_.clear();
+      if (!decode_chunk(chunk_key_t0(k), sview(v), ts_, vs_)) {
+        mdb_cursor_close(cur);
+        return make_error("lmdb_tsdb: the newest chunk of series " + std::to_string(id) + " in " +
+                          opt_.path + " is corrupt");
       }
+      s.has_data = true;
+      s.max_t = ts_.back();
+      s.last_vbits = std::bit_cast<uint64_t>(vs_.back());
     }
-    if (s.has_data) max_t = std::max(max_t, s.max_t);
   }
   mdb_cursor_close(cur);
   {
@@ -213,10 +191,9 @@ Result<void> Db::load() {
     next_id_ = std::max<uint32_t>(next_id_, static_cast<uint32_t>(series_.size()));
   }
   if (auto r = replay_wal(txn); !r) return r;
+  int64_t max_t = INT64_MIN;
   for (uint32_t id = 1; id < series_.size(); ++id)
     if (series_[id].has_data) max_t = std::max(max_t, series_[id].max_t);
-  published_.resize(series_.size());
-  for (uint32_t id = 1; id < series_.size(); ++id) publish(id);
   max_t_ = max_t;
   stats_.series = static_cast<int64_t>(live);
   // Metadata.
@@ -316,18 +293,18 @@ Result<WriteResult> Db::write(const BatchView& batch) {
       rc = mdb_txn_begin(env_, nullptr, 0, &txn);
       if (rc == 0) {
         ++gen_;
-        undo_n_ = 0;
+        pend_.clear();
+        touched_.clear();
         series_before_ = series_.size();
         new_keys_.clear();
-        dirty_.clear();
-        cut_ids_.clear();
-        checkpointed_ = false;
+        new_hashes_.clear();
         next_id_before_ = next_id_;
         rec_.clear();
-        rec_prev_ts_ = 0;
-        rec_prev_id_ = 0;
         pending_meta_.clear();
         batch_max_t_ = INT64_MIN;
+        cut_in_batch_ = false;
+        chunks_cut_ = 0;
+        wal_truncated_to_ = wal_first_;
         applied = true;
         rc = apply(txn, batch, wr);
         if (rc == 0)
@@ -337,21 +314,10 @@ Result<WriteResult> Db::write(const BatchView& batch) {
       }
     }
     if (rc == 0) {
-      {
-        std::unique_lock<std::shared_mutex> pl(pub_mu_);
-        if (published_.size() < series_.size()) published_.resize(series_.size());
-        for (uint32_t id : dirty_) publish(id);
-      }
-      if (!rec_.empty()) {
-        ++wal_seq_;
-        ++wal_records_;
-      }
-      if (checkpointed_) {
-        for (uint32_t id : ckpt_ids_)
-          if (id < series_.size()) series_[id].ckpt_dirty = false;
-        ckpt_ids_.clear();
-        wal_records_ = 0;
-      }
+      commit_heads();
+      if (!rec_.empty()) ++wal_seq_;
+      wal_first_ = wal_truncated_to_;
+      if (cut_in_batch_) wal_keep_from_ = oldest_head_seq();
       for (auto& m : pending_meta_) meta_[m.family] = std::move(m);
       if (batch_max_t_ > max_t_.load()) max_t_ = batch_max_t_;
       stats_.series += static_cast<int64_t>(new_keys_.size());
@@ -360,6 +326,7 @@ Result<WriteResult> Db::write(const BatchView& batch) {
       stats_.duplicate_rejected += wr.duplicate_rejected;
       stats_.duplicate_ignored += wr.duplicate_ignored;
       stats_.invalid += wr.invalid;
+      stats_.chunks_closed += chunks_cut_;
       ++stats_.commits;
       return wr;
     }
@@ -390,28 +357,83 @@ Result<WriteResult> Db::write(const BatchView& batch) {
   }
 }
 
+// Nothing committed was changed in memory before the commit (heads are
+// updated afterwards), so undoing a failed batch only forgets new series.
 void Db::rollback() {
-  for (size_t i = 0; i < undo_n_; ++i) {
-    Undo& u = undo_[i];
-    Series& s = series_[u.id];
-    ChunkEncoder head = std::move(s.head);
-    s = std::move(u.scalars);
-    s.head = std::move(head);
-    if (u.full)
-      s.head = u.head;
-    else
-      s.head.restore(u.mark);
-  }
   for (const auto& k : new_keys_) index_.erase(k);
+  for (uint64_t h : new_hashes_) by_hash_.erase(h);
   series_.resize(series_before_);
   next_id_ = next_id_before_;
-  undo_n_ = 0;
+}
+
+uint64_t Db::oldest_head_seq() const {
+  uint64_t m = wal_seq_;
+  size_t n = std::min(series_.size(), heads_.size());
+  for (size_t id = 1; id < n; ++id)
+    if (series_[id].live && !heads_[id].ts.empty()) m = std::min(m, series_[id].head_seq);
+  return m;
+}
+
+void Db::touch(uint32_t id, Series& s) {
+  if (s.pgen == gen_) return;
+  s.pgen = gen_;
+  s.p_has = s.has_data;
+  s.p_max_t = s.max_t;
+  s.p_vbits = s.last_vbits;
+  s.p_first = s.p_last = s.p_head_start = kNone;
+  s.p_drop = false;
+  const Head* h = id < heads_.size() ? &heads_[id] : nullptr;
+  s.p_head_n = h ? static_cast<uint32_t>(h->ts.size()) : 0;
+  s.p_head_t0 = s.p_head_n ? h->ts[0] : 0;
+  touched_.push_back(id);
+}
+
+uint32_t Db::lookup(MDB_txn* txn, const moni_sample& smp, int& rc) {
+  rc = 0;
+  uint64_t h = label_set_hash(smp.labels, smp.label_count);
+  auto it = by_hash_.find(h);
+  if (it != by_hash_.end() && labels_equal(smp.labels, smp.label_count, series_[it->second].key))
+    return it->second;
+  key_.clear();
+  encode_labels(smp.labels, smp.label_count, key_);
+  if (auto jt = index_.find(std::string_view(key_)); jt != index_.end()) return jt->second;
+  uint32_t id = next_id_++;
+  series_.resize(id + 1);
+  Series& ns = series_[id];
+  ns.live = true;
+  auto [nit, ok] = index_.emplace(key_, id);
+  ns.key = nit->first;
+  new_keys_.push_back(key_);
+  if (by_hash_.emplace(h, id).second) new_hashes_.push_back(h);
+  IdKey ik(id);
+  MDB_val k = ik.val(), v = mval(key_);
+  if ((rc = mdb_put(txn, dbi_.series, &k, &v, 0))) return 0;
+  for (uint32_t i = 0; i < smp.label_count; ++i) {
+    posting_key(sv(smp.labels[i].name), sv(smp.labels[i].value), buf_);
+    MDB_val pk = mval(buf_), pv = ik.val();
+    if ((rc = mdb_put(txn, dbi_.postings, &pk, &pv, 0))) return 0;
+  }
+  return id;
 }
 
 int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
   int rc;
-  for (const moni_sample& smp : batch.samples()) {
-    key_.clear();
+  if ((rc = truncate_wal(txn))) return rc;
+  if ((rc = flush_stale_heads(txn))) return rc;
+  int64_t rec_prev_ts = 0;
+  uint32_t rec_prev_id = 0;
+  auto samples = batch.samples();
+  std::vector<uint32_t>* pos_ids = nullptr;
+  if (!samples.empty()) {
+    uint64_t sig = label_set_hash(samples[0].labels, samples[0].label_count) ^
+                   (static_cast<uint64_t>(samples.size()) * 0x9E3779B97F4A7C15ULL);
+    if (by_position_.size() > 256 && !by_position_.count(sig)) by_position_.clear();
+    pos_ids = &by_position_[sig];
+    pos_ids->resize(samples.size(), 0);
+  }
+  uint32_t* pos = pos_ids ? pos_ids->data() : nullptr;
+  for (const moni_sample& smp : samples) {
+    uint32_t cand = *pos++;
     bool valid = smp.label_count > 0;
     for (uint32_t i = 0; i < smp.label_count && valid; ++i)
       valid = smp.labels[i].name.len > 0 && smp.labels[i].name.len <= kMaxLabelName;
@@ -419,82 +441,55 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
       ++wr.invalid;
       continue;
     }
-    encode_labels(smp.labels, smp.label_count, key_);
-    auto it = index_.find(std::string_view(key_));
-    uint32_t id;
-    if (it == index_.end()) {
-      id = next_id_++;
-      series_.resize(id + 1);
-      Series& ns = series_[id];
-      ns.live = true;
-      ns.last_chunk_known = true;
-      ns.gen = gen_;
-      index_.emplace(key_, id);
-      new_keys_.push_back(key_);
-      IdKey ik(id);
-      MDB_val k = ik.val(), v = mval(key_);
-      if ((rc = mdb_put(txn, dbi_.series, &k, &v, 0))) return rc;
-      for (uint32_t i = 0; i < smp.label_count; ++i) {
-        posting_key(sv(smp.labels[i].name), sv(smp.labels[i].value), buf_);
-        MDB_val pk = mval(buf_), pv = ik.val();
-        if ((rc = mdb_put(txn, dbi_.postings, &pk, &pv, 0))) return rc;
-      }
-    } else {
-      id = it->second;
+    uint32_t id = cand;
+    if (cand == 0 || cand >= series_.size() || !series_[cand].live ||
+        !labels_equal(smp.labels, smp.label_count, series_[cand].key)) {
+      id = lookup(txn, smp, rc);
+      if (rc) return rc;
+      pos[-1] = id;
     }
     Series& s = series_[id];
-    if (s.gen != gen_) {
-      save_undo(id, s);
-      s.gen = gen_;
-      s.cut = false;
-    }
+    touch(id, s);
     int64_t t = smp.timestamp_ms;
     uint64_t vbits = std::bit_cast<uint64_t>(smp.value);
-    if (s.has_data && t <= s.max_t) {
-      if (t < s.max_t)
+    if (s.p_has && t <= s.p_max_t) {
+      if (t < s.p_max_t)
         ++wr.out_of_order;
-      else if (vbits == s.last_vbits)
+      else if (vbits == s.p_vbits)
         ++wr.duplicate_ignored;
       else
         ++wr.duplicate_rejected;
       continue;
     }
-    bool cutting =
-        !s.head.empty() && (s.head.count() >= opt_.head_chunk_samples ||
-                            static_cast<uint64_t>(t) - static_cast<uint64_t>(s.head.t0()) >=
-                                static_cast<uint64_t>(opt_.max_chunk_range_ms));
-    if (cutting || s.head.needs_reencode(smp.value)) full_undo(id, s);
-    if (!s.head.empty() && (s.head.count() >= opt_.head_chunk_samples ||
-                            static_cast<uint64_t>(t) - static_cast<uint64_t>(s.head.t0()) >=
-                                static_cast<uint64_t>(opt_.max_chunk_range_ms))) {
-      if ((rc = cut_head(txn, id, s))) return rc;
-      if (!s.cut) {
-        s.cut = true;
-        cut_ids_.push_back(id);
-      }
+    if (s.p_head_n > 0 && (s.p_head_n >= opt_.head_chunk_samples ||
+                           static_cast<uint64_t>(t) - static_cast<uint64_t>(s.p_head_t0) >=
+                               static_cast<uint64_t>(opt_.max_chunk_range_ms)))
+      if ((rc = cut(txn, id, s))) return rc;
+    auto idx = static_cast<uint32_t>(pend_.size());
+    pend_.push_back({id, kNone, t, smp.value});
+    if (s.p_last != kNone)
+      pend_[s.p_last].next = idx;
+    else
+      s.p_first = idx;
+    s.p_last = idx;
+    if (s.p_head_n == 0) {
+      s.p_head_start = idx;
+      s.p_head_t0 = t;
     }
-    s.head.append(t, smp.value);
-    s.max_t = t;
-    s.has_data = true;
-    s.last_vbits = vbits;
-    if (s.dirty_gen != gen_) {
-      s.dirty_gen = gen_;
-      dirty_.push_back(id);
-    }
-    if (!s.ckpt_dirty) {
-      s.ckpt_dirty = true;
-      ckpt_ids_.push_back(id);
-    }
+    ++s.p_head_n;
+    s.p_has = true;
+    s.p_max_t = t;
+    s.p_vbits = vbits;
     // WAL record entry: id and timestamp as zigzag deltas, raw value bits.
-    int64_t did = static_cast<int64_t>(id) - static_cast<int64_t>(rec_prev_id_);
+    int64_t did = static_cast<int64_t>(id) - static_cast<int64_t>(rec_prev_id);
     put_varint(rec_, (static_cast<uint64_t>(did) << 1) ^ static_cast<uint64_t>(did >> 63));
-    uint64_t dts = static_cast<uint64_t>(t) - static_cast<uint64_t>(rec_prev_ts_);
+    uint64_t dts = static_cast<uint64_t>(t) - static_cast<uint64_t>(rec_prev_ts);
     put_varint(rec_, (dts << 1) ^ static_cast<uint64_t>(static_cast<int64_t>(dts) >> 63));
     char vb[8];
     std::memcpy(vb, &vbits, 8);
     rec_.append(vb, 8);
-    rec_prev_id_ = id;
-    rec_prev_ts_ = t;
+    rec_prev_id = id;
+    rec_prev_ts = t;
     ++wr.appended;
     batch_max_t_ = std::max(batch_max_t_, t);
   }
@@ -510,16 +505,6 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     MDB_val k = {8, kb}, v = mval(rec_);
     if ((rc = mdb_put(txn, dbi_.wal, &k, &v, MDB_APPEND))) return rc;
   }
-  // Heads that were cut are written now, so that replaying the WAL never
-  // has to cut (it skips samples at or before a stored head's end).
-  for (uint32_t id : cut_ids_) {
-    head_value(series_[id].head, blob_, buf_);
-    IdKey ik(id);
-    MDB_val k = ik.val(), v = mval(buf_);
-    if ((rc = mdb_put(txn, dbi_.heads, &k, &v, 0))) return rc;
-  }
-  if (wal_records_ + 1 >= opt_.checkpoint_records)
-    if ((rc = checkpoint(txn))) return rc;
   for (const moni_metadata& m : batch.metadata()) {
     std::string_view fam = sv(m.family);
     if (fam.empty() || fam.size() >= kPostingKeyTruncated) continue;
@@ -542,27 +527,143 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
   return 0;
 }
 
-// Writes every head changed since the last checkpoint and empties the WAL.
-int Db::checkpoint(MDB_txn* txn) {
-  int rc;
-  std::sort(ckpt_ids_.begin(), ckpt_ids_.end());
-  ckpt_ids_.erase(std::unique(ckpt_ids_.begin(), ckpt_ids_.end()), ckpt_ids_.end());
-  for (uint32_t id : ckpt_ids_) {
-    if (id >= series_.size() || !series_[id].live) continue;
-    IdKey ik(id);
-    MDB_val k = ik.val();
-    if (series_[id].head.empty()) {
-      rc = mdb_del(txn, dbi_.heads, &k, nullptr);
-      if (rc && rc != MDB_NOTFOUND) return rc;
-      continue;
+// Encodes the series' current head (the committed head unless already cut
+// in this batch, then this batch's samples) as one stored chunk.
+int Db::cut(MDB_txn* txn, uint32_t id, Series& s) {
+  ts_.clear();
+  vs_.clear();
+  uint32_t from = s.p_first;
+  if (!s.p_drop) {
+    if (id < heads_.size()) {
+      ts_.assign(heads_[id].ts.begin(), heads_[id].ts.end());
+      vs_.assign(heads_[id].vs.begin(), heads_[id].vs.end());
     }
-    head_value(series_[id].head, blob_, buf_);
-    MDB_val v = mval(buf_);
-    if ((rc = mdb_put(txn, dbi_.heads, &k, &v, 0))) return rc;
+  } else {
+    from = s.p_head_start;
   }
-  if ((rc = mdb_drop(txn, dbi_.wal, 0))) return rc;
-  checkpointed_ = true;
+  for (uint32_t i = from; i != kNone; i = pend_[i].next) {
+    ts_.push_back(pend_[i].t);
+    vs_.push_back(pend_[i].v);
+  }
+  if (!ts_.empty())
+    if (int rc = put_chunk(txn, id, 0, ts_.size())) return rc;
+  s.p_drop = true;
+  s.p_head_start = kNone;
+  s.p_head_n = 0;
+  cut_in_batch_ = true;
   return 0;
+}
+
+int Db::put_chunk(MDB_txn* txn, uint32_t id, size_t lo, size_t hi) {
+  encode_chunk_best(ts_.data() + lo, vs_.data() + lo, hi - lo, blob_);
+  if (blob_.size() > kMaxChunkBytes && hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (int rc = put_chunk(txn, id, lo, mid)) return rc;
+    return put_chunk(txn, id, mid, hi);
+  }
+  ChunkKey ck(id, ts_[lo]);
+  MDB_val k = ck.val(), v = mval(blob_);
+  ++chunks_cut_;
+  return mdb_put(txn, dbi_.chunks, &k, &v, 0);
+}
+
+// Heads that hold the WAL back too long (slow or vanished series) are cut
+// early, so the WAL stays around checkpoint_records records.
+int Db::flush_stale_heads(MDB_txn* txn) {
+  if (wal_seq_ - wal_first_ <= opt_.checkpoint_records) return 0;
+  size_t n = std::min(series_.size(), heads_.size());
+  for (uint32_t id = 1; id < n; ++id) {
+    Series& s = series_[id];
+    if (!s.live || heads_[id].ts.empty() || s.head_seq + opt_.checkpoint_records > wal_seq_)
+      continue;
+    touch(id, s);
+    if (int rc = cut(txn, id, s)) return rc;
+  }
+  return 0;
+}
+
+// Deletes the WAL records whose samples are all in stored chunks.
+int Db::truncate_wal(MDB_txn* txn) {
+  if (wal_keep_from_ <= wal_first_) return 0;
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn, dbi_.wal, &cur);
+  if (rc) return rc;
+  MDB_val k, v;
+  while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 && get_be64(k.mv_data) < wal_keep_from_)
+    if ((rc = mdb_cursor_del(cur, 0))) break;
+  mdb_cursor_close(cur);
+  if (rc && rc != MDB_NOTFOUND) return rc;
+  wal_truncated_to_ = wal_keep_from_;
+  return 0;
+}
+
+Result<void> Db::flush_heads() {
+  if (opt_.read_only) return {};
+  std::lock_guard<std::mutex> wl(write_mu_);
+  maybe_grow_map(0);
+  int rc;
+  {
+    std::shared_lock<std::shared_mutex> rl(env_mu_);
+    MDB_txn* txn = nullptr;
+    if ((rc = mdb_txn_begin(env_, nullptr, 0, &txn)))
+      return make_error(lmdb_error("flushing heads", rc));
+    ++gen_;
+    pend_.clear();
+    touched_.clear();
+    series_before_ = series_.size();
+    new_keys_.clear();
+    new_hashes_.clear();
+    next_id_before_ = next_id_;
+    chunks_cut_ = 0;
+    size_t n = std::min(series_.size(), heads_.size());
+    for (uint32_t id = 1; id < n && rc == 0; ++id) {
+      Series& s = series_[id];
+      if (!s.live || heads_[id].ts.empty()) continue;
+      touch(id, s);
+      rc = cut(txn, id, s);
+    }
+    if (rc == 0) rc = mdb_drop(txn, dbi_.wal, 0);
+    if (rc == 0)
+      rc = mdb_txn_commit(txn);
+    else
+      mdb_txn_abort(txn);
+  }
+  if (rc) {
+    rollback();
+    return make_error(lmdb_error("flushing heads", rc));
+  }
+  commit_heads();
+  wal_first_ = wal_keep_from_ = wal_seq_;
+  stats_.chunks_closed += chunks_cut_;
+  return {};
+}
+
+// After a commit: readers now see this batch's samples in the heads.
+void Db::commit_heads() {
+  std::unique_lock<std::shared_mutex> pl(pub_mu_);
+  if (heads_.size() < series_.size()) heads_.resize(series_.size());
+  for (uint32_t id : touched_) {
+    Series& s = series_[id];
+    Head& h = heads_[id];
+    uint32_t from = s.p_first;
+    if (s.p_drop) {
+      h.ts.clear();
+      h.vs.clear();
+      from = s.p_head_start;
+    }
+    if (from != kNone && h.ts.empty()) {
+      s.head_seq = wal_seq_;
+      h.ts.reserve(opt_.head_chunk_samples);
+      h.vs.reserve(opt_.head_chunk_samples);
+    }
+    for (uint32_t i = from; i != kNone; i = pend_[i].next) {
+      h.ts.push_back(pend_[i].t);
+      h.vs.push_back(pend_[i].v);
+    }
+    s.has_data = s.p_has;
+    s.max_t = s.p_max_t;
+    s.last_vbits = s.p_vbits;
+  }
 }
 
 Result<void> Db::replay_wal(MDB_txn* txn) {
@@ -570,11 +671,13 @@ Result<void> Db::replay_wal(MDB_txn* txn) {
   int rc = mdb_cursor_open(txn, dbi_.wal, &cur);
   if (rc) return make_error(lmdb_error("reading the WAL", rc));
   MDB_val k, v;
-  uint64_t records = 0;
+  bool first = true;
   for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    ++records;
-    wal_seq_ = get_be64(k.mv_data) + 1;
+    uint64_t seq = get_be64(k.mv_data);
+    if (first) wal_first_ = seq;
+    first = false;
+    wal_seq_ = seq + 1;
     std::string_view in = sview(v);
     uint32_t id = 0;
     int64_t t = 0;
@@ -582,8 +685,8 @@ Result<void> Db::replay_wal(MDB_txn* txn) {
       uint64_t zid, zts;
       if (!get_varint(in, zid) || !get_varint(in, zts) || in.size() < 8) {
         mdb_cursor_close(cur);
-        return make_error("lmdb_tsdb: WAL record " + std::to_string(get_be64(k.mv_data)) + " in " +
-                          opt_.path + " is corrupt");
+        return make_error("lmdb_tsdb: WAL record " + std::to_string(seq) + " in " + opt_.path +
+                          " is corrupt");
       }
       id = static_cast<uint32_t>(static_cast<int64_t>(id) +
                                  static_cast<int64_t>((zid >> 1) ^ (~(zid & 1) + 1)));
@@ -593,143 +696,43 @@ Result<void> Db::replay_wal(MDB_txn* txn) {
       in.remove_prefix(8);
       if (id >= series_.size() || !series_[id].live) continue;
       Series& s = series_[id];
-      if (s.has_data && t <= s.max_t) continue;  // already in a stored head or chunk
-      s.head.append(t, std::bit_cast<double>(vbits));
+      if (s.has_data && t <= s.max_t) continue;  // already in a stored chunk
+      Head& h = heads_[id];
+      if (h.ts.empty()) s.head_seq = seq;
+      h.ts.push_back(t);
+      h.vs.push_back(std::bit_cast<double>(vbits));
       s.has_data = true;
       s.max_t = t;
       s.last_vbits = vbits;
-      if (!s.ckpt_dirty) {
-        s.ckpt_dirty = true;
-        ckpt_ids_.push_back(id);
-      }
     }
   }
   mdb_cursor_close(cur);
-  wal_records_ = static_cast<uint32_t>(records);
+  if (first) wal_first_ = wal_seq_;
+  wal_keep_from_ = oldest_head_seq();
   return {};
 }
 
-void Db::save_undo(uint32_t id, Series& s) {
-  if (undo_n_ == undo_.size()) undo_.emplace_back();
-  Undo& u = undo_[undo_n_];
-  s.undo_slot = static_cast<uint32_t>(undo_n_++);
-  u.id = id;
-  // Copy the scalars without the head's bytes.
-  ChunkEncoder head = std::move(s.head);
-  u.scalars = s;
-  s.head = std::move(head);
-  u.mark = s.head.mark();
-  u.full = false;
-}
-
-void Db::full_undo(uint32_t id, Series& s) {
-  // A series created in this batch has no undo slot: rollback drops it whole.
-  if (id >= series_before_ || s.undo_slot >= undo_n_) return;
-  Undo& u = undo_[s.undo_slot];
-  if (u.id != id || u.full) return;
-  // The head is about to be rewritten: keep it as of the batch start.
-  u.head = s.head;
-  u.head.restore(u.mark);
-  u.full = true;
-}
-
-// Copies only the bytes appended since the last publish when the head was
-// not rewritten meanwhile (the last byte may have gained bits).
-void Db::publish(uint32_t id) {
-  PublishedHead& p = published_[id];
-  const Series& s = series_[id];
-  if (!s.live || s.head.empty()) {
-    p.header.clear();
-    p.bits.clear();
-    p.epoch = UINT64_MAX;
-    return;
-  }
-  std::string_view bits = s.head.bits();
-  if (p.epoch == s.head.epoch() && !p.bits.empty() && p.bits.size() <= bits.size()) {
-    size_t keep = p.bits.size() - 1;
-    p.bits.resize(keep);
-    p.bits.append(bits.substr(keep));
-  } else {
-    p.bits.assign(bits);
-    p.epoch = s.head.epoch();
-  }
-  p.t0 = s.head.t0();
-  s.head.serialize_header(p.header);
-}
-
-bool Db::published_head(uint32_t id, int64_t& t0, std::string& blob) {
+Result<std::unique_ptr<Db::ReadTxn>> Db::begin_read_with_head(uint32_t id, int64_t mint,
+                                                              int64_t maxt,
+                                                              std::vector<int64_t>& ts,
+                                                              std::vector<double>& vs) {
+  // Holding pub_mu_ while the snapshot is taken keeps the heads no newer
+  // than the snapshot, so a chunk cut meanwhile is never missed.
   std::shared_lock<std::shared_mutex> pl(pub_mu_);
-  if (id >= published_.size() || published_[id].header.empty()) return false;
-  const PublishedHead& p = published_[id];
-  t0 = p.t0;
-  blob.assign(p.header);
-  blob.append(p.bits);
-  return true;
-}
-
-int Db::cut_head(MDB_txn* txn, uint32_t id, Series& s) {
-  int rc;
-  ts_.clear();
-  vs_.clear();
-  if (!s.last_chunk_known) {
-    MDB_cursor* cur = nullptr;
-    if ((rc = mdb_cursor_open(txn, dbi_.chunks, &cur))) return rc;
-    ChunkKey ck(id + 1, INT64_MIN);
-    MDB_val k = ck.val(), v;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    rc = rc == 0 ? mdb_cursor_get(cur, &k, &v, MDB_PREV) : mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    s.last_chunk_count = 0;
-    ChunkInfo ci;
-    if (rc == 0 && chunk_key_id(k) == id && chunk_info(chunk_key_t0(k), sview(v), ci)) {
-      s.last_chunk_t0 = chunk_key_t0(k);
-      s.last_chunk_count = ci.count;
-    }
-    mdb_cursor_close(cur);
-    s.last_chunk_known = true;
-  }
-  // Merge into the newest closed chunk while it stays small: fewer, larger
-  // chunks mean less per-chunk overhead on disk.
-  int64_t key_t0 = s.head.t0();
-  bool merged = false;
-  if (s.last_chunk_count > 0 && s.last_chunk_count + s.head.count() <= opt_.max_chunk_samples &&
-      static_cast<uint64_t>(s.head.maxt()) - static_cast<uint64_t>(s.last_chunk_t0) <
-          static_cast<uint64_t>(opt_.max_chunk_range_ms) * 4) {
-    ChunkKey ck(id, s.last_chunk_t0);
-    MDB_val k = ck.val(), v;
-    if ((rc = mdb_get(txn, dbi_.chunks, &k, &v)) == 0 &&
-        decode_chunk(s.last_chunk_t0, sview(v), ts_, vs_)) {
-      size_t n0 = ts_.size();
-      s.head.serialize(blob_);
-      if (decode_chunk(s.head.t0(), blob_, ts_, vs_)) {
-        encode_chunk_best(ts_.data(), vs_.data(), ts_.size(), blob_);
-        if (blob_.size() <= kMaxChunkBytes) {
-          merged = true;
-          key_t0 = s.last_chunk_t0;
-        }
-      }
-      if (!merged) {
-        ts_.erase(ts_.begin(), ts_.begin() + static_cast<std::ptrdiff_t>(n0));
-        vs_.erase(vs_.begin(), vs_.begin() + static_cast<std::ptrdiff_t>(n0));
-      }
-    } else if (rc && rc != MDB_NOTFOUND) {
-      return rc;
+  auto rt = begin_read();
+  if (!rt) return rt;
+  ts.clear();
+  vs.clear();
+  if (id < heads_.size()) {
+    const Head& h = heads_[id];
+    auto lo = std::lower_bound(h.ts.begin(), h.ts.end(), mint) - h.ts.begin();
+    auto hi = std::upper_bound(h.ts.begin(), h.ts.end(), maxt) - h.ts.begin();
+    if (lo < hi) {
+      ts.assign(h.ts.begin() + lo, h.ts.begin() + hi);
+      vs.assign(h.vs.begin() + lo, h.vs.begin() + hi);
     }
   }
-  if (!merged) {
-    ts_.clear();
-    vs_.clear();
-    s.head.serialize(blob_);
-    decode_chunk(s.head.t0(), blob_, ts_, vs_);
-    encode_chunk_best(ts_.data(), vs_.data(), ts_.size(), blob_);
-  }
-  ChunkKey ck(id, key_t0);
-  MDB_val k = ck.val(), v = mval(blob_);
-  if ((rc = mdb_put(txn, dbi_.chunks, &k, &v, 0))) return rc;
-  s.last_chunk_t0 = key_t0;
-  s.last_chunk_count = static_cast<uint32_t>(ts_.size());
-  s.head.reset();
-  ++stats_.chunks_closed;
-  return 0;
+  return rt;
 }
 
 }  // namespace moni::tsdb

@@ -29,13 +29,12 @@ struct Options {
   int64_t retention_ms = 15LL * 86400000;  // 0: keep forever
   uint64_t retention_bytes = 0;            // 0: unlimited
   uint64_t initial_map_size = 1ULL << 30;
-  uint32_t head_chunk_samples = 120;  // head is cut into a chunk at this size
-  uint32_t max_chunk_samples = 480;   // closed chunks are merged up to this size
-  int64_t max_chunk_range_ms = 2LL * 3600000;
-  // Head chunks live in memory; each batch appends one compact WAL record,
-  // and every this many records all changed heads are written out and the
-  // WAL emptied (a checkpoint).
-  uint32_t checkpoint_records = 120;
+  uint32_t head_chunk_samples = 240;  // head is cut into a chunk at this size
+  int64_t max_chunk_range_ms = 4LL * 3600000;
+  // Head chunks live in memory; each batch appends one compact WAL record.
+  // A head whose first sample is more than this many records old is cut
+  // early, so that the WAL never holds more than about this many records.
+  uint32_t checkpoint_records = 480;
   bool read_only = false;
   bool no_lock = false;  // read-only inspection of a copy (restore checks)
 };
@@ -83,7 +82,11 @@ class Db {
   /// oldest data while the database is larger than retention_bytes. Works
   /// in small transactions so that appends are never held up for long.
   Result<void> enforce_retention();
+  /// Cuts every head chunk into a stored chunk and empties the WAL, in one
+  /// transaction (before backups: a copy then holds only encoded chunks).
+  Result<void> flush_heads();
   /// Consistent, compacted copy into `dir` (created; must not hold a db).
+  /// Flushes the heads first unless the database is open read-only.
   Result<void> backup_to(const std::string& dir);
 
   /// Series in the series table.
@@ -97,36 +100,49 @@ class Db {
   const Options& options() const { return opt_; }
 
   struct Dbis {
-    unsigned series = 0, postings = 0, chunks = 0, heads = 0, meta = 0, metadata = 0, wal = 0;
+    unsigned series = 0, postings = 0, chunks = 0, meta = 0, metadata = 0, wal = 0;
   };
-  /// The committed state of a series' head chunk, as readers see it.
-  struct PublishedHead {
-    int64_t t0 = 0;
-    std::string header, bits;     // empty header: no head
-    uint64_t epoch = UINT64_MAX;  // encoder epoch the bits were copied from
-  };
-  /// Copies the published head of `id` (readers; thread-safe).
-  bool published_head(uint32_t id, int64_t& t0, std::string& blob);
   /// Internal: used by cursors.
   struct ReadTxn;
   Result<std::unique_ptr<ReadTxn>> begin_read();
+  /// A read transaction plus a copy of the committed head samples of `id`
+  /// in [mint, maxt], taken together so that no cut chunk is missed
+  /// (readers; thread-safe).
+  Result<std::unique_ptr<ReadTxn>> begin_read_with_head(uint32_t id, int64_t mint, int64_t maxt,
+                                                        std::vector<int64_t>& ts,
+                                                        std::vector<double>& vs);
   const Dbis& dbis() const { return dbi_; }
 
  private:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  // Writer state of one series. The committed head samples live in heads_.
   struct Series {
-    ChunkEncoder head;
     int64_t max_t = INT64_MIN;
     uint64_t last_vbits = 0;
-    int64_t last_chunk_t0 = 0;  // the newest closed chunk, to merge into
-    uint32_t last_chunk_count = 0;
-    bool last_chunk_known = false;
+    uint64_t head_seq = 0;  // WAL record holding the head's first sample
     bool live = false;
     bool has_data = false;
-    uint64_t gen = 0;         // write generation of the undo snapshot
-    uint64_t dirty_gen = 0;   // write generation that modified the head
-    bool ckpt_dirty = false;  // head changed since the heads table was written
-    bool cut = false;         // head cut in the current batch
-    uint32_t undo_slot = 0;   // index in undo_ during the current batch
+    std::string_view key;  // canonical labels (the index_ node's key)
+    // Batch-scoped state, valid while pgen == the write generation.
+    uint64_t pgen = 0;
+    int64_t p_max_t = INT64_MIN, p_head_t0 = 0;
+    uint64_t p_vbits = 0;
+    bool p_has = false;
+    bool p_drop = false;                       // the committed head was cut into a chunk
+    uint32_t p_first = kNone, p_last = kNone;  // chain of this batch's samples
+    uint32_t p_head_start = kNone;             // first pending sample of a new head
+    uint32_t p_head_n = 0;                     // samples in the head as of this sample
+  };
+  /// The in-memory head chunk: raw samples, encoded once when cut.
+  struct Head {
+    std::vector<int64_t> ts;
+    std::vector<double> vs;
+  };
+  struct Pending {
+    uint32_t id;
+    uint32_t next;
+    int64_t t;
+    double v;
   };
   struct Hash {
     using is_transparent = void;
@@ -137,7 +153,14 @@ class Db {
   Result<void> open_env();
   Result<void> load();
   int apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr);
-  int cut_head(MDB_txn* txn, uint32_t id, Series& s);
+  uint32_t lookup(MDB_txn* txn, const moni_sample& smp, int& rc);
+  void touch(uint32_t id, Series& s);
+  int cut(MDB_txn* txn, uint32_t id, Series& s);
+  uint64_t oldest_head_seq() const;
+  int put_chunk(MDB_txn* txn, uint32_t id, size_t lo, size_t hi);
+  int flush_stale_heads(MDB_txn* txn);
+  int truncate_wal(MDB_txn* txn);
+  void commit_heads();
   void rollback();
   Result<void> grow_map(uint64_t at_least);
   void maybe_grow_map(size_t batch_samples);
@@ -145,6 +168,7 @@ class Db {
   int delete_series(MDB_txn* txn, uint32_t id, std::string& label_bytes);
   std::string lmdb_error(const char* what, int rc) const;
   bool out_of_space(int rc) const;
+  Result<void> replay_wal(MDB_txn* txn);
 
   Options opt_;
   MDB_env* env_ = nullptr;
@@ -158,42 +182,37 @@ class Db {
   // Writer state (write_mu_).
   std::vector<Series> series_;  // by id; id 0 unused
   std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> index_;
+  // Label-set hash -> id of the first series with that hash: known series
+  // skip building their canonical key (collisions fall back to index_).
+  std::unordered_map<uint64_t, uint32_t> by_hash_;
+  // Series ids by sample position of recent batches, keyed by the first
+  // label set's hash and the batch size: a collector sends the same series
+  // in the same order every cycle, so most lookups are one comparison.
+  std::unordered_map<uint64_t, std::vector<uint32_t>> by_position_;
   std::unordered_map<std::string, Metadata> meta_;
   uint64_t gen_ = 0;
-  // Undo of one series: its scalars and a mark of its head, or a full copy
-  // of the head when this batch cuts or re-encodes it.
-  struct Undo {
-    uint32_t id = 0;
-    Series scalars;  // head left empty
-    ChunkEncoder::Mark mark{};
-    bool full = false;
-    ChunkEncoder head;
-  };
-  void save_undo(uint32_t id, Series& s);
-  void full_undo(uint32_t id, Series& s);
-  std::vector<Undo> undo_;
-  size_t undo_n_ = 0;
+  std::vector<Pending> pend_;
+  std::vector<uint32_t> touched_;
   size_t series_before_ = 0;
   std::vector<std::string> new_keys_;
-  std::vector<uint32_t> dirty_, cut_ids_, ckpt_ids_;
-  uint64_t wal_seq_ = 0;      // key of the next WAL record
-  uint32_t wal_records_ = 0;  // records since the last checkpoint
-  bool checkpointed_ = false;
+  std::vector<uint64_t> new_hashes_;
+  uint64_t wal_seq_ = 0;        // key of the next WAL record
+  uint64_t wal_first_ = 0;      // oldest WAL record kept
+  uint64_t wal_keep_from_ = 0;  // records before this are no longer needed
+  uint64_t wal_truncated_to_ = 0;
+  bool cut_in_batch_ = false;
+  uint64_t chunks_cut_ = 0;
   uint32_t next_id_ = 1, next_id_before_ = 1;
   std::string rec_;
-  int64_t rec_prev_ts_ = 0;
-  uint32_t rec_prev_id_ = 0;
-  // Readers' view of head chunks (pub_mu_).
-  std::shared_mutex pub_mu_;
-  std::vector<PublishedHead> published_;
-  void publish(uint32_t id);
-  int checkpoint(MDB_txn* txn);
-  Result<void> replay_wal(MDB_txn* txn);
   std::vector<Metadata> pending_meta_;
   int64_t batch_max_t_ = INT64_MIN;
   std::string key_, buf_, blob_;
   std::vector<int64_t> ts_;
   std::vector<double> vs_;
+  // Committed heads, read by readers under pub_mu_; the writer changes them
+  // (and resizes the vector) only after a commit, holding pub_mu_.
+  std::shared_mutex pub_mu_;
+  std::vector<Head> heads_;
 };
 
 }  // namespace moni::tsdb
