@@ -1,0 +1,243 @@
+// rules: Prometheus's recording and alerting rules as a collector. Each
+// collect() evaluates the groups that are due over a storage instance; what
+// rules produce (recorded series, ALERTS, ALERTS_FOR_STATE, staleness
+// markers) leaves as the batch, so a pipeline `rules -> tsdb` stores it.
+// /api/v1/rules and /api/v1/alerts serve the state as Prometheus does.
+#include <deque>
+#include <moni/sdk.hpp>
+#include <mutex>
+
+#include "rule_config.hpp"
+#include "rule_engine.hpp"
+#include "storage_queryable.hpp"
+#if defined(MONI_RULES_HAVE_NOTIFIER)
+#include "notifier.hpp"
+#include "notifier_config.hpp"
+#endif
+
+namespace {
+
+using moni::rules::GroupSpec;
+using moni::rules::OutgoingAlert;
+
+// Hands a rule's samples to the host one rule at a time: emit() delivers them
+// through the pipeline before the next rule runs.
+class BatchSink : public moni::rules::SampleSink {
+ public:
+  explicit BatchSink(moni::Batch& b) : b_(b) {}
+  void add(const moni::Labels& labels, double value, int64_t t_ms) override {
+    refs_.clear();
+    for (const auto& l : labels) refs_.push_back({l.name, l.value});
+    b_.add_sorted(refs_, value, t_ms);
+  }
+  void flush() override { ok_ = b_.emit() && ok_; }
+  bool ok() const { return ok_; }
+
+ private:
+  moni::Batch& b_;
+  std::vector<moni::LabelRef> refs_;
+  bool ok_ = true;
+};
+
+std::string dir_of(const std::string& where) {
+  auto pos = moni::rules::parse_where(where);
+  auto slash = pos.file.rfind('/');
+  return slash == std::string::npos ? std::string(".") : pos.file.substr(0, slash);
+}
+
+void split_lines(const std::string& all, std::vector<std::string>& out) {
+  size_t s = 0;
+  while (s < all.size()) {
+    size_t n = all.find('\n', s);
+    if (n == std::string::npos) n = all.size();
+    if (n > s) out.push_back(all.substr(s, n - s));
+    s = n + 1;
+  }
+}
+
+class RulesPlugin : public moni::Collector {
+ public:
+  static constexpr std::string_view plugin_name = "rules";
+  static constexpr std::string_view plugin_version = "0.1.0";
+  static constexpr std::string_view plugin_description =
+      "Prometheus recording and alerting rules: evaluates rule groups over a storage instance, "
+      "emits recorded series and ALERTS, serves /api/v1/rules and /api/v1/alerts";
+  static constexpr std::string_view sample_config =
+      R"cfg(# storage = ""                 # storage instance the rules read (default: the only one)
+# evaluation_interval = "1m"    # interval of groups that set none
+# rule_files = []               # globs of rule files: TOML [[group]] files (and .yml when supported)
+# external_url = ""             # base of alerts' generatorURL and $externalURL
+# external_labels = {}          # $externalLabels in templates
+# resend_delay = "1m"           # firing alerts are re-sent this often
+# for_outage_tolerance = "1h"   # ALERTS_FOR_STATE older than this is not restored
+# for_grace_period = "10m"      # minimum wait before a restored alert fires
+# lookback_delta = "5m"         # PromQL lookback
+# query_timeout = "2m"          # upper bound of one rule's query
+# [[collectors.rules.group]]
+# name = "example"
+# interval = "1m"
+# [[collectors.rules.group.rule]]
+# record = "job:up:sum"
+# expr = "sum by (job) (up)")cfg";
+
+  RulesPlugin(moni::Context& ctx, const moni::ConfigView& cfg) : ctx_(ctx) {
+    moni::ConfigReader r(cfg, "rules");
+    storage_ = r.string("storage", "");
+    moni::rules::EngineOptions o;
+    // Groups without an interval use evaluation_interval, else the
+    // instance's own interval when written, else Prometheus's 1m.
+    int64_t tick_ms = 15'000;
+    if (auto iv = cfg.get("interval"); iv.present() && iv.type() == MONI_CFG_STRING) {
+      if (auto d = moni::parse_duration_ms(iv.as_string()); d && *d > 0) tick_ms = *d;
+    }
+    o.default_interval_ms = r.duration_ms(
+        "evaluation_interval", cfg.get("interval").present() ? tick_ms : 60'000);
+    o.resend_delay_ms = r.duration_ms("resend_delay", 60'000);
+    o.outage_tolerance_ms = r.duration_ms("for_outage_tolerance", 3'600'000);
+    o.for_grace_period_ms = r.duration_ms("for_grace_period", 600'000);
+    o.external_url = r.string("external_url", "");
+    while (!o.external_url.empty() && o.external_url.back() == '/') o.external_url.pop_back();
+    if (auto el = r.raw("external_labels"); el.present()) {
+      if (el.type() != MONI_CFG_TABLE) {
+        r.error(el, "external_labels must be a table of strings");
+      } else {
+        for (size_t i = 0; i < el.size(); ++i) {
+          std::string_view k;
+          auto v = el.at(i, &k);
+          if (v.type() != MONI_CFG_STRING) {
+            r.error(v, "external_labels." + std::string(k) + " must be a string");
+            continue;
+          }
+          o.external_labels.push_back({std::string(k), std::string(v.as_string())});
+        }
+        std::sort(o.external_labels.begin(), o.external_labels.end());
+      }
+    }
+    o.query.lookback_ms = r.duration_ms("lookback_delta", 5 * 60'000);
+    o.query.timeout = std::chrono::milliseconds(r.duration_ms("query_timeout", 2 * 60'000));
+    o.query.max_samples = r.integer("max_samples", 50'000'000, 1);
+#if defined(MONI_RULES_HAVE_NOTIFIER)
+    notifier_opts_ = moni::rules::parse_notifier_options(r);
+#endif
+    auto files = r.strings("rule_files", {});
+    std::vector<GroupSpec> groups = moni::rules::read_groups(r, "group");
+
+    std::vector<std::string> errors;
+    try {
+      r.finish();
+    } catch (const moni::ConfigError& e) {
+      split_lines(e.what(), errors);
+    }
+    auto from_files = moni::rules::load_rule_files(files, dir_of(cfg.where()), errors);
+    for (auto& g : from_files) groups.push_back(std::move(g));
+    if (errors.empty()) {
+      auto v = moni::rules::validate_groups(groups);
+      errors.insert(errors.end(), v.begin(), v.end());
+    }
+    for (const auto& g : groups) {
+      int64_t iv = g.interval_ms > 0 ? g.interval_ms : o.default_interval_ms;
+      if (iv < tick_ms)
+        errors.push_back(g.pos.str() + ": rules: group \"" + g.name + "\": interval " +
+                         moni::format_duration_ms(iv) + " is shorter than the instance's interval " +
+                         moni::format_duration_ms(tick_ms) +
+                         ", the tick on which groups are evaluated; lower the instance's interval");
+    }
+    if (!errors.empty()) {
+      std::string all;
+      for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
+      throw moni::ConfigError(all);
+    }
+    engine_ = std::make_unique<moni::rules::RuleEngine>(std::move(groups), std::move(o));
+  }
+
+  moni::Result<void> start() override {
+    if (!ctx_.storage(storage_))
+      return moni::make_error(storage_.empty()
+                                  ? "rules: no storage instance is configured"
+                                  : "rules: storage instance '" + storage_ + "' not found");
+#if defined(MONI_RULES_HAVE_NOTIFIER)
+    if (!notifier_opts_.alertmanagers.empty()) {
+      auto n = moni::rules::Notifier::create(notifier_opts_,
+                                             [this](std::string_view m) { ctx_.warn(m); });
+      if (!n) return moni::make_error("rules: " + n.error().message);
+      notifier_ = std::move(*n);
+    }
+#endif
+    auto r = ctx_.route("/api/v1/rules", [this](const moni::HttpRequest& req, moni::HttpResponse& resp) {
+      auto type = moni::param(req.params(), "type").value_or("");
+      if (!type.empty() && type != "alert" && type != "record") {
+        reply(resp, 400,
+              R"({"status":"error","errorType":"bad_data","error":"not supported value \")" +
+                  type + R"(\""})");
+        return;
+      }
+      reply(resp, 200, R"({"status":"success","data":)" + engine_->rules_json(type) + "}");
+    });
+    if (!r) return r;
+    return ctx_.route("/api/v1/alerts", [this](const moni::HttpRequest&, moni::HttpResponse& resp) {
+      reply(resp, 200, R"({"status":"success","data":)" + engine_->alerts_json() + "}");
+    });
+  }
+
+  moni::Result<void> collect(moni::Batch& out) override {
+    auto client = ctx_.storage(storage_);
+    if (!client) return moni::make_error("rules: storage instance is gone");
+    moni::promql::StorageQueryable q(*client);
+    BatchSink sink(out);
+    auto alerts = engine_->run_due(q, out.default_timestamp(), sink);
+    if (!alerts.empty()) deliver(std::move(alerts));
+    if (!sink.ok()) return moni::make_error("rules: the host refused a batch of rule results");
+    return {};
+  }
+
+  void self_metrics(moni::Batch& out) override {
+    engine_->self_metrics(out);
+#if defined(MONI_RULES_HAVE_NOTIFIER)
+    if (notifier_) notifier_->self_metrics(out);
+#endif
+    std::lock_guard lock(queue_mu_);
+    out.describe("moni_rules_notifications_pending", moni::MetricType::Gauge,
+                 "Alerts decided to be sent and not yet handed to a notifier.");
+    out.add("moni_rules_notifications_pending", {}, static_cast<double>(queue_.size()));
+  }
+
+  void stop() override {
+#if defined(MONI_RULES_HAVE_NOTIFIER)
+    if (notifier_) notifier_->stop();
+#endif
+  }
+
+ private:
+  static void reply(moni::HttpResponse& resp, unsigned status, const std::string& body) {
+    resp.status(status);
+    resp.header("content-type", "application/json");
+    resp.body(body);
+  }
+
+  void deliver(std::vector<OutgoingAlert> alerts) {
+#if defined(MONI_RULES_HAVE_NOTIFIER)
+    if (notifier_) {
+      notifier_->send(std::move(alerts));
+      return;
+    }
+#endif
+    // No Alertmanager configured: keep the latest alerts for inspection.
+    std::lock_guard lock(queue_mu_);
+    for (auto& a : alerts) queue_.push_back(std::move(a));
+    while (queue_.size() > 10'000) queue_.pop_front();
+  }
+
+  moni::Context& ctx_;
+  std::string storage_;
+  std::unique_ptr<moni::rules::RuleEngine> engine_;
+  std::mutex queue_mu_;
+  std::deque<OutgoingAlert> queue_;
+#if defined(MONI_RULES_HAVE_NOTIFIER)
+  moni::rules::NotifierOptions notifier_opts_;
+  std::unique_ptr<moni::rules::Notifier> notifier_;
+#endif
+};
+
+}  // namespace
+
+MONI_EXPORT_PLUGIN(RulesPlugin)
