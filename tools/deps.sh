@@ -6,10 +6,10 @@ set -euo pipefail
 build_pkgs=(g++ cmake ninja-build pkg-config ccache
   libboost-dev libboost-system-dev libboost-filesystem-dev libboost-program-options-dev
   libtomlplusplus-dev liblmdb-dev lmdb-utils libfmt-dev libspdlog-dev nlohmann-json3-dev
-  libsnappy-dev libprotobuf-dev protobuf-compiler zlib1g-dev libre2-dev libssl-dev libcrypt-dev)
+  libsnappy-dev libprotobuf-dev protobuf-compiler zlib1g-dev libre2-dev libssl-dev libcrypt-dev libyaml-cpp-dev)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev curl procps iproute2
   prometheus prometheus-node-exporter prometheus-alertmanager
-  clang libclang-rt-14-dev rpm lintian dpkg-dev fakeroot file python3 systemd adduser)
+  clang libclang-rt-14-dev rpm lintian dpkg-dev fakeroot file python3 systemd adduser openssl)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = test ] && want+=("${test_pkgs[@]}")

@@ -29,7 +29,8 @@ Instance::Instance(InstanceConfig config, std::shared_ptr<const toml::table> doc
   api_ = moni_host_api{
       sizeof(moni_host_api), MONI_ABI_MAJOR,    MONI_ABI_MINOR, this,       ms(config_.name),
       ms(data_dir_),         toml_config_api(), &api_log,       &api_route, &api_status,
-      &api_header,           &api_body,         &api_storage,   &api_now};
+      &api_header,           &api_body,         &api_storage,   &api_now,
+      &api_route_fallback,   &api_collect_now};
 }
 
 Instance::~Instance() {
@@ -149,13 +150,34 @@ void Instance::api_log(void* ctx, uint32_t level, moni_str message) {
 
 int Instance::api_route(void* ctx, moni_str path, moni_http_handler_fn fn, void* user,
                         moni_error* err) {
+  return add_route(ctx, path, fn, user, false, err);
+}
+
+int Instance::api_route_fallback(void* ctx, moni_str path, moni_http_handler_fn fn, void* user,
+                                 moni_error* err) {
+  return add_route(ctx, path, fn, user, true, err);
+}
+
+int Instance::api_collect_now(void* ctx, int64_t timeout_ms, moni_error* err) {
+  Instance* self = of(ctx);
+  auto r = self->services_ ? self->services_->collect_now(*self, timeout_ms)
+                           : Result<void>(make_error("collect_now is not available here"));
+  if (!r) {
+    std::snprintf(err->message, sizeof err->message, "%s", r.error().message.c_str());
+    return MONI_ERR;
+  }
+  return MONI_OK;
+}
+
+int Instance::add_route(void* ctx, moni_str path, moni_http_handler_fn fn, void* user,
+                        bool fallback, moni_error* err) {
   Instance* self = of(ctx);
   std::string p(sv(path));
   if (p.empty() || p[0] != '/' || !fn) {
     std::snprintf(err->message, sizeof err->message, "invalid route '%s'", p.c_str());
     return MONI_ERR;
   }
-  auto r = self->services_ ? self->services_->add_route(*self, p, fn, user)
+  auto r = self->services_ ? self->services_->add_route(*self, p, fn, user, fallback)
                            : Result<void>(make_error("HTTP routes are not available here"));
   if (!r) {
     std::snprintf(err->message, sizeof err->message, "%s", r.error().message.c_str());

@@ -26,8 +26,11 @@ class HostServices {
  public:
   virtual ~HostServices() = default;
   virtual Result<void> add_route(Instance& owner, std::string path, moni_http_handler_fn fn,
-                                 void* user) = 0;
+                                 void* user, bool fallback) = 0;
   virtual const moni_storage_reader* storage(Instance& caller, std::string_view name) = 0;
+  /// One collection cycle of every pipeline `caller` is a sink of, written to
+  /// it before this returns (ABI 1.1 collect_now).
+  virtual Result<void> collect_now(Instance& caller, int64_t timeout_ms) = 0;
 };
 
 /// Counters of one instance (kept across reloads while the instance is).
@@ -83,6 +86,11 @@ class Instance : public std::enable_shared_from_this<Instance> {
   static void api_log(void* ctx, uint32_t level, moni_str message);
   static int api_route(void* ctx, moni_str path, moni_http_handler_fn fn, void* user,
                        moni_error* err);
+  static int api_route_fallback(void* ctx, moni_str path, moni_http_handler_fn fn, void* user,
+                                moni_error* err);
+  static int add_route(void* ctx, moni_str path, moni_http_handler_fn fn, void* user,
+                       bool fallback, moni_error* err);
+  static int api_collect_now(void* ctx, int64_t timeout_ms, moni_error* err);
   static void api_status(moni_http_response* r, uint32_t status);
   static void api_header(moni_http_response* r, moni_str name, moni_str value);
   static void api_body(moni_http_response* r, moni_str chunk);

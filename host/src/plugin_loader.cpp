@@ -54,6 +54,10 @@ int64_t loader_now(void*) {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+int loader_collect_now(void*, int64_t, moni_error* err) {
+  std::snprintf(err->message, sizeof err->message, "collect_now is not available while loading");
+  return MONI_ERR;
+}
 const moni_host_api kLoaderApi = {sizeof(moni_host_api),
                                   MONI_ABI_MAJOR,
                                   MONI_ABI_MINOR,
@@ -67,7 +71,9 @@ const moni_host_api kLoaderApi = {sizeof(moni_host_api),
                                   &loader_header,
                                   &loader_body,
                                   &loader_storage,
-                                  &loader_now};
+                                  &loader_now,
+                                  &loader_route,
+                                  &loader_collect_now};
 
 // A root-run host must not load code that anyone but the owner can replace.
 Result<void> check_permissions(const std::string& path) {

@@ -4,13 +4,22 @@ namespace moni::host {
 
 bool RouteTable::add(Route r, std::string& err) {
   std::lock_guard lock(mu_);
-  auto it = routes_.find(r.path);
-  if (it != routes_.end()) {
-    err = "route " + r.path + " is already served by " + it->second->owner;
-    return false;
+  return add_to(routes_, std::move(r), err);
+}
+
+bool RouteTable::add_to(Map& map, Route r, std::string& err) {
+  auto it = map.find(r.path);
+  if (it != map.end()) {
+    if (r.fallback) return true;  // the ordinary route (or first fallback) stays
+    if (!it->second->fallback) {
+      err = "route " + r.path + " is already served by " + it->second->owner;
+      return false;
+    }
+    it->second = std::make_shared<const Route>(std::move(r));
+    return true;
   }
   std::string path = r.path;
-  routes_.emplace(std::move(path), std::make_shared<const Route>(std::move(r)));
+  map.emplace(std::move(path), std::make_shared<const Route>(std::move(r)));
   return true;
 }
 

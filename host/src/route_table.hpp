@@ -30,6 +30,7 @@ struct Route {
   std::string owner;
   const void* owner_id = nullptr;  // the owning Instance, null for the host's own routes
   RouteHandler handler;
+  bool fallback = false;  // served only while no ordinary route has this path
 };
 
 /// Thread-safety: every method may be called from any thread.
@@ -37,7 +38,11 @@ class RouteTable {
  public:
   using Map = std::map<std::string, std::shared_ptr<const Route>>;
   /// Adds a route; false (with the owner in `err`) when the path is taken.
+  /// An ordinary route replaces a fallback route of the same path; a
+  /// fallback route gives way silently to an ordinary one.
   bool add(Route r, std::string& err);
+  /// The same rule for a map that is being staged.
+  static bool add_to(Map& map, Route r, std::string& err);
   /// The route for `path`: an exact match, else the longest prefix route.
   std::shared_ptr<const Route> find(const std::string& path) const;
   /// Replaces all routes at once (config reload).

@@ -111,10 +111,11 @@ class Runtime final : public HostServices {
   }
 
   // ---- HostServices
-  Result<void> add_route(Instance& owner, std::string path, moni_http_handler_fn fn,
-                         void* user) override {
+  Result<void> add_route(Instance& owner, std::string path, moni_http_handler_fn fn, void* user,
+                         bool fallback) override {
     Route r;
     r.path = path;
+    r.fallback = fallback;
     r.owner = "instance '" + owner.name() + "'";
     r.owner_id = &owner;
     std::shared_ptr<Instance> inst = owner.shared_from_this();
@@ -124,15 +125,16 @@ class Runtime final : public HostServices {
       if (status) data = HttpResponseData{status, {}, "instance is stopped\n"};
     };
     std::lock_guard lock(mu_);
-    if (staging_) {
-      if (auto it = staged_.find(path); it != staged_.end())
-        return make_error("route " + path + " is already served by " + it->second->owner);
-      staged_.emplace(path, std::make_shared<const Route>(std::move(r)));
-      return {};
-    }
     std::string err;
-    if (!routes_.add(std::move(r), err)) return make_error(err);
+    if (staging_ ? !RouteTable::add_to(staged_, std::move(r), err) : !routes_.add(std::move(r), err))
+      return make_error(err);
     return {};
+  }
+
+  Result<void> collect_now(Instance& caller, int64_t timeout_ms) override {
+    (void)caller;
+    (void)timeout_ms;
+    return make_error("collect_now is not implemented by this host yet");
   }
 
   const moni_storage_reader* storage(Instance& caller, std::string_view name) override {

@@ -111,6 +111,19 @@ struct PluginHarness::Impl {
   static void body(moni_http_response* r, moni_str chunk) {
     reinterpret_cast<Response*>(r)->r.body.append(chunk.ptr, chunk.len);
   }
+  static int route_fallback(void* ctx, moni_str path, moni_http_handler_fn fn, void* user,
+                            moni_error*) {
+    std::lock_guard l(of(ctx)->mu);
+    of(ctx)->routes.emplace(std::string(sv(path)), Route{fn, user});  // an existing one stays
+    return MONI_OK;
+  }
+  static int collect_now(void* ctx, int64_t timeout_ms, moni_error* err) {
+    auto& fn = of(ctx)->self->collect_now_;
+    auto r = fn ? fn(timeout_ms) : Result<void>(make_error("harness: collect_now not set"));
+    if (r) return MONI_OK;
+    snprintf(err->message, sizeof err->message, "%s", r.error().message.c_str());
+    return MONI_ERR;
+  }
   static const moni_storage_reader* storage(void* ctx, moni_str) { return of(ctx)->self->storage_; }
   static int64_t now(void* ctx) {
     if (of(ctx)->self->now_ms_) return of(ctx)->self->now_ms_;
@@ -159,7 +172,9 @@ Result<std::unique_ptr<PluginHarness>> PluginHarness::load(const std::string& so
                          &Impl::header,
                          &Impl::body,
                          &Impl::storage,
-                         &Impl::now};
+                         &Impl::now,
+                         &Impl::route_fallback,
+                         &Impl::collect_now};
   h->desc_ = entry(&im.api);
   if (!h->desc_) return make_error("harness: entry returned null");
   moni_error err{};

@@ -5,6 +5,7 @@
 
 #include <moni/sdk.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -82,6 +83,10 @@ class PluginHarness {
   void set_storage(const moni_storage_reader* r) { storage_ = r; }
   /// Overrides the clock the plugin sees (0: real time).
   void set_now_ms(int64_t ms) { now_ms_ = ms; }
+  /// What the plugin's Context::collect_now() runs (default: an error).
+  void set_collect_now(std::function<Result<void>(int64_t timeout_ms)> fn) {
+    collect_now_ = std::move(fn);
+  }
 
   std::vector<std::string> logs() const;
 
@@ -94,6 +99,7 @@ class PluginHarness {
   moni_instance* inst_ = nullptr;
   const moni_storage_reader* storage_ = nullptr;
   int64_t now_ms_ = 0;
+  std::function<Result<void>(int64_t)> collect_now_;
   bool started_ = false;
 };
 

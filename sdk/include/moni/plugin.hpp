@@ -64,6 +64,30 @@ class Context {
     return {};
   }
 
+  /// Serves `path` only while no other instance serves it with route(): a
+  /// default answer. Needs a host of ABI 1.1 or later.
+  Result<void> route_fallback(std::string_view path, HttpHandler handler) {
+    if (!MONI_HOST_HAS(host_, http_route_fallback))
+      return make_error("the host is too old for fallback routes (needs ABI 1.1)");
+    handlers_.push_back(Route{std::move(handler), host_});
+    moni_error err{};
+    if (host_->http_route_fallback(host_->ctx, ms(path), &call_route, &handlers_.back(), &err) !=
+        MONI_OK)
+      return make_error(err.message);
+    return {};
+  }
+
+  /// Runs one collection cycle of the pipelines this instance is a sink of
+  /// and returns once their batches were written to it (collect on scrape).
+  /// Call it from an HTTP handler, never from write().
+  Result<void> collect_now(int64_t timeout_ms) const {
+    if (!MONI_HOST_HAS(host_, collect_now))
+      return make_error("the host is too old for collect_now (needs ABI 1.1)");
+    moni_error err{};
+    if (host_->collect_now(host_->ctx, timeout_ms, &err) != MONI_OK) return make_error(err.message);
+    return {};
+  }
+
   /// A client of storage instance `name` (empty: the only one configured).
   std::optional<StorageClient> storage(std::string_view name = {}) const {
     const moni_storage_reader* r = host_->storage(host_->ctx, ms(name));

@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 #define MONI_ABI_MAJOR 1
-#define MONI_ABI_MINOR 0
+#define MONI_ABI_MINOR 1
 
 /* The one symbol every plugin exports. */
 #define MONI_PLUGIN_ENTRY_SYMBOL "moni_plugin_entry"
@@ -253,7 +253,24 @@ typedef struct moni_host_api {
 
   /* Wall clock in ms since the epoch, as the host sees it. */
   int64_t (*now_ms)(void* ctx);
+
+  /* ---- ABI 1.1: check struct_size (MONI_HOST_HAS) before calling these. */
+
+  /* Like http_route, but a default: it serves `path` only while no instance
+   * registers the same path with http_route (e.g. an empty rule list that a
+   * rules plugin replaces). A second fallback for a path is ignored. */
+  int (*http_route_fallback)(void* ctx, moni_str path, moni_http_handler_fn fn, void* user,
+                             moni_error* err);
+  /* Runs one collection cycle of every pipeline the calling instance is a
+   * sink of, and returns once those batches were written to it, or fails
+   * after timeout_ms. For outputs that collect on scrape; call it from an
+   * HTTP handler, never from write(). */
+  int (*collect_now)(void* ctx, int64_t timeout_ms, moni_error* err);
 } moni_host_api;
+
+/* Whether a host API struct has member `field` (added in a later minor). */
+#define MONI_HOST_HAS(api, field) \
+  ((api)->struct_size >= offsetof(moni_host_api, field) + sizeof((api)->field))
 
 /* --------------------------------------------------------- plugin entry */
 
