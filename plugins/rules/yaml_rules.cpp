@@ -21,7 +21,7 @@ namespace {
 // Collects every error of a file, each with its position.
 struct Loader {
   std::string file;
-  std::vector<std::string> errors;
+  std::vector<std::pair<SourcePos, std::string>> errors;
 
   SourcePos pos(const YAML::Node& n) const {
     YAML::Mark m = n.Mark();
@@ -29,7 +29,7 @@ struct Loader {
     return SourcePos{file, static_cast<uint32_t>(m.line + 1), static_cast<uint32_t>(m.column + 1)};
   }
   void error(const YAML::Node& at, const std::string& msg) {
-    errors.push_back(pos(at).str() + ": " + msg);
+    errors.emplace_back(pos(at), msg);
   }
 
   // Checks that `map` is a mapping with unique keys out of `known`; returns
@@ -110,7 +110,10 @@ struct Loader {
     if (!r.record.empty() && !text::valid_metric_name(r.record))
       error(n["record"], where + ": invalid recording rule name: " + r.record);
     YAML::Node expr = n["expr"];
-    if (expr) r.expr = scalar(expr, "expr").value_or("");
+    if (expr) {
+      r.expr = scalar(expr, "expr").value_or("");
+      r.expr_pos = pos(expr);
+    }
     if (r.expr.empty()) {
       error(expr ? expr : n, where + ": field 'expr' must be set in rule");
     } else {
@@ -223,11 +226,15 @@ Result<std::vector<GroupSpec>> parse_prometheus_rules(std::string_view text,
     if (e.mark.line >= 0)
       p = SourcePos{file, static_cast<uint32_t>(e.mark.line + 1),
                     static_cast<uint32_t>(e.mark.column + 1)};
-    l.errors.push_back(p.str() + ": " + e.msg);
+    l.errors.emplace_back(p, e.msg);
   }
   if (!l.errors.empty()) {
+    // In file order, whatever order the checks ran in.
+    std::stable_sort(l.errors.begin(), l.errors.end(), [](const auto& a, const auto& b) {
+      return std::pair(a.first.line, a.first.column) < std::pair(b.first.line, b.first.column);
+    });
     std::string all;
-    for (const auto& e : l.errors) all += (all.empty() ? "" : "\n") + e;
+    for (const auto& [p, m] : l.errors) all += (all.empty() ? "" : "\n") + p.str() + ": " + m;
     return make_error(std::move(all));
   }
   return groups;
