@@ -836,17 +836,23 @@ class Exec {
       auto v = to_float(args[0]);
       if (!v) return make_error("error calling " + fn + ": " + v.error().message);
       if (std::isnan(*v) || std::isinf(*v)) return Val::str(go_4g(*v));
-      double secs = std::floor(*v);
+      // Prometheus goes through model.Time: whole milliseconds.
+      double ns = *v * 1e9;
+      if (ns > 9.2e18 || ns < -9.2e18)
+        return make_error("error calling humanizeTimestamp: " + go_float_v(*v) +
+                          " cannot be represented as a nanoseconds timestamp since it overflows int64");
+      int64_t ms = static_cast<int64_t>(ns) / 1'000'000;
+      int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
+      int64_t frac_ms = ms - secs * 1000;
       auto t = static_cast<time_t>(secs);
       std::tm tm{};
       gmtime_r(&t, &tm);
       char buf[64];
       std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
       std::string s = buf;
-      auto nanos = static_cast<int64_t>(std::llround((*v - secs) * 1e9));
-      if (nanos > 0) {
-        char frac[32];
-        std::snprintf(frac, sizeof frac, ".%09lld", static_cast<long long>(nanos));
+      if (frac_ms > 0) {
+        char frac[16];
+        std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(frac_ms));
         std::string f = frac;
         while (f.back() == '0') f.pop_back();
         s += f;

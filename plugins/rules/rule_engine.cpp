@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "overlay_queryable.hpp"
+#include "promql/functions.hpp"
 #include "promql/parser.hpp"
 #include "promql/value.hpp"
 
@@ -161,17 +162,11 @@ std::string format_e(double v) {
   return buf;
 }
 
+// A JSON number as Go's encoding/json writes a float64 (no exponent in
+// the ranges that occur here).
 std::string json_number(double v) {
   if (std::isnan(v) || std::isinf(v)) return "0";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  // shortest that round-trips, to keep the JSON readable
-  for (int p = 1; p <= 17; ++p) {
-    char b2[64];
-    std::snprintf(b2, sizeof b2, "%.*g", p, v);
-    if (std::strtod(b2, nullptr) == v) return b2;
-  }
-  return buf;
+  return promql::fn::format_float(v);
 }
 
 Labels with_name(const Labels& ls, std::string_view name) {
