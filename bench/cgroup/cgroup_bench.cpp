@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <moni/plugin_abi.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -123,11 +124,19 @@ std::string make_tree(bool v1) {
       put(m / "memory.stat", memstat_v1);
       put(m / "memory.limit_in_bytes", "268435456\n");
       put(m / "memory.failcnt", "0\n");
+      put(m / "memory.max_usage_in_bytes", "157286400\n");
+      put(m / "memory.memsw.limit_in_bytes", "9223372036854771712\n");
+      put(m / "memory.soft_limit_in_bytes", "9223372036854771712\n");
+      put(m / "memory.kmem.usage_in_bytes", "1048576\n");
       put(m / "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
       put(b / "blkio.throttle.io_service_bytes_recursive",
           "8:0 Read 1048576\n8:0 Write 2097152\n8:0 Sync 3145728\n8:0 Async 0\n"
           "8:0 Discard 0\n8:0 Total 3145728\nTotal 3145728\n");
+      put(b / "blkio.throttle.io_serviced_recursive",
+          "8:0 Read 10\n8:0 Write 20\n8:0 Sync 30\n8:0 Async 0\n8:0 Discard 0\n8:0 Total 30\n"
+          "Total 30\n");
       put(p / "pids.current", "2\n");
+      put(p / "pids.max", "max\n");
     } else {
       fs::path d = cg / rel.substr(1);
       put(d / "cgroup.procs", procs);
@@ -144,6 +153,10 @@ std::string make_tree(bool v1) {
       put(d / "memory.events", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n");
       put(d / "io.stat", "8:0 rbytes=1048576 wbytes=2097152 rios=10 wios=20 dbytes=0 dios=0\n");
       put(d / "pids.current", "2\n");
+      put(d / "pids.max", "max\n");
+      put(d / "memory.peak", "157286400\n");
+      put(d / "memory.high", "max\n");
+      put(d / "memory.swap.max", "max\n");
       for (const char* r : {"cpu", "memory", "io"})
         put(d / (std::string(r) + ".pressure"),
             "some avg10=0.00 avg60=0.00 avg300=0.00 total=12345\n"
@@ -166,6 +179,7 @@ std::string make_tree(bool v1) {
 struct CfgNode {
   uint32_t type = MONI_CFG_TABLE;
   std::string text;
+  int64_t integer = 0;
   std::vector<std::pair<std::string, CfgNode>> entries;
 };
 const CfgNode* N(const moni_config_node* n) { return reinterpret_cast<const CfgNode*>(n); }
@@ -184,7 +198,7 @@ const moni_config_api kConfigApi = {
       return C(&N(n)->entries[i].second);
     },
     [](const moni_config_node* n) { return moni::ms(N(n)->text); },
-    [](const moni_config_node*) -> int64_t { return 0; },
+    [](const moni_config_node* n) -> int64_t { return N(n)->integer; },
     [](const moni_config_node*) { return 0.0; },
     [](const moni_config_node*) { return 0; },
     [](const moni_config_node*) {
@@ -200,6 +214,15 @@ int count_emit(void* ctx, const moni_batch* b) {
   return MONI_OK;
 }
 
+// The value of moni_cgroup_open_files in a self-metrics batch.
+int find_open_files(void* ctx, const moni_batch* b) {
+  for (size_t i = 0; i < b->sample_count; ++i)
+    for (uint32_t l = 0; l < b->samples[i].label_count; ++l)
+      if (moni::sv(b->samples[i].labels[l].value) == "moni_cgroup_open_files")
+        *static_cast<double*>(ctx) = b->samples[i].value;
+  return MONI_OK;
+}
+
 CfgNode str(std::string s) {
   CfgNode n;
   n.type = MONI_CFG_STRING;
@@ -207,9 +230,17 @@ CfgNode str(std::string s) {
   return n;
 }
 
+CfgNode integer(int64_t v) {
+  CfgNode n;
+  n.type = MONI_CFG_INTEGER;
+  n.integer = v;
+  return n;
+}
+
 void run_collect(benchmark::State& state, const CfgNode& cfg, int containers);
 
-void collect_bench(benchmark::State& state, bool v1) {
+// max_open_files < 0: the plugin's default budget.
+void collect_bench(benchmark::State& state, bool v1, int64_t max_open_files) {
   std::string dir = make_tree(v1);
   CfgNode cfg;
   cfg.entries = {{"root", str(dir + "/cgroup")},
@@ -217,6 +248,7 @@ void collect_bench(benchmark::State& state, bool v1) {
                  {"procfs", str(dir + "/proc")},
                  {"sysfs", str(dir + "/sys")},
                  {"docker_root", str(dir + "/docker")}};
+  if (max_open_files >= 0) cfg.entries.push_back({"max_open_files", integer(max_open_files)});
   run_collect(state, cfg, kContainers);
   fs::remove_all(dir);
 }
@@ -225,7 +257,7 @@ void collect_bench(benchmark::State& state, bool v1) {
 // controller hierarchy, or the v2 tree), collected with an include filter:
 // the kernel's own file generation instead of tmpfs. Skipped when the
 // cgroupfs is not writable.
-void BM_CgroupCollect500_RealCgroupfs(benchmark::State& state) {
+void real_cgroupfs_bench(benchmark::State& state, int64_t max_open_files) {
   std::vector<std::string> tops;
   std::string name = "moni-bench-" + std::to_string(::getpid());
   for (const char* c : {"cpu,cpuacct", "cpu", "cpuacct", "memory", "blkio", "pids", ""}) {
@@ -246,6 +278,7 @@ void BM_CgroupCollect500_RealCgroupfs(benchmark::State& state) {
   include.type = MONI_CFG_ARRAY;
   include.entries = {{"", str("^/" + name + "/")}};
   cfg.entries = {{"include", include}};
+  if (max_open_files >= 0) cfg.entries.push_back({"max_open_files", integer(max_open_files)});
   run_collect(state, cfg, kContainers);
   for (const auto& t : tops) {
     for (int i = 0; i < kContainers; ++i) ::rmdir((t + "/c" + std::to_string(i)).c_str());
@@ -280,6 +313,12 @@ void run_collect(benchmark::State& state, const CfgNode& cfg, int containers) {
   d->collect(inst, 1700000000000, count_emit, &warm, &err);  // first sight: metadata
 
   uint64_t allocs = 0, samples = 0, n = 0;
+  // Kernel and user CPU of this thread: the split says whether file reads
+  // (kernel) or parsing and labels (user) dominate.
+  auto cpu_us = [](const timeval& t) { return double(t.tv_sec) * 1e6 + double(t.tv_usec); };
+  struct rusage r0 {
+  }, r1{};
+  ::getrusage(RUSAGE_THREAD, &r0);
   for (auto _ : state) {
     Emitted e;
     uint64_t a0 = g_allocs.load();
@@ -289,9 +328,15 @@ void run_collect(benchmark::State& state, const CfgNode& cfg, int containers) {
     ++n;
     if (rc != MONI_OK) state.SkipWithError(err.message);
   }
+  ::getrusage(RUSAGE_THREAD, &r1);
+  state.counters["sys_ms"] = (cpu_us(r1.ru_stime) - cpu_us(r0.ru_stime)) / 1e3 / double(n);
+  state.counters["user_ms"] = (cpu_us(r1.ru_utime) - cpu_us(r0.ru_utime)) / 1e3 / double(n);
   state.counters["containers"] = containers;
   state.counters["samples"] = static_cast<double>(samples) / static_cast<double>(n);
   state.counters["allocs"] = static_cast<double>(allocs) / static_cast<double>(n);
+  double open_files = -1;
+  d->self_metrics(inst, find_open_files, &open_files);
+  state.counters["open_files"] = open_files;
   d->stop(inst);
   d->destroy(inst);
   ::dlclose(lib);
@@ -315,11 +360,25 @@ void BM_OpenReadClose(benchmark::State& state) {
 }
 BENCHMARK(BM_OpenReadClose)->Unit(benchmark::kMicrosecond);
 
-void BM_CgroupCollect500_V2(benchmark::State& s) { collect_bench(s, false); }
-void BM_CgroupCollect500_HybridV1(benchmark::State& s) { collect_bench(s, true); }
+// Default settings (files kept open), and with max_open_files = 0: every
+// file opened, read and closed each collection (the plugin before it kept
+// files open).
+void BM_CgroupCollect500_V2(benchmark::State& s) { collect_bench(s, false, -1); }
+void BM_CgroupCollect500_V2_NoKeptFiles(benchmark::State& s) { collect_bench(s, false, 0); }
+void BM_CgroupCollect500_HybridV1(benchmark::State& s) { collect_bench(s, true, -1); }
+void BM_CgroupCollect500_HybridV1_NoKeptFiles(benchmark::State& s) { collect_bench(s, true, 0); }
+void BM_CgroupCollect500_RealCgroupfs(benchmark::State& s) { real_cgroupfs_bench(s, -1); }
+void BM_CgroupCollect500_RealCgroupfs_NoKeptFiles(benchmark::State& s) {
+  real_cgroupfs_bench(s, 0);
+}
 BENCHMARK(BM_CgroupCollect500_V2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_CgroupCollect500_V2_NoKeptFiles)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_CgroupCollect500_HybridV1)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_CgroupCollect500_HybridV1_NoKeptFiles)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_CgroupCollect500_RealCgroupfs)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_CgroupCollect500_RealCgroupfs_NoKeptFiles)
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(2.0);
 
 }  // namespace
 

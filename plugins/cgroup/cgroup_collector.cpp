@@ -140,6 +140,9 @@ constexpr uint64_t kMaxMemory = uint64_t{1} << 62;
 // collections, and on first sight: they rarely change, and skipping their
 // files is a sixth of the reads.
 constexpr uint64_t kSpecEvery = 4;
+// Files a cgroup lacked (PSI outside the unified mirror, memory.peak on old
+// kernels, ...) are tried again every this many collections.
+constexpr uint64_t kProbeEvery = 16;
 // Attempts to find a container's runtime metadata before giving up on it
 // (its state file may appear a moment after its cgroup).
 constexpr int kMetaAttempts = 10;
@@ -198,6 +201,7 @@ struct Entry {
   int64_t start_time_s = 0;
   // Limits as last read (cycle spec_cycle; 0: never).
   uint64_t spec_cycle = 0;
+  uint64_t probe_cycle = 0;  // files found absent were last tried then
   Spec spec;
   // This cycle's process counts (walk of the counting hierarchy).
   bool procs_read = false, procs_counted = false;
@@ -496,9 +500,9 @@ class CgroupCollector : public moni::Collector {
       int fd = ::dirfd(d);
       unsigned bit = 1u << h;
       // A cgroup with no subdirectories (link count 2) is not listed. Known
-      // container leaves skip even the stat between re-checks every
-      // kSpecEvery collections: nested cgroups in a container appear late by
-      // at most that many collections.
+      // leaves skip even the stat between re-checks every kSpecEvery
+      // collections: a cgroup made below a leaf appears late by at most that
+      // many collections.
       bool recheck = cycle_ % kSpecEvery == 1;
       while (dirent* de = ::readdir(d)) {
         if (de->d_name[0] == '.' &&
@@ -511,8 +515,7 @@ class CgroupCollector : public moni::Collector {
         bool child_leaf;
         auto known =
             recheck ? entries_.end() : entries_.find(std::string_view(path_).substr(base_len));
-        if (known != entries_.end() && known->second.runtime != Runtime::None &&
-            (known->second.leaf_mask & bit) && de->d_type == DT_DIR) {
+        if (known != entries_.end() && (known->second.leaf_mask & bit) && de->d_type == DT_DIR) {
           child_leaf = true;
         } else {
           struct stat st {};
@@ -542,7 +545,7 @@ class CgroupCollector : public moni::Collector {
   // the old one, its limits and start time are read afresh.
   void recreated(Entry& e) {
     stats_reader_->close(e.fds);
-    e.spec_cycle = 0;
+    e.spec_cycle = e.probe_cycle = 0;
     e.netns_pid = 0;
     e.leaf_mask = 0;
     if (!e.meta_found || e.start_time_s == 0) e.start_time_s = cgroup_mtime();
@@ -687,10 +690,15 @@ class CgroupCollector : public moni::Collector {
     std::string_view rel = *e.id == "/" ? std::string_view() : std::string_view(*e.id);
     CgroupStats& s = stats_;
     bool spec = e.spec_cycle == 0 || cycle_ - e.spec_cycle >= kSpecEvery;
-    stats_reader_->read(rel, e.mask, spec, e.fds, s);
+    bool probe = e.probe_cycle == 0 || cycle_ - e.probe_cycle >= kProbeEvery;
+    stats_reader_->read(rel, e.mask, spec, probe, e.fds, s);
     if (!s.any) return;  // vanished between the walk and now
+    if (probe) e.probe_cycle = cycle_;
     if (spec) {
-      e.spec_cycle = cycle_;
+      // Spread the limit reads of cgroups first seen together over the
+      // following collections instead of repeating one costly collection.
+      e.spec_cycle =
+          e.spec_cycle != 0 ? cycle_ : cycle_ - std::hash<std::string_view>{}(rel) % kSpecEvery;
       e.spec = Spec{s.cpu_quota,      s.cpu_period,      s.cpu_shares, s.mem_limit,
                     s.mem_swap_limit, s.mem_reservation, s.threads_max};
     } else {

@@ -229,11 +229,11 @@ bool StatsReader::read_procs(std::string_view rel, int controller, CgroupFds& fd
   return get(fds, f, text);
 }
 
-void StatsReader::read(std::string_view rel, unsigned v1_mask, bool spec, CgroupFds& fds,
-                       CgroupStats& out) {
+void StatsReader::read(std::string_view rel, unsigned v1_mask, bool spec, bool probe,
+                       CgroupFds& fds, CgroupStats& out) {
   out.reset();
   rel_ = rel;
-  probe_ = spec;
+  probe_ = probe;
   if (layout_.mode == CgroupLayout::Mode::V2) {
     read_v2(fds, spec, out);
     if (groups_.pressure) read_psi(fds, out);

@@ -143,9 +143,10 @@ class StatsReader {
 
   /// `rel` is the cgroup path relative to the hierarchy root ("" for the
   /// root); `v1_mask` says which v1 hierarchies hold it (bit per Controller).
-  /// With `spec` the limits are read and files found absent before are
-  /// tried again.
-  void read(std::string_view rel, unsigned v1_mask, bool spec, CgroupFds& fds, CgroupStats& out);
+  /// With `spec` the limits are read; with `probe` files found absent before
+  /// are tried again.
+  void read(std::string_view rel, unsigned v1_mask, bool spec, bool probe, CgroupFds& fds,
+            CgroupStats& out);
 
   /// cgroup.procs of `rel` in the unified tree (controller < 0) or in the v1
   /// hierarchy of `controller`; the view lives until the next read.
