@@ -373,7 +373,8 @@ class CgroupCollector : public moni::Collector {
     ts_ = out.default_timestamp();
     now_s_ = std::floor(static_cast<double>(ts_) / 1000.0);
     host_netns_ = 0;
-    if (opt_.groups.network && read_link((opt_.procfs + "/1/ns/net").c_str(), link_))
+    set_pid_path(1, "/ns/net");
+    if (opt_.groups.network && read_link(pid_path_.c_str(), link_))
       host_netns_ = netns_inode(link_);
     emitted_ = 0;
     for (Entry* e : cycle_list_) emit(*e, out);

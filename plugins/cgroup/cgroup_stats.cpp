@@ -297,15 +297,25 @@ void StatsReader::read_v2(CgroupFds& fds, bool spec, CgroupStats& out) {
     if (get(fds, kV2MemPeak, text) && parse_u64(text, v)) out.mem_max_usage = v;
     if (get(fds, kV2MemStat, text)) {
       out.any = true;
-      if (find_key(text, "anon", v)) out.mem_rss = v;
-      if (find_key(text, "file", v)) out.mem_cache = v;
-      if (find_key(text, "file_mapped", v)) out.mem_mapped_file = v;
-      if (find_key(text, "kernel", v)) out.mem_kernel = v;
-      if (find_key(text, "active_file", v)) out.mem_active_file = v;
-      if (find_key(text, "inactive_file", v)) out.mem_inactive_file = v;
-      // v2 counts are hierarchical: container and hierarchy scope alike.
-      if (find_key(text, "pgfault", v)) out.pgfault = out.total_pgfault = v;
-      if (find_key(text, "pgmajfault", v)) out.pgmajfault = out.total_pgmajfault = v;
+      // One pass over its ~40 lines (a lookup per key would rescan them).
+      for_each_key_value(text, [&](std::string_view k, uint64_t val) {
+        if (k == "anon")
+          out.mem_rss = val;
+        else if (k == "file")
+          out.mem_cache = val;
+        else if (k == "file_mapped")
+          out.mem_mapped_file = val;
+        else if (k == "kernel")
+          out.mem_kernel = val;
+        else if (k == "active_file")
+          out.mem_active_file = val;
+        else if (k == "inactive_file")
+          out.mem_inactive_file = val;
+        else if (k == "pgfault")  // hierarchical on v2: both scopes alike
+          out.pgfault = out.total_pgfault = val;
+        else if (k == "pgmajfault")
+          out.pgmajfault = out.total_pgmajfault = val;
+      });
     }
     if (get(fds, kV2SwapCurrent, text) && parse_u64(text, v))
       out.mem_swap = v;
@@ -405,17 +415,31 @@ void StatsReader::read_v1(CgroupFds& fds, unsigned mask, bool spec, CgroupStats&
       if (get(fds, kMemMaxUsage, text) && parse_u64(text, v)) out.mem_max_usage = v;
       if (get(fds, kV1MemStat, text)) {
         out.any = true;
-        // The hierarchical total_* values, as cAdvisor reports for v1.
-        if (find_key(text, "total_rss", v)) out.mem_rss = v;
-        if (find_key(text, "total_cache", v)) out.mem_cache = v;
-        out.mem_swap = find_key(text, "total_swap", v) ? v : 0;
-        if (find_key(text, "total_mapped_file", v)) out.mem_mapped_file = v;
-        if (find_key(text, "total_active_file", v)) out.mem_active_file = v;
-        if (find_key(text, "total_inactive_file", v)) out.mem_inactive_file = v;
-        if (find_key(text, "pgfault", v)) out.pgfault = v;
-        if (find_key(text, "pgmajfault", v)) out.pgmajfault = v;
-        if (find_key(text, "total_pgfault", v)) out.total_pgfault = v;
-        if (find_key(text, "total_pgmajfault", v)) out.total_pgmajfault = v;
+        out.mem_swap = 0;
+        // The hierarchical total_* values, as cAdvisor reports for v1; faults
+        // also of the cgroup alone.
+        for_each_key_value(text, [&](std::string_view k, uint64_t val) {
+          if (k == "total_rss")
+            out.mem_rss = val;
+          else if (k == "total_cache")
+            out.mem_cache = val;
+          else if (k == "total_swap")
+            out.mem_swap = val;
+          else if (k == "total_mapped_file")
+            out.mem_mapped_file = val;
+          else if (k == "total_active_file")
+            out.mem_active_file = val;
+          else if (k == "total_inactive_file")
+            out.mem_inactive_file = val;
+          else if (k == "pgfault")
+            out.pgfault = val;
+          else if (k == "pgmajfault")
+            out.pgmajfault = val;
+          else if (k == "total_pgfault")
+            out.total_pgfault = val;
+          else if (k == "total_pgmajfault")
+            out.total_pgmajfault = val;
+        });
       }
       if (get(fds, kKmemUsage, text) && parse_u64(text, v)) out.mem_kernel = v;
       if (get(fds, kMemFailcnt, text) && parse_u64(text, v)) out.mem_failcnt = v;

@@ -47,6 +47,17 @@ void for_each_line(std::string_view text, F&& f) {
   }
 }
 
+/// Calls f(key, value) for each "key value" line of `text` whose value is a
+/// number (memory.stat and the like), in one pass.
+template <class F>
+void for_each_key_value(std::string_view text, F&& f) {
+  for_each_line(text, [&](std::string_view line) {
+    size_t sp = line.find(' ');
+    uint64_t v;
+    if (sp != std::string_view::npos && parse_u64(line.substr(sp + 1), v)) f(line.substr(0, sp), v);
+  });
+}
+
 /// Number of non-empty lines (cgroup.procs, tasks, cgroup.threads).
 uint64_t count_lines(std::string_view text);
 
