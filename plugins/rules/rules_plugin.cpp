@@ -130,10 +130,8 @@ class RulesPlugin : public moni::Collector {
     }
     auto from_files = moni::rules::load_rule_files(files, dir_of(cfg.where()), errors);
     for (auto& g : from_files) groups.push_back(std::move(g));
-    if (errors.empty()) {
-      auto v = moni::rules::validate_groups(groups);
-      errors.insert(errors.end(), v.begin(), v.end());
-    }
+    auto v = moni::rules::validate_groups(groups);
+    errors.insert(errors.end(), v.begin(), v.end());
     for (const auto& g : groups) {
       int64_t iv = g.interval_ms > 0 ? g.interval_ms : o.default_interval_ms;
       if (iv < tick_ms)
