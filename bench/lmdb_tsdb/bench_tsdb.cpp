@@ -157,6 +157,7 @@ int main(int argc, char** argv) {
   double hours = 24;
   double full_hours = 1;
   std::string dir = "/tmp/bench_lmdb_tsdb";
+  int scrapes_opt = 0;
   std::string json, om, replay_path;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -174,6 +175,8 @@ int main(int argc, char** argv) {
       om = argv[i + 1];
     else if (a == "--replay")
       replay_path = argv[i + 1];
+    else if (a == "--scrapes")
+      scrapes_opt = std::atoi(argv[i + 1]);
   }
   Rng rng{0x1234567};
   // Per target: the series (Gen: synthetic, or labels only when replaying
@@ -233,7 +236,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", db.error().message.c_str());
       std::exit(1);
     }
-    int scrapes = static_cast<int>(hrs * 240);
+    int scrapes = report && scrapes_opt > 0 ? scrapes_opt : static_cast<int>(hrs * 240);
+    hrs = scrapes / 240.0;
     const int64_t t0 = 1700000000000;
     std::vector<moni::LabelRef> lr;
     moni::Batch b;
@@ -282,7 +286,7 @@ int main(int argc, char** argv) {
           tg[0].size(), samples / write_s, write_s * 1000 / (scrapes * targets));
       return;
     }
-    std::printf("series: %zu (%d targets), samples: %llu over %.0f h at 15 s\n", series, targets,
+    std::printf("series: %zu (%d targets), samples: %llu over %.1f h at 15 s\n", series, targets,
                 static_cast<unsigned long long>(samples), hrs);
     std::printf(
         "ingest (sync=none, one commit per scrape of %zu samples): %.0f samples/s wall, "
@@ -345,7 +349,7 @@ int main(int argc, char** argv) {
     }
     uint64_t compact = dir_bytes(cdir);
     std::printf(
-        "bytes/sample: %.3f after compaction (mdb_env_copy2 MDB_CP_COMPACT, %.1f MB, copy "
+        "bytes/sample: %.3f after compaction (packed backup copy, %.1f MB, copy "
         "%.2f s); live file %.3f\n",
         double(compact) / samples, compact / 1e6, copy_s, double(live) / samples);
     // 24 h of one series, through the public select path.

@@ -1,24 +1,37 @@
 #!/usr/bin/env bash
-# Runs the lmdb_tsdb benchmark and, on the same series set, the peer
-# figures from Prometheus's own tools:
-#  - `promtool tsdb bench write` with the same series count and scrape count
-#    (its values are its own synthetic counters) for the ingest rate;
+# Runs the lmdb_tsdb benchmark and, in the same run on the same series set
+# and sample count, the peer figures from Prometheus's own tools:
+#  - `promtool tsdb bench write --metrics=N --scrapes=S` for the ingest rate
+#    (its values are its own +1000 counters; it appends through the head
+#    with its WAL enabled, no fsync per commit, series refs cached by the
+#    caller, so no label lookup after the first scrape);
 #  - `promtool tsdb create-blocks-from openmetrics` on exactly the samples
 #    moni stored, for bytes per sample in Prometheus's block format.
-# Usage: bench/lmdb_tsdb/run_bench.sh BUILD_DIR [TARGETS] [HOURS]
+# Usage: bench/lmdb_tsdb/run_bench.sh BUILD_DIR [TARGETS] [HOURS] [DATA]
 # BUILD_DIR: a Release build configured with -DMONI_BUILD_BENCH=ON.
+# DATA: recorded node_exporter scrapes (default: the recording under
+# tests/data/lmdb_tsdb, replayed to HOURS), or "synthetic".
 set -euo pipefail
-build=${1:?usage: run_bench.sh BUILD_DIR [TARGETS] [HOURS]}
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:?usage: run_bench.sh BUILD_DIR [TARGETS] [HOURS] [DATA]}
 targets=${2:-1}
 hours=${3:-24}
+data=${4:-$here/../../tests/data/lmdb_tsdb/node_exporter_scrapes.txt.xz}
 work=$(mktemp -d /tmp/bench_lmdb_tsdb.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cmake --build "$build" --target bench_lmdb_tsdb >/dev/null
+# promtool ingests scrapes in rounds of 100: moni writes the same count.
+scrapes=$(awk -v h="$hours" 'BEGIN { s = int(h * 240 + 0.5); printf "%d", int((s + 99) / 100) * 100 }')
+replay=()
+if [ "$data" != synthetic ]; then
+  xz -dc "$data" > "$work/scrapes.txt"
+  replay=(--replay "$work/scrapes.txt")
+fi
+echo "load before: $(uptime)"
 echo "== moni lmdb_tsdb"
-"$build/bin/bench_lmdb_tsdb" --targets "$targets" --hours "$hours" --dir "$work/moni" \
-  --series-json "$work/series.json" --openmetrics "$work/data.om" | tee "$work/moni.txt"
+"$build/bin/bench_lmdb_tsdb" --targets "$targets" --scrapes "$scrapes" --dir "$work/moni" \
+  --series-json "$work/series.json" --openmetrics "$work/data.om" "${replay[@]}" | tee "$work/moni.txt"
 n=$(wc -l < "$work/series.json")
-scrapes=$(awk -v h="$hours" 'BEGIN { printf "%d", h * 240 }')
 samples=$(awk '/^series:/ { print $6 }' "$work/moni.txt" | tr -d ,)
 echo "== promtool tsdb bench write ($(promtool --version 2>&1 | awk 'NR==1{print $3}')): $n series x $scrapes scrapes"
 /usr/bin/time -f "%U %S" -o "$work/prom.time" promtool tsdb bench write --metrics="$n" \
@@ -27,10 +40,24 @@ grep -E "total samples|samples/sec" "$work/prom.txt"
 prom_total=$(awk '/total samples/ { print $NF }' "$work/prom.txt")
 prom_rate=$(awk '/samples\/sec/ { printf "%.0f", $NF }' "$work/prom.txt")
 prom_cpu=$(awk '{ print $1 + $2 }' "$work/prom.time")
-echo "promtool process CPU: ${prom_cpu}s (all stages) -> $(awk -v n="$prom_total" -v c="$prom_cpu" 'BEGIN { printf "%.0f", n / c }') samples per CPU-second"
 echo "== promtool tsdb create-blocks-from openmetrics (the same $samples samples)"
 promtool tsdb create-blocks-from openmetrics "$work/data.om" "$work/blocks" > /dev/null 2>&1
 bb=$(du -sb "$work/blocks" | awk '{print $1}')
-awk -v b="$bb" -v n="$samples" 'BEGIN { printf "prometheus blocks: %d bytes, %.3f bytes/sample\n", b, b / n }'
+echo "load after: $(uptime)"
 moni_rate=$(awk '/^ingest \(sync=none/ { print $(NF-6) }' "$work/moni.txt")
-awk -v m="$moni_rate" -v p="$prom_rate" 'BEGIN { printf "ingest ratio moni/prometheus (wall samples/s): %.2fx\n", m / p }'
+moni_cpu_rate=$(awk '/^ingest \(sync=none/ { print $(NF-3) }' "$work/moni.txt")
+moni_bps=$(awk '/^bytes\/sample:/ { print $2 }' "$work/moni.txt")
+moni_live=$(awk '/^bytes\/sample:/ { print $NF }' "$work/moni.txt")
+moni_read=$(awk '/^read one series/ { print $(NF-4) }' "$work/moni.txt")
+echo
+echo "== summary: $n series, $scrapes scrapes, $samples samples (moni) / $prom_total (promtool)"
+awk -v m="$moni_rate" -v p="$prom_rate" -v mc="$moni_cpu_rate" -v pt="$prom_total" -v pc="$prom_cpu" \
+  -v mb="$moni_bps" -v ml="$moni_live" -v bb="$bb" -v ns="$samples" -v rd="$moni_read" 'BEGIN {
+  printf "%-44s %14s %14s %8s\n", "", "moni", "prometheus", "ratio"
+  printf "%-44s %14.0f %14.0f %7.2fx\n", "ingest, samples/s (wall)", m, p, m / p
+  printf "%-44s %14.0f %14.0f %7.2fx\n", "ingest, samples per CPU-second (*)", mc, pt / pc, mc / (pt / pc)
+  printf "%-44s %14.3f %14.3f %7.2fx\n", "bytes/sample on disk (compacted)", mb, bb / ns, mb / (bb / ns)
+  printf "%-44s %14.3f %14s\n", "bytes/sample, live moni file", ml, "-"
+  printf "%-44s %14s %14s\n", "read one series over 24 h, median us", rd, "-"
+  print "(*) moni: CPU time of write() calls; prometheus: whole promtool process"
+}'

@@ -145,6 +145,15 @@ void encode_chunk_best(const int64_t* ts, const double* vs, size_t n, std::strin
 
 // Varints (LEB128), shared with the other on-disk records.
 void put_varint(std::string& out, uint64_t v);
+/// Writes at `p` (room for 10 bytes); returns the end.
+inline char* put_varint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
 bool get_varint(std::string_view& in, uint64_t& v);
 
 }  // namespace moni::tsdb

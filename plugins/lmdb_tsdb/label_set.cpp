@@ -91,9 +91,7 @@ bool labels_equal(const moni_label* labels, uint32_t n, std::string_view key) {
         len = l;
       }
       if (len != s->len || static_cast<size_t>(end - p) < len) return false;
-      const auto* q = reinterpret_cast<const uint8_t*>(s->ptr);
-      for (size_t j = 0; j < len; ++j)
-        if (p[j] != q[j]) return false;
+      if (len > 0 && std::memcmp(p, s->ptr, len) != 0) return false;
       p += len;
     }
   }

@@ -422,6 +422,7 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
   if ((rc = flush_stale_heads(txn))) return rc;
   int64_t rec_prev_ts = 0;
   uint32_t rec_prev_id = 0;
+  size_t rec_len = 0;
   auto samples = batch.samples();
   std::vector<uint32_t>* pos_ids = nullptr;
   if (!samples.empty()) {
@@ -480,14 +481,16 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     s.p_has = true;
     s.p_max_t = t;
     s.p_vbits = vbits;
-    // WAL record entry: id and timestamp as zigzag deltas, raw value bits.
+    // WAL record entry: id and timestamp as zigzag deltas, raw value bits
+    // (at most 28 bytes, written into spare room of rec_).
+    if (rec_.size() < rec_len + 28) rec_.resize(2 * rec_.size() + 64);
+    char* w = rec_.data() + rec_len;
     int64_t did = static_cast<int64_t>(id) - static_cast<int64_t>(rec_prev_id);
-    put_varint(rec_, (static_cast<uint64_t>(did) << 1) ^ static_cast<uint64_t>(did >> 63));
+    w = put_varint(w, (static_cast<uint64_t>(did) << 1) ^ static_cast<uint64_t>(did >> 63));
     uint64_t dts = static_cast<uint64_t>(t) - static_cast<uint64_t>(rec_prev_ts);
-    put_varint(rec_, (dts << 1) ^ static_cast<uint64_t>(static_cast<int64_t>(dts) >> 63));
-    char vb[8];
-    std::memcpy(vb, &vbits, 8);
-    rec_.append(vb, 8);
+    w = put_varint(w, (dts << 1) ^ static_cast<uint64_t>(static_cast<int64_t>(dts) >> 63));
+    std::memcpy(w, &vbits, 8);
+    rec_len = static_cast<size_t>(w + 8 - rec_.data());
     rec_prev_id = id;
     rec_prev_ts = t;
     ++wr.appended;
@@ -499,6 +502,7 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     MDB_val k = mval("next_id"), v = {4, nb};
     if ((rc = mdb_put(txn, dbi_.meta, &k, &v, 0))) return rc;
   }
+  rec_.resize(rec_len);
   if (!rec_.empty()) {
     char kb[8];
     put_be64(kb, wal_seq_);
