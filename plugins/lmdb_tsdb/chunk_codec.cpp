@@ -686,20 +686,16 @@ void encode_chunk_best(const int64_t* ts, const double* vs, size_t n, std::strin
   }
   int k = min_scale_all(vs, n);
   if (k >= 0) {
+    std::vector<int64_t> ns(n);
+    for (size_t i = 0; i < n; ++i) scaled(vs[i], k, ns[i]);
     // A common factor of all steps (e.g. 4096 for page-sized byte counts).
     uint64_t g = 0;
-    int64_t prev = 0;
-    for (size_t i = 0; i < n; ++i) {
-      int64_t x = 0;
-      scaled(vs[i], k, x);
-      if (i > 0) g = std::gcd(g, static_cast<uint64_t>(x > prev ? x - prev : prev - x));
-      prev = x;
-    }
+    for (size_t i = 1; i < n && g != 1; ++i)
+      g = std::gcd(g, static_cast<uint64_t>(ns[i] > ns[i - 1] ? ns[i] - ns[i - 1]
+                                                               : ns[i - 1] - ns[i]));
     if (g == 0) g = 1;
     // Estimate each (order, table, factor) from the step sizes alone and
     // encode only the cheapest: closing a chunk stays O(n).
-    std::vector<int64_t> ns(n);
-    for (size_t i = 0; i < n; ++i) scaled(vs[i], k, ns[i]);
     auto bucket_bits = [](uint64_t u, unsigned table) -> unsigned {
       int64_t s = static_cast<int64_t>(u);
       if (s == 0) return 1;
