@@ -272,6 +272,26 @@ TEST(CgroupLive, BurnerInRealCgroupRaisesCountersAndReportsLimits) {
   EXPECT_FALSE(after->find("container_memory_failures_total").empty());
   // Both collections read through kept-open files (pread from offset 0).
   EXPECT_GT(p.self_metrics().one("moni_cgroup_open_files")->value, 3);
+
+  // Per-CPU usage (v1 only): the per-CPU series add up to the total.
+  if (!cg.v2) {
+    auto hp = PluginHarness::load(plugin_path("cgroup"),
+                                  "include = ['^" + cg.id + "$']\nenable_metrics = ['percpu']\n");
+    ASSERT_TRUE(hp.ok()) << hp.error().message;
+    ASSERT_TRUE((*hp)->start().ok());
+    auto b = (*hp)->collect(3300);
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    double sum = 0;
+    size_t n = 0;
+    for (const auto& s : b->find("container_cpu_usage_seconds_total")) {
+      EXPECT_EQ(s.label("cpu").substr(0, 3), "cpu");
+      EXPECT_NE(s.label("cpu"), "total");
+      sum += s.value;
+      ++n;
+    }
+    EXPECT_GE(n, 1u);
+    EXPECT_NEAR(sum, usage, 0.05);
+  }
 }
 
 // Kept-open files must not stand in the way of a runtime removing a cgroup,
