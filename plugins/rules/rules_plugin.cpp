@@ -10,6 +10,11 @@
 #include "rule_config.hpp"
 #include "rule_engine.hpp"
 #include "storage_queryable.hpp"
+#if defined(MONI_RULES_HAVE_YAML)
+#include <iostream>
+
+#include "yaml_rules.hpp"
+#endif
 #if defined(MONI_RULES_HAVE_NOTIFIER)
 #include "notifier.hpp"
 #include "notifier_config.hpp"
@@ -197,6 +202,17 @@ class RulesPlugin : public moni::Collector {
     out.describe("moni_rules_notifications_pending", moni::MetricType::Gauge,
                  "Alerts decided to be sent and not yet handed to a notifier.");
     out.add("moni_rules_notifications_pending", {}, static_cast<double>(queue_.size()));
+  }
+
+  // `moni rules import FILE [--out FILE]` (the host passes name "rules").
+  moni::Result<void> command(std::string_view name,
+                             std::span<const std::string_view> args) override {
+    if (name != "rules" || args.empty())
+      return moni::make_error("rules: usage: moni rules import FILE [--out FILE]");
+#if defined(MONI_RULES_HAVE_YAML)
+    if (args[0] == "import") return moni::rules::run_rules_import(args.subspan(1), std::cout);
+#endif
+    return moni::make_error("rules: unknown subcommand '" + std::string(args[0]) + "'");
   }
 
   void stop() override {

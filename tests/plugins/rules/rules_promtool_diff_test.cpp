@@ -1,0 +1,246 @@
+// Differential test against Prometheus 2.42: the same rule file
+// (tests/data/rules/diff/rules.yml) over the same series (series.txt) is
+// evaluated by moni's rule engine every minute, as `promtool test rules`
+// does. moni's recorded series and firing alerts (labels and annotations)
+// at every minute become a promtool unit-test file, which the real promtool
+// then checks by evaluating the rules itself: it passes only when both agree.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "memory_store.hpp"
+#include "prometheus_peer.hpp"
+#include "rule_engine.hpp"
+#include "yaml_rules.hpp"
+
+namespace {
+
+using moni::Label;
+using moni::Labels;
+using moni::promql::test_support::MemoryStore;
+using namespace moni::rules;
+
+constexpr int64_t kStep = 60'000;
+constexpr int kMinutes = 30;
+
+const std::string kData = std::string(MONI_TEST_DATA_DIR) + "/rules/diff/";
+
+// promtool's expanding notation: "a+bxn" is a, a+b, ... (n+1 values), "_"
+// a missing sample, "stale" a staleness marker, plain numbers as they are.
+std::vector<std::optional<double>> expand_values(const std::string& spec) {
+  std::vector<std::optional<double>> out;
+  std::istringstream in(spec);
+  for (std::string tok; in >> tok;) {
+    if (tok == "_") {
+      out.push_back(std::nullopt);
+      continue;
+    }
+    if (tok == "stale") {
+      out.push_back(moni::stale_nan());
+      continue;
+    }
+    auto x = tok.find('x');
+    if (x == std::string::npos) {
+      out.push_back(std::stod(tok));
+      continue;
+    }
+    std::string ab = tok.substr(0, x);
+    int n = std::stoi(tok.substr(x + 1));
+    size_t op = ab.find_first_of("+-", 1);
+    double a = std::stod(ab.substr(0, op));
+    double b = op == std::string::npos ? 0 : std::stod(ab.substr(op));
+    double k = a;
+    out.push_back(k);
+    for (int i = 0; i < n; ++i) {
+      k += b;  // incrementally, as promtool does
+      out.push_back(k);
+    }
+  }
+  return out;
+}
+
+Labels parse_series(const std::string& s) {
+  Labels ls;
+  auto brace = s.find('{');
+  ls.push_back({"__name__", s.substr(0, brace)});
+  std::string body = s.substr(brace + 1, s.size() - brace - 2);
+  std::istringstream in(body);
+  for (std::string kv; std::getline(in, kv, ',');) {
+    auto eq = kv.find('=');
+    ls.push_back({kv.substr(0, eq), kv.substr(eq + 2, kv.size() - eq - 3)});
+  }
+  std::sort(ls.begin(), ls.end());
+  return ls;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out + "\"";
+}
+
+std::string fmt(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string selector(const Labels& ls) {
+  std::string name, body;
+  for (const auto& l : ls) {
+    if (l.name == "__name__") {
+      name = l.value;
+      continue;
+    }
+    if (!body.empty()) body += ", ";
+    body += l.name + "=" + quote(l.value);
+  }
+  return name + "{" + body + "}";
+}
+
+class Collect : public SampleSink {
+ public:
+  explicit Collect(MemoryStore& s) : store_(s) {}
+  void add(const Labels& l, double v, int64_t t) override {
+    store_.add(l, t, v);
+    got[t].push_back({l, v});
+  }
+  void flush() override {}
+  std::map<int64_t, std::vector<std::pair<Labels, double>>> got;
+
+ private:
+  MemoryStore& store_;
+};
+
+TEST(RulesPromtoolDiff, MoniAndPrometheusAgreeOnRecordedSeriesAndAlerts) {
+  // ---- input series into moni's in-memory store
+  MemoryStore store;
+  std::vector<std::pair<std::string, std::string>> series;
+  {
+    std::ifstream f(kData + "series.txt");
+    ASSERT_TRUE(f) << kData + "series.txt";
+    for (std::string line; std::getline(f, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      auto tab = line.find('\t');
+      series.emplace_back(line.substr(0, tab), line.substr(tab + 1));
+    }
+  }
+  for (const auto& [s, spec] : series) {
+    auto vals = expand_values(spec);
+    Labels ls = parse_series(s);
+    for (size_t i = 0; i < vals.size(); ++i)
+      if (vals[i]) store.add(ls, static_cast<int64_t>(i) * kStep, *vals[i]);
+  }
+
+  // ---- moni's engine, every group at every minute like promtool
+  auto groups = load_prometheus_rule_file(kData + "rules.yml");
+  ASSERT_TRUE(groups) << groups.error().message;
+  std::set<std::string> records, alertnames;
+  for (const auto& g : *groups)
+    for (const auto& r : g.rules) (r.record.empty() ? alertnames : records).insert(r.record.empty() ? r.alert : r.record);
+  EngineOptions o;
+  o.restore_for_state = false;
+  o.external_labels = {{"cluster", "eu1"}};
+  o.external_url = "http://moni.example:9095";
+  RuleEngine eng(*groups, o);
+  Collect sink(store);
+  std::vector<OutgoingAlert> notify;
+  // Firing alerts per (time, alertname): labels without alertname, annotations.
+  std::map<std::pair<int64_t, std::string>, std::vector<Alert>> firing;
+  for (int m = 0; m <= kMinutes; ++m) {
+    int64_t t = m * kStep;
+    for (size_t i = 0; i < eng.group_count(); ++i) eng.eval_group(i, store, t, sink, notify);
+    for (const auto& g : *groups)
+      for (const auto& r : g.rules) {
+        if (r.alert.empty()) continue;
+        std::string err;
+        EXPECT_NE(eng.health(g.name, r.alert, &err), RuleHealth::Err) << r.alert << ": " << err;
+        for (const auto& a : eng.alerts(g.name, r.alert))
+          if (a.state == AlertState::Firing) firing[{t, r.alert}].push_back(a);
+      }
+  }
+  size_t firing_count = 0;
+  for (const auto& [k, v] : firing) firing_count += v.size();
+  EXPECT_GT(firing_count, 20u) << "the data should make every alert fire for a while";
+
+  // ---- the promtool unit test with moni's answers as the expectations
+  char tmpl[] = "/tmp/moni-rules-diff-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::filesystem::copy_file(kData + "rules.yml", dir + "/rules.yml");
+  std::ostringstream y;
+  y << "rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n"
+    << "    external_labels:\n      cluster: eu1\n"
+    << "    external_url: " << quote(o.external_url) << "\n    input_series:\n";
+  for (const auto& [s, spec] : series)
+    y << "      - series: " << quote(s) << "\n        values: " << quote(spec) << "\n";
+  y << "    alert_rule_test:\n";
+  size_t cases = 0;
+  for (int m = 0; m <= kMinutes; ++m) {
+    int64_t t = m * kStep;
+    for (const auto& name : alertnames) {
+      y << "      - eval_time: " << m << "m\n        alertname: " << name << "\n";
+      auto it = firing.find({t, name});
+      if (it == firing.end()) {
+        y << "        exp_alerts: []\n";
+      } else {
+        y << "        exp_alerts:\n";
+        for (const auto& a : it->second) {
+          y << "          - exp_labels:\n";
+          for (const auto& l : a.labels)
+            if (l.name != "alertname") y << "              " << l.name << ": " << quote(l.value) << "\n";
+          if (!a.annotations.empty()) {
+            y << "            exp_annotations:\n";
+            for (const auto& l : a.annotations)
+              y << "              " << l.name << ": " << quote(l.value) << "\n";
+          }
+        }
+      }
+      ++cases;
+    }
+  }
+  y << "    promql_expr_test:\n";
+  for (int m = 0; m <= kMinutes; ++m) {
+    int64_t t = m * kStep;
+    for (const auto& name : records) {
+      y << "      - expr: " << quote(name) << "\n        eval_time: " << m << "m\n";
+      std::vector<std::pair<Labels, double>> at;
+      for (const auto& [ls, v] : sink.got[t])
+        if (moni::promql::get_label(ls, "__name__") == name && !moni::is_stale_nan(v))
+          at.emplace_back(ls, v);
+      if (at.empty()) {
+        y << "        exp_samples: []\n";
+      } else {
+        y << "        exp_samples:\n";
+        for (const auto& [ls, v] : at)
+          y << "          - labels: " << quote(selector(ls)) << "\n            value: " << fmt(v) << "\n";
+      }
+      ++cases;
+    }
+  }
+  std::ofstream(dir + "/test.yml") << y.str();
+
+  const std::string promtool = "/usr/bin/promtool";
+  if (!std::filesystem::exists(promtool)) GTEST_SKIP() << promtool << " is not installed";
+  std::string out;
+  int rc = moni::promql::test_support::run({promtool, "test", "rules", dir + "/test.yml"}, &out);
+  EXPECT_EQ(rc, 0) << "promtool disagrees with moni (" << cases << " cases; files kept in " << dir
+                   << "):\n"
+                   << out;
+  if (rc == 0) std::filesystem::remove_all(dir);
+  RecordProperty("cases", static_cast<int>(cases));
+}
+
+}  // namespace
