@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -240,7 +241,7 @@ uint64_t netns_inode(std::string_view link) {
 }  // namespace
 
 /// Thread-safety: collect() is never run concurrently with itself (host
-/// contract); nothing else touches the state.
+/// contract); self_metrics() reads only the atomics collect() publishes.
 class CgroupCollector : public moni::Collector {
  public:
   static constexpr std::string_view plugin_name = "cgroup";
@@ -381,20 +382,25 @@ class CgroupCollector : public moni::Collector {
     // Namespaces no cgroup used this time are forgotten.
     for (auto it = netns_.begin(); it != netns_.end();)
       it = it->second.cycle == cycle_ ? std::next(it) : netns_.erase(it);
+    published_containers_.store(emitted_, std::memory_order_relaxed);
+    published_tracked_.store(entries_.size(), std::memory_order_relaxed);
+    published_open_.store(stats_reader_->open_files(), std::memory_order_relaxed);
     return {};
   }
 
   void self_metrics(moni::Batch& out) override {
     out.describe("moni_cgroup_containers", MetricType::Gauge,
                  "Cgroups reported in the last collection.");
-    out.add("moni_cgroup_containers", {}, static_cast<double>(emitted_));
+    out.add("moni_cgroup_containers", {},
+            static_cast<double>(published_containers_.load(std::memory_order_relaxed)));
     out.describe("moni_cgroup_tracked_cgroups", MetricType::Gauge,
                  "Cgroups whose state the collector keeps between collections.");
-    out.add("moni_cgroup_tracked_cgroups", {}, static_cast<double>(entries_.size()));
+    out.add("moni_cgroup_tracked_cgroups", {},
+            static_cast<double>(published_tracked_.load(std::memory_order_relaxed)));
     out.describe("moni_cgroup_open_files", MetricType::Gauge,
                  "Cgroup files the collector keeps open between collections.");
     out.add("moni_cgroup_open_files", {},
-            static_cast<double>(stats_reader_ ? stats_reader_->open_files() : 0));
+            static_cast<double>(published_open_.load(std::memory_order_relaxed)));
   }
 
  private:
@@ -1012,6 +1018,9 @@ class CgroupCollector : public moni::Collector {
   int64_t ts_ = 0;
   std::string path_, id_, pid_path_, link_;
   uint64_t host_netns_ = 0;
+  // Figures of the last collection for self_metrics(), which the host may
+  // call from another thread while a collection runs.
+  std::atomic<size_t> published_containers_{0}, published_tracked_{0}, published_open_{0};
 };
 
 }  // namespace moni_cgroup
