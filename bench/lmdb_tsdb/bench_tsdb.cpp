@@ -281,9 +281,10 @@ int main(int argc, char** argv) {
       }
     if (!report) {
       std::printf(
-          "ingest (sync=full, one fsync'd commit per scrape of %zu samples): %.0f samples/s "
+          "ingest (sync=%s, one commit per scrape of %zu samples): %.0f samples/s "
           "(%.2f ms per commit)\n",
-          tg[0].size(), samples / write_s, write_s * 1000 / (scrapes * targets));
+          sync == moni::tsdb::SyncMode::Full ? "full" : "nometasync", tg[0].size(),
+          samples / write_s, write_s * 1000 / (scrapes * targets));
       return;
     }
     std::printf("series: %zu (%d targets), samples: %llu over %.1f h at 15 s\n", series, targets,
@@ -380,7 +381,10 @@ int main(int argc, char** argv) {
     if (!std::getenv("BENCH_KEEP_COPY")) fs::remove_all(cdir);
   };
   run(dir, moni::tsdb::SyncMode::None, hours, true);
-  if (full_hours > 0) run(dir + "-full", moni::tsdb::SyncMode::Full, full_hours, false);
+  if (full_hours > 0) {
+    run(dir + "-full", moni::tsdb::SyncMode::Full, full_hours, false);
+    run(dir + "-full", moni::tsdb::SyncMode::NoMetaSync, full_hours, false);
+  }
   fs::remove_all(dir);
   fs::remove_all(dir + "-full");
   return 0;
