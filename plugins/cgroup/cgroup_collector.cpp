@@ -14,6 +14,7 @@
 #include <array>
 #include <atomic>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -144,6 +145,8 @@ constexpr uint64_t kSpecEvery = 4;
 // Files a cgroup lacked (PSI outside the unified mirror, memory.peak on old
 // kernels, ...) are tried again every this many collections.
 constexpr uint64_t kProbeEvery = 16;
+// Time one collection may spend measuring writable layers (`disk`).
+constexpr std::chrono::milliseconds kFsBudget{250};
 // Attempts to find a container's runtime metadata before giving up on it
 // (its state file may appear a moment after its cgroup).
 constexpr int kMetaAttempts = 10;
@@ -378,6 +381,7 @@ class CgroupCollector : public moni::Collector {
     if (opt_.groups.network && read_link(pid_path_.c_str(), link_))
       host_netns_ = netns_inode(link_);
     emitted_ = 0;
+    fs_deadline_ = std::chrono::steady_clock::now() + kFsBudget;
     for (Entry* e : cycle_list_) emit(*e, out);
     // Namespaces no cgroup used this time are forgotten.
     for (auto it = netns_.begin(); it != netns_.end();)
@@ -913,7 +917,10 @@ class CgroupCollector : public moni::Collector {
       f.dir = docker_upper_dir(e.container_id);
     }
     if (f.dir.empty()) return;
-    if (f.measured_ms == 0 || ts_ - f.measured_ms >= opt_.fs_usage_interval_ms) {
+    // du of big layers is slow: past kFsBudget in one collection the rest
+    // keep their last figures and are measured in a later one.
+    if ((f.measured_ms == 0 || ts_ - f.measured_ms >= opt_.fs_usage_interval_ms) &&
+        std::chrono::steady_clock::now() < fs_deadline_) {
       f.measured_ms = ts_;
       f.ok = measure_fs(f);
     }
@@ -1018,6 +1025,7 @@ class CgroupCollector : public moni::Collector {
   int64_t ts_ = 0;
   std::string path_, id_, pid_path_, link_;
   uint64_t host_netns_ = 0;
+  std::chrono::steady_clock::time_point fs_deadline_;
   // Figures of the last collection for self_metrics(), which the host may
   // call from another thread while a collection runs.
   std::atomic<size_t> published_containers_{0}, published_tracked_{0}, published_open_{0};
