@@ -10,36 +10,12 @@
 #include "json_format.hpp"
 #include "promql/engine.hpp"
 #include "promql/parser.hpp"
+#include "storage_queryable.hpp"
 
 namespace {
 
 using moni::prom_api::error_body;
 using moni::prom_api::http_status;
-
-// The engine's view of a storage instance. Thread-safety: StorageClient is
-// safe from any thread, and this adds no state.
-class StorageQueryable : public moni::promql::Queryable {
- public:
-  explicit StorageQueryable(moni::StorageClient c) : c_(c) {}
-  moni::Result<void> select(
-      std::span<const moni::Matcher> matchers, int64_t mint, int64_t maxt,
-      const std::function<bool(moni::Labels&&, std::vector<moni::promql::Point>&&)>& fn)
-      const override {
-    return c_.select(matchers, mint, maxt, true, [&](const moni::SeriesView& s) {
-      moni::Labels ls;
-      ls.reserve(s.labels.size());
-      for (const auto& l : s.labels)
-        ls.push_back({std::string(moni::sv(l.name)), std::string(moni::sv(l.value))});
-      std::sort(ls.begin(), ls.end());
-      std::vector<moni::promql::Point> pts(s.timestamps_ms.size());
-      for (size_t i = 0; i < pts.size(); ++i) pts[i] = {s.timestamps_ms[i], s.values[i]};
-      return fn(std::move(ls), std::move(pts));
-    });
-  }
-
- private:
-  moni::StorageClient c_;
-};
 
 struct ApiError {
   std::string type;
@@ -71,9 +47,18 @@ class PromApi : public moni::Output {
   }
 
   moni::Result<void> start() override {
-    return ctx_.route("/api/v1/", [this](const moni::HttpRequest& req, moni::HttpResponse& resp) {
+    auto r = ctx_.route("/api/v1/", [this](const moni::HttpRequest& req, moni::HttpResponse& resp) {
       handle(req, resp);
     });
+    if (!r) return r;
+    // Empty rule and alert lists unless a rules instance serves these paths.
+    for (const char* path : {"/api/v1/rules", "/api/v1/alerts"}) {
+      auto f = ctx_.route_fallback(path, [this](const moni::HttpRequest& req,
+                                                moni::HttpResponse& resp) { handle(req, resp); });
+      if (!f) ctx_.debug(std::string("prom_api: no fallback route for ") + path + ": " +
+                         f.error().message);
+    }
+    return {};
   }
 
  private:
@@ -176,7 +161,7 @@ class PromApi : public moni::Output {
     }
     auto expr = moni::promql::parse(qs);
     if (!expr) fail("bad_data", "invalid parameter \"query\": " + expr.error().message);
-    StorageQueryable sq(storage());
+    moni::promql::StorageQueryable sq(storage());
     moni::promql::Engine engine(sq, o);
     auto res = engine.exec(**expr, start, end, step, !is_range);
     if (!res.ok()) {

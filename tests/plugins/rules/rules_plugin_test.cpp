@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -209,6 +210,28 @@ TEST(RulesPlugin, StartFailsWithoutStorage) {
   auto r = (*h)->start();
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message, "rules: storage instance 'tsdb' not found");
+}
+
+}  // namespace
+
+namespace {
+
+// prom_api keeps answering /api/v1/rules and /api/v1/alerts with empty lists
+// when no rules instance is configured: fallback routes the rules plugin's
+// ordinary routes replace in the host.
+TEST(PromApiFallback, EmptyRulesAndAlertsWithoutARulesInstance) {
+  MemoryStore store;
+  auto h = PluginHarness::load(moni::testing::plugin_path("prom_api"), "");
+  ASSERT_TRUE(h) << h.error().message;
+  (*h)->set_storage(store.reader());
+  ASSERT_TRUE((*h)->start().ok());
+  auto routes = (*h)->routes();
+  EXPECT_NE(std::find(routes.begin(), routes.end(), "/api/v1/rules"), routes.end());
+  EXPECT_NE(std::find(routes.begin(), routes.end(), "/api/v1/alerts"), routes.end());
+  EXPECT_EQ((*h)->http("GET", "/api/v1/rules").body,
+            R"({"status":"success","data":{"groups":[]}})");
+  EXPECT_EQ((*h)->http("GET", "/api/v1/alerts").body,
+            R"({"status":"success","data":{"alerts":[]}})");
 }
 
 }  // namespace
