@@ -376,6 +376,39 @@ BENCHMARK(BM_CgroupCollect500_V2_NoKeptFiles)->Unit(benchmark::kMillisecond)->Mi
 BENCHMARK(BM_CgroupCollect500_HybridV1)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_CgroupCollect500_HybridV1_NoKeptFiles)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_CgroupCollect500_RealCgroupfs)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+// 500 empty cgroups in the cgroup2 tree of a hybrid host, read as a v2 host
+// (a mount table naming it the only cgroup mount). Hybrid hosts bind every
+// controller to v1, so only v2's core files exist there (cpu.stat, the PSI
+// files, cgroup.procs): a partial view of real v2 costs. Skipped without a
+// writable cgroup2 mount at /sys/fs/cgroup/unified.
+void BM_CgroupCollect500_RealUnifiedCoreFiles(benchmark::State& state) {
+  std::string name = "moni-bench-" + std::to_string(::getpid());
+  fs::path top = fs::path("/sys/fs/cgroup/unified") / name;
+  if (!fs::exists(top.parent_path() / "cgroup.procs") || ::mkdir(top.c_str(), 0755) != 0) {
+    state.SkipWithError("no writable cgroup2 tree at /sys/fs/cgroup/unified");
+    return;
+  }
+  auto child = [&](int i) {
+    std::string p = top.string();
+    p += "/c";
+    p += std::to_string(i);
+    return p;
+  };
+  for (int i = 0; i < kContainers; ++i) ::mkdir(child(i).c_str(), 0755);
+  std::string mountinfo = "/tmp/" + name + "-mountinfo";
+  put(mountinfo, "25 24 0:23 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+  CfgNode cfg;
+  CfgNode include;
+  include.type = MONI_CFG_ARRAY;
+  include.entries = {{"", str("^/" + name + "/")}};
+  cfg.entries = {
+      {"include", include}, {"root", str("/sys/fs/cgroup/unified")}, {"mountinfo", str(mountinfo)}};
+  run_collect(state, cfg, kContainers);
+  for (int i = 0; i < kContainers; ++i) ::rmdir(child(i).c_str());
+  ::rmdir(top.c_str());
+  fs::remove(mountinfo);
+}
+BENCHMARK(BM_CgroupCollect500_RealUnifiedCoreFiles)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 BENCHMARK(BM_CgroupCollect500_RealCgroupfs_NoKeptFiles)
     ->Unit(benchmark::kMillisecond)
     ->MinTime(2.0);
