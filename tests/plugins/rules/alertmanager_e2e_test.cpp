@@ -1,0 +1,214 @@
+// End to end: the rules plugin over a real lmdb_tsdb instance, delivering to
+// a real prometheus-alertmanager 0.25 on loopback. A condition is made true
+// in storage: the alert appears in Alertmanager's API with its labels and
+// templated annotations; the condition is cleared: the alert resolves.
+// Also: the shipped default rule files load in the plugin, and their YAML
+// form passes the real promtool.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "alertmanager_peer.hpp"
+#include "plugin_harness.hpp"
+#include "prometheus_peer.hpp"
+#include "rule_config.hpp"
+#include "yaml_rules.hpp"
+
+namespace moni::rules {
+namespace {
+
+using moni::testing::PluginHarness;
+using test_support::AlertmanagerPeer;
+using test_support::find_alert;
+
+const std::string kRulesDir = std::string(MONI_SOURCE_DIR) + "/config/rules";
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/moni-rules-e2e-XXXXXX";
+    path = mkdtemp(tmpl) ? tmpl : "";
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
+Result<void> write_value(PluginHarness& tsdb, double v, int64_t ts) {
+  Batch b;
+  b.add("moni_e2e_temperature", {{"instance", "sensor-1"}, {"job", "e2e"}}, v, ts);
+  return tsdb.write(b);
+}
+
+double self_metric(PluginHarness& h, const std::string& name) {
+  auto b = h.self_metrics();
+  auto s = b.find(name);
+  return s.empty() ? -1 : s.front().value;
+}
+
+TEST(RulesAlertmanagerE2E, FiringAlertReachesAlertmanagerAndResolves) {
+  if (!AlertmanagerPeer::available()) GTEST_SKIP() << AlertmanagerPeer::kBinary << " missing";
+  AlertmanagerPeer am;
+  ASSERT_TRUE(am.start()) << am.error();
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+
+  // The rule comes from a Prometheus YAML rule file, as a user brings it.
+  std::string rule_file = dir.path + "/e2e.yml";
+  std::ofstream(rule_file) << R"(groups:
+  - name: e2e
+    interval: 1s
+    rules:
+      - alert: MoniE2ETooHot
+        expr: moni_e2e_temperature > 50
+        labels:
+          severity: page
+        annotations:
+          summary: "{{ $labels.instance }} is at {{ $value }} degrees"
+          description: "job {{ $labels.job }}"
+)";
+
+  auto tsdb = PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"), "", "tsdb", dir.path);
+  ASSERT_TRUE(tsdb) << tsdb.error().message;
+  ASSERT_TRUE((*tsdb)->start());
+
+  std::string cfg = "interval = \"1s\"\n"
+                    "rule_files = [\"" + rule_file + "\"]\n"
+                    "alertmanagers = [\"" + am.url() + "\"]\n"
+                    "external_url = \"http://moni.test:9095\"\n";
+  auto rules = PluginHarness::load(moni::testing::plugin_path("rules"), cfg, "rules", dir.path);
+  ASSERT_TRUE(rules) << rules.error().message;
+  (*rules)->set_storage((*tsdb)->reader());
+  ASSERT_TRUE((*rules)->start());
+
+  // Simulated evaluation times, 10 s in the past so that a resolution's
+  // endsAt is already over for Alertmanager. The engine evaluates a group
+  // first at its next slot after the first collect.
+  int64_t t = wall_ms() - 10000;
+  ASSERT_TRUE(write_value(**tsdb, 72.5, t - 1000));  // the condition holds
+  auto out = (*rules)->collect(t);
+  ASSERT_TRUE(out) << out.error().message;
+  // ALERTS samples start once the `for` state restore has run (after the
+  // first evaluations, as Prometheus).
+  const moni::testing::OwnedSample* series = nullptr;
+  int64_t at = t;
+  for (int i = 0; i < 5 && !series; ++i) {
+    at += 1000;
+    out = (*rules)->collect(at);
+    ASSERT_TRUE(out) << out.error().message;
+    series = out->one("ALERTS", "alertname", "MoniE2ETooHot");
+  }
+  ASSERT_NE(series, nullptr) << "no ALERTS series emitted: " << [&] {
+    std::string d;
+    for (const auto& x : out->samples) d += x.name() + " ";
+    for (const auto& x : (*rules)->self_metrics().samples)
+      d += "\n" + x.name() + "=" + std::to_string(x.value);
+    for (const auto& l : (*rules)->logs()) d += "\n" + l;
+    return d;
+  }();
+  EXPECT_EQ(series->label("alertstate"), "firing");
+  EXPECT_EQ(series->label("severity"), "page");
+
+  auto fired = am.wait_alerts(
+      [](const auto& a) { return !find_alert(a, "MoniE2ETooHot").is_null(); }, 10);
+  auto alert = find_alert(fired, "MoniE2ETooHot");
+  ASSERT_FALSE(alert.is_null()) << fired.dump() << "\nrules log:\n"
+                                << [&] {
+                                     std::string s;
+                                     for (const auto& l : (*rules)->logs()) s += l + "\n";
+                                     return s;
+                                   }();
+  EXPECT_EQ(alert["labels"], (nlohmann::json{{"alertname", "MoniE2ETooHot"},
+                                              {"instance", "sensor-1"},
+                                              {"job", "e2e"},
+                                              {"severity", "page"}}));
+  EXPECT_EQ(alert["annotations"]["summary"], "sensor-1 is at 72.5 degrees");
+  EXPECT_EQ(alert["annotations"]["description"], "job e2e");
+  EXPECT_EQ(alert["generatorURL"],
+            "http://moni.test:9095/graph?g0.expr=moni_e2e_temperature+%3E+50&g0.tab=1");
+  EXPECT_EQ(alert["status"]["state"], "active");
+
+  // The condition is cleared: a later evaluation resolves the alert.
+  ASSERT_TRUE(write_value(**tsdb, 20, at + 100));
+  for (int i = 0; i < 2; ++i) {
+    at += 1000;
+    out = (*rules)->collect(at);
+    ASSERT_TRUE(out) << out.error().message;
+  }
+  EXPECT_TRUE(out->find("ALERTS", "alertname", "MoniE2ETooHot").empty());
+  auto resolved = am.wait_alerts(
+      [](const auto& a) { return find_alert(a, "MoniE2ETooHot").is_null(); }, 10);
+  EXPECT_TRUE(find_alert(resolved, "MoniE2ETooHot").is_null()) << resolved.dump();
+  EXPECT_GE(self_metric(**rules, "moni_rules_notifications_sent_total"), 2);
+  EXPECT_EQ(self_metric(**rules, "moni_rules_notifications_errors_total"), 0);
+
+  (*rules)->stop();
+  (*tsdb)->stop();
+}
+
+std::vector<std::string> shipped_rule_files() {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(kRulesDir))
+    if (e.path().extension() == ".toml") out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Every shipped rule file loads in the plugin: its exprs parse with the
+// PromQL engine, its templates compile, its groups validate.
+TEST(RulesDefaultRules, LoadInThePlugin) {
+  auto files = shipped_rule_files();
+  ASSERT_GE(files.size(), 2u);
+  std::string list;
+  for (const auto& f : files) list += (list.empty() ? "\"" : ", \"") + f + "\"";
+  auto rules =
+      PluginHarness::load(moni::testing::plugin_path("rules"), "rule_files = [" + list + "]\n");
+  ASSERT_TRUE(rules) << rules.error().message;
+  std::vector<std::string> errors;
+  size_t n_rules = 0;
+  for (const auto& f : files) {
+    auto groups = load_toml_rule_file(f, errors);
+    for (const auto& g : groups) n_rules += g.rules.size();
+  }
+  ASSERT_TRUE(errors.empty()) << errors.front();
+  EXPECT_GE(n_rules, 9u);
+}
+
+// The same rules in Prometheus's YAML form pass the real promtool.
+TEST(RulesDefaultRules, YamlFormPassesPromtool) {
+  if (access("/usr/bin/promtool", X_OK) != 0) GTEST_SKIP() << "promtool missing";
+  TempDir dir;
+  for (const auto& f : shipped_rule_files()) {
+    std::vector<std::string> errors;
+    auto groups = load_toml_rule_file(f, errors);
+    ASSERT_TRUE(errors.empty()) << errors.front();
+    std::string yml = dir.path + "/" + std::filesystem::path(f).stem().string() + ".yml";
+    std::ofstream(yml) << to_yaml(groups);
+    std::string out;
+    int rc = promql::test_support::run({"/usr/bin/promtool", "check", "rules", yml}, &out);
+    EXPECT_EQ(rc, 0) << f << ":\n" << out;
+    // And it reads back into the same groups through the YAML loader.
+    auto back = load_prometheus_rule_file(yml);
+    ASSERT_TRUE(back) << back.error().message;
+    ASSERT_EQ(back->size(), groups.size());
+    for (size_t i = 0; i < groups.size(); ++i) {
+      ASSERT_EQ((*back)[i].rules.size(), groups[i].rules.size());
+      for (size_t j = 0; j < groups[i].rules.size(); ++j)
+        EXPECT_EQ((*back)[i].rules[j].expr, groups[i].rules[j].expr);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace moni::rules
