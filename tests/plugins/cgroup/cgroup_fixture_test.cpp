@@ -221,6 +221,18 @@ TEST(CgroupFixture, HybridV1GoldenOutput) {
   EXPECT_EQ(pod->label("image"), "docker.io/library/redis:7");
   EXPECT_TRUE(b->find("container_network_receive_bytes_total", "name", "cache").empty());
   EXPECT_EQ(ids(*b).count("/docker/" + kGone), 0u);
+
+  // Kept-open files or not, the output is the same, and stays the same on
+  // the next collection (read through the kept descriptors).
+  auto none = load(t.config("max_open_files = 0\n"));
+  ASSERT_TRUE(none);
+  auto b0 = none->collect(kNow);
+  ASSERT_TRUE(b0.ok());
+  EXPECT_EQ(cgroup_test::render(*b0), cgroup_test::render(*b));
+  auto again = p->collect(kNow);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(cgroup_test::render(*again), cgroup_test::render(*b));
+  EXPECT_GT(p->self_metrics().one("moni_cgroup_open_files")->value, 30);
 }
 
 TEST(CgroupFixture, PerCpuUsageReplacesTheTotalOnV1WhenEnabled) {
