@@ -47,6 +47,10 @@ struct FetchedSeries {
   LabelsPtr labels;
   LabelsPtr nameless;
   std::vector<Point> points;
+  // Start of the last window taken from this series: a range query's windows
+  // move forward step by step, so the next one is found by walking a few
+  // points from here instead of two binary searches over the whole series.
+  size_t cursor = 0;
 };
 
 struct SelectorData {
@@ -365,14 +369,31 @@ class Evaluator {
       auto& d = load(vs, true);
       int64_t maxt = at_time(vs, ts) - vs.offset_ms;
       int64_t mint = maxt - e.range_ms;
-      for (const auto& s : d.series) {
-        auto lo = std::lower_bound(s.points.begin(), s.points.end(), mint,
-                                   [](const Point& p, int64_t t) { return p.t < t; });
-        auto hi = std::upper_bound(lo, s.points.end(), maxt,
-                                   [](int64_t t, const Point& p) { return t < p.t; });
+      for (auto& s : d.series) {
+        const Point* pts = s.points.data();
+        const size_t n = s.points.size();
+        size_t lo = s.cursor;
+        if (lo > n || (lo > 0 && pts[lo - 1].t >= mint)) lo = 0;  // moved back (subquery)
+        for (int walk = 0; lo < n && pts[lo].t < mint; ++lo)
+          if (++walk == 8) {  // far ahead: search the rest
+            lo = static_cast<size_t>(
+                std::lower_bound(pts + lo, pts + n, mint,
+                                 [](const Point& p, int64_t t) { return p.t < t; }) -
+                pts);
+            break;
+          }
+        s.cursor = lo;
+        size_t hi = lo;
+        for (int walk = 0; hi < n && pts[hi].t <= maxt; ++hi)
+          if (++walk == 16) {
+            hi = static_cast<size_t>(
+                std::upper_bound(pts + hi, pts + n, maxt,
+                                 [](int64_t t, const Point& p) { return t < p.t; }) -
+                pts);
+            break;
+          }
         if (lo == hi) continue;
-        out.push_back(
-            Window{&s, s.labels, std::span<const Point>(&*lo, static_cast<size_t>(hi - lo))});
+        out.push_back(Window{&s, s.labels, std::span<const Point>(pts + lo, hi - lo)});
       }
       return;
     }
