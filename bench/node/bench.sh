@@ -10,8 +10,13 @@
 #    [collectors.node] (interval = PERIOD) and /metrics, and
 #    prometheus-node-exporter with the same 17 collectors, run side by side
 #    on free loopback ports and scraped N times each, every PERIOD seconds.
-#    Prints CPU seconds per scrape (utime+stime from /proc/PID/stat) and RSS
-#    (VmRSS, VmHWM) of both. Without the host it measures only the plugin.
+#    Prints CPU seconds per scrape (utime+stime from /proc/PID/stat), RSS
+#    (VmRSS, VmHWM, and VmRSS split into anonymous and file-backed pages) of
+#    both, and the machine's load average before and after the run (the
+#    figures are only comparable at similar load). Without the host it
+#    measures only the plugin.
+#    COLLECT_ON_SCRAPE=1: moni collects on each scrape (prom_exposition
+#    collect_on_scrape, collector interval 1h) instead of every PERIOD.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-${MONI_BENCH_BUILD_DIR:-$repo/build}}" && pwd)
@@ -72,6 +77,9 @@ pids+=("$ne_pid")
 
 moni_port=$(free_port)
 interval_ms=$(awk -v p="$PERIOD" 'BEGIN{printf "%d", p*1000}')
+collect_opt=""
+interval="${interval_ms}ms"
+if [[ ${COLLECT_ON_SCRAPE:-0} == 1 ]]; then collect_opt="collect_on_scrape = true"; interval="1h"; fi
 cat >"$tmp/moni.toml" <<TOML
 [host]
 listen = "127.0.0.1:$moni_port"
@@ -79,10 +87,11 @@ data_dir = "$tmp/data"
 log_level = "warn"
 
 [collectors.node]
-interval = "${interval_ms}ms"
+interval = "$interval"
 
 [outputs.metrics]
 plugin = "prom_exposition"
+$collect_opt
 
 [pipelines.local]
 collectors = ["node"]
@@ -101,6 +110,7 @@ for _ in 1 2; do  # warm-up
   curl -sf -o /dev/null "http://127.0.0.1:$moni_port/metrics"
 done
 
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 ne0=$(cpu_ticks "$ne_pid"); moni0=$(cpu_ticks "$moni_pid")
 ne_bytes=0; moni_bytes=0
 for _ in $(seq "$N"); do
@@ -109,19 +119,30 @@ for _ in $(seq "$N"); do
   sleep "$PERIOD"
 done
 ne1=$(cpu_ticks "$ne_pid"); moni1=$(cpu_ticks "$moni_pid")
+load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
-echo "== $N scrapes every ${PERIOD}s (moni collects every ${interval_ms}ms)"
+if [[ $interval == 1h ]]; then
+  echo "== $N scrapes every ${PERIOD}s (moni collects on each scrape)"
+else
+  echo "== $N scrapes every ${PERIOD}s (moni collects every ${interval_ms}ms)"
+fi
+echo "load average before: $load0, after: $load1 ($(nproc) cores)"
 awk -v n="$N" -v tick="$tick" \
   -v ne_cpu="$((ne1 - ne0))" -v moni_cpu="$((moni1 - moni0))" \
   -v ne_rss="$(status_kib "$ne_pid" VmRSS)" -v moni_rss="$(status_kib "$moni_pid" VmRSS)" \
   -v ne_hwm="$(status_kib "$ne_pid" VmHWM)" -v moni_hwm="$(status_kib "$moni_pid" VmHWM)" \
+  -v ne_anon="$(status_kib "$ne_pid" RssAnon)" -v moni_anon="$(status_kib "$moni_pid" RssAnon)" \
+  -v ne_file="$(status_kib "$ne_pid" RssFile)" -v moni_file="$(status_kib "$moni_pid" RssFile)" \
   -v ne_b="$ne_bytes" -v moni_b="$moni_bytes" 'BEGIN {
   ne_ms = ne_cpu / tick * 1000 / n; moni_ms = moni_cpu / tick * 1000 / n
-  printf "%-15s %16s %12s %12s %14s\n", "", "CPU ms/scrape", "VmRSS MiB", "VmHWM MiB", "body bytes"
-  printf "%-15s %16.2f %12.1f %12.1f %14d\n", "node_exporter", ne_ms, ne_rss/1024, ne_hwm/1024, ne_b
-  printf "%-15s %16.2f %12.1f %12.1f %14d\n", "moni", moni_ms, moni_rss/1024, moni_hwm/1024, moni_b
+  printf "%-15s %14s %10s %10s %10s %10s %12s\n", "", "CPU ms/scrape", "VmRSS MiB", "anon MiB", "file MiB", "VmHWM MiB", "body bytes"
+  printf "%-15s %14.2f %10.1f %10.1f %10.1f %10.1f %12d\n", "node_exporter", ne_ms, ne_rss/1024, ne_anon/1024, ne_file/1024, ne_hwm/1024, ne_b
+  printf "%-15s %14.2f %10.1f %10.1f %10.1f %10.1f %12d\n", "moni", moni_ms, moni_rss/1024, moni_anon/1024, moni_file/1024, moni_hwm/1024, moni_b
   if (ne_ms > 0) printf "moni/node_exporter CPU: %.3f (goal <= 0.200)\n", moni_ms / ne_ms
   if (ne_rss > 0) printf "moni/node_exporter RSS: %.3f (goal <= 0.333)\n", moni_rss / ne_rss
   printf "(CPU resolution: 1/%d s over %d scrapes = %.2f ms/scrape)\n", tick, n, 1000 / tick / n
 }'
+echo "moni's largest mappings (KiB resident):"
+awk '/^[0-9a-f]+-[0-9a-f]+ / {f=$6} /^Rss:/ {if (f != "") r[f]+=$2} END {for (k in r) if (r[k] >= 256) printf "  %6d  %s\n", r[k], k}' \
+  "/proc/$moni_pid/smaps" | sort -rn | head -8

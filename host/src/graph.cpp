@@ -1,5 +1,6 @@
 #include "graph.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <moni/batch.hpp>
 
@@ -42,11 +43,14 @@ int append_to_batch(void* ctx, const moni_batch* b) {
 struct CollectCtx {
   Graph* graph;
   CollectorJob* job;
+  std::chrono::steady_clock::duration delivering{};
 };
 
 int deliver_collected(void* ctx, const moni_batch* b) {
   auto* c = static_cast<CollectCtx*>(ctx);
+  auto t0 = std::chrono::steady_clock::now();
   for (Pipeline* p : c->job->pipelines) c->graph->deliver(*p, *b);
+  c->delivering += std::chrono::steady_clock::now() - t0;
   return MONI_OK;
 }
 
@@ -90,14 +94,77 @@ void Graph::deliver_from(Pipeline& p, size_t stage, const moni_batch& batch) {
   for (Pipeline* f : p.forwards) deliver_from(*f, 0, batch);
 }
 
-Result<void> Graph::run_collector(CollectorJob& job, int64_t now_ms) {
+void CollectorJob::finish(std::string error) {
+  {
+    std::lock_guard lock(mu_);
+    ++finished_;
+    last_error_ = std::move(error);
+    on_demand = false;
+    running = false;
+  }
+  cv_.notify_all();
+}
+
+bool CollectorJob::claim(uint64_t& target, bool on_demand_run) {
+  std::lock_guard lock(mu_);
+  // Under mu_, a running collection has not counted itself in finished_ yet.
+  target = finished_ + 1;
+  if (running.exchange(true)) return false;
+  on_demand = on_demand_run;
+  return true;
+}
+
+bool CollectorJob::wait(uint64_t target, std::chrono::steady_clock::time_point deadline,
+                        std::string& error) {
+  std::unique_lock lock(mu_);
+  if (!cv_.wait_until(lock, deadline, [&] { return finished_ >= target; })) return false;
+  error = last_error_;
+  return true;
+}
+
+Result<void> Graph::run_collector(CollectorJob& job, int64_t now_ms, double* deliver_s) {
   CollectCtx ctx{this, &job};
   Instance& inst = *job.instance;
+  Result<void> r;
   if (inst.config().builtin_self) {
     if (builtin_collect) builtin_collect(now_ms, &deliver_collected, &ctx);
-    return {};
+  } else {
+    r = inst.collect(now_ms, &deliver_collected, &ctx);
   }
-  return inst.collect(now_ms, &deliver_collected, &ctx);
+  if (deliver_s) *deliver_s = std::chrono::duration<double>(ctx.delivering).count();
+  return r;
+}
+
+std::vector<CollectorJob*> Graph::jobs_feeding(const Instance& sink) const {
+  // Pipelines whose batches reach `sink`: its own, then whatever forwards
+  // into one of those (to a fixed point; forward graphs are small).
+  std::vector<const Pipeline*> reach;
+  for (const auto& p : pipelines)
+    for (const auto& s : p->sinks)
+      if (s.get() == &sink) {
+        reach.push_back(p.get());
+        break;
+      }
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (const auto& p : pipelines) {
+      if (std::find(reach.begin(), reach.end(), p.get()) != reach.end()) continue;
+      for (const Pipeline* f : p->forwards)
+        if (std::find(reach.begin(), reach.end(), f) != reach.end()) {
+          reach.push_back(p.get());
+          grew = true;
+          break;
+        }
+    }
+  }
+  std::vector<CollectorJob*> out;
+  for (const auto& j : jobs)
+    for (const Pipeline* p : j->pipelines)
+      if (std::find(reach.begin(), reach.end(), p) != reach.end()) {
+        out.push_back(j.get());
+        break;
+      }
+  return out;
 }
 
 const moni_storage_reader* Graph::storage(std::string_view name) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -36,11 +37,33 @@ struct Pipeline {
   std::shared_ptr<std::atomic<uint64_t>> samples;
 };
 
-/// A collector and where its batches go.
+/// A collector and where its batches go. One collection of it runs at a
+/// time: whoever sets `running` (a timer tick, or collect_now) runs it and
+/// then calls finish(); collect_now callers that find it running wait for
+/// that collection instead of starting another one.
 struct CollectorJob {
   std::shared_ptr<Instance> instance;
   std::vector<Pipeline*> pipelines;
   std::atomic<bool> running{false};
+  /// The running collection was started by collect_now (a tick that finds it
+  /// running skips quietly: the samples it would collect are being collected).
+  std::atomic<bool> on_demand{false};
+
+  /// Ends the running collection; `error` is empty on success.
+  void finish(std::string error);
+  /// Claims the job when it is idle (true: the caller must run it and
+  /// finish() it). `target` is the count of finished collections at which
+  /// the collection started now or already running will have ended.
+  bool claim(uint64_t& target, bool on_demand_run);
+  /// Waits until `target` collections finished or `deadline` passed; false
+  /// on timeout. `error` receives the error of the last finished collection.
+  bool wait(uint64_t target, std::chrono::steady_clock::time_point deadline, std::string& error);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t finished_ = 0;   // guarded by mu_
+  std::string last_error_;  // guarded by mu_
 };
 
 /// Thread-safety: immutable after build(); deliver() may run on any thread
@@ -57,7 +80,12 @@ class Graph {
   /// Passes `batch` (from a collector) through `p`.
   void deliver(Pipeline& p, const moni_batch& batch);
   /// Runs one collection of `job` and delivers what it emits; false on error.
-  Result<void> run_collector(CollectorJob& job, int64_t now_ms);
+  /// `deliver_s` receives the time spent delivering (processors and sinks),
+  /// which the collector's own duration leaves out.
+  Result<void> run_collector(CollectorJob& job, int64_t now_ms, double* deliver_s = nullptr);
+  /// The collector jobs whose batches reach `sink` (pipelines it is a sink
+  /// of, and the pipelines forwarding to those).
+  std::vector<CollectorJob*> jobs_feeding(const Instance& sink) const;
 
   /// The storage instances' reader by name (empty: the only one).
   const moni_storage_reader* storage(std::string_view name);

@@ -36,7 +36,8 @@ class HostServices {
 /// Counters of one instance (kept across reloads while the instance is).
 struct InstanceStats {
   std::atomic<uint64_t> runs{0}, errors{0}, skipped{0}, timeouts{0}, write_errors{0};
-  std::atomic<double> last_duration_s{0};
+  /// The last collect call, and the delivery of what it emitted.
+  std::atomic<double> last_duration_s{0}, last_delivery_s{0};
 };
 
 /// Thread-safety: collect/process/write/flush are serialized by the instance

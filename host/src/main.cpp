@@ -2,7 +2,10 @@
 // commands, version and help.
 #include <moni/plugin_abi.h>
 
+#include <malloc.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <moni/version.hpp>
 #include <optional>
@@ -117,6 +120,10 @@ int main(int argc, char** argv) {
     if (!a.positional.empty())
       return usage_error("run: unexpected argument '" + a.positional[0] + "'");
     if (!a.config) return usage_error("run: --config FILE is required");
+    // glibc gives each thread that allocates an arena of its own (up to
+    // 8 per core); moni allocates little and off the hot path, so one
+    // arena keeps about 0.5 MiB of RSS away (MALLOC_ARENA_MAX overrides).
+    if (!std::getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 1);
     return moni::host::run_host({*a.config, a.listen, a.data_dir});
   }
   if (cmd == "check-config") {

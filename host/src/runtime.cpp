@@ -5,13 +5,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <malloc.h>
+
 #include <csignal>
 #include <filesystem>
 #include <moni/duration.hpp>
 #include <random>
 #include <thread>
 
-#include "exposition_text.hpp"
 #include "graph.hpp"
 #include "host_config.hpp"
 #include "http_server.hpp"
@@ -87,6 +88,7 @@ class Runtime final : public HostServices {
     }
     schedule(graph);
     ready_ = true;
+    malloc_trim(0);  // what config parsing and plugin loading freed goes back now
 
     std::function<void(const boost::system::error_code&, int)> on_signal =
         [&](const boost::system::error_code& e, int sig) {
@@ -131,10 +133,46 @@ class Runtime final : public HostServices {
     return {};
   }
 
+  // One cycle of every collector feeding `caller`, on the pool; a collector
+  // already collecting (its tick, or another scrape's collect_now) is waited
+  // for instead of run twice. Its batches go to all of its pipelines' sinks,
+  // like a timer cycle's: storage and every output see the same samples.
   Result<void> collect_now(Instance& caller, int64_t timeout_ms) override {
-    (void)caller;
-    (void)timeout_ms;
-    return make_error("collect_now is not implemented by this host yet");
+    if (stopping_) return make_error("collect_now: moni is stopping");
+    std::shared_ptr<Graph> g;
+    {
+      std::lock_guard lock(mu_);
+      g = graph_;
+    }
+    if (!g) return make_error("collect_now: no running configuration");
+    std::vector<CollectorJob*> jobs = g->jobs_feeding(caller);
+    if (jobs.empty())
+      return make_error("collect_now: instance '" + caller.name() +
+                        "' is a sink of no pipeline with collectors");
+    if (timeout_ms <= 0)
+      for (const CollectorJob* j : jobs)
+        timeout_ms = std::max(timeout_ms, j->instance->config().timeout_ms);
+    auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    std::vector<uint64_t> targets(jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      CollectorJob* job = jobs[i];
+      if (!job->claim(targets[i], true)) continue;  // in flight: share it
+      g->enter();
+      net::post(*pool_, [g, job] {
+        run_job(*g, *job);
+        g->leave();
+      });
+    }
+    std::string errors;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      std::string e;
+      if (!jobs[i]->wait(targets[i], deadline, e))
+        e = "no result within " + format_duration_ms(timeout_ms);
+      if (!e.empty())
+        errors += (errors.empty() ? "" : "; ") + jobs[i]->instance->label() + ": " + e;
+    }
+    if (!errors.empty()) return make_error("collect_now: " + errors);
+    return {};
   }
 
   const moni_storage_reader* storage(Instance& caller, std::string_view name) override {
@@ -238,10 +276,8 @@ class Runtime final : public HostServices {
                     std::lock_guard lock(mu_);
                     g = graph_;
                   }
-                  Batch b;
-                  if (g) collect_self_metrics(*g, counters_, stats_, b);
-                  d.body = render_prometheus_text(b.view());
-                  d.headers.emplace_back("Content-Type", kTextContentType);
+                  if (g) render_self_metrics(*g, counters_, stats_, d.body);
+                  d.headers.emplace_back("Content-Type", kSelfMetricsContentType);
                 }});
   }
 
@@ -286,33 +322,45 @@ class Runtime final : public HostServices {
 
   void tick(const std::shared_ptr<Graph>& g, CollectorJob& job) {
     Instance& inst = *job.instance;
-    if (job.running.exchange(true)) {
+    uint64_t target;
+    if (!job.claim(target, false)) {
+      // A scrape's collect_now is collecting right now: nothing to skip.
+      if (job.on_demand) return;
       inst.stats().skipped++;
       log_warn(inst.label(), "previous collection still running; skipping this one");
       return;
     }
     g->enter();
     net::post(*pool_, [g, &job] {
-      Instance& in = *job.instance;
-      auto t0 = Clock::now();
-      auto r = g->run_collector(job, wall_ms());
-      double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-      auto& st = in.stats();
-      st.runs++;
-      st.last_duration_s = secs;
-      if (!r) {
-        st.errors++;
-        log_warn(in.label(), "collect failed: " + r.error().message);
-      } else if (secs * 1000 > static_cast<double>(in.config().timeout_ms)) {
-        st.errors++;
-        st.timeouts++;
-        log_warn(in.label(), "collection took " + std::to_string(secs) +
-                                 "s, more than its timeout " +
-                                 format_duration_ms(in.config().timeout_ms));
-      }
-      job.running = false;
+      run_job(*g, job);
       g->leave();
     });
+  }
+
+  // Worker thread: one claimed collection of `job`, with its counters.
+  static void run_job(Graph& g, CollectorJob& job) {
+    Instance& in = *job.instance;
+    auto t0 = Clock::now();
+    double deliver_s = 0;
+    auto r = g.run_collector(job, wall_ms(), &deliver_s);
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    auto& st = in.stats();
+    st.runs++;
+    st.last_duration_s = std::max(0.0, secs - deliver_s);
+    st.last_delivery_s = deliver_s;
+    std::string error;
+    if (!r) {
+      st.errors++;
+      error = r.error().message;
+      log_warn(in.label(), "collect failed: " + error);
+    } else if (secs * 1000 > static_cast<double>(in.config().timeout_ms)) {
+      st.errors++;
+      st.timeouts++;
+      error = "collection took " + std::to_string(secs) + "s, more than its timeout " +
+              format_duration_ms(in.config().timeout_ms);
+      log_warn(in.label(), error);
+    }
+    job.finish(std::move(error));
   }
 
   // ---- reload (SIGHUP)

@@ -1,5 +1,6 @@
 #include "self_metrics.hpp"
 
+#include <moni/text_format.hpp>
 #include <moni/version.hpp>
 #include <string>
 
@@ -32,19 +33,24 @@ void collect_self_metrics(Graph& graph, const PipelineCounters& counters, const 
     const char* help;
   };
   const Family dur{"moni_collector_duration_seconds", MetricType::Gauge,
-                   "Duration of the last collection of a collector instance."};
+                   "Duration of the last collection of a collector instance (its collect call, "
+                   "without the delivery of its samples)."};
+  const Family del{"moni_collector_delivery_seconds", MetricType::Gauge,
+                   "Time the samples of the last collection took to go through processors and "
+                   "sinks (a storage write includes its commit)."};
   const Family runs{"moni_collector_runs_total", MetricType::Counter,
                     "Collections run by a collector instance."};
   const Family errs{"moni_collector_errors_total", MetricType::Counter,
                     "Collections that failed or exceeded their timeout."};
   const Family skip{"moni_collector_skipped_total", MetricType::Counter,
                     "Ticks skipped because the previous collection was still running."};
-  for (const Family* f : {&dur, &runs, &errs, &skip}) out.describe(f->name, f->type, f->help);
+  for (const Family* f : {&dur, &del, &runs, &errs, &skip}) out.describe(f->name, f->type, f->help);
   for (auto& [name, inst] : graph.instances) {
     if (inst->kind() != MONI_KIND_COLLECTOR) continue;
     auto& s = inst->stats();
     std::initializer_list<LabelRef> l = {{"instance", name}, {"plugin", inst->plugin_name()}};
     out.add(dur.name, l, s.last_duration_s.load());
+    out.add(del.name, l, s.last_delivery_s.load());
     out.add(runs.name, l, static_cast<double>(s.runs.load()));
     out.add(errs.name, l, static_cast<double>(s.errors.load()));
     out.add(skip.name, l, static_cast<double>(s.skipped.load()));
@@ -79,6 +85,13 @@ void collect_self_metrics(Graph& graph, const PipelineCounters& counters, const 
   out.add("moni_config_reloads_total", {{"result", "failure"}},
           static_cast<double>(stats.reloads_failure.load()));
   for (auto& [name, inst] : graph.instances) inst->self_metrics(&append_to_batch, &out);
+}
+
+void render_self_metrics(Graph& graph, const PipelineCounters& counters, const HostStats& stats,
+                         std::string& out) {
+  Batch b;
+  collect_self_metrics(graph, counters, stats, b);
+  text::render(b.view(), out);
 }
 
 }  // namespace moni::host

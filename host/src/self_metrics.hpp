@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <moni/batch.hpp>
+#include <string>
 
 #include "graph.hpp"
 
@@ -19,5 +20,12 @@ struct HostStats {
 /// to `out`. Thread-safety: safe concurrently with the graph running.
 void collect_self_metrics(Graph& graph, const PipelineCounters& counters, const HostStats& stats,
                           Batch& out);
+
+inline constexpr const char* kSelfMetricsContentType = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The same metrics as Prometheus text 0.0.4, appended to `out` (the
+/// host's /metrics when no plugin serves it).
+void render_self_metrics(Graph& graph, const PipelineCounters& counters, const HostStats& stats,
+                         std::string& out);
 
 }  // namespace moni::host

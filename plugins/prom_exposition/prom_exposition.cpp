@@ -9,9 +9,13 @@
 #include <moni/text_format.hpp>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <unordered_set>
+#include <vector>
 
 namespace {
 
@@ -35,7 +39,9 @@ class PromExposition : public moni::Output {
 # federate = true            # serve /federate from storage when one exists
 # federate_path = "/federate"
 # federate_lookback = "5m"   # newest sample at most this old per series
-# storage = ""               # storage instance for /federate ("" = the only one))TOML";
+# storage = ""               # storage instance for /federate ("" = the only one)
+# collect_on_scrape = false  # run the pipelines' collectors on each /metrics request
+# collect_timeout = "10s"    # at most this long (or the scraper's timeout) per collection)TOML";
 
   PromExposition(moni::Context& ctx, const moni::ConfigView& cfg) : ctx_(ctx) {
     moni::ConfigReader r(cfg, "prom_exposition[" + std::string(ctx.instance_name()) + "]");
@@ -48,12 +54,15 @@ class PromExposition : public moni::Output {
     federate_path_ = r.string("federate_path", "/federate");
     lookback_ms_ = r.duration_ms("federate_lookback", 5 * 60 * 1000);
     storage_name_ = r.string("storage", "");
+    collect_on_scrape_ = r.boolean("collect_on_scrape", false);
+    collect_timeout_ms_ = r.duration_ms("collect_timeout", 10 * 1000);
     if (path_.empty() || path_[0] != '/')
       r.error(r.raw("path"), "path must start with '/' (got \"" + path_ + "\")");
     if (federate_path_.empty() || federate_path_[0] != '/')
       r.error(r.raw("federate_path"), "federate_path must start with '/'");
     if (stale_after_ms_ <= 0) r.error(r.raw("stale_after"), "stale_after must be > 0");
     if (lookback_ms_ <= 0) r.error(r.raw("federate_lookback"), "federate_lookback must be > 0");
+    if (collect_timeout_ms_ <= 0) r.error(r.raw("collect_timeout"), "collect_timeout must be > 0");
     r.finish();
     store_.emplace(stale_after_ms_);
   }
@@ -96,6 +105,11 @@ class PromExposition : public moni::Output {
             static_cast<double>(metrics_requests_.load()));
     out.add("moni_prom_exposition_requests_total", {{"instance_name", inst}, {"route", "federate"}},
             static_cast<double>(federate_requests_.load()));
+    out.describe("moni_prom_exposition_collect_errors_total", moni::MetricType::Counter,
+                 "Scrapes whose collection (collect_on_scrape) failed or timed out; they were "
+                 "answered with the samples held.");
+    out.add("moni_prom_exposition_collect_errors_total", {{"instance_name", inst}},
+            static_cast<double>(collect_errors_.load()));
     out.describe("moni_prom_exposition_render_seconds", moni::MetricType::Gauge,
                  "Time the last /metrics response took to render.");
     out.add("moni_prom_exposition_render_seconds", {{"instance_name", inst}},
@@ -135,23 +149,54 @@ class PromExposition : public moni::Output {
       resp.body("prom_exposition: only GET is allowed on " + path_ + "\n");
       return;
     }
+    if (collect_on_scrape_) collect(req);
     text::Format f = format_for(req);
     std::string body;
     auto t0 = std::chrono::steady_clock::now();
+    auto renderer = take_renderer();
     store_->snapshot(ctx_.now_ms(), [&](std::span<const moni_sample> s,
                                         std::span<const moni_metadata> m) {
       moni_batch b{s.data(), s.size(), m.data(), m.size()};
       text::RenderOptions o;
       o.format = f;
       o.timestamps = timestamps_;
-      text::Renderer r;
-      r.render(b, body, o);
+      renderer->render(b, body, o);
     });
+    give_back(std::move(renderer));
     last_render_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now() - t0)
                           .count();
     if (req.method() == "HEAD") body.clear();
     respond(req, resp, f, body);
+  }
+
+  // collect_on_scrape: one fresh cycle of our pipelines before rendering,
+  // bounded by collect_timeout and the scraper's own timeout (Prometheus
+  // sends it); on failure the samples held are served.
+  void collect(const moni::HttpRequest& req) {
+    int64_t timeout = collect_timeout_ms_;
+    std::string_view hs = req.header("x-prometheus-scrape-timeout-seconds");
+    double secs = 0;
+    if (!hs.empty() && std::from_chars(hs.data(), hs.data() + hs.size(), secs).ec == std::errc() &&
+        secs > 0)
+      timeout = std::min<int64_t>(timeout, std::max<int64_t>(1, static_cast<int64_t>(secs * 900)));
+    if (auto r = ctx_.collect_now(timeout); !r) {
+      ++collect_errors_;
+      ctx_.warn("prom_exposition: collect on scrape: " + r.error().message);
+    }
+  }
+
+  // Renderers keep their buffers between scrapes; one per concurrent scrape.
+  std::unique_ptr<text::Renderer> take_renderer() {
+    std::lock_guard lock(renderers_mu_);
+    if (renderers_.empty()) return std::make_unique<text::Renderer>();
+    auto r = std::move(renderers_.back());
+    renderers_.pop_back();
+    return r;
+  }
+  void give_back(std::unique_ptr<text::Renderer> r) {
+    std::lock_guard lock(renderers_mu_);
+    renderers_.push_back(std::move(r));
   }
 
   void serve_federate(const moni::HttpRequest& req, moni::HttpResponse& resp) {
@@ -226,9 +271,13 @@ class PromExposition : public moni::Output {
   std::string path_, federate_path_, storage_name_;
   int64_t stale_after_ms_ = 0, lookback_ms_ = 0;
   bool timestamps_ = false, openmetrics_ = true, gzip_ = true, federate_ = true;
+  bool collect_on_scrape_ = false;
+  int64_t collect_timeout_ms_ = 0;
+  std::mutex renderers_mu_;
+  std::vector<std::unique_ptr<text::Renderer>> renderers_;
   std::optional<SeriesStore> store_;
   std::optional<moni::StorageClient> storage_;
-  std::atomic<uint64_t> metrics_requests_{0}, federate_requests_{0};
+  std::atomic<uint64_t> metrics_requests_{0}, federate_requests_{0}, collect_errors_{0};
   std::atomic<int64_t> last_render_ns_{0};
 };
 

@@ -1,65 +1,132 @@
 #include "series_store.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 
 namespace moni::expo {
 
+bool SeriesStore::same(const Entry& e, const moni_sample& s) {
+  if (e.labels.size() != s.label_count) return false;
+  for (uint32_t i = 0; i < s.label_count; ++i) {
+    const moni_label& a = e.labels[i];
+    const moni_label& b = s.labels[i];
+    if (a.name.len != b.name.len || a.value.len != b.value.len ||
+        std::memcmp(a.value.ptr, b.value.ptr, a.value.len) != 0 ||
+        std::memcmp(a.name.ptr, b.name.ptr, a.name.len) != 0)
+      return false;
+  }
+  return true;
+}
+
+uint64_t SeriesStore::hash_of(const moni_sample& s) {
+  uint64_t h = s.label_count;
+  std::hash<std::string_view> hs;
+  for (uint32_t i = 0; i < s.label_count; ++i) {
+    h = (h ^ hs(sv(s.labels[i].name))) * 0x9E3779B97F4A7C15ull;
+    h = (h ^ hs(sv(s.labels[i].value))) * 0xC2B2AE3D27D4EB4Full;
+  }
+  return h ^ (h >> 29);
+}
+
+SeriesStore::Entry* SeriesStore::find(uint64_t hash, const moni_sample& s) {
+  auto [it, end] = series_.equal_range(hash);
+  for (; it != end; ++it)
+    if (same(it->second, s)) return &it->second;
+  return nullptr;
+}
+
+SeriesStore::Entry& SeriesStore::insert(uint64_t hash, const moni_sample& s) {
+  Entry& e = series_.emplace(hash, Entry{})->second;
+  size_t bytes = 0;
+  for (uint32_t i = 0; i < s.label_count; ++i)
+    bytes += s.labels[i].name.len + s.labels[i].value.len;
+  e.text = std::make_unique<char[]>(bytes ? bytes : 1);
+  e.labels.resize(s.label_count);
+  char* p = e.text.get();
+  for (uint32_t i = 0; i < s.label_count; ++i) {
+    const moni_label& l = s.labels[i];
+    std::memcpy(p, l.name.ptr, l.name.len);
+    e.labels[i].name = {p, l.name.len};
+    p += l.name.len;
+    std::memcpy(p, l.value.ptr, l.value.len);
+    e.labels[i].value = {p, l.value.len};
+    p += l.value.len;
+  }
+  e.seq = next_seq_++;
+  return e;
+}
+
+bool SeriesStore::erase(const moni_sample& s) {
+  auto [it, end] = series_.equal_range(hash_of(s));
+  for (; it != end; ++it)
+    if (same(it->second, s)) {
+      series_.erase(it);
+      ++epoch_;
+      return true;
+    }
+  return false;
+}
+
+void SeriesStore::update_metadata(const moni_metadata& m) {
+  std::string_view family = sv(m.family);
+  auto it = meta_.find(family);
+  if (it == meta_.end()) {
+    Metadata md{std::string(family), static_cast<MetricType>(m.type), std::string(sv(m.help)),
+                std::string(sv(m.unit))};
+    meta_.emplace(std::string(family), std::move(md));
+    meta_view_.clear();
+    return;
+  }
+  Metadata& md = it->second;
+  auto type = static_cast<MetricType>(m.type);
+  if (md.type == type && md.help == sv(m.help) && md.unit == sv(m.unit)) return;
+  md.type = type;
+  md.help.assign(sv(m.help));
+  md.unit.assign(sv(m.unit));
+  meta_view_.clear();
+}
+
 void SeriesStore::write(const BatchView& batch, int64_t now_ms) {
   std::unique_lock lock(mu_);
   bool changed = false;
-  for (const auto& m : batch.metadata()) {
-    Metadata& md = meta_[std::string(sv(m.family))];
-    md.family.assign(sv(m.family));
-    md.type = static_cast<MetricType>(m.type);
-    md.help.assign(sv(m.help));
-    md.unit.assign(sv(m.unit));
+  for (const auto& m : batch.metadata()) update_metadata(m);
+  if (meta_view_.size() != meta_.size()) {
+    meta_view_.clear();
+    meta_view_.reserve(meta_.size());
+    for (const auto& [family, m] : meta_)
+      meta_view_.push_back({ms(m.family), static_cast<uint32_t>(m.type), ms(m.help), ms(m.unit)});
   }
+  Entry* prev = nullptr;
   for (const moni_sample& s : batch.samples()) {
-    std::string_view name = find_label(s.labels, s.label_count, kMetricNameLabel);
-    key_.assign(name);
-    for (uint32_t i = 0; i < s.label_count; ++i) {
-      std::string_view n = sv(s.labels[i].name);
-      if (n == kMetricNameLabel) continue;
-      key_ += '\0';
-      key_ += n;
-      key_ += '\0';
-      key_ += sv(s.labels[i].value);
-    }
     if (is_stale_nan(s.value)) {
-      changed |= series_.erase(key_) > 0;
+      changed |= erase(s);
+      prev = nullptr;  // may have been the erased one
       continue;
     }
-    auto [it, inserted] = series_.try_emplace(key_);
-    Entry& e = it->second;
-    if (inserted) {
-      changed = true;
-      // Labels point into the node's key, which never moves.
-      const std::string& k = it->first;
-      const char* base = k.data();
-      e.labels.reserve(s.label_count);
-      size_t pos = name.size();
-      bool name_done = false;
-      for (uint32_t i = 0; i < s.label_count; ++i) {
-        std::string_view n = sv(s.labels[i].name);
-        if (n == kMetricNameLabel) {
-          e.labels.push_back({ms(kMetricNameLabel), {base, name.size()}});
-          name_done = true;
-          continue;
-        }
-        size_t npos = pos + 1;
-        size_t vpos = npos + n.size() + 1;
-        e.labels.push_back({{base + npos, n.size()}, {base + vpos, s.labels[i].value.len}});
-        pos = vpos + s.labels[i].value.len;
+    Entry* e = nullptr;
+    if (prev && prev->next_epoch == epoch_ && prev->next && same(*prev->next, s)) {
+      e = prev->next;
+    } else {
+      uint64_t h = hash_of(s);
+      e = find(h, s);
+      if (!e) {
+        e = &insert(h, s);
+        changed = true;
+        e->value = s.value;
+        e->ts_ms = s.timestamp_ms;
       }
-      (void)name_done;
-      e.seq = next_seq_++;
+      if (prev) {
+        prev->next = e;
+        prev->next_epoch = epoch_;
+      }
     }
+    prev = e;
     // A sample older than what is held (out-of-order pipelines) is ignored.
-    if (!inserted && s.timestamp_ms < e.ts_ms) continue;
-    e.value = s.value;
-    e.ts_ms = s.timestamp_ms;
-    e.seen_ms = now_ms;
+    if (s.timestamp_ms < e->ts_ms) continue;
+    e->value = s.value;
+    e->ts_ms = s.timestamp_ms;
+    e->seen_ms = now_ms;
   }
   // Purge expired series at most once per stale_after/4.
   if (now_ms - last_purge_ms_ >= std::max<int64_t>(stale_after_ms_ / 4, 1000)) {
@@ -68,6 +135,7 @@ void SeriesStore::write(const BatchView& batch, int64_t now_ms) {
       if (it->second.seen_ms + stale_after_ms_ < now_ms) {
         it = series_.erase(it);
         changed = true;
+        ++epoch_;
       } else {
         ++it;
       }
@@ -78,7 +146,7 @@ void SeriesStore::write(const BatchView& batch, int64_t now_ms) {
     // histogram buckets in their ascending order).
     order_.clear();
     order_.reserve(series_.size());
-    for (const auto& [k, e] : series_) order_.push_back(&e);
+    for (const auto& [h, e] : series_) order_.push_back(&e);
     std::sort(order_.begin(), order_.end(),
               [](const Entry* a, const Entry* b) { return a->seq < b->seq; });
   }

@@ -2,9 +2,9 @@
 // output, with family metadata, expiring series not refreshed for a while.
 #pragma once
 
-#include <moni/sdk.hpp>
-
 #include <cstdint>
+#include <memory>
+#include <moni/sdk.hpp>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -12,8 +12,14 @@
 
 namespace moni::expo {
 
-/// Thread-safety: write()/expire() take an exclusive lock, snapshot() a
-/// shared one; safe to call from any thread.
+/// Thread-safety: write() takes an exclusive lock, snapshot() a shared one;
+/// safe to call from any thread.
+///
+/// Cost: a collector emits the same series in the same order every cycle,
+/// so each series remembers the one that followed it in the last batch; a
+/// write() then compares each sample with the predicted series (no hashing,
+/// no allocation) and falls back to a hash lookup only when the prediction
+/// misses (new series, reordered or interleaved batches).
 class SeriesStore {
  public:
   explicit SeriesStore(int64_t stale_after_ms) : stale_after_ms_(stale_after_ms) {}
@@ -32,14 +38,10 @@ class SeriesStore {
     samples.reserve(order_.size());
     for (const Entry* e : order_) {
       if (e->seen_ms + stale_after_ms_ < now_ms) continue;
-      samples.push_back({e->labels.data(), static_cast<uint32_t>(e->labels.size()), e->value,
-                         e->ts_ms});
+      samples.push_back(
+          {e->labels.data(), static_cast<uint32_t>(e->labels.size()), e->value, e->ts_ms});
     }
-    std::vector<moni_metadata> meta;
-    meta.reserve(meta_.size());
-    for (const auto& [family, m] : meta_)
-      meta.push_back({ms(m.family), static_cast<uint32_t>(m.type), ms(m.help), ms(m.unit)});
-    fn(std::span<const moni_sample>(samples), std::span<const moni_metadata>(meta));
+    fn(std::span<const moni_sample>(samples), std::span<const moni_metadata>(meta_view_));
   }
 
   size_t size() const {
@@ -49,22 +51,38 @@ class SeriesStore {
 
  private:
   struct Entry {
-    std::vector<moni_label> labels;  // point into the map key
+    std::unique_ptr<char[]> text;    // label names and values, back to back
+    std::vector<moni_label> labels;  // into `text`, in the batch's order
     double value = 0;
     int64_t ts_ms = 0;
     int64_t seen_ms = 0;
     uint64_t seq = 0;  // first-seen order
+    // The series after this one in the last batch it came in (valid while
+    // next_epoch == epoch_: erasing any series invalidates them all).
+    Entry* next = nullptr;
+    uint64_t next_epoch = 0;
   };
+  struct MetaHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+
+  static bool same(const Entry& e, const moni_sample& s);
+  static uint64_t hash_of(const moni_sample& s);
+  Entry* find(uint64_t hash, const moni_sample& s);
+  Entry& insert(uint64_t hash, const moni_sample& s);
+  bool erase(const moni_sample& s);
+  void update_metadata(const moni_metadata& m);
 
   const int64_t stale_after_ms_;
   mutable std::shared_mutex mu_;
-  // Key: metric name, then "\0name\0value" per label.
-  std::unordered_map<std::string, Entry> series_;
+  std::unordered_multimap<uint64_t, Entry> series_;  // by label-set hash
   std::vector<const Entry*> order_;
-  std::unordered_map<std::string, Metadata> meta_;
-  std::string key_;
+  std::unordered_map<std::string, Metadata, MetaHash, std::equal_to<>> meta_;
+  std::vector<moni_metadata> meta_view_;  // into meta_, rebuilt when it changes
   int64_t last_purge_ms_ = 0;
   uint64_t next_seq_ = 0;
+  uint64_t epoch_ = 1;
 };
 
 }  // namespace moni::expo

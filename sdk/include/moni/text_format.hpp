@@ -979,6 +979,127 @@ struct RenderStats {
   size_t skipped = 0;   ///< samples left out: invalid names, stale markers
 };
 
+namespace detail {
+
+/// Open-addressing map from string views to small integers, reused across
+/// renders (no allocation once grown). Keys must outlive their use.
+class FlatIndex {
+ public:
+  void reset(size_t expected) {
+    size_t cap = 16;
+    while (cap < expected * 2) cap <<= 1;
+    if (slots_.size() < cap) slots_.resize(cap);
+    for (auto& sl : slots_) sl.used = false;
+    mask_ = slots_.size() - 1;
+    count_ = 0;
+  }
+  /// The value of `k`, inserting `v` when absent; second: inserted.
+  std::pair<uint32_t, bool> try_emplace(std::string_view k, uint32_t v) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    size_t h = std::hash<std::string_view>()(k);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      Slot& sl = slots_[i];
+      if (!sl.used) {
+        sl = Slot{k.data(), k.size(), h, v, true};
+        ++count_;
+        return {v, true};
+      }
+      if (sl.hash == h && sl.len == k.size() && std::memcmp(sl.ptr, k.data(), k.size()) == 0)
+        return {sl.value, false};
+    }
+  }
+  /// The value of `k`, or UINT32_MAX.
+  uint32_t find(std::string_view k) const {
+    if (!count_) return UINT32_MAX;
+    size_t h = std::hash<std::string_view>()(k);
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& sl = slots_[i];
+      if (!sl.used) return UINT32_MAX;
+      if (sl.hash == h && sl.len == k.size() && std::memcmp(sl.ptr, k.data(), k.size()) == 0)
+        return sl.value;
+    }
+  }
+
+ private:
+  struct Slot {
+    const char* ptr = nullptr;
+    size_t len = 0;
+    size_t hash = 0;
+    uint32_t value = 0;
+    bool used = false;
+  };
+  void grow() {
+    std::vector<Slot> old;
+    old.swap(slots_);
+    slots_.resize(old.empty() ? 16 : old.size() * 2);
+    mask_ = slots_.size() - 1;
+    for (const Slot& o : old) {
+      if (!o.used) continue;
+      size_t i = o.hash & mask_;
+      while (slots_[i].used) i = (i + 1) & mask_;
+      slots_[i] = o;
+    }
+  }
+  std::vector<Slot> slots_;
+  size_t mask_ = 0, count_ = 0;
+};
+
+// Raw writers for the renderer's output buffer (sized beforehand).
+inline char* put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
+inline bool needs_label_escape(const char* p, const char* e) {
+  for (; p + 8 <= e; p += 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    if (has_byte(w, '\\') | has_byte(w, '"') | has_byte(w, '\n')) return true;
+  }
+  for (; p < e; ++p)
+    if (*p == '\\' || *p == '"' || *p == '\n') return true;
+  return false;
+}
+
+// At most 2 * v.size() bytes.
+inline char* put_label_value(char* p, std::string_view v) {
+  if (!needs_label_escape(v.data(), v.data() + v.size())) return put(p, v);
+  for (char ch : v) {
+    if (ch == '\\' || ch == '"' || ch == '\n') {
+      *p++ = '\\';
+      *p++ = ch == '\n' ? 'n' : ch;
+    } else {
+      *p++ = ch;
+    }
+  }
+  return p;
+}
+
+// At most 2 * v.size() bytes.
+inline char* put_help(char* p, std::string_view v, Format f) {
+  if (!needs_label_escape(v.data(), v.data() + v.size())) return put(p, v);  // a superset
+  for (char ch : v) {
+    if (ch == '\\' || ch == '\n' || (ch == '"' && f == Format::OpenMetrics)) {
+      *p++ = '\\';
+      *p++ = ch == '\n' ? 'n' : ch;
+    } else {
+      *p++ = ch;
+    }
+  }
+  return p;
+}
+
+// At most 32 bytes; the same text as append_float().
+inline char* put_float(char* p, double v) {
+  if (std::isnan(v)) return put(p, "NaN");
+  if (std::isinf(v)) return put(p, v > 0 ? "+Inf" : "-Inf");
+  if (v == std::trunc(v) && std::fabs(v) < 9.2e18)
+    return std::to_chars(p, p + 32, static_cast<int64_t>(v)).ptr;
+  return std::to_chars(p, p + 32, v).ptr;
+}
+
+}  // namespace detail
+
 /// Renders batches as exposition text, grouping samples of a family
 /// together (families in order of first appearance, samples in batch order
 /// within a family) under their HELP/TYPE(/UNIT) lines.
@@ -1003,13 +1124,14 @@ class Renderer {
                      std::span<const moni_metadata> extra_metadata = {}) {
     RenderStats st;
     const Format f = opt.format;
-    meta_.clear();
+    metas_.clear();
+    meta_.reset(batch.metadata_count + extra_metadata.size());
     for (size_t i = 0; i < batch.metadata_count; ++i) add_meta(batch.metadata[i]);
     for (const auto& m : extra_metadata) add_meta(m);
 
     // Assign every sample a group (family), remembering first-appearance order.
     groups_.clear();
-    group_index_.clear();
+    group_index_.reset(metas_.size() + 16);
     sample_group_.assign(batch.sample_count, UINT32_MAX);
     std::string_view prev_name;
     uint32_t prev_group = UINT32_MAX;
@@ -1034,10 +1156,10 @@ class Renderer {
         continue;
       }
       Group g = classify(name, f);
-      auto [it, inserted] = group_index_.try_emplace(g.key, static_cast<uint32_t>(groups_.size()));
+      auto [gi, inserted] = group_index_.try_emplace(g.key, static_cast<uint32_t>(groups_.size()));
       if (inserted) groups_.push_back(g);
       prev_name = name;
-      prev_group = it->second;
+      prev_group = gi;
       sample_group_[i] = prev_group;
       ++groups_[prev_group].count;
     }
@@ -1056,17 +1178,25 @@ class Renderer {
       order_[g.start + g.count++] = static_cast<uint32_t>(i);
     }
 
-    out.reserve(out.size() + acc * 64 + groups_.size() * 64);
+    // One growth of `out` to an upper bound, raw writes, one trim: no
+    // per-piece capacity checks.
+    size_t bound = 16;
     for (const Group& g : groups_) {
-      write_header(out, g, f);
-      for (uint32_t k = 0; k < g.count; ++k) {
-        const moni_sample& s = batch.samples[order_[g.start + k]];
-        write_sample(out, s, opt);
-      }
+      bound += header_bound(g);
+      for (uint32_t k = 0; k < g.count; ++k) bound += sample_bound(batch.samples[order_[g.start + k]]);
+    }
+    const size_t base = out.size();
+    out.resize(base + bound);
+    char* p = out.data() + base;
+    for (const Group& g : groups_) {
+      p = write_header(p, g, f);
+      for (uint32_t k = 0; k < g.count; ++k)
+        p = write_sample(p, batch.samples[order_[g.start + k]], opt);
       ++st.families;
       st.samples += g.count;
     }
-    if (f == Format::OpenMetrics) out += "# EOF\n";
+    if (f == Format::OpenMetrics) p = detail::put(p, "# EOF\n");
+    out.resize(static_cast<size_t>(p - out.data()));
     return st;
   }
 
@@ -1078,14 +1208,22 @@ class Renderer {
     uint32_t start = 0, count = 0;
   };
 
-  void add_meta(const moni_metadata& m) { meta_.try_emplace(sv(m.family), &m); }
+  void add_meta(const moni_metadata& m) {
+    if (meta_.try_emplace(sv(m.family), static_cast<uint32_t>(metas_.size())).second)
+      metas_.push_back(&m);
+  }
+
+  const moni_metadata* meta_find(std::string_view family) const {
+    uint32_t i = meta_.find(family);
+    return i == UINT32_MAX ? nullptr : metas_[i];
+  }
 
   const moni_metadata* meta_of(std::string_view family, MetricType want1,
                                MetricType want2 = MetricType::Unknown) const {
-    auto it = meta_.find(family);
-    if (it == meta_.end()) return nullptr;
-    auto t = static_cast<MetricType>(it->second->type);
-    if (t == want1 || (want2 != MetricType::Unknown && t == want2)) return it->second;
+    const moni_metadata* m = meta_find(family);
+    if (!m) return nullptr;
+    auto t = static_cast<MetricType>(m->type);
+    if (t == want1 || (want2 != MetricType::Unknown && t == want2)) return m;
     return nullptr;
   }
 
@@ -1111,9 +1249,7 @@ class Renderer {
   Group classify(std::string_view name, Format f) const {
     Group g{name, nullptr, {}, 0, 0};
     std::string_view base;
-    auto exact = meta_.find(name);
-    if (exact != meta_.end()) {
-      const moni_metadata* m = exact->second;
+    if (const moni_metadata* m = meta_find(name)) {
       auto t = static_cast<MetricType>(m->type);
       g.meta = m;
       if (f == Format::Text) {
@@ -1146,12 +1282,11 @@ class Renderer {
     }
     if (f == Format::OpenMetrics) {
       if (strip(name, "_created", base)) {
-        auto it = meta_.find(base);
-        if (it != meta_.end()) {
-          auto t = static_cast<MetricType>(it->second->type);
+        if (const moni_metadata* m = meta_find(base)) {
+          auto t = static_cast<MetricType>(m->type);
           if (t == MetricType::Counter || t == MetricType::Histogram || t == MetricType::Summary) {
             g.key = base;
-            g.meta = it->second;
+            g.meta = m;
             g.type_word = type_name(t);
             return g;
           }
@@ -1204,32 +1339,46 @@ class Renderer {
     return true;
   }
 
-  static void write_header(std::string& out, const Group& g, Format f) {
+  static size_t header_bound(const Group& g) {
+    if (!g.meta) return g.key.size() + 32;
+    return 3 * g.key.size() + 2 * g.meta->help.len + g.meta->unit.len + 64;
+  }
+
+  static size_t sample_bound(const moni_sample& s) {
+    size_t n = 2 + 1 + 32 + 1 + 32 + 1;  // braces, space, value, space, timestamp, newline
+    for (uint32_t i = 0; i < s.label_count; ++i)
+      n += s.labels[i].name.len + 2 * s.labels[i].value.len + 4;
+    return n;
+  }
+
+  static char* write_header(char* p, const Group& g, Format f) {
+    using detail::put;
     if (!g.meta) {
       if (f == Format::OpenMetrics) {
-        out += "# TYPE ";
-        out += g.key;
-        out += " unknown\n";
+        p = put(p, "# TYPE ");
+        p = put(p, g.key);
+        p = put(p, " unknown\n");
       }
-      return;
+      return p;
     }
-    out += "# HELP ";
-    out += g.key;
-    out += ' ';
-    append_help(out, sv(g.meta->help), f);
-    out += "\n# TYPE ";
-    out += g.key;
-    out += ' ';
-    out += g.type_word;
-    out += '\n';
+    p = put(p, "# HELP ");
+    p = put(p, g.key);
+    *p++ = ' ';
+    p = detail::put_help(p, sv(g.meta->help), f);
+    p = put(p, "\n# TYPE ");
+    p = put(p, g.key);
+    *p++ = ' ';
+    p = put(p, g.type_word);
+    *p++ = '\n';
     std::string_view unit = sv(g.meta->unit);
     if (f == Format::OpenMetrics && !unit.empty() && valid_unit_suffix(g.key, unit)) {
-      out += "# UNIT ";
-      out += g.key;
-      out += ' ';
-      out += unit;
-      out += '\n';
+      p = put(p, "# UNIT ");
+      p = put(p, g.key);
+      *p++ = ' ';
+      p = put(p, unit);
+      *p++ = '\n';
     }
+    return p;
   }
 
   static bool valid_unit_suffix(std::string_view family, std::string_view unit) {
@@ -1239,32 +1388,38 @@ class Renderer {
            family[family.size() - unit.size() - 1] == '_';
   }
 
-  static void write_sample(std::string& out, const moni_sample& s, const RenderOptions& opt) {
-    out += find_label(s.labels, s.label_count, kMetricNameLabel);
-    bool any = false;
+  static char* write_sample(char* p, const moni_sample& s, const RenderOptions& opt) {
+    using detail::put;
+    p = put(p, find_label(s.labels, s.label_count, kMetricNameLabel));
+    char sep = '{';
     for (uint32_t i = 0; i < s.label_count; ++i) {
       std::string_view n = sv(s.labels[i].name);
       if (n == kMetricNameLabel) continue;
-      out += any ? ',' : '{';
-      any = true;
-      out += n;
-      out += "=\"";
-      append_label_value(out, sv(s.labels[i].value));
-      out += '"';
+      *p++ = sep;
+      sep = ',';
+      p = put(p, n);
+      *p++ = '=';
+      *p++ = '"';
+      p = detail::put_label_value(p, sv(s.labels[i].value));
+      *p++ = '"';
     }
-    if (any) out += '}';
-    out += ' ';
-    append_float(out, s.value);
+    if (sep == ',') *p++ = '}';
+    *p++ = ' ';
+    p = detail::put_float(p, s.value);
     if (opt.timestamps) {
-      out += ' ';
-      append_timestamp(out, s.timestamp_ms, opt.format);
+      *p++ = ' ';
+      std::string ts;
+      append_timestamp(ts, s.timestamp_ms, opt.format);
+      p = put(p, ts);
     }
-    out += '\n';
+    *p++ = '\n';
+    return p;
   }
 
-  std::unordered_map<std::string_view, const moni_metadata*> meta_;
+  detail::FlatIndex meta_;
+  std::vector<const moni_metadata*> metas_;
   std::vector<Group> groups_;
-  std::unordered_map<std::string_view, uint32_t> group_index_;
+  detail::FlatIndex group_index_;
   std::vector<uint32_t> sample_group_;
   std::vector<uint32_t> order_;
 };

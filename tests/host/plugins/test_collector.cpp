@@ -1,5 +1,6 @@
 // A collector for host tests: emits test_value{instance=...} and can be told
-// to fail, throw, sleep or return no instance, to exercise the host's guards.
+// to fail, throw, sleep or return no instance, to exercise the host's guards,
+// or to count its collections (count = true).
 #include <chrono>
 #include <moni/sdk.hpp>
 #include <stdexcept>
@@ -17,6 +18,7 @@ class TestCollector : public moni::Collector {
     mode_ = r.choice("mode", "ok", {"ok", "fail", "throw", "throw_create", "throw_start"});
     sleep_ms_ = r.duration_ms("sleep", 0);
     value_ = r.number("value", 1.0);
+    count_ = r.boolean("count", false);
     r.finish();
     if (mode_ == "throw_create")
       throw std::runtime_error("test_collector: asked to throw in create");
@@ -29,7 +31,9 @@ class TestCollector : public moni::Collector {
     if (sleep_ms_) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms_));
     if (mode_ == "throw") throw std::runtime_error("asked to throw in collect");
     out.describe("test_value", moni::MetricType::Gauge, "A test value.");
-    out.add("test_value", {{"instance", ctx_.instance_name()}}, value_);
+    // count = true: the value is the number of collections so far.
+    out.add("test_value", {{"instance", ctx_.instance_name()}},
+            count_ ? static_cast<double>(++collections_) : value_);
     if (mode_ == "fail") return moni::make_error("asked to fail");
     return {};
   }
@@ -39,6 +43,8 @@ class TestCollector : public moni::Collector {
   std::string mode_;
   int64_t sleep_ms_;
   double value_;
+  bool count_;
+  uint64_t collections_ = 0;  // collect() calls are serialized by the host
 };
 
 MONI_EXPORT_PLUGIN(TestCollector)

@@ -137,6 +137,71 @@ TEST(PromExposition, KeepsLatestAndDropsStaleSeries) {
   EXPECT_EQ(self.one("moni_prom_exposition_requests_total", "route", "metrics")->value, 2);
 }
 
+TEST(PromExposition, CollectOnScrapeCollectsBeforeRendering) {
+  auto h = load("collect_on_scrape = true\ncollect_timeout = \"4s\"");
+  ASSERT_TRUE(h);
+  int calls = 0;
+  int64_t last_timeout = 0;
+  h->set_collect_now([&](int64_t timeout_ms) -> moni::Result<void> {
+    // What the host does: one cycle written to this sink before returning.
+    ++calls;
+    last_timeout = timeout_ms;
+    moni::Batch b;
+    b.add("collections", {}, calls, 1000 + calls);
+    if (auto r = h->write(b); !r) return r;
+    return {};
+  });
+  EXPECT_EQ(h->http("GET", "/metrics").body, "collections 1\n");
+  EXPECT_EQ(h->http("GET", "/metrics").body, "collections 2\n");
+  EXPECT_EQ(last_timeout, 4000);
+  // Prometheus's own timeout bounds the collection (with a margin).
+  h->http("GET", "/metrics", "", {{"x-prometheus-scrape-timeout-seconds", "2"}});
+  EXPECT_EQ(last_timeout, 1800);
+  // A failed collection still answers, with what is held, and is counted.
+  h->set_collect_now([](int64_t) -> moni::Result<void> { return moni::make_error("too slow"); });
+  auto r = h->http("GET", "/metrics");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body, "collections 3\n");
+  auto self = h->self_metrics();
+  ASSERT_NE(self.one("moni_prom_exposition_collect_errors_total"), nullptr);
+  EXPECT_EQ(self.one("moni_prom_exposition_collect_errors_total")->value, 1);
+
+  auto off = load();  // default: serves the last cycle, never collects
+  ASSERT_TRUE(off);
+  bool called = false;
+  off->set_collect_now([&](int64_t) -> moni::Result<void> {
+    called = true;
+    return {};
+  });
+  off->http("GET", "/metrics");
+  EXPECT_FALSE(called);
+}
+
+TEST(PromExposition, ReorderedAndInterleavedBatchesKeepEverySeriesOnce) {
+  // The store predicts each series from the previous batch's order; batches
+  // in another order, or from two collectors in turn, must still update in
+  // place (no duplicate series, latest values).
+  auto h = load();
+  ASSERT_TRUE(h);
+  moni::Batch a, b;
+  for (int round = 1; round <= 3; ++round) {
+    a.clear();
+    b.clear();
+    for (int i = 0; i < 5; ++i) {
+      int k = round == 2 ? 4 - i : i;  // round 2 reversed
+      a.add("a", {{"i", std::to_string(k)}}, round * 10 + k, 1000 * round);
+      b.add("b", {{"i", std::to_string(k)}}, round * 100 + k, 1000 * round);
+    }
+    if (round == 3) a.add("a", {{"i", "new"}}, 1, 3000);
+    ASSERT_TRUE(h->write(a).ok());
+    ASSERT_TRUE(h->write(b).ok());
+  }
+  EXPECT_EQ(h->http("GET", "/metrics").body,
+            "a{i=\"0\"} 30\na{i=\"1\"} 31\na{i=\"2\"} 32\na{i=\"3\"} 33\na{i=\"4\"} 34\n"
+            "a{i=\"new\"} 1\n"
+            "b{i=\"0\"} 300\nb{i=\"1\"} 301\nb{i=\"2\"} 302\nb{i=\"3\"} 303\nb{i=\"4\"} 304\n");
+}
+
 TEST(PromExposition, ConcurrentWritesAndScrapes) {
   auto h = load();
   ASSERT_TRUE(h);
