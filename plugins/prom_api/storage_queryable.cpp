@@ -10,7 +10,8 @@ Result<void> StorageQueryable::select(
   return c_.select(matchers, mint, maxt, true, [&](const SeriesView& s) {
     Labels ls;
     ls.reserve(s.labels.size());
-    for (const auto& l : s.labels) ls.push_back({std::string(sv(l.name)), std::string(sv(l.value))});
+    for (const auto& l : s.labels)
+      ls.push_back({std::string(sv(l.name)), std::string(sv(l.value))});
     std::sort(ls.begin(), ls.end());
     std::vector<Point> pts(s.timestamps_ms.size());
     for (size_t i = 0; i < pts.size(); ++i) pts[i] = {s.timestamps_ms[i], s.values[i]};

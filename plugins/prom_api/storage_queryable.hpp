@@ -12,9 +12,8 @@ namespace moni::promql {
 class StorageQueryable : public Queryable {
  public:
   explicit StorageQueryable(StorageClient c) : c_(c) {}
-  Result<void> select(
-      std::span<const Matcher> matchers, int64_t mint, int64_t maxt,
-      const std::function<bool(Labels&&, std::vector<Point>&&)>& fn) const override;
+  Result<void> select(std::span<const Matcher> matchers, int64_t mint, int64_t maxt,
+                      const std::function<bool(Labels&&, std::vector<Point>&&)>& fn) const override;
 
  private:
   StorageClient c_;

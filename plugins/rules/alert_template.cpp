@@ -97,33 +97,49 @@ std::string label_map_string(const Labels& m) {
 
 std::string go_value_string(const Val& v) {
   switch (v.k) {
-    case Val::Nil: return "<no value>";
-    case Val::Str: return v.s;
-    case Val::Float: return go_float_v(v.f);
-    case Val::Int: return std::to_string(v.i);
-    case Val::Bool: return v.b ? "true" : "false";
-    case Val::Map: return label_map_string(*v.m);
-    case Val::Root: return "{...}";
+    case Val::Nil:
+      return "<no value>";
+    case Val::Str:
+      return v.s;
+    case Val::Float:
+      return go_float_v(v.f);
+    case Val::Int:
+      return std::to_string(v.i);
+    case Val::Bool:
+      return v.b ? "true" : "false";
+    case Val::Map:
+      return label_map_string(*v.m);
+    case Val::Root:
+      return "{...}";
   }
   return {};
 }
 
 const char* kind_name(const Val& v) {
   switch (v.k) {
-    case Val::Str: return "string";
-    case Val::Float: return "float64";
-    case Val::Int: return "int";
-    case Val::Bool: return "bool";
-    case Val::Map: return "map[string]string";
-    case Val::Root: return "*template.tmplData";
-    default: return "nil";
+    case Val::Str:
+      return "string";
+    case Val::Float:
+      return "float64";
+    case Val::Int:
+      return "int";
+    case Val::Bool:
+      return "bool";
+    case Val::Map:
+      return "map[string]string";
+    case Val::Root:
+      return "*template.tmplData";
+    default:
+      return "nil";
   }
 }
 
 Result<double> to_float(const Val& v) {
   switch (v.k) {
-    case Val::Float: return v.f;
-    case Val::Int: return static_cast<double>(v.i);
+    case Val::Float:
+      return v.f;
+    case Val::Int:
+      return static_cast<double>(v.i);
     case Val::Str: {
       // strconv.ParseFloat: the whole string must be a number.
       const std::string& s = v.s;
@@ -136,19 +152,27 @@ Result<double> to_float(const Val& v) {
         return make_error("strconv.ParseFloat: parsing \"" + s + "\": invalid syntax");
       return d;
     }
-    default: return make_error(std::string("can't convert ") + kind_name(v) + " to float");
+    default:
+      return make_error(std::string("can't convert ") + kind_name(v) + " to float");
   }
 }
 
 bool truth(const Val& v) {
   switch (v.k) {
-    case Val::Nil: return false;
-    case Val::Str: return !v.s.empty();
-    case Val::Float: return v.f != 0;
-    case Val::Int: return v.i != 0;
-    case Val::Bool: return v.b;
-    case Val::Map: return !v.m->empty();
-    case Val::Root: return true;
+    case Val::Nil:
+      return false;
+    case Val::Str:
+      return !v.s.empty();
+    case Val::Float:
+      return v.f != 0;
+    case Val::Int:
+      return v.i != 0;
+    case Val::Bool:
+      return v.b;
+    case Val::Map:
+      return !v.m->empty();
+    case Val::Root:
+      return true;
   }
   return false;
 }
@@ -159,11 +183,21 @@ std::string go_quote(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20) {
           char b[8];
@@ -195,7 +229,8 @@ std::string go_printf(std::string_view fmt, const std::vector<Val>& args) {
     size_t j = i + 1;
     std::string spec = "%";
     while (j < fmt.size() && std::strchr("+-# 0", fmt[j])) spec.push_back(fmt[j++]);
-    while (j < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[j]))) spec.push_back(fmt[j++]);
+    while (j < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[j])))
+      spec.push_back(fmt[j++]);
     if (j < fmt.size() && fmt[j] == '.') {
       spec.push_back(fmt[j++]);
       while (j < fmt.size() && std::isdigit(static_cast<unsigned char>(fmt[j])))
@@ -213,7 +248,9 @@ std::string go_printf(std::string_view fmt, const std::vector<Val>& args) {
     }
     const Val& a = args[ai++];
     char buf[512];
-    auto bad = [&] { out += std::string("%!") + verb + "(" + kind_name(a) + "=" + go_value_string(a) + ")"; };
+    auto bad = [&] {
+      out += std::string("%!") + verb + "(" + kind_name(a) + "=" + go_value_string(a) + ")";
+    };
     switch (verb) {
       case 'd':
         if (a.k == Val::Int) {
@@ -223,7 +260,12 @@ std::string go_printf(std::string_view fmt, const std::vector<Val>& args) {
           bad();
         }
         break;
-      case 'f': case 'F': case 'e': case 'E': case 'g': case 'G':
+      case 'f':
+      case 'F':
+      case 'e':
+      case 'E':
+      case 'g':
+      case 'G':
         if (a.k == Val::Float) {
           if (std::isnan(a.f)) {
             out += "NaN";
@@ -237,7 +279,8 @@ std::string go_printf(std::string_view fmt, const std::vector<Val>& args) {
           bad();
         }
         break;
-      case 's': case 'v':
+      case 's':
+      case 'v':
         if (a.k == Val::Str || verb == 'v') {
           std::string s = go_value_string(a);
           std::snprintf(buf, sizeof buf, (spec + "s").c_str(), s.c_str());
@@ -247,10 +290,13 @@ std::string go_printf(std::string_view fmt, const std::vector<Val>& args) {
         }
         break;
       case 'q':
-        if (a.k == Val::Str) out += go_quote(a.s);
-        else bad();
+        if (a.k == Val::Str)
+          out += go_quote(a.s);
+        else
+          bad();
         break;
-      case 'x': case 'X':
+      case 'x':
+      case 'X':
         if (a.k == Val::Int) {
           std::snprintf(buf, sizeof buf, (spec + "ll" + verb).c_str(), static_cast<long long>(a.i));
           out += buf;
@@ -259,8 +305,10 @@ std::string go_printf(std::string_view fmt, const std::vector<Val>& args) {
         }
         break;
       case 't':
-        if (a.k == Val::Bool) out += a.b ? "true" : "false";
-        else bad();
+        if (a.k == Val::Bool)
+          out += a.b ? "true" : "false";
+        else
+          bad();
         break;
       default:
         out += std::string("%!") + verb + "(" + kind_name(a) + "=" + go_value_string(a) + ")";
@@ -343,23 +391,27 @@ class Parser {
     stop.clear();
     while (p_ < t_.size()) {
       size_t open = t_.find("{{", p_);
-      std::string text(t_.substr(p_, open == std::string_view::npos ? std::string_view::npos : open - p_));
+      std::string text(
+          t_.substr(p_, open == std::string_view::npos ? std::string_view::npos : open - p_));
       if (open == std::string_view::npos) {
         add_text(list, std::move(text));
         p_ = t_.size();
         break;
       }
       size_t q = open + 2;
-      bool trim_left = q + 1 < t_.size() && t_[q] == '-' && std::isspace(static_cast<unsigned char>(t_[q + 1]));
+      bool trim_left =
+          q + 1 < t_.size() && t_[q] == '-' && std::isspace(static_cast<unsigned char>(t_[q + 1]));
       if (trim_left) {
-        while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+        while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+          text.pop_back();
         q += 1;
       }
       add_text(list, std::move(text));
       size_t close = find_close(q);
       if (close == std::string_view::npos) return err(open, "unclosed action");
       size_t end = close;
-      bool trim_right = end >= q + 2 && t_[end - 1] == '-' && std::isspace(static_cast<unsigned char>(t_[end - 2]));
+      bool trim_right = end >= q + 2 && t_[end - 1] == '-' &&
+                        std::isspace(static_cast<unsigned char>(t_[end - 2]));
       if (trim_right) end -= 1;
       std::string_view body = t_.substr(q, end - q);
       size_t body_pos = q;
@@ -401,7 +453,9 @@ class Parser {
       auto pipe = parse_pipeline(false);
       if (!pipe) return pipe.error();
       skip_ws();
-      if (bp_ != body_.size()) return err(pos_ + bp_, "unexpected \"" + std::string(body_.substr(bp_, 1)) + "\" in command");
+      if (bp_ != body_.size())
+        return err(pos_ + bp_,
+                   "unexpected \"" + std::string(body_.substr(bp_, 1)) + "\" in command");
       auto n = std::make_shared<Node>();
       n->k = Node::Action;
       n->pipe = std::move(*pipe);
@@ -478,7 +532,9 @@ class Parser {
   std::string peek_keyword() {
     skip_ws();
     size_t e = bp_;
-    while (e < body_.size() && (std::isalnum(static_cast<unsigned char>(body_[e])) || body_[e] == '_')) ++e;
+    while (e < body_.size() &&
+           (std::isalnum(static_cast<unsigned char>(body_[e])) || body_[e] == '_'))
+      ++e;
     return std::string(body_.substr(bp_, e - bp_));
   }
 
@@ -515,7 +571,8 @@ class Parser {
 
   std::vector<std::string> parse_fields() {
     std::vector<std::string> f;
-    while (bp_ < body_.size() && body_[bp_] == '.' && bp_ + 1 < body_.size() && ident_char(body_[bp_ + 1])) {
+    while (bp_ < body_.size() && body_[bp_] == '.' && bp_ + 1 < body_.size() &&
+           ident_char(body_[bp_ + 1])) {
       ++bp_;
       size_t s = bp_;
       while (bp_ < body_.size() && ident_char(body_[bp_])) ++bp_;
@@ -535,7 +592,9 @@ class Parser {
       a.k = Arg::Var;
       a.name = std::string(body_.substr(s, bp_ - s));
       if (bp_ + 1 < body_.size() && body_[bp_] == ':' && body_[bp_ + 1] == '=')
-        return Error{err(pos_ + start, "variable declarations are not supported in moni's alert templates").message};
+        return Error{
+            err(pos_ + start, "variable declarations are not supported in moni's alert templates")
+                .message};
       if (a.name != "" && a.name != "labels" && a.name != "value" && a.name != "externalLabels" &&
           a.name != "externalURL")
         return Error{err(pos_ + start, "undefined variable \"$" + a.name + "\"").message};
@@ -563,19 +622,34 @@ class Parser {
         if (ch == '\\' && bp_ < body_.size()) {
           char e = body_[bp_++];
           switch (e) {
-            case 'n': s.push_back('\n'); break;
-            case 't': s.push_back('\t'); break;
-            case 'r': s.push_back('\r'); break;
-            case '\\': s.push_back('\\'); break;
-            case '"': s.push_back('"'); break;
-            case '\'': s.push_back('\''); break;
-            default: return Error{err(pos_ + bp_ - 2, std::string("unknown escape sequence \\") + e).message};
+            case 'n':
+              s.push_back('\n');
+              break;
+            case 't':
+              s.push_back('\t');
+              break;
+            case 'r':
+              s.push_back('\r');
+              break;
+            case '\\':
+              s.push_back('\\');
+              break;
+            case '"':
+              s.push_back('"');
+              break;
+            case '\'':
+              s.push_back('\'');
+              break;
+            default:
+              return Error{
+                  err(pos_ + bp_ - 2, std::string("unknown escape sequence \\") + e).message};
           }
         } else {
           s.push_back(ch);
         }
       }
-      if (bp_ >= body_.size()) return Error{err(pos_ + start, "unterminated quoted string").message};
+      if (bp_ >= body_.size())
+        return Error{err(pos_ + start, "unterminated quoted string").message};
       ++bp_;
       a.k = Arg::Str;
       a.s = std::move(s);
@@ -583,7 +657,8 @@ class Parser {
     }
     if (c == '`') {
       size_t e = body_.find('`', bp_ + 1);
-      if (e == std::string_view::npos) return Error{err(pos_ + start, "unterminated raw quoted string").message};
+      if (e == std::string_view::npos)
+        return Error{err(pos_ + start, "unterminated raw quoted string").message};
       a.k = Arg::Str;
       a.s = std::string(body_.substr(bp_ + 1, e - bp_ - 1));
       bp_ = e + 1;
@@ -594,7 +669,8 @@ class Parser {
       auto p = parse_pipeline(true);
       if (!p) return p.error();
       skip_ws();
-      if (bp_ >= body_.size() || body_[bp_] != ')') return Error{err(pos_ + start, "unclosed left paren").message};
+      if (bp_ >= body_.size() || body_[bp_] != ')')
+        return Error{err(pos_ + start, "unclosed left paren").message};
       ++bp_;
       a.k = Arg::Sub;
       a.sub = std::make_shared<Pipeline>(std::move(*p));
@@ -603,8 +679,10 @@ class Parser {
     }
     if (std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '+' || c == '.') {
       size_t e = bp_ + 1;
-      while (e < body_.size() && (std::isalnum(static_cast<unsigned char>(body_[e])) || body_[e] == '.' ||
-                                  ((body_[e] == '-' || body_[e] == '+') && (body_[e - 1] == 'e' || body_[e - 1] == 'E'))))
+      while (
+          e < body_.size() &&
+          (std::isalnum(static_cast<unsigned char>(body_[e])) || body_[e] == '.' ||
+           ((body_[e] == '-' || body_[e] == '+') && (body_[e - 1] == 'e' || body_[e - 1] == 'E'))))
         ++e;
       std::string num(body_.substr(bp_, e - bp_));
       int64_t iv = 0;
@@ -646,11 +724,34 @@ class Parser {
 
  public:
   static bool known_function(std::string_view id) {
-    static const char* const names[] = {
-        "humanize", "humanize1024", "humanizeDuration", "humanizePercentage",
-        "humanizeTimestamp", "printf", "print", "toUpper", "toLower", "title", "match",
-        "reReplaceAll", "stripPort", "eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not",
-        "len", "index", "safeHtml", "urlquery", "pathPrefix", "externalURL"};
+    static const char* const names[] = {"humanize",
+                                        "humanize1024",
+                                        "humanizeDuration",
+                                        "humanizePercentage",
+                                        "humanizeTimestamp",
+                                        "printf",
+                                        "print",
+                                        "toUpper",
+                                        "toLower",
+                                        "title",
+                                        "match",
+                                        "reReplaceAll",
+                                        "stripPort",
+                                        "eq",
+                                        "ne",
+                                        "lt",
+                                        "le",
+                                        "gt",
+                                        "ge",
+                                        "and",
+                                        "or",
+                                        "not",
+                                        "len",
+                                        "index",
+                                        "safeHtml",
+                                        "urlquery",
+                                        "pathPrefix",
+                                        "externalURL"};
     for (const char* n : names)
       if (id == n) return true;
     return false;
@@ -680,7 +781,9 @@ class Exec {
           if (!r) return r;
         }
         return {};
-      case Node::Text: out += n.text; return {};
+      case Node::Text:
+        out += n.text;
+        return {};
       case Node::Action: {
         auto v = pipeline(n.pipe);
         if (!v) return v.error();
@@ -743,26 +846,37 @@ class Exec {
 
   VR arg_value(const Arg& a) {
     switch (a.k) {
-      case Arg::Field: return fields(root(), a.fields);
-      case Arg::Dot: return root();
+      case Arg::Field:
+        return fields(root(), a.fields);
+      case Arg::Dot:
+        return root();
       case Arg::Var: {
         Val base = root();
-        if (a.name == "labels") base = *field(root(), "Labels");
-        else if (a.name == "externalLabels") base = *field(root(), "ExternalLabels");
-        else if (a.name == "externalURL") base = *field(root(), "ExternalURL");
-        else if (a.name == "value") base = *field(root(), "Value");
+        if (a.name == "labels")
+          base = *field(root(), "Labels");
+        else if (a.name == "externalLabels")
+          base = *field(root(), "ExternalLabels");
+        else if (a.name == "externalURL")
+          base = *field(root(), "ExternalURL");
+        else if (a.name == "value")
+          base = *field(root(), "Value");
         return fields(base, a.fields);
       }
-      case Arg::Str: return Val::str(a.s);
-      case Arg::Num: return a.is_int ? Val::integer(static_cast<int64_t>(a.num)) : Val::flt(a.num);
-      case Arg::Bool: return Val::boolean(a.b);
-      case Arg::NilLit: return Val();
+      case Arg::Str:
+        return Val::str(a.s);
+      case Arg::Num:
+        return a.is_int ? Val::integer(static_cast<int64_t>(a.num)) : Val::flt(a.num);
+      case Arg::Bool:
+        return Val::boolean(a.b);
+      case Arg::NilLit:
+        return Val();
       case Arg::Sub: {
         auto v = pipeline(*a.sub);
         if (!v) return v;
         return fields(*v, a.fields);
       }
-      case Arg::Ident: return call(a.name, {});
+      case Arg::Ident:
+        return call(a.name, {});
     }
     return Val();
   }
@@ -786,9 +900,12 @@ class Exec {
 
   static std::string describe(const Arg& a) {
     switch (a.k) {
-      case Arg::Var: return "$" + a.name;
-      case Arg::Str: return go_quote(a.s);
-      default: return "operand";
+      case Arg::Var:
+        return "$" + a.name;
+      case Arg::Str:
+        return go_quote(a.s);
+      default:
+        return "operand";
     }
   }
 
@@ -806,19 +923,22 @@ class Exec {
 
   static Result<int> compare(const Val& a, const Val& b) {
     if ((a.k == Val::Str) != (b.k == Val::Str))
-      return make_error(std::string("incompatible types for comparison: ") + kind_name(a) + " and " + kind_name(b));
+      return make_error(std::string("incompatible types for comparison: ") + kind_name(a) +
+                        " and " + kind_name(b));
     if (a.k == Val::Str) return a.s < b.s ? -1 : (a.s > b.s ? 1 : 0);
     if (a.k == Val::Bool && b.k == Val::Bool) return int(a.b) - int(b.b);
     auto x = to_float(a), y = to_float(b);
-    if (!x || !y) return make_error(std::string("incompatible types for comparison: ") + kind_name(a) + " and " + kind_name(b));
+    if (!x || !y)
+      return make_error(std::string("incompatible types for comparison: ") + kind_name(a) +
+                        " and " + kind_name(b));
     return *x < *y ? -1 : (*x > *y ? 1 : 0);
   }
 
   VR call(const std::string& fn, const std::vector<Val>& args) {
     auto want = [&](size_t n) -> Result<void> {
       if (args.size() != n)
-        return make_error("wrong number of args for " + fn + ": want " + std::to_string(n) + " got " +
-                          std::to_string(args.size()));
+        return make_error("wrong number of args for " + fn + ": want " + std::to_string(n) +
+                          " got " + std::to_string(args.size()));
       return {};
     };
     auto num_fn = [&](std::string (*f)(double)) -> VR {
@@ -839,8 +959,9 @@ class Exec {
       // Prometheus goes through model.Time: whole milliseconds.
       double ns = *v * 1e9;
       if (ns > 9.2e18 || ns < -9.2e18)
-        return make_error("error calling humanizeTimestamp: " + go_float_v(*v) +
-                          " cannot be represented as a nanoseconds timestamp since it overflows int64");
+        return make_error(
+            "error calling humanizeTimestamp: " + go_float_v(*v) +
+            " cannot be represented as a nanoseconds timestamp since it overflows int64");
       int64_t ms = static_cast<int64_t>(ns) / 1'000'000;
       int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
       int64_t frac_ms = ms - secs * 1000;
@@ -875,7 +996,8 @@ class Exec {
     }
     auto str_fn = [&](auto f) -> VR {
       if (auto w = want(1); !w) return w.error();
-      if (args[0].k != Val::Str) return make_error(fn + ": expected a string, got " + kind_name(args[0]));
+      if (args[0].k != Val::Str)
+        return make_error(fn + ": expected a string, got " + kind_name(args[0]));
       return Val::str(f(args[0].s));
     };
     if (fn == "toUpper")
@@ -924,10 +1046,12 @@ class Exec {
       for (size_t i = 0; i < g.size(); ++i) {
         if (g[i] == '\\') {
           repl += "\\\\";
-        } else if (g[i] == '$' && i + 1 < g.size() && std::isdigit(static_cast<unsigned char>(g[i + 1]))) {
+        } else if (g[i] == '$' && i + 1 < g.size() &&
+                   std::isdigit(static_cast<unsigned char>(g[i + 1]))) {
           repl += '\\';
           repl += g[++i];
-        } else if (g[i] == '$' && i + 3 < g.size() && g[i + 1] == '{' && std::isdigit(static_cast<unsigned char>(g[i + 2])) && g[i + 3] == '}') {
+        } else if (g[i] == '$' && i + 3 < g.size() && g[i + 1] == '{' &&
+                   std::isdigit(static_cast<unsigned char>(g[i + 2])) && g[i + 3] == '}') {
           repl += '\\';
           repl += g[i + 2];
           i += 3;
@@ -952,7 +1076,12 @@ class Exec {
       auto c = compare(args[0], args[1]);
       if (!c) return c.error();
       int v = *c;
-      bool r = fn == "eq" ? v == 0 : fn == "ne" ? v != 0 : fn == "lt" ? v < 0 : fn == "le" ? v <= 0 : fn == "gt" ? v > 0 : v >= 0;
+      bool r = fn == "eq"   ? v == 0
+               : fn == "ne" ? v != 0
+               : fn == "lt" ? v < 0
+               : fn == "le" ? v <= 0
+               : fn == "gt" ? v > 0
+                            : v >= 0;
       return Val::boolean(r);
     }
     if (fn == "not") {
@@ -973,7 +1102,8 @@ class Exec {
     }
     if (fn == "index") {
       if (auto w = want(2); !w) return w.error();
-      if (args[0].k != Val::Map || args[1].k != Val::Str) return make_error("index: expected a map and a string key");
+      if (args[0].k != Val::Map || args[1].k != Val::Str)
+        return make_error("index: expected a map and a string key");
       return field(args[0], args[1].s);
     }
     if (fn == "externalURL") return Val::str(std::string(d_.external_url));
@@ -981,7 +1111,8 @@ class Exec {
       std::string_view u = d_.external_url;
       auto scheme = u.find("://");
       auto slash = u.find('/', scheme == std::string_view::npos ? 0 : scheme + 3);
-      return Val::str(slash == std::string_view::npos ? std::string() : std::string(u.substr(slash)));
+      return Val::str(slash == std::string_view::npos ? std::string()
+                                                      : std::string(u.substr(slash)));
     }
     if (fn == "urlquery") {
       std::string s;
@@ -1077,7 +1208,8 @@ std::string humanize_duration(double v) {
     long long seconds = d % 60, minutes = (d / 60) % 60, hours = (d / 60 / 60) % 24,
               days = d / 60 / 60 / 24;
     if (days != 0) {
-      std::snprintf(buf, sizeof buf, "%s%lldd %lldh %lldm %llds", sign, days, hours, minutes, seconds);
+      std::snprintf(buf, sizeof buf, "%s%lldd %lldh %lldm %llds", sign, days, hours, minutes,
+                    seconds);
       return buf;
     }
     if (hours != 0) {

@@ -121,7 +121,8 @@ std::vector<std::string> validate_groups(const std::vector<GroupSpec>& groups) {
   std::set<std::pair<std::string, std::string>> seen;  // (file, group name)
   for (const auto& g : groups) {
     std::string gp = pos_of(g.pos) + "rules: group \"" + g.name + "\": ";
-    if (g.name.empty()) errs.push_back(pos_of(g.pos) + "rules: a group's name must not be empty");
+    if (g.name.empty())
+      errs.push_back(pos_of(g.pos) + "rules: a group's name must not be empty");
     else if (!seen.insert({g.pos.file, g.name}).second)
       errs.push_back(pos_of(g.pos) + "rules: group name \"" + g.name +
                      "\" is repeated in the same file");
@@ -149,11 +150,12 @@ std::vector<std::string> validate_groups(const std::vector<GroupSpec>& groups) {
         } else {
           auto t = (*e)->type();
           if (t != promql::ValueType::Vector && t != promql::ValueType::Scalar)
-            errs.push_back(pos_of(r.expr_pos.line ? r.expr_pos : r.pos) + "rules: group \"" +
-                           g.name + "\": rule \"" + name +
-                           "\": the expression must evaluate to an instant vector or a scalar, "
-                           "not a " +
-                           (t == promql::ValueType::Matrix ? "range vector" : promql::value_type_name(t)));
+            errs.push_back(
+                pos_of(r.expr_pos.line ? r.expr_pos : r.pos) + "rules: group \"" + g.name +
+                "\": rule \"" + name +
+                "\": the expression must evaluate to an instant vector or a scalar, "
+                "not a " +
+                (t == promql::ValueType::Matrix ? "range vector" : promql::value_type_name(t)));
         }
       }
       if (!r.record.empty()) {
@@ -195,9 +197,8 @@ std::vector<GroupSpec> load_rule_files(const std::vector<std::string>& patterns,
   std::vector<GroupSpec> out;
   std::set<std::string> loaded;
   for (const auto& pat : patterns) {
-    std::string full = (!pat.empty() && pat[0] != '/' && !base_dir.empty())
-                           ? base_dir + "/" + pat
-                           : pat;
+    std::string full =
+        (!pat.empty() && pat[0] != '/' && !base_dir.empty()) ? base_dir + "/" + pat : pat;
     std::vector<std::string> files;
     bool is_glob = full.find_first_of("*?[") != std::string::npos;
     if (is_glob) {
@@ -226,8 +227,9 @@ std::vector<GroupSpec> load_rule_files(const std::vector<std::string>& patterns,
         }
         for (auto& g : *r) out.push_back(std::move(g));
 #else
-        errors.push_back(f + ": rules: YAML rule files are not supported by this build; convert "
-                             "the file to TOML [[group]] tables");
+        errors.push_back(f +
+                         ": rules: YAML rule files are not supported by this build; convert "
+                         "the file to TOML [[group]] tables");
 #endif
         continue;
       }

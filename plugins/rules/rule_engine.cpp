@@ -15,17 +15,23 @@ namespace moni::rules {
 
 const char* alert_state_name(AlertState s) {
   switch (s) {
-    case AlertState::Pending: return "pending";
-    case AlertState::Firing: return "firing";
-    default: return "inactive";
+    case AlertState::Pending:
+      return "pending";
+    case AlertState::Firing:
+      return "firing";
+    default:
+      return "inactive";
   }
 }
 
 const char* rule_health_name(RuleHealth h) {
   switch (h) {
-    case RuleHealth::Ok: return "ok";
-    case RuleHealth::Err: return "err";
-    default: return "unknown";
+    case RuleHealth::Ok:
+      return "ok";
+    case RuleHealth::Err:
+      return "err";
+    default:
+      return "unknown";
   }
 }
 
@@ -121,11 +127,21 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char b[8];
@@ -352,8 +368,9 @@ void RuleEngine::eval_rule(Group& g, Rule& r, const promql::Queryable& q, int64_
       Labels ann;
       for (const auto& [k, t] : r.annotation_tmpl) {
         std::string v = expand(t);
-        auto pos = std::lower_bound(ann.begin(), ann.end(), k,
-                                    [](const Label& l, const std::string& n) { return l.name < n; });
+        auto pos =
+            std::lower_bound(ann.begin(), ann.end(), k,
+                             [](const Label& l, const std::string& n) { return l.name < n; });
         ann.insert(pos, Label{k, std::move(v)});
       }
       if (fresh.count(ls)) {
@@ -414,7 +431,8 @@ void RuleEngine::eval_rule(Group& g, Rule& r, const promql::Queryable& q, int64_
         promql::set_label(al, "alertstate", alert_state_name(a.state));
         samples.emplace_back(std::move(al), 1.0);
         // Whole seconds, as Prometheus's float64(ActiveAt.Unix()).
-        int64_t secs = a.active_at_ms >= 0 ? a.active_at_ms / 1000 : -((-a.active_at_ms + 999) / 1000);
+        int64_t secs =
+            a.active_at_ms >= 0 ? a.active_at_ms / 1000 : -((-a.active_at_ms + 999) / 1000);
         samples.emplace_back(with_name(a.labels, "ALERTS_FOR_STATE"), static_cast<double>(secs));
       }
       ++it;
@@ -465,8 +483,10 @@ void RuleEngine::eval_rule(Group& g, Rule& r, const promql::Queryable& q, int64_
       notify.push_back(std::move(o));
     }
   }
-  if (!template_error.empty()) finish(RuleHealth::Err, template_error);
-  else finish(RuleHealth::Ok, "");
+  if (!template_error.empty())
+    finish(RuleHealth::Err, template_error);
+  else
+    finish(RuleHealth::Ok, "");
 }
 
 void RuleEngine::restore_for_state(size_t i, const promql::Queryable& q, int64_t ts) {

@@ -24,16 +24,24 @@ moni_str str_of(std::string_view s) { return {s.data(), s.size()}; }
 uint32_t cfg_type(const moni_config_node* n) {
   if (!n) return MONI_CFG_NONE;
   switch (node_of(n)->type()) {
-    case toml::node_type::table: return MONI_CFG_TABLE;
-    case toml::node_type::array: return MONI_CFG_ARRAY;
-    case toml::node_type::string: return MONI_CFG_STRING;
-    case toml::node_type::integer: return MONI_CFG_INTEGER;
-    case toml::node_type::floating_point: return MONI_CFG_FLOAT;
-    case toml::node_type::boolean: return MONI_CFG_BOOLEAN;
+    case toml::node_type::table:
+      return MONI_CFG_TABLE;
+    case toml::node_type::array:
+      return MONI_CFG_ARRAY;
+    case toml::node_type::string:
+      return MONI_CFG_STRING;
+    case toml::node_type::integer:
+      return MONI_CFG_INTEGER;
+    case toml::node_type::floating_point:
+      return MONI_CFG_FLOAT;
+    case toml::node_type::boolean:
+      return MONI_CFG_BOOLEAN;
     case toml::node_type::date:
     case toml::node_type::time:
-    case toml::node_type::date_time: return MONI_CFG_DATETIME;
-    default: return MONI_CFG_NONE;
+    case toml::node_type::date_time:
+      return MONI_CFG_DATETIME;
+    default:
+      return MONI_CFG_NONE;
   }
 }
 const moni_config_node* cfg_get(const moni_config_node* t, moni_str key) {
@@ -85,9 +93,16 @@ moni_source_pos cfg_position(const moni_config_node* n) {
   return p;
 }
 
-const moni_config_api kApi = {sizeof(moni_config_api), &cfg_type,   &cfg_get,     &cfg_size,
-                              &cfg_at,                 &cfg_string, &cfg_integer, &cfg_float,
-                              &cfg_boolean,            &cfg_position};
+const moni_config_api kApi = {sizeof(moni_config_api),
+                              &cfg_type,
+                              &cfg_get,
+                              &cfg_size,
+                              &cfg_at,
+                              &cfg_string,
+                              &cfg_integer,
+                              &cfg_float,
+                              &cfg_boolean,
+                              &cfg_position};
 
 }  // namespace
 

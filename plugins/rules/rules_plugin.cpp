@@ -13,6 +13,7 @@
 #if defined(MONI_RULES_HAVE_YAML)
 #include <iostream>
 
+#include "rule_test_runner.hpp"
 #include "yaml_rules.hpp"
 #endif
 #if defined(MONI_RULES_HAVE_NOTIFIER)
@@ -95,8 +96,8 @@ class RulesPlugin : public moni::Collector {
     if (auto iv = cfg.get("interval"); iv.present() && iv.type() == MONI_CFG_STRING) {
       if (auto d = moni::parse_duration_ms(iv.as_string()); d && *d > 0) tick_ms = *d;
     }
-    o.default_interval_ms = r.duration_ms(
-        "evaluation_interval", cfg.get("interval").present() ? tick_ms : 60'000);
+    o.default_interval_ms =
+        r.duration_ms("evaluation_interval", cfg.get("interval").present() ? tick_ms : 60'000);
     o.resend_delay_ms = r.duration_ms("resend_delay", 60'000);
     o.outage_tolerance_ms = r.duration_ms("for_outage_tolerance", 3'600'000);
     o.for_grace_period_ms = r.duration_ms("for_grace_period", 600'000);
@@ -141,7 +142,8 @@ class RulesPlugin : public moni::Collector {
       int64_t iv = g.interval_ms > 0 ? g.interval_ms : o.default_interval_ms;
       if (iv < tick_ms)
         errors.push_back(g.pos.str() + ": rules: group \"" + g.name + "\": interval " +
-                         moni::format_duration_ms(iv) + " is shorter than the instance's interval " +
+                         moni::format_duration_ms(iv) +
+                         " is shorter than the instance's interval " +
                          moni::format_duration_ms(tick_ms) +
                          ", the tick on which groups are evaluated; lower the instance's interval");
     }
@@ -166,16 +168,17 @@ class RulesPlugin : public moni::Collector {
       notifier_ = std::move(*n);
     }
 #endif
-    auto r = ctx_.route("/api/v1/rules", [this](const moni::HttpRequest& req, moni::HttpResponse& resp) {
-      auto type = moni::param(req.params(), "type").value_or("");
-      if (!type.empty() && type != "alert" && type != "record") {
-        reply(resp, 400,
-              R"({"status":"error","errorType":"bad_data","error":"not supported value \")" +
-                  type + R"(\""})");
-        return;
-      }
-      reply(resp, 200, R"({"status":"success","data":)" + engine_->rules_json(type) + "}");
-    });
+    auto r =
+        ctx_.route("/api/v1/rules", [this](const moni::HttpRequest& req, moni::HttpResponse& resp) {
+          auto type = moni::param(req.params(), "type").value_or("");
+          if (!type.empty() && type != "alert" && type != "record") {
+            reply(resp, 400,
+                  R"({"status":"error","errorType":"bad_data","error":"not supported value \")" +
+                      type + R"(\""})");
+            return;
+          }
+          reply(resp, 200, R"({"status":"success","data":)" + engine_->rules_json(type) + "}");
+        });
     if (!r) return r;
     return ctx_.route("/api/v1/alerts", [this](const moni::HttpRequest&, moni::HttpResponse& resp) {
       reply(resp, 200, R"({"status":"success","data":)" + engine_->alerts_json() + "}");
@@ -204,13 +207,27 @@ class RulesPlugin : public moni::Collector {
     out.add("moni_rules_notifications_pending", {}, static_cast<double>(queue_.size()));
   }
 
-  // `moni rules import FILE [--out FILE]` (the host passes name "rules").
+  // `moni rules import FILE [--out FILE]` and `moni rules test FILE...`
+  // (the host passes name "rules").
   moni::Result<void> command(std::string_view name,
                              std::span<const std::string_view> args) override {
     if (name != "rules" || args.empty())
-      return moni::make_error("rules: usage: moni rules import FILE [--out FILE]");
+      return moni::make_error(
+          "rules: usage: moni rules import FILE [--out FILE] | moni rules test FILE...");
 #if defined(MONI_RULES_HAVE_YAML)
     if (args[0] == "import") return moni::rules::run_rules_import(args.subspan(1), std::cout);
+    if (args[0] == "test") {
+      if (args.size() < 2) return moni::make_error("rules: usage: moni rules test FILE...");
+      size_t failed = 0;
+      for (auto f : args.subspan(1)) {
+        auto r = moni::rules::run_rule_tests(std::string(f), std::cout);
+        if (!r) return r.error();
+        failed += *r ? 0 : 1;
+      }
+      if (failed)
+        return moni::make_error("rules: " + std::to_string(failed) + " test file(s) failed");
+      return {};
+    }
 #endif
     return moni::make_error("rules: unknown subcommand '" + std::string(args[0]) + "'");
   }

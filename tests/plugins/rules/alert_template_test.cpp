@@ -1,10 +1,10 @@
 // Alert templates: the Go text/template subset and Prometheus's functions,
 // with the outputs Prometheus 2.42 gives for the same templates.
+#include "alert_template.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
-
-#include "alert_template.hpp"
 
 namespace {
 
@@ -66,7 +66,8 @@ TEST(AlertTemplate, PrometheusFunctions) {
 }
 
 TEST(AlertTemplate, Conditionals) {
-  std::string t = "{{ if gt $value 80.0 }}critical{{ else if gt $value 50.0 }}warn{{ else }}ok{{ end }}";
+  std::string t =
+      "{{ if gt $value 80.0 }}critical{{ else if gt $value 50.0 }}warn{{ else }}ok{{ end }}";
   EXPECT_EQ(expand(t, 90), "critical");
   EXPECT_EQ(expand(t, 60), "warn");
   EXPECT_EQ(expand(t, 10), "ok");

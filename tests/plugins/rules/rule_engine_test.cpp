@@ -2,13 +2,14 @@
 // a group seeing earlier results of the same evaluation, alert states with
 // `for` and keep_firing_for, ALERTS/ALERTS_FOR_STATE, notification timing,
 // restore of `for` state, limits and the evaluation schedule.
+#include "rule_engine.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "memory_store.hpp"
 #include "rule_config.hpp"
-#include "rule_engine.hpp"
 
 namespace {
 
@@ -149,8 +150,8 @@ TEST(RuleEngine, ScalarAndErrors) {
   MemoryStore store;
   store.add(L({{"__name__", "a"}, {"x", "1"}}), 0, 1);
   store.add(L({{"__name__", "a"}, {"x", "2"}}), 0, 2);
-  auto eng = make({group("g", {record("s", "scalar(a{x=\"1\"}) + 1"),
-                               record("dup", "a", {{"x", "same"}})})});
+  auto eng = make(
+      {group("g", {record("s", "scalar(a{x=\"1\"}) + 1"), record("dup", "a", {{"x", "same"}})})});
   StoreSink sink(nullptr);
   std::vector<OutgoingAlert> notify;
   eng->eval_group(0, store, 0, sink, notify);
@@ -195,8 +196,7 @@ TEST_F(AlertStates, PendingFiringResolvedAndForgotten) {
   auto* a = only("High");
   ASSERT_NE(a, nullptr);
   EXPECT_EQ(a->state, AlertState::Pending);
-  EXPECT_EQ(a->labels,
-            L({{"alertname", "High"}, {"instance", "1"}, {"severity", "page"}}));
+  EXPECT_EQ(a->labels, L({{"alertname", "High"}, {"instance", "1"}, {"severity", "page"}}));
   EXPECT_EQ(a->annotations, L({{"summary", "1 is 7"}}));
   EXPECT_EQ(a->active_at_ms, 2 * kMin);
   auto alerts = sink.at(2 * kMin, "ALERTS");
@@ -286,8 +286,8 @@ TEST_F(AlertStates, LimitTurnsTheRuleIntoAnError) {
 }
 
 TEST_F(AlertStates, BadTemplateIsAVisibleErrorNotACrash) {
-  eng = make({group("g", {alert("High", "cond > 5", 0, {},
-                                {{"x", "{{ $labels.instance.nope }}"}})})});
+  eng = make(
+      {group("g", {alert("High", "cond > 5", 0, {}, {{"x", "{{ $labels.instance.nope }}"}})})});
   eval(3 * kMin);
   auto* a = only("High");
   ASSERT_NE(a, nullptr);
@@ -364,7 +364,8 @@ TEST(RuleEngineRestore, GracePeriodAndOutageTolerance) {
 TEST(RuleEngineSchedule, AlignedSlotsAndMissedIterations) {
   MemoryStore store;
   store.add(L({{"__name__", "x"}}), 0, 1);
-  auto eng = make({group("g1", {record("r1", "vector(1)")}), group("g2", {record("r2", "vector(2)")})});
+  auto eng =
+      make({group("g1", {record("r1", "vector(1)")}), group("g2", {record("r2", "vector(2)")})});
   int64_t now = 1'700'000'000'000;
   for (size_t i = 0; i < 2; ++i) {
     int64_t s = eng->eval_timestamp(i, now);
@@ -403,21 +404,32 @@ TEST(RuleEngineSchedule, AlignedSlotsAndMissedIterations) {
 
 TEST(RuleEngineApi, RulesAndAlertsJson) {
   MemoryStore store;
-  for (int64_t t = 0; t <= 5 * kMin; t += 15'000) store.add(L({{"__name__", "cond"}, {"i", "1"}}), t, 3);
-  auto eng = make({group("g", {record("r", "cond * 2", {{"k", "v"}}),
-                               alert("A", "cond > 1", 0, {{"severity", "page"}}, {{"s", "v={{ $value }}"}})})});
+  for (int64_t t = 0; t <= 5 * kMin; t += 15'000)
+    store.add(L({{"__name__", "cond"}, {"i", "1"}}), t, 3);
+  auto eng = make(
+      {group("g", {record("r", "cond * 2", {{"k", "v"}}),
+                   alert("A", "cond > 1", 0, {{"severity", "page"}}, {{"s", "v={{ $value }}"}})})});
   StoreSink sink(nullptr);
   std::vector<OutgoingAlert> notify;
   eng->eval_group(0, store, 5 * kMin, sink, notify);
   std::string j = eng->rules_json("");
-  EXPECT_NE(j.find(R"("name":"r","query":"cond * 2","labels":{"k":"v"},"health":"ok")"), std::string::npos) << j;
-  EXPECT_NE(j.find(R"({"state":"firing","name":"A","query":"cond > 1","duration":0,"keepFiringFor":0,"labels":{"severity":"page"},"annotations":{"s":"v={{ $value }}"},"alerts":[{"labels":{"alertname":"A","i":"1","severity":"page"},"annotations":{"s":"v=3"},"state":"firing","activeAt":"1970-01-01T00:05:00Z","value":"3e+00"}],"health":"ok")"), std::string::npos) << j;
-  EXPECT_NE(j.find(R"("lastEvaluation":"1970-01-01T00:05:00Z","type":"alerting"})"), std::string::npos) << j;
+  EXPECT_NE(j.find(R"("name":"r","query":"cond * 2","labels":{"k":"v"},"health":"ok")"),
+            std::string::npos)
+      << j;
+  EXPECT_NE(
+      j.find(
+          R"({"state":"firing","name":"A","query":"cond > 1","duration":0,"keepFiringFor":0,"labels":{"severity":"page"},"annotations":{"s":"v={{ $value }}"},"alerts":[{"labels":{"alertname":"A","i":"1","severity":"page"},"annotations":{"s":"v=3"},"state":"firing","activeAt":"1970-01-01T00:05:00Z","value":"3e+00"}],"health":"ok")"),
+      std::string::npos)
+      << j;
+  EXPECT_NE(j.find(R"("lastEvaluation":"1970-01-01T00:05:00Z","type":"alerting"})"),
+            std::string::npos)
+      << j;
   EXPECT_NE(j.find(R"("interval":60,"limit":0,)"), std::string::npos) << j;
   EXPECT_EQ(eng->rules_json("alert").find("\"recording\""), std::string::npos);
   EXPECT_EQ(eng->rules_json("record").find("\"alerting\""), std::string::npos);
-  EXPECT_EQ(eng->alerts_json(),
-            R"({"alerts":[{"labels":{"alertname":"A","i":"1","severity":"page"},"annotations":{"s":"v=3"},"state":"firing","activeAt":"1970-01-01T00:05:00Z","value":"3e+00"}]})");
+  EXPECT_EQ(
+      eng->alerts_json(),
+      R"({"alerts":[{"labels":{"alertname":"A","i":"1","severity":"page"},"annotations":{"s":"v=3"},"state":"firing","activeAt":"1970-01-01T00:05:00Z","value":"3e+00"}]})");
 }
 
 }  // namespace

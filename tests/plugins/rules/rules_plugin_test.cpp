@@ -66,18 +66,22 @@ name = "g"
 interval = "5s"
 )t");
   // The expression's own position plus the parse error's offset in it.
-  EXPECT_TRUE(has_line(e, "test.toml:6:14: rules: group \"g\": rule \"bad name\": could not parse "
-                          "expression: 1:6: parse error: "))
+  EXPECT_TRUE(has_line(e,
+                       "test.toml:6:14: rules: group \"g\": rule \"bad name\": could not parse "
+                       "expression: 1:6: parse error: "))
       << e;
   EXPECT_TRUE(has_line(e, "rule \"bad name\": invalid recording rule name: bad name")) << e;
   EXPECT_TRUE(has_line(e, "test.toml:10:7: rules: ")) << e;
   EXPECT_TRUE(has_line(e, "for: invalid duration \"5x\"")) << e;
-  EXPECT_TRUE(has_line(e, "test.toml:12:11: rules: unknown option 'group[0].rule[1].unknown'")) << e;
-  EXPECT_TRUE(has_line(e, "rule \"A\": annotation \"s\": template: __alert_A:1:4: function "
-                          "\"nosuch\" not defined"))
+  EXPECT_TRUE(has_line(e, "test.toml:12:11: rules: unknown option 'group[0].rule[1].unknown'"))
       << e;
-  EXPECT_TRUE(has_line(e, "test.toml:15:8: rules: group \"g\": rule \"r\": the expression must "
-                          "evaluate to an instant vector or a scalar, not a range vector"))
+  EXPECT_TRUE(has_line(e,
+                       "rule \"A\": annotation \"s\": template: __alert_A:1:4: function "
+                       "\"nosuch\" not defined"))
+      << e;
+  EXPECT_TRUE(has_line(e,
+                       "test.toml:15:8: rules: group \"g\": rule \"r\": the expression must "
+                       "evaluate to an instant vector or a scalar, not a range vector"))
       << e;
   EXPECT_TRUE(has_line(e, "test.toml:16:1: rules: group name \"g\" is repeated in the same file"))
       << e;
@@ -103,9 +107,9 @@ expr = "sum by (job) (up)"
           severity: page
 )t");
   d.write("c.txt", "ignored: not matched by the globs");
-  auto h = PluginHarness::load(moni::testing::plugin_path("rules"),
-                               "rule_files = [\"" + d.path + "/*.toml\", \"" + d.path +
-                                   "/*.yml\"]\ninterval = \"15s\"\n");
+  auto h = PluginHarness::load(
+      moni::testing::plugin_path("rules"),
+      "rule_files = [\"" + d.path + "/*.toml\", \"" + d.path + "/*.yml\"]\ninterval = \"15s\"\n");
   ASSERT_TRUE(h) << h.error().message;
   MemoryStore store;
   (*h)->set_storage(store.reader());
@@ -123,8 +127,8 @@ expr = "sum by (job) (up)"
   EXPECT_EQ(j["data"]["groups"][1]["rules"][0]["health"], "unknown");
 
   d.write("bad.toml", "[[group]]\nname = \"x\"\n[[group.rule]]\nalert = \"A\"\nexpr = \"up ==\"\n");
-  std::string e = load_error("rule_files = [\"" + d.path + "/bad.toml\", \"" + d.path +
-                             "/missing.toml\"]\n");
+  std::string e =
+      load_error("rule_files = [\"" + d.path + "/bad.toml\", \"" + d.path + "/missing.toml\"]\n");
   EXPECT_TRUE(has_line(e, d.path + "/bad.toml:5:")) << e;
   EXPECT_TRUE(has_line(e, "could not parse expression")) << e;
   EXPECT_TRUE(has_line(e, d.path + "/missing.toml does not exist")) << e;

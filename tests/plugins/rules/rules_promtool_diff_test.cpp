@@ -2,8 +2,10 @@
 // (tests/data/rules/diff/rules.yml) over the same series (series.txt) is
 // evaluated by moni's rule engine every minute, as `promtool test rules`
 // does. moni's recorded series and firing alerts (labels and annotations)
-// at every minute become a promtool unit-test file, which the real promtool
-// then checks by evaluating the rules itself: it passes only when both agree.
+// at every minute (and ALERTS / ALERTS_FOR_STATE, so pending states too)
+// become a promtool unit-test file, which the real promtool then checks by
+// evaluating the rules itself: it passes only when both agree. The same file
+// then runs through `moni rules test` (moni's runner of promtool's format).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -17,6 +19,7 @@
 #include "memory_store.hpp"
 #include "prometheus_peer.hpp"
 #include "rule_engine.hpp"
+#include "rule_test_runner.hpp"
 #include "yaml_rules.hpp"
 
 namespace {
@@ -150,7 +153,12 @@ TEST(RulesPromtoolDiff, MoniAndPrometheusAgreeOnRecordedSeriesAndAlerts) {
   ASSERT_TRUE(groups) << groups.error().message;
   std::set<std::string> records, alertnames;
   for (const auto& g : *groups)
-    for (const auto& r : g.rules) (r.record.empty() ? alertnames : records).insert(r.record.empty() ? r.alert : r.record);
+    for (const auto& r : g.rules)
+      (r.record.empty() ? alertnames : records).insert(r.record.empty() ? r.alert : r.record);
+  // promtool's rules count as restored from the start, so ALERTS and
+  // ALERTS_FOR_STATE (pending states included) are compared too.
+  records.insert("ALERTS");
+  records.insert("ALERTS_FOR_STATE");
   EngineOptions o;
   o.restore_for_state = false;
   o.external_labels = {{"cluster", "eu1"}};
@@ -200,7 +208,8 @@ TEST(RulesPromtoolDiff, MoniAndPrometheusAgreeOnRecordedSeriesAndAlerts) {
         for (const auto& a : it->second) {
           y << "          - exp_labels:\n";
           for (const auto& l : a.labels)
-            if (l.name != "alertname") y << "              " << l.name << ": " << quote(l.value) << "\n";
+            if (l.name != "alertname")
+              y << "              " << l.name << ": " << quote(l.value) << "\n";
           if (!a.annotations.empty()) {
             y << "            exp_annotations:\n";
             for (const auto& l : a.annotations)
@@ -225,7 +234,8 @@ TEST(RulesPromtoolDiff, MoniAndPrometheusAgreeOnRecordedSeriesAndAlerts) {
       } else {
         y << "        exp_samples:\n";
         for (const auto& [ls, v] : at)
-          y << "          - labels: " << quote(selector(ls)) << "\n            value: " << fmt(v) << "\n";
+          y << "          - labels: " << quote(selector(ls)) << "\n            value: " << fmt(v)
+            << "\n";
       }
       ++cases;
     }
@@ -239,6 +249,23 @@ TEST(RulesPromtoolDiff, MoniAndPrometheusAgreeOnRecordedSeriesAndAlerts) {
   EXPECT_EQ(rc, 0) << "promtool disagrees with moni (" << cases << " cases; files kept in " << dir
                    << "):\n"
                    << out;
+
+  // `moni rules test` runs the same promtool test file with moni's engine;
+  // it passes, and fails once an expectation is changed.
+  std::ostringstream report;
+  auto mine = run_rule_tests(dir + "/test.yml", report);
+  ASSERT_TRUE(mine) << mine.error().message;
+  EXPECT_TRUE(*mine) << report.str();
+  std::string text = y.str();
+  auto at = text.find("has been down");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 13, "has been DOWN");
+  std::ofstream(dir + "/tampered.yml") << text;
+  std::ostringstream report2;
+  auto tampered = run_rule_tests(dir + "/tampered.yml", report2);
+  ASSERT_TRUE(tampered) << tampered.error().message;
+  EXPECT_FALSE(*tampered);
+  EXPECT_NE(report2.str().find("alertname: InstanceDown"), std::string::npos) << report2.str();
   if (rc == 0) std::filesystem::remove_all(dir);
   RecordProperty("cases", static_cast<int>(cases));
 }
