@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
+#include <thread>
 
 #include "label_set.hpp"
 #include "lmdb_keys.hpp"
@@ -304,6 +306,7 @@ Result<WriteResult> Db::write(const BatchView& batch) {
         batch_max_t_ = INT64_MIN;
         cut_in_batch_ = false;
         chunks_cut_ = 0;
+        njobs_ = 0;
         wal_truncated_to_ = wal_first_;
         applied = true;
         rc = apply(txn, batch, wr);
@@ -502,6 +505,7 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     MDB_val k = mval("next_id"), v = {4, nb};
     if ((rc = mdb_put(txn, dbi_.meta, &k, &v, 0))) return rc;
   }
+  if ((rc = put_cut_chunks(txn))) return rc;
   rec_.resize(rec_len);
   if (!rec_.empty()) {
     char kb[8];
@@ -533,24 +537,29 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
 
 // Encodes the series' current head (the committed head unless already cut
 // in this batch, then this batch's samples) as one stored chunk.
-int Db::cut(MDB_txn* txn, uint32_t id, Series& s) {
-  ts_.clear();
-  vs_.clear();
+// Queues the series' current head (the committed head unless already cut
+// in this batch, then this batch's samples) to be stored as a chunk; the
+// queued chunks are encoded and put by put_cut_chunks() before the commit.
+int Db::cut(MDB_txn* /*txn*/, uint32_t id, Series& s) {
+  if (njobs_ == jobs_.size()) jobs_.emplace_back();
+  CutJob& j = jobs_[njobs_];
+  j.id = id;
+  j.ts.clear();
+  j.vs.clear();
   uint32_t from = s.p_first;
   if (!s.p_drop) {
     if (id < heads_.size()) {
-      ts_.assign(heads_[id].ts.begin(), heads_[id].ts.end());
-      vs_.assign(heads_[id].vs.begin(), heads_[id].vs.end());
+      j.ts.assign(heads_[id].ts.begin(), heads_[id].ts.end());
+      j.vs.assign(heads_[id].vs.begin(), heads_[id].vs.end());
     }
   } else {
     from = s.p_head_start;
   }
   for (uint32_t i = from; i != kNone; i = pend_[i].next) {
-    ts_.push_back(pend_[i].t);
-    vs_.push_back(pend_[i].v);
+    j.ts.push_back(pend_[i].t);
+    j.vs.push_back(pend_[i].v);
   }
-  if (!ts_.empty())
-    if (int rc = put_chunk(txn, id, 0, ts_.size())) return rc;
+  if (!j.ts.empty()) ++njobs_;
   s.p_drop = true;
   s.p_head_start = kNone;
   s.p_head_n = 0;
@@ -558,17 +567,53 @@ int Db::cut(MDB_txn* txn, uint32_t id, Series& s) {
   return 0;
 }
 
-int Db::put_chunk(MDB_txn* txn, uint32_t id, size_t lo, size_t hi) {
-  encode_chunk_best(ts_.data() + lo, vs_.data() + lo, hi - lo, blob_);
-  if (blob_.size() > kMaxChunkBytes && hi - lo > 1) {
+namespace {
+// Encodes ts/vs[lo, hi) as one chunk, or split in halves while too big.
+void encode_split(const std::vector<int64_t>& ts, const std::vector<double>& vs, size_t lo,
+                  size_t hi, std::vector<std::pair<int64_t, std::string>>& out, size_t& n) {
+  if (n == out.size()) out.emplace_back();
+  std::string& blob = out[n].second;
+  encode_chunk_best(ts.data() + lo, vs.data() + lo, hi - lo, blob);
+  if (blob.size() > kMaxChunkBytes && hi - lo > 1) {
     size_t mid = lo + (hi - lo) / 2;
-    if (int rc = put_chunk(txn, id, lo, mid)) return rc;
-    return put_chunk(txn, id, mid, hi);
+    encode_split(ts, vs, lo, mid, out, n);
+    encode_split(ts, vs, mid, hi, out, n);
+    return;
   }
-  ChunkKey ck(id, ts_[lo]);
-  MDB_val k = ck.val(), v = mval(blob_);
-  ++chunks_cut_;
-  return mdb_put(txn, dbi_.chunks, &k, &v, 0);
+  out[n++].first = ts[lo];
+}
+}  // namespace
+
+// Encodes the queued chunks (on two threads when there are many: aligned
+// scrapes cut every series in the same batch) and puts them.
+int Db::put_cut_chunks(MDB_txn* txn) {
+  auto encode = [this](size_t from, size_t to) {
+    for (size_t i = from; i < to; ++i) {
+      jobs_[i].nout = 0;
+      encode_split(jobs_[i].ts, jobs_[i].vs, 0, jobs_[i].ts.size(), jobs_[i].out, jobs_[i].nout);
+    }
+  };
+  size_t half = njobs_ >= 64 ? njobs_ / 2 : 0;
+  std::thread helper;
+  if (half > 0) {
+    try {
+      helper = std::thread(encode, 0, half);
+    } catch (const std::system_error&) {
+      half = 0;  // no thread: encode everything here
+    }
+  }
+  encode(half, njobs_);
+  if (helper.joinable()) helper.join();
+  int rc = 0;
+  for (size_t i = 0; i < njobs_ && rc == 0; ++i)
+    for (size_t o = 0; o < jobs_[i].nout && rc == 0; ++o) {
+      ChunkKey ck(jobs_[i].id, jobs_[i].out[o].first);
+      MDB_val k = ck.val(), v = mval(jobs_[i].out[o].second);
+      rc = mdb_put(txn, dbi_.chunks, &k, &v, 0);
+      ++chunks_cut_;
+    }
+  njobs_ = 0;
+  return rc;
 }
 
 // Heads that hold the WAL back too long (slow or vanished series) are cut
@@ -619,6 +664,7 @@ Result<void> Db::flush_heads() {
     new_hashes_.clear();
     next_id_before_ = next_id_;
     chunks_cut_ = 0;
+    njobs_ = 0;
     size_t n = std::min(series_.size(), heads_.size());
     for (uint32_t id = 1; id < n && rc == 0; ++id) {
       Series& s = series_[id];
@@ -626,6 +672,7 @@ Result<void> Db::flush_heads() {
       touch(id, s);
       rc = cut(txn, id, s);
     }
+    if (rc == 0) rc = put_cut_chunks(txn);
     if (rc == 0) rc = mdb_drop(txn, dbi_.wal, 0);
     if (rc == 0)
       rc = mdb_txn_commit(txn);

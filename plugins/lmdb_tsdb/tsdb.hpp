@@ -157,7 +157,7 @@ class Db {
   void touch(uint32_t id, Series& s);
   int cut(MDB_txn* txn, uint32_t id, Series& s);
   uint64_t oldest_head_seq() const;
-  int put_chunk(MDB_txn* txn, uint32_t id, size_t lo, size_t hi);
+  int put_cut_chunks(MDB_txn* txn);
   int flush_stale_heads(MDB_txn* txn);
   int truncate_wal(MDB_txn* txn);
   void commit_heads();
@@ -206,6 +206,16 @@ class Db {
   std::string rec_;
   std::vector<Metadata> pending_meta_;
   int64_t batch_max_t_ = INT64_MIN;
+  // Heads cut in the current batch, encoded just before the commit.
+  struct CutJob {
+    uint32_t id = 0;
+    std::vector<int64_t> ts;
+    std::vector<double> vs;
+    std::vector<std::pair<int64_t, std::string>> out;  // (t0, chunk)
+    size_t nout = 0;
+  };
+  std::vector<CutJob> jobs_;
+  size_t njobs_ = 0;
   std::string key_, buf_, blob_;
   std::vector<int64_t> ts_;
   std::vector<double> vs_;
