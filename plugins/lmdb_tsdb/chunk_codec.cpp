@@ -691,8 +691,8 @@ void encode_chunk_best(const int64_t* ts, const double* vs, size_t n, std::strin
     // A common factor of all steps (e.g. 4096 for page-sized byte counts).
     uint64_t g = 0;
     for (size_t i = 1; i < n && g != 1; ++i)
-      g = std::gcd(g, static_cast<uint64_t>(ns[i] > ns[i - 1] ? ns[i] - ns[i - 1]
-                                                               : ns[i - 1] - ns[i]));
+      g = std::gcd(
+          g, static_cast<uint64_t>(ns[i] > ns[i - 1] ? ns[i] - ns[i - 1] : ns[i - 1] - ns[i]));
     if (g == 0) g = 1;
     // Estimate each (order, table, factor) from the step sizes alone and
     // encode only the cheapest: closing a chunk stays O(n).
