@@ -55,6 +55,7 @@ struct FetchedSeries {
 
 struct SelectorData {
   bool loaded = false;
+  int8_t nameless_unique = -1;  // series still distinct without __name__? -1: not yet known
   int64_t mint = INT64_MAX, maxt = INT64_MIN;
   std::vector<FetchedSeries> series;
 };
@@ -775,8 +776,9 @@ class Evaluator {
     for (size_t i = 0; i < f.arg_types.size() && i < e.args.size(); ++i)
       if (f.arg_types[i] == ValueType::Matrix) matrix_arg = static_cast<int>(i);
     if (matrix_arg >= 0) {
-      out.vec = range_function(e, matrix_arg, ts);
-      check_dups(out.vec);
+      bool dup_free = false;
+      out.vec = range_function(e, matrix_arg, ts, &dup_free);
+      if (!dup_free) check_dups(out.vec);
       return out;
     }
     if (str_eq(name, "vector")) {
@@ -969,7 +971,29 @@ class Evaluator {
     return share(std::move(ls));
   }
 
-  Vector range_function(const Expr& e, int matrix_arg, int64_t ts) {
+  // Whether the selector's series keep distinct label sets once __name__ is
+  // dropped; computed once per query, so that functions over it need not
+  // look for duplicates at every step (a sort of the whole output).
+  bool nameless_unique(SelectorData& d) {
+    if (d.nameless_unique < 0) {
+      std::vector<std::pair<uint64_t, size_t>> h;
+      h.reserve(d.series.size());
+      for (size_t i = 0; i < d.series.size(); ++i)
+        h.emplace_back(label_hash(nameless_cached(d.series[i])), i);
+      std::sort(h.begin(), h.end());
+      d.nameless_unique = 1;
+      for (size_t i = 1; i < h.size() && d.nameless_unique; ++i)
+        for (size_t k = i; k-- > 0 && h[k].first == h[i].first;)
+          if (*nameless_cached(d.series[h[k].second]) == *nameless_cached(d.series[h[i].second])) {
+            d.nameless_unique = 0;
+            break;
+          }
+    }
+    return d.nameless_unique == 1;
+  }
+
+  // *dup_free: the result cannot hold two equal label sets (no need to check).
+  Vector range_function(const Expr& e, int matrix_arg, int64_t ts, bool* dup_free) {
     const char* name = e.func->name;
     std::vector<Window> ws;
     std::vector<std::vector<Point>> storage;
@@ -992,6 +1016,10 @@ class Evaluator {
     int64_t range_end = at_time(timed, ts) - timed.offset_ms;
     int64_t range_start = range_end - range_ms;
     bool keep_name = str_eq(name, "last_over_time");
+    if (m->kind == ExprKind::MatrixSelector) {
+      // Storage series are distinct; without __name__ they may collide.
+      *dup_free = keep_name || nameless_unique(load(*m->args[0], true));
+    }
     enum { Rate, Increase, Delta, Irate, Idelta, Other } kind = Other;
     if (str_eq(name, "rate"))
       kind = Rate;
