@@ -93,7 +93,8 @@ std::string format_rfc3339(int64_t ms) {
   gmtime_r(&t, &tm);
   char buf[48];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(frac));
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(frac));
   return buf;
 }
 
@@ -205,8 +206,8 @@ struct Notifier::Impl {
           break;
         }
         am.errors += 1;
-        std::string why = reply.status ? "HTTP " + std::to_string(reply.status) + ": " + reply.body
-                                       : reply.error;
+        std::string why =
+            reply.status ? "HTTP " + std::to_string(reply.status) + ": " + reply.body : reply.error;
         if (!am.failing)
           log("rules: sending " + std::to_string(n) + " alert(s) to " + am.endpoint +
               " failed: " + why);
@@ -251,8 +252,8 @@ Result<std::unique_ptr<Notifier>> Notifier::create(NotifierOptions options, LogF
     remote_write::TlsOptions tls{o.ca_file, o.cert_file, o.key_file, o.server_name,
                                  o.insecure_skip_verify};
     auto client = HttpClient::create(*url, tls, o.timeout_ms);
-    if (!client) return make_error("rules: alertmanager " + am->endpoint + ": " +
-                                   client.error().message);
+    if (!client)
+      return make_error("rules: alertmanager " + am->endpoint + ": " + client.error().message);
     am->client = std::move(client.value());
     im.ams.push_back(std::move(am));
   }

@@ -12,13 +12,12 @@
 // Transport: http, and https through the Debian OpenSSL (TLS options below).
 #pragma once
 
-#include <moni/batch.hpp>
-#include <moni/result.hpp>
-
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <moni/batch.hpp>
+#include <moni/result.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -42,9 +41,9 @@ struct AlertmanagerOptions {
 
 struct NotifierOptions {
   std::vector<AlertmanagerOptions> alertmanagers;
-  size_t queue_capacity = 10000;  // like --alertmanager.notification-queue-capacity
-  size_t batch_size = 64;         // max alerts per request, as Prometheus
-  std::string external_url;       // base of generatorURL links
+  size_t queue_capacity = 10000;    // like --alertmanager.notification-queue-capacity
+  size_t batch_size = 64;           // max alerts per request, as Prometheus
+  std::string external_url;         // base of generatorURL links
   int64_t flush_timeout_ms = 2000;  // how long stop() keeps delivering what is queued
   int64_t max_backoff_ms = 5000;    // retry backoff doubles from 100 ms up to this
 };

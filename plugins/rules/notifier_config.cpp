@@ -6,7 +6,8 @@ namespace moni::rules {
 
 namespace {
 
-void check_url(ConfigReader& r, std::string_view key, const ConfigView& node, const std::string& url) {
+void check_url(ConfigReader& r, std::string_view key, const ConfigView& node,
+               const std::string& url) {
   if (auto u = remote_write::parse_url(url); !u)
     r.error(node, std::string(key) + ": " + u.error().message);
 }
@@ -35,9 +36,9 @@ NotifierOptions parse_notifier_options(ConfigReader& cfg) {
     am.password_file = t.string("password_file", "");
     if (!am.password.empty() && !am.password_file.empty())
       t.error(t.table_view().get("password_file"),
-              "set either password or password_file, not both");
+              "password_file: set either password or password_file, not both");
     if (am.username.empty() && (!am.password.empty() || !am.password_file.empty()))
-      t.error(t.table_view(), "a password needs a username (basic auth)");
+      t.error(t.table_view(), "username: required with a password (basic auth)");
     am.ca_file = t.string("tls_ca_file", "");
     am.cert_file = t.string("tls_cert_file", "");
     am.key_file = t.string("tls_key_file", "");
@@ -45,9 +46,8 @@ NotifierOptions parse_notifier_options(ConfigReader& cfg) {
     am.insecure_skip_verify = t.boolean("tls_insecure_skip_verify", false);
     out.alertmanagers.push_back(std::move(am));
   }
-  out.queue_capacity = static_cast<size_t>(
-      cfg.integer("notification_queue_capacity", static_cast<int64_t>(out.queue_capacity), 1,
-                  10'000'000));
+  out.queue_capacity = static_cast<size_t>(cfg.integer(
+      "notification_queue_capacity", static_cast<int64_t>(out.queue_capacity), 1, 10'000'000));
   out.external_url = cfg.string("external_url", "");
   if (!out.external_url.empty())
     check_url(cfg, "external_url", cfg.table_view().get("external_url"), out.external_url);

@@ -1,13 +1,13 @@
 #include "yaml_rules.hpp"
 
-#include <moni/duration.hpp>
-#include <moni/text_format.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
-#include <algorithm>
 #include <map>
+#include <moni/duration.hpp>
+#include <moni/text_format.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -28,9 +28,7 @@ struct Loader {
     if (m.line < 0) return SourcePos{file, 0, 0};
     return SourcePos{file, static_cast<uint32_t>(m.line + 1), static_cast<uint32_t>(m.column + 1)};
   }
-  void error(const YAML::Node& at, const std::string& msg) {
-    errors.emplace_back(pos(at), msg);
-  }
+  void error(const YAML::Node& at, const std::string& msg) { errors.emplace_back(pos(at), msg); }
 
   // Checks that `map` is a mapping with unique keys out of `known`; returns
   // false (after reporting) when it is no mapping.
@@ -83,10 +81,11 @@ struct Loader {
     std::set<std::string> seen;
     for (const auto& kv : n) {
       std::string name = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
-      if (!seen.insert(name).second) error(kv.first, "mapping key \"" + name + "\" already defined");
+      if (!seen.insert(name).second)
+        error(kv.first, "mapping key \"" + name + "\" already defined");
       if (!text::valid_label_name(name) || (labels && name == kMetricNameLabel))
-        error(kv.first, std::string(labels ? "invalid label name: " : "invalid annotation name: ") +
-                            name);
+        error(kv.first,
+              std::string(labels ? "invalid label name: " : "invalid annotation name: ") + name);
       auto v = scalar(kv.second, name);
       if (v) out.emplace_back(name, *v);
     }
@@ -190,11 +189,21 @@ std::string toml_string(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20 || c == 0x7f)
           out += std::string("\\u00") + hex[c >> 4] + hex[c & 15];
@@ -207,8 +216,7 @@ std::string toml_string(std::string_view s) {
 
 std::string toml_key(std::string_view k) {
   bool bare = !k.empty();
-  for (char c : k)
-    bare &= std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  for (char c : k) bare &= std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
   return bare ? std::string(k) : toml_string(k);
 }
 
@@ -281,7 +289,8 @@ std::string to_yaml(const std::vector<GroupSpec>& groups) {
   e << YAML::BeginMap << YAML::Key << "groups" << YAML::Value << YAML::BeginSeq;
   for (const auto& g : groups) {
     e << YAML::BeginMap << YAML::Key << "name" << YAML::Value << YAML::DoubleQuoted << g.name;
-    if (g.interval_ms) e << YAML::Key << "interval" << YAML::Value << format_duration_ms(g.interval_ms);
+    if (g.interval_ms)
+      e << YAML::Key << "interval" << YAML::Value << format_duration_ms(g.interval_ms);
     if (g.limit) e << YAML::Key << "limit" << YAML::Value << g.limit;
     e << YAML::Key << "rules" << YAML::Value << YAML::BeginSeq;
     for (const auto& r : g.rules) {
@@ -323,16 +332,19 @@ Result<void> run_rules_import(std::span<const std::string_view> args, std::ostre
     } else if (in_path.empty()) {
       in_path = args[i];
     } else {
-      return make_error("rules import: one input file only (usage: moni rules import FILE.yml "
-                        "[--out FILE.toml])");
+      return make_error(
+          "rules import: one input file only (usage: moni rules import FILE.yml "
+          "[--out FILE.toml])");
     }
   }
   if (in_path.empty())
-    return make_error("rules import: missing input file (usage: moni rules import FILE.yml "
-                      "[--out FILE.toml])");
+    return make_error(
+        "rules import: missing input file (usage: moni rules import FILE.yml "
+        "[--out FILE.toml])");
   auto groups = load_prometheus_rule_file(in_path);
   if (!groups) return groups.error();
-  std::string toml = "# Converted from " + in_path + " by moni rules import.\n\n" + to_toml(*groups);
+  std::string toml =
+      "# Converted from " + in_path + " by moni rules import.\n\n" + to_toml(*groups);
   if (out_path.empty()) {
     out << toml;
     out.flush();

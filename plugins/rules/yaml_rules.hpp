@@ -4,7 +4,6 @@
 #pragma once
 
 #include <moni/result.hpp>
-
 #include <ostream>
 #include <span>
 #include <string>

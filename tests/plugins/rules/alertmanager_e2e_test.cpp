@@ -83,10 +83,15 @@ TEST(RulesAlertmanagerE2E, FiringAlertReachesAlertmanagerAndResolves) {
   ASSERT_TRUE(tsdb) << tsdb.error().message;
   ASSERT_TRUE((*tsdb)->start());
 
-  std::string cfg = "interval = \"1s\"\n"
-                    "rule_files = [\"" + rule_file + "\"]\n"
-                    "alertmanagers = [\"" + am.url() + "\"]\n"
-                    "external_url = \"http://moni.test:9095\"\n";
+  std::string cfg =
+      "interval = \"1s\"\n"
+      "rule_files = [\"" +
+      rule_file +
+      "\"]\n"
+      "alertmanagers = [\"" +
+      am.url() +
+      "\"]\n"
+      "external_url = \"http://moni.test:9095\"\n";
   auto rules = PluginHarness::load(moni::testing::plugin_path("rules"), cfg, "rules", dir.path);
   ASSERT_TRUE(rules) << rules.error().message;
   (*rules)->set_storage((*tsdb)->reader());
@@ -120,8 +125,8 @@ TEST(RulesAlertmanagerE2E, FiringAlertReachesAlertmanagerAndResolves) {
   EXPECT_EQ(series->label("alertstate"), "firing");
   EXPECT_EQ(series->label("severity"), "page");
 
-  auto fired = am.wait_alerts(
-      [](const auto& a) { return !find_alert(a, "MoniE2ETooHot").is_null(); }, 10);
+  auto fired =
+      am.wait_alerts([](const auto& a) { return !find_alert(a, "MoniE2ETooHot").is_null(); }, 10);
   auto alert = find_alert(fired, "MoniE2ETooHot");
   ASSERT_FALSE(alert.is_null()) << fired.dump() << "\nrules log:\n"
                                 << [&] {
@@ -130,9 +135,9 @@ TEST(RulesAlertmanagerE2E, FiringAlertReachesAlertmanagerAndResolves) {
                                      return s;
                                    }();
   EXPECT_EQ(alert["labels"], (nlohmann::json{{"alertname", "MoniE2ETooHot"},
-                                              {"instance", "sensor-1"},
-                                              {"job", "e2e"},
-                                              {"severity", "page"}}));
+                                             {"instance", "sensor-1"},
+                                             {"job", "e2e"},
+                                             {"severity", "page"}}));
   EXPECT_EQ(alert["annotations"]["summary"], "sensor-1 is at 72.5 degrees");
   EXPECT_EQ(alert["annotations"]["description"], "job e2e");
   EXPECT_EQ(alert["generatorURL"],
@@ -147,14 +152,54 @@ TEST(RulesAlertmanagerE2E, FiringAlertReachesAlertmanagerAndResolves) {
     ASSERT_TRUE(out) << out.error().message;
   }
   EXPECT_TRUE(out->find("ALERTS", "alertname", "MoniE2ETooHot").empty());
-  auto resolved = am.wait_alerts(
-      [](const auto& a) { return find_alert(a, "MoniE2ETooHot").is_null(); }, 10);
+  auto resolved =
+      am.wait_alerts([](const auto& a) { return find_alert(a, "MoniE2ETooHot").is_null(); }, 10);
   EXPECT_TRUE(find_alert(resolved, "MoniE2ETooHot").is_null()) << resolved.dump();
   EXPECT_GE(self_metric(**rules, "moni_rules_notifications_sent_total"), 2);
   EXPECT_EQ(self_metric(**rules, "moni_rules_notifications_errors_total"), 0);
 
   (*rules)->stop();
   (*tsdb)->stop();
+}
+
+// The Alertmanager options of the rules instance: every error at once, with
+// its position, and unknown keys rejected.
+TEST(RulesAlertmanagerConfig, ErrorsWithPositions) {
+  auto r = PluginHarness::load(moni::testing::plugin_path("rules"),
+                               "alertmanagers = [\"http://127.0.0.1:9093\", \"ftp://x\"]\n"
+                               "notification_queue_capacity = 0\n"
+                               "external_url = \"moni.example\"\n"
+                               "[[alertmanager]]\n"
+                               "timeout = \"soon\"\n"
+                               "password = \"a\"\n"
+                               "password_file = \"b\"\n"
+                               "bogus = 1\n");
+  ASSERT_FALSE(r);
+  const std::string& m = r.error().message;
+  for (const char* want :
+       {"test.toml:1:", "alertmanagers[1]: url \"ftp://x\" must start with http:// or https://",
+        "test.toml:2:", "notification_queue_capacity must be in [1, 10000000] (got 0)",
+        "test.toml:3:", "external_url: url \"moni.example\" must start with http://",
+        "missing required option 'url'",
+        "test.toml:5:", "alertmanager[0].timeout: invalid duration \"soon\"", "test.toml:7:",
+        "alertmanager[0].password_file: set either password or password_file, not both",
+        "alertmanager[0].username: required with a password (basic auth)",
+        "test.toml:8:", "unknown option 'alertmanager[0].bogus'"})
+    EXPECT_NE(m.find(want), std::string::npos) << want << "\nin:\n" << m;
+}
+
+TEST(RulesAlertmanagerConfig, TablesAndShorthandTogether) {
+  auto r = PluginHarness::load(moni::testing::plugin_path("rules"),
+                               "alertmanagers = [\"http://127.0.0.1:9093\"]\n"
+                               "notification_queue_capacity = 50\n"
+                               "[[alertmanager]]\n"
+                               "url = \"https://am.example:9093/base\"\n"
+                               "timeout = \"3s\"\n"
+                               "path_prefix = \"/am\"\n"
+                               "username = \"u\"\n"
+                               "password = \"p\"\n"
+                               "tls_insecure_skip_verify = true\n");
+  ASSERT_TRUE(r) << r.error().message;
 }
 
 std::vector<std::string> shipped_rule_files() {

@@ -26,8 +26,7 @@ int64_t now_ms() {
       .count();
 }
 
-OutgoingAlert make_alert(const std::string& name, int64_t starts, int64_t ends,
-                         Labels extra = {}) {
+OutgoingAlert make_alert(const std::string& name, int64_t starts, int64_t ends, Labels extra = {}) {
   OutgoingAlert a;
   a.labels = {{"alertname", name}, {"instance", "host-1:9100"}, {"severity", "page"}};
   for (auto& l : extra) a.labels.push_back(l);
@@ -106,7 +105,9 @@ TEST(AlertmanagerNotifierQueue, FullQueueDropsOldest) {
   EXPECT_GE(metric(**n, "moni_rules_notifications_dropped_total"), 2);
   EXPECT_EQ(metric(**n, "moni_rules_notifications_queue_capacity"), 3);
   EXPECT_TRUE(eventually(
-      [&] { return metric(**n, "moni_rules_notifications_errors_total", alerts_endpoint(am)) >= 1; },
+      [&] {
+        return metric(**n, "moni_rules_notifications_errors_total", alerts_endpoint(am)) >= 1;
+      },
       3000));
   auto t0 = std::chrono::steady_clock::now();
   (*n)->stop();
@@ -116,11 +117,89 @@ TEST(AlertmanagerNotifierQueue, FullQueueDropsOldest) {
   EXPECT_EQ(metric(**n, "moni_rules_notifications_dropped_total"), 5);
 }
 
+// A one-shot HTTP server on loopback that records the request it gets.
+struct RecordingServer {
+  int fd = -1, port = 0;
+  std::string request;
+  std::thread thread;
+  explicit RecordingServer(int status) {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd, 4) != 0) return;
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    thread = std::thread([this, status] {
+      int c = accept(fd, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[8192];
+      for (;;) {  // headers, then Content-Length bytes of body
+        ssize_t n = read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        request.append(buf, static_cast<size_t>(n));
+        size_t end = request.find("\r\n\r\n");
+        if (end == std::string::npos) continue;
+        size_t cl = request.find("Content-Length: ");
+        size_t want = cl == std::string::npos ? 0 : std::stoul(request.substr(cl + 16));
+        if (request.size() >= end + 4 + want) break;
+      }
+      std::string resp = "HTTP/1.1 " + std::to_string(status) +
+                         " X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+      (void)!write(c, resp.data(), resp.size());
+      close(c);
+    });
+  }
+  ~RecordingServer() {
+    shutdown(fd, SHUT_RDWR);
+    if (thread.joinable()) thread.join();
+    close(fd);
+  }
+};
+
+TEST(AlertmanagerNotifierRequest, PathPrefixBasicAuthFromFileAndJsonBody) {
+  RecordingServer srv(200);
+  ASSERT_GT(srv.port, 0);
+  char tmpl[] = "/tmp/moni-rules-pass-XXXXXX";
+  int pf = mkstemp(tmpl);
+  ASSERT_GE(pf, 0);
+  std::string secret = "s3cr3t\n";  // the trailing newline is not part of it
+  ASSERT_EQ(write(pf, secret.data(), secret.size()), static_cast<ssize_t>(secret.size()));
+  close(pf);
+  NotifierOptions o;
+  AlertmanagerOptions am;
+  am.url = "http://127.0.0.1:" + std::to_string(srv.port);
+  am.path_prefix = "/alertmanager";
+  am.username = "moni";
+  am.password_file = tmpl;
+  o.alertmanagers.push_back(am);
+  auto n = Notifier::create(o);
+  ASSERT_TRUE(n) << n.error().message;
+  (*n)->send({make_alert("MoniTestAuth", 1764095400000, 1764095700000)});
+  ASSERT_TRUE(eventually(
+      [&] { return metric(**n, "moni_rules_notifications_sent_total", alerts_endpoint(am)) == 1; },
+      5000));
+  (*n)->stop();
+  unlink(tmpl);
+  const std::string& req = srv.request;
+  EXPECT_EQ(req.rfind("POST /alertmanager/api/v2/alerts HTTP/1.1\r\n", 0), 0u) << req;
+  EXPECT_NE(req.find("Authorization: Basic bW9uaTpzM2NyM3Q=\r\n"), std::string::npos) << req;
+  EXPECT_NE(req.find("Content-Type: application/json\r\n"), std::string::npos) << req;
+  auto body = nlohmann::json::parse(req.substr(req.find("\r\n\r\n") + 4), nullptr, false);
+  ASSERT_TRUE(body.is_array()) << req;
+  ASSERT_EQ(body.size(), 1u);
+  EXPECT_EQ(body[0]["labels"]["alertname"], "MoniTestAuth");
+  EXPECT_EQ(body[0]["startsAt"], "2025-11-25T18:30:00.000Z");
+  EXPECT_EQ(body[0]["endsAt"], "2025-11-25T18:35:00.000Z");
+}
+
 class AlertmanagerNotifierLive : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!AlertmanagerPeer::available())
-      GTEST_SKIP() << AlertmanagerPeer::kBinary << " missing (apt-get install prometheus-alertmanager)";
+      GTEST_SKIP() << AlertmanagerPeer::kBinary
+                   << " missing (apt-get install prometheus-alertmanager)";
   }
   static NotifierOptions options(std::initializer_list<std::string> urls) {
     NotifierOptions o;
@@ -148,13 +227,14 @@ TEST_F(AlertmanagerNotifierLive, SentAlertsAppearWithLabelsAndAnnotations) {
   auto down = find_alert(alerts, "MoniTestHostDown");
   ASSERT_FALSE(down.is_null());
   EXPECT_EQ(down["labels"], (nlohmann::json{{"alertname", "MoniTestHostDown"},
-                                             {"instance", "host-1:9100"},
-                                             {"severity", "page"}}));
+                                            {"instance", "host-1:9100"},
+                                            {"severity", "page"}}));
   EXPECT_EQ(down["annotations"]["summary"], "MoniTestHostDown on host-1:9100");
   EXPECT_EQ(down["annotations"]["description"], "value is 42");
   EXPECT_EQ(down["generatorURL"], "http://moni.test:9095/graph?g0.expr=up+%3D%3D+0&g0.tab=1");
   EXPECT_EQ(down["status"]["state"], "active");
-  EXPECT_EQ(down["startsAt"].get<std::string>().substr(0, 19), format_rfc3339(t - 60000).substr(0, 19));
+  EXPECT_EQ(down["startsAt"].get<std::string>().substr(0, 19),
+            format_rfc3339(t - 60000).substr(0, 19));
   auto disk = find_alert(alerts, "MoniTestDiskFull");
   ASSERT_FALSE(disk.is_null());
   EXPECT_EQ(disk["labels"]["mountpoint"], "/data");
@@ -165,6 +245,24 @@ TEST_F(AlertmanagerNotifierLive, SentAlertsAppearWithLabelsAndAnnotations) {
   EXPECT_EQ(metric(**n, "moni_rules_notifications_queue_length"), 0);
   (*n)->stop();
   EXPECT_EQ(metric(**n, "moni_rules_notifications_dropped_total"), 0);
+}
+
+TEST_F(AlertmanagerNotifierLive, BatchesOfAtMost64Alerts) {
+  AlertmanagerPeer peer;
+  ASSERT_TRUE(peer.start()) << peer.error();
+  auto n = Notifier::create(options({peer.url()}));
+  ASSERT_TRUE(n) << n.error().message;
+  std::string ep = peer.url() + "/api/v2/alerts";
+  int64_t t = now_ms();
+  std::vector<OutgoingAlert> many;
+  for (int i = 0; i < 150; ++i)
+    many.push_back(make_alert("MoniTestMany", t, t + 300000, {{"shard", std::to_string(i)}}));
+  (*n)->send(std::move(many));
+  ASSERT_TRUE(eventually(
+      [&] { return metric(**n, "moni_rules_notifications_sent_total", ep) == 150; }, 10000));
+  EXPECT_EQ(metric(**n, "moni_rules_notification_latency_seconds_count", ep), 3);  // 64+64+22
+  auto alerts = peer.wait_alerts([](const auto& a) { return a.size() == 150; }, 10);
+  EXPECT_EQ(alerts.size(), 150u);
 }
 
 TEST_F(AlertmanagerNotifierLive, EndsAtInThePastResolves) {
@@ -216,8 +314,8 @@ TEST_F(AlertmanagerNotifierLive, NewerAlertsSupersedeAFailingBatch) {
   ASSERT_TRUE(eventually(
       [&] { return metric(**n, "moni_rules_notifications_errors_total", ep) >= 1; }, 5000));
   (*n)->send({make_alert("MoniTestNew", t, t + 300000)});
-  EXPECT_TRUE(eventually(
-      [&] { return metric(**n, "moni_rules_notifications_dropped_total") == 1; }, 3000));
+  EXPECT_TRUE(
+      eventually([&] { return metric(**n, "moni_rules_notifications_dropped_total") == 1; }, 3000));
   ASSERT_TRUE(peer.start()) << peer.error();
   auto alerts =
       peer.wait_alerts([](const auto& a) { return !find_alert(a, "MoniTestNew").is_null(); }, 10);
@@ -278,8 +376,8 @@ TEST_F(AlertmanagerNotifierLive, RejectedAlertsAreNotRetried) {
   OutgoingAlert bad;  // no labels: Alertmanager answers 400
   bad.starts_at_ms = now_ms();
   (*n)->send({bad});
-  ASSERT_TRUE(eventually(
-      [&] { return metric(**n, "moni_rules_notifications_dropped_total") == 1; }, 5000));
+  ASSERT_TRUE(
+      eventually([&] { return metric(**n, "moni_rules_notifications_dropped_total") == 1; }, 5000));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(metric(**n, "moni_rules_notifications_errors_total", ep), 1);
   EXPECT_EQ(metric(**n, "moni_rules_notifications_sent_total", ep), 0);

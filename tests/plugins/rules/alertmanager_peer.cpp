@@ -48,11 +48,11 @@ bool AlertmanagerPeer::start() {
   if (pid_ > 0) return true;
   if (dir_.empty()) return false;
   std::filesystem::create_directories(dir_ + "/data");
-  pid_ = ts::spawn({kBinary, "--config.file=" + dir_ + "/alertmanager.yml",
-                    "--storage.path=" + dir_ + "/data",
-                    "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                    "--cluster.listen-address=", "--log.level=warn"},
-                   dir_ + "/alertmanager.log");
+  pid_ = ts::spawn(
+      {kBinary, "--config.file=" + dir_ + "/alertmanager.yml", "--storage.path=" + dir_ + "/data",
+       "--web.listen-address=127.0.0.1:" + std::to_string(port_),
+       "--cluster.listen-address=", "--log.level=warn"},
+      dir_ + "/alertmanager.log");
   if (pid_ > 0 && ts::wait_http_ok(port_, "/-/ready", 20)) return true;
   std::ifstream f(dir_ + "/alertmanager.log");
   std::string log((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

@@ -1,6 +1,8 @@
 // Prometheus YAML rule files: loading (with positions in errors), conversion
 // to moni's TOML form and back through the rules plugin's TOML loader, the
 // YAML emitter checked by the real promtool, and `rules import`.
+#include "yaml_rules.hpp"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,7 +11,6 @@
 #include <sstream>
 
 #include "prometheus_peer.hpp"
-#include "yaml_rules.hpp"
 #ifdef MONI_RULES_HAVE_TOML_LOADER
 #include "rule_config.hpp"
 #endif
@@ -61,8 +62,8 @@ TEST(YamlRules, LoadsEveryField) {
   EXPECT_EQ(down.annotations[0].second,
             "{{ $labels.job }} target {{ $labels.instance }} has not answered\n"
             "for 5 minutes (up = {{ $value }}).\n");
-  EXPECT_EQ(down.annotations[1], (std::pair<std::string, std::string>{
-                                     "summary", "{{ $labels.instance }} is down"}));
+  EXPECT_EQ(down.annotations[1],
+            (std::pair<std::string, std::string>{"summary", "{{ $labels.instance }} is down"}));
   const RuleSpec& load = g[1].rules[1];
   EXPECT_EQ(load.for_ms, 5400000);
   EXPECT_EQ(load.labels, (LabelPairs{{"severity", "1"}}));  // a YAML integer reads as text
@@ -84,24 +85,32 @@ TEST(YamlRules, EveryErrorWithItsPosition) {
   const std::string& m = r.error().message;
   std::string f = kDir + "bad_many.yml:";
   // Unknown keys are rejected where they are written, as Prometheus does.
-  EXPECT_NE(m.find(f + "5:9: field expresion not found in rulefmt.RuleNode"), std::string::npos) << m;
+  EXPECT_NE(m.find(f + "5:9: field expresion not found in rulefmt.RuleNode"), std::string::npos)
+      << m;
   EXPECT_NE(m.find(f + "4:9: group \"a\", rule 1: field 'expr' must be set in rule"),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find(f + "6:9: group \"a\", rule 2: only one of 'record' and 'alert' must be set"),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find(f + "9:17: group \"a\", rule 3: invalid recording rule name: bad name"),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find(f + "13:11: group \"a\", rule 3: invalid field 'annotations' in recording rule"),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find(f + "11:14: group \"a\", rule 3: invalid field 'for' in recording rule"),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find(f + "15:15: group \"a\", rule 4: could not parse expression: "),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_NE(m.find(f + "16:14: for: invalid duration \"5minutes\""), std::string::npos) << m;
   EXPECT_NE(m.find(f + "18:11: invalid label name: bad-label"), std::string::npos) << m;
-  EXPECT_NE(m.find(f + "19:11: groupname: \"a\" is repeated in the same file (first at " + f +
-                   "2:5)"),
-            std::string::npos) << m;
+  EXPECT_NE(
+      m.find(f + "19:11: groupname: \"a\" is repeated in the same file (first at " + f + "2:5)"),
+      std::string::npos)
+      << m;
   EXPECT_EQ(std::count(m.begin(), m.end(), '\n'), 9) << m;  // ten errors, one per line
 }
 
@@ -125,8 +134,9 @@ TEST(YamlRules, StructuralErrors) {
   EXPECT_EQ(errors_of("groups:\n- name: x\n  rules:\n  - alert: A\n    expr: up\n    labels:\n"
                       "      __name__: x\n"),
             "r.yml:7:7: invalid label name: __name__");
-  EXPECT_EQ(errors_of("groups:\n- name: x\n  rules:\n  - alert: A\n    expr: up\n    labels: [a]\n"),
-            "r.yml:6:13: labels must be a mapping of names to strings");
+  EXPECT_EQ(
+      errors_of("groups:\n- name: x\n  rules:\n  - alert: A\n    expr: up\n    labels: [a]\n"),
+      "r.yml:6:13: labels must be a mapping of names to strings");
   auto missing = load_prometheus_rule_file(kDir + "does_not_exist.yml");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().message, kDir + "does_not_exist.yml: cannot open rule file");
@@ -207,7 +217,8 @@ TEST(YamlRules, ImportCommand) {
   auto r = run_rules_import(args, out);
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(out.str().rfind("# Converted from " + in + " by moni rules import.\n\n[[group]]\n", 0),
-            0u) << out.str();
+            0u)
+      << out.str();
   EXPECT_NE(out.str().find("alert = \"HostDown\"\n"), std::string::npos);
 
   std::string dir = temp_dir();
