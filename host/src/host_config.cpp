@@ -12,6 +12,7 @@
 
 #include "basic_auth.hpp"
 #include "plugin_loader.hpp"
+#include "tls_server_context.hpp"
 
 #define TOML_EXCEPTIONS 1
 #include <toml++/toml.h>
@@ -179,8 +180,12 @@ class Parser {
     if (!t) return;
     for (auto&& [k, v] : *t) {
       std::string key(k.str());
+      if (key == "tls") {
+        tls(v);
+        continue;
+      }
       if (key != "basic_auth_users") {
-        err(v, "unknown option 'host.web." + key + "' (host.web has basic_auth_users)");
+        err(v, "unknown option 'host.web." + key + "' (host.web has basic_auth_users and tls)");
         continue;
       }
       auto* users = as_table(v, "host.web.basic_auth_users");
@@ -195,6 +200,71 @@ class Parser {
           cfg_.basic_auth_users[user] = *hash;
       }
     }
+  }
+
+  // [host.web.tls]: Prometheus web config's tls_server_config. The files
+  // are loaded here so that check-config and a reload reject bad ones.
+  void tls(const toml::node& n) {
+    auto* t = as_table(n, "host.web.tls");
+    if (!t) return;
+    TlsServerOptions o;
+    std::map<std::string, const toml::node*> at;
+    size_t before = errors.size();
+    std::filesystem::path base = std::filesystem::path(cfg_.file).parent_path();
+    auto path_of = [&](const std::string& p) {
+      return std::filesystem::path(p).is_absolute() ? p : (base / p).lexically_normal().string();
+    };
+    for (auto&& [k, v] : *t) {
+      std::string key(k.str()), full = "host.web.tls." + key;
+      at[key] = &v;
+      if (key == "cert_file" || key == "key_file" || key == "client_ca_file") {
+        auto s = str(v, full);
+        if (s && s->empty()) err(v, full + " must not be empty");
+        if (!s || s->empty()) continue;
+        (key == "cert_file" ? o.cert_file : key == "key_file" ? o.key_file : o.client_ca_file) =
+            path_of(*s);
+      } else if (key == "client_auth") {
+        auto s = str(v, full);
+        if (!s) continue;
+        if (*s == "none")
+          o.client_auth = ClientAuth::None;
+        else if (*s == "request")
+          o.client_auth = ClientAuth::Request;
+        else if (*s == "require")
+          o.client_auth = ClientAuth::Require;
+        else
+          err(v, full + " must be \"none\", \"request\" (verify a certificate when the client "
+                        "sends one) or \"require\" (got \"" + *s + "\")");
+      } else if (key == "min_version") {
+        auto s = str(v, full);
+        if (!s) continue;
+        if (*s == "TLS12" || *s == "TLS13")
+          o.tls13_only = *s == "TLS13";
+        else
+          err(v, full + " must be \"TLS12\" or \"TLS13\" (got \"" + *s + "\")");
+      } else if (key == "handshake_timeout") {
+        auto d = duration(v, full);
+        if (d && *d <= 0) err(v, full + " must be > 0");
+        if (d && *d > 0) o.handshake_timeout_ms = *d;
+      } else {
+        err(v, "unknown option '" + full +
+                   "' (host.web.tls has cert_file, key_file, client_ca_file, client_auth, "
+                   "min_version and handshake_timeout)");
+      }
+    }
+    if (o.cert_file.empty() && !at.count("cert_file")) err(*t, "host.web.tls.cert_file is required");
+    if (o.key_file.empty() && !at.count("key_file")) err(*t, "host.web.tls.key_file is required");
+    if (o.client_auth != ClientAuth::None && !at.count("client_ca_file"))
+      err(*at["client_auth"], "host.web.tls.client_auth needs client_ca_file (the CA that signs "
+                              "client certificates)");
+    if (o.client_auth == ClientAuth::None && at.count("client_ca_file"))
+      err(*at["client_ca_file"],
+          "host.web.tls.client_ca_file is set but client_auth is \"none\"; set client_auth = "
+          "\"require\" (or \"request\")");
+    if (errors.size() != before) return;
+    TlsServerContext::Error e;
+    cfg_.tls = TlsServerContext::load(o, e);
+    if (!cfg_.tls) err(*at[e.key], "host.web.tls." + e.key + ": " + e.message);
   }
 
   void instances(const Section& s, const toml::node& n) {

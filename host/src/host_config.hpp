@@ -21,6 +21,7 @@ class table;
 namespace moni::host {
 
 class PluginRegistry;
+class TlsServerContext;
 
 /// The name of the built-in collector of moni's own metrics.
 inline constexpr std::string_view kSelfInstance = "self";
@@ -56,6 +57,7 @@ struct HostConfig {
   std::string log_level = "info";
   std::vector<std::string> plugin_dirs;                 // absolute, or relative to the config file
   std::map<std::string, std::string> basic_auth_users;  // [host.web]: user -> password hash
+  std::shared_ptr<const TlsServerContext> tls;          // [host.web.tls], files loaded; null: plain HTTP
   std::vector<InstanceConfig> instances;
   std::vector<PipelineConfig> pipelines;
 

@@ -1,5 +1,7 @@
 // The host's one HTTP server (Boost.Beast behind this small header): accepts
-// on the io thread, runs every route handler on the worker pool.
+// on the io thread, runs every route handler on the worker pool. With TLS
+// set, every connection must start with a TLS handshake (plain HTTP gets a
+// 400 and is closed, as Prometheus's web server does).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +12,7 @@
 
 #include "basic_auth.hpp"
 #include "route_table.hpp"
+#include "tls_server_context.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -30,6 +33,9 @@ class HttpServer {
   uint16_t port() const;
   /// Requires these credentials on every route from now on (null: none).
   void set_auth(std::shared_ptr<const BasicAuth> auth);
+  /// Serves HTTPS with these files for connections accepted from now on
+  /// (null: plain HTTP); connections already open keep their context.
+  void set_tls(std::shared_ptr<const TlsServerContext> tls);
   void close();
 
  private:

@@ -65,6 +65,7 @@ class Runtime final : public HostServices {
         io_, routes_, [this](std::function<void()> f) { net::post(*pool_, std::move(f)); });
 
     http_->set_auth(auth_of(*cfg));
+    http_->set_tls(cfg->tls);
     auto g = build_graph(std::move(*cfg), *registry_, data_dir_, this, nullptr, counters_);
     if (!g) {
       log_error("config", "invalid configuration:\n" + g.error().message);
@@ -401,12 +402,14 @@ class Runtime final : public HostServices {
     }
     auto reg = scan_plugins(*cfg, registry_.get());
     auto auth = auth_of(*cfg);
+    auto tls = cfg->tls;
     auto g = build_graph(std::move(*cfg), *reg, data_dir_, this, old.get(), counters_);
     if (!g) return reload_failed(g.error().message);
     std::shared_ptr<Graph> graph(std::move(g.value()));
     if (auto r = start_graph(graph); !r) return reload_failed(r.error().message);
-    net::post(io_, [this, graph, old, reg, auth] {
+    net::post(io_, [this, graph, old, reg, auth, tls] {
       http_->set_auth(auth);
+      http_->set_tls(tls);
       swap(graph, old, reg);
     });
   }

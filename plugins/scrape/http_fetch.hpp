@@ -1,15 +1,18 @@
-// Concurrent HTTP GETs for one scrape cycle (Boost.Beast lives only in
+// Concurrent HTTP(S) GETs for one scrape cycle (Boost.Beast lives only in
 // http_fetch.cpp). Each request has its own deadline, so a slow target
 // never delays the others beyond its timeout.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace moni::scrape {
+
+class TlsClientContext;
 
 struct FetchRequest {
   std::string host;  // name or address
@@ -18,6 +21,8 @@ struct FetchRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::chrono::milliseconds timeout{10000};
   uint64_t body_limit = 0;  // bytes on the wire, 0 = unlimited
+  std::shared_ptr<const TlsClientContext> tls;  // HTTPS with this context; null: plain HTTP
+  std::string setup_error;                      // set: fail with this, send nothing
 };
 
 struct FetchResult {

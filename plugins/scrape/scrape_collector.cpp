@@ -4,6 +4,7 @@
 #include "gunzip.hpp"
 #include "http_fetch.hpp"
 #include "target_discovery.hpp"
+#include "tls_client.hpp"
 
 #include "../relabel/relabel_rules.hpp"
 
@@ -12,6 +13,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <unordered_set>
@@ -51,6 +56,27 @@ std::string base64(std::string_view in) {
     out += '=';
   }
   return out;
+}
+
+// A relative file name in the config is relative to the config file's
+// directory, as in Prometheus.
+std::string config_relative(const moni::ConfigView& at, const std::string& path) {
+  if (path.empty() || path[0] == '/' || !at.present()) return path;
+  moni_source_pos p = at.api()->position(at.node());
+  std::filesystem::path file(std::string(moni::sv(p.file)));
+  return (file.parent_path() / path).lexically_normal().string();
+}
+
+// A secret file's content without trailing whitespace (Prometheus trims it).
+bool read_secret(const std::string& path, std::string& out) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char buf[8192];
+  size_t n = std::fread(buf, 1, sizeof buf, f);
+  std::fclose(f);
+  out.assign(buf, n);
+  while (!out.empty() && std::isspace(static_cast<unsigned char>(out.back()))) out.pop_back();
+  return true;
 }
 
 void sort_labels(LabelSet& ls) {
@@ -106,7 +132,7 @@ class ScrapeCollector : public moni::Collector {
 # labels = { env = "prod" }     # labels of that group
 # file_sd = ["/etc/moni/targets/*.json"]  # Prometheus file_sd JSON, or .toml with [[group]]
 # metrics_path = "/metrics"
-# scheme = "http"
+# scheme = "http"              # or "https" (with the tls table below)
 # honor_labels = false
 # honor_timestamps = true
 # scrape_timeout = "10s"        # per target; at most the interval
@@ -117,6 +143,8 @@ class ScrapeCollector : public moni::Collector {
 # label_value_length_limit = 0
 # gzip = true
 # basic_auth = { username = "", password = "", password_file = "" }
+# bearer_token = ""             # or bearer_token_file = "/path"; not with basic_auth
+# tls = { ca_file = "", cert_file = "", key_file = "", server_name = "", insecure_skip_verify = false }
 # [[collectors.<name>.static_configs]]
 # targets = ["10.0.0.1:9100"]
 # labels = { rack = "a" }
@@ -130,7 +158,7 @@ class ScrapeCollector : public moni::Collector {
     interval_ms_ = r.duration_ms("interval", 15000);
     job_ = r.string("job", std::string(ctx.instance_name()));
     metrics_path_ = r.string("metrics_path", "/metrics");
-    scheme_ = r.choice("scheme", "http", {"http"});
+    scheme_ = r.choice("scheme", "http", {"http", "https"});
     honor_labels_ = r.boolean("honor_labels", false);
     honor_timestamps_ = r.boolean("honor_timestamps", true);
     timeout_ms_ = r.duration_ms("scrape_timeout", std::min<int64_t>(10000, interval_ms_));
@@ -149,7 +177,34 @@ class ScrapeCollector : public moni::Collector {
         ba.error(ba.table_view(), "basic_auth: set password or password_file, not both");
       auth_user_ = user;
       auth_pass_ = pass;
-      auth_file_ = file;
+      auth_file_ = config_relative(ba.raw("password_file"), file);
+    }
+    bearer_ = r.string("bearer_token", "");
+    bearer_file_ = config_relative(r.raw("bearer_token_file"), r.string("bearer_token_file", ""));
+    if (r.has("bearer_token") && r.has("bearer_token_file"))
+      r.error(r.raw("bearer_token_file"), "set bearer_token or bearer_token_file, not both");
+    if ((r.has("bearer_token") || r.has("bearer_token_file")) && r.has("basic_auth"))
+      r.error(r.raw(r.has("bearer_token") ? "bearer_token" : "bearer_token_file"),
+              "set basic_auth or a bearer token, not both");
+    if (r.has("tls")) {
+      auto t = r.table("tls");
+      tls_opts_.ca_file = config_relative(t.raw("ca_file"), t.string("ca_file", ""));
+      tls_opts_.cert_file = config_relative(t.raw("cert_file"), t.string("cert_file", ""));
+      tls_opts_.key_file = config_relative(t.raw("key_file"), t.string("key_file", ""));
+      tls_opts_.server_name = t.string("server_name", "");
+      tls_opts_.insecure_skip_verify = t.boolean("insecure_skip_verify", false);
+      if (tls_opts_.cert_file.empty() != tls_opts_.key_file.empty())
+        t.error(t.raw(tls_opts_.cert_file.empty() ? "key_file" : "cert_file"),
+                "tls.cert_file and tls.key_file must be set together");
+      else {
+        // Loaded now so that check-config and a reload report a bad file at its key.
+        std::string key, why;
+        auto ctx = moni::scrape::TlsClientContext::load(tls_opts_, key, why);
+        if (ctx)
+          tls_ = std::make_shared<moni::scrape::TlsClientSource>(std::move(ctx));
+        else
+          t.error(t.raw(key), "tls." + key + ": " + why);
+      }
     }
     if (timeout_ms_ <= 0) r.error(r.raw("scrape_timeout"), "scrape_timeout must be > 0");
     if (timeout_ms_ > interval_ms_)
@@ -223,23 +278,31 @@ class ScrapeCollector : public moni::Collector {
       if (now + interval_ms_ / 2 >= t->next_due_ms) due.push_back(t.get());
     if (due.empty()) return {};
 
+    // Secret files are read every cycle, so a rotated password or token
+    // needs no reload (as Prometheus).
     std::string auth;
     if (!auth_user_.empty()) {
       std::string pass = auth_pass_;
-      if (!auth_file_.empty()) {
-        FILE* f = std::fopen(auth_file_.c_str(), "rb");
-        if (f) {
-          char buf[4096];
-          size_t n = std::fread(buf, 1, sizeof buf, f);
-          std::fclose(f);
-          pass.assign(buf, n);
-          while (!pass.empty() && (pass.back() == '\n' || pass.back() == '\r')) pass.pop_back();
-        } else {
-          ctx_.warn(name_ + ": cannot read basic_auth.password_file " + auth_file_);
-        }
-      }
+      if (!auth_file_.empty() && !read_secret(auth_file_, pass))
+        ctx_.warn(name_ + ": cannot read basic_auth.password_file " + auth_file_ + ": " +
+                  std::strerror(errno));
       auth = "Basic " + base64(auth_user_ + ":" + pass);
+    } else if (!bearer_.empty()) {
+      auth = "Bearer " + bearer_;
+    } else if (!bearer_file_.empty()) {
+      std::string token;
+      if (read_secret(bearer_file_, token))
+        auth = "Bearer " + token;
+      else
+        ctx_.warn(name_ + ": cannot read bearer_token_file " + bearer_file_ + ": " +
+                  std::strerror(errno));
     }
+    std::shared_ptr<const moni::scrape::TlsClientContext> tls;
+    for (Target* t : due)
+      if (t->scheme == "https") {
+        tls = tls_context();
+        break;
+      }
     std::vector<moni::scrape::FetchRequest> reqs;
     for (Target* t : due) {
       moni::scrape::FetchRequest q;
@@ -255,6 +318,10 @@ class ScrapeCollector : public moni::Collector {
                     std::to_string(static_cast<double>(t->timeout_ms) / 1000.0)}};
       if (gzip_) q.headers.emplace_back("Accept-Encoding", "gzip");
       if (!auth.empty()) q.headers.emplace_back("Authorization", auth);
+      if (t->scheme == "https") {
+        q.tls = tls;
+        if (!tls) q.setup_error = "no usable TLS context (see the log)";
+      }
       reqs.push_back(std::move(q));
       t->next_due_ms = now + t->interval_ms;
     }
@@ -285,6 +352,24 @@ class ScrapeCollector : public moni::Collector {
   struct StaticGroup {
     TargetGroup group;
   };
+
+  // The job's TLS context; built on first use for an https target of a job
+  // without a tls table (system CAs). A rotated file is picked up here.
+  std::shared_ptr<const moni::scrape::TlsClientContext> tls_context() {
+    if (!tls_) {
+      std::string key, why;
+      auto ctx = moni::scrape::TlsClientContext::load(tls_opts_, key, why);
+      if (!ctx) {
+        ctx_.warn(name_ + ": TLS: " + why);
+        return nullptr;
+      }
+      tls_ = std::make_shared<moni::scrape::TlsClientSource>(std::move(ctx));
+    }
+    std::string warning;
+    auto ctx = tls_->current(warning);
+    if (!warning.empty()) ctx_.warn(name_ + ": " + warning);
+    return ctx;
+  }
 
   std::map<std::string, std::string> read_labels(moni::ConfigReader& r, const moni::ConfigView& v,
                                                  const std::string& key) {
@@ -319,8 +404,8 @@ class ScrapeCollector : public moni::Collector {
       return it == g.labels.end() ? def : it->second;
     };
     t->scheme = label("__scheme__", scheme_);
-    if (t->scheme != "http") {
-      *err = "target " + addr + ": scheme \"" + t->scheme + "\" is not supported (http only)";
+    if (t->scheme != "http" && t->scheme != "https") {
+      *err = "target " + addr + ": scheme \"" + t->scheme + "\" is not supported (http or https)";
       return nullptr;
     }
     t->path = label("__metrics_path__", metrics_path_);
@@ -332,7 +417,7 @@ class ScrapeCollector : public moni::Collector {
     bool bracket = addr.front() == '[';
     if (colon == std::string::npos || (bracket && addr[colon - 1] != ']')) {
       t->host = addr;
-      t->port = "80";
+      t->port = t->scheme == "https" ? "443" : "80";
     } else {
       t->host = addr.substr(0, colon);
       t->port = addr.substr(colon + 1);
@@ -564,6 +649,9 @@ class ScrapeCollector : public moni::Collector {
   uint64_t body_limit_ = 0;
   size_t sample_limit_ = 0, label_limit_ = 0, label_name_limit_ = 0, label_value_limit_ = 0;
   std::string auth_user_, auth_pass_, auth_file_;
+  std::string bearer_, bearer_file_;
+  moni::scrape::TlsClientOptions tls_opts_;
+  std::shared_ptr<moni::scrape::TlsClientSource> tls_;
   std::vector<StaticGroup> static_;
   std::vector<std::string> file_sd_;
   std::vector<moni::relabel::Rule> rules_;
