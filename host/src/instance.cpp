@@ -121,7 +121,8 @@ const moni_storage_reader* Instance::reader() {
   return r;
 }
 
-Result<void> Instance::command(std::string_view name, const std::vector<std::string>& args) {
+Result<void> Instance::command(std::string_view name, const std::vector<std::string>& args,
+                               bool with_context) {
   if (!inst_) return make_error(label() + ": has no offline commands");
   if (!plugin_->desc.command)
     return make_error(label() + ": plugin '" + plugin_->name + "' has no offline commands");
@@ -129,7 +130,7 @@ Result<void> Instance::command(std::string_view name, const std::vector<std::str
   for (const auto& s : args) a.push_back(ms(s));
   moni_error err{};
   if (plugin_->desc.command(inst_, ms(name), a.data(), a.size(), &err) != MONI_OK)
-    return make_error(label() + ": " + std::string(name) + ": " +
+    return make_error((with_context ? label() + ": " + std::string(name) + ": " : std::string()) +
                       message_of(err, "failed without a message"));
   return {};
 }

@@ -65,7 +65,10 @@ class Instance : public std::enable_shared_from_this<Instance> {
   void self_metrics(moni_emit_fn emit, void* emit_ctx);
   /// The storage read side, or null (not a started storage instance).
   const moni_storage_reader* reader();
-  Result<void> command(std::string_view name, const std::vector<std::string>& args);
+  /// Runs offline command `name`; its error message starts with "label: name: "
+  /// unless `with_context` is false.
+  Result<void> command(std::string_view name, const std::vector<std::string>& args,
+                       bool with_context = true);
 
   /// Runs an HTTP handler of this instance unless it is stopped (then 503).
   void run_handler(moni_http_handler_fn fn, void* user, const moni_http_request& req,

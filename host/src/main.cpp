@@ -31,6 +31,8 @@ commands:
                        list the plugins found (name, kind, version, ABI, file)
   backup|restore|import --config FILE [--data-dir DIR] [--storage NAME] ARGS...
                        run an offline command of a storage instance (not started)
+  rules import FILE.yml [--out FILE.toml] [--config FILE]
+                       convert a Prometheus YAML rule file to moni's TOML rules
   version, --version   print the version
   help, --help         print this help
 )";
@@ -145,6 +147,10 @@ int main(int argc, char** argv) {
       return usage_error(c + ": " + *e);
     if (!a.config) return usage_error(c + ": --config FILE is required");
     return moni::host::storage_command(c, *a.config, a.data_dir, a.storage, a.positional);
+  }
+  if (cmd == "rules") {
+    if (auto e = parse(argc, argv, 2, a, true, {"--config"})) return usage_error("rules: " + *e);
+    return moni::host::plugin_command("rules", "rules", a.config, a.positional);
   }
   return usage_error("unknown command '" + std::string(cmd) + "'");
 }

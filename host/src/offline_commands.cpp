@@ -10,6 +10,9 @@
 #include "log.hpp"
 #include "plugin_loader.hpp"
 
+#define TOML_EXCEPTIONS 1
+#include <toml++/toml.h>
+
 namespace moni::host {
 namespace {
 
@@ -21,6 +24,23 @@ std::vector<std::string> plugin_dirs(const HostConfig* cfg) {
 
 void print_failures(const PluginRegistry& reg) {
   for (const auto& f : reg.failures()) std::cerr << "moni: plugin " << f << "\n";
+}
+
+// Creates (does not start) an instance and runs its offline command `name`.
+int instance_command(const InstanceConfig& ic, std::shared_ptr<const toml::table> doc,
+                     std::shared_ptr<LoadedPlugin> lp, const std::string& data_dir,
+                     const std::string& name, const std::vector<std::string>& args,
+                     bool with_context = true) {
+  auto inst = std::make_shared<Instance>(ic, std::move(doc), std::move(lp), data_dir, nullptr);
+  if (auto r = inst->create(); !r) {
+    std::cerr << r.error().message << "\n";
+    return 1;
+  }
+  if (auto r = inst->command(name, args, with_context); !r) {
+    std::cerr << "moni " << name << ": " << r.error().message << "\n";
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace
@@ -115,16 +135,52 @@ int storage_command(const std::string& name, const std::string& config_path,
               << "\n";
     return 1;
   }
-  auto inst = std::make_shared<Instance>(*target, cfg->doc, lp, cfg->data_dir, nullptr);
-  if (auto r = inst->create(); !r) {
-    std::cerr << r.error().message << "\n";
+  return instance_command(*target, cfg->doc, lp, cfg->data_dir, name, args);
+}
+
+int plugin_command(const std::string& plugin, const std::string& name,
+                   const std::optional<std::string>& config_path,
+                   const std::vector<std::string>& args) {
+  std::optional<HostConfig> cfg;
+  if (config_path) {
+    auto r = parse_config_file(*config_path);
+    if (!r) {
+      std::cerr << r.error().message << "\n";
+      return 1;
+    }
+    cfg = std::move(*r);
+  }
+  PluginRegistry reg;
+  reg.scan(plugin_dirs(cfg ? &*cfg : nullptr));
+  auto lp = reg.find(plugin);
+  if (!lp) {
+    print_failures(reg);
+    std::cerr << "moni " << name << ": no plugin '" << plugin << "': " << reg.explain_missing(plugin)
+              << "\n";
     return 1;
   }
-  if (auto r = inst->command(name, args); !r) {
-    std::cerr << "moni " << name << ": " << r.error().message << "\n";
-    return 1;
+  InstanceConfig ic;
+  std::shared_ptr<const toml::table> doc = std::make_shared<const toml::table>();
+  std::string data_dir = "/var/lib/moni";
+  if (cfg) {
+    doc = cfg->doc;
+    data_dir = cfg->data_dir;
+    for (const auto& c : cfg->instances)
+      if (c.plugin == plugin) {
+        ic = c;
+        break;
+      }
   }
-  return 0;
+  if (ic.name.empty()) {
+    doc = std::make_shared<const toml::table>();  // no table of its own: the plugin's defaults
+    ic.name = plugin;
+    ic.plugin = plugin;
+    ic.kind = lp->kind;
+    ic.table = doc.get();
+    ic.where = "(command line)";
+    ic.plugin_where = ic.where;
+  }
+  return instance_command(ic, doc, lp, data_dir, name, args, false);
 }
 
 }  // namespace moni::host

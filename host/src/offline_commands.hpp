@@ -21,4 +21,11 @@ int storage_command(const std::string& name, const std::string& config_path,
                     const std::optional<std::string>& storage,
                     const std::vector<std::string>& args);
 
+/// Runs subcommand `name` of plugin `plugin` (`moni rules import ...`) on an
+/// instance created with the config's table of that plugin when `config_path`
+/// declares one, else with an empty table. Returns the exit code.
+int plugin_command(const std::string& plugin, const std::string& name,
+                   const std::optional<std::string>& config_path,
+                   const std::vector<std::string>& args);
+
 }  // namespace moni::host

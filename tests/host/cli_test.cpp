@@ -3,6 +3,7 @@
 // offline storage commands, and an out-of-tree plugin built against the
 // installed SDK.
 #include <gtest/gtest.h>
+#include <moni/plugin_abi.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -21,6 +22,7 @@ namespace {
 
 const std::string kMoni = MONI_BIN;
 const std::string kPlugins = HOST_TEST_PLUGIN_DIR;
+const std::string kAbi = std::to_string(MONI_ABI_MAJOR) + "." + std::to_string(MONI_ABI_MINOR);
 
 std::string host_table(const std::string& extra_dir = "") {
   return "[host]\nlisten = \"127.0.0.1:0\"\nplugin_dirs = [\"" + kPlugins + "\"" +
@@ -49,7 +51,7 @@ std::string wait_metric(int port, const std::string& series, double at_least,
 TEST(Cli, VersionHelpAndUsageErrors) {
   auto v = run({kMoni, "--version"});
   EXPECT_EQ(v.exit_code, 0);
-  EXPECT_TRUE(v.out.starts_with("moni 0.1.0 (plugin ABI 1.0)")) << v.out;
+  EXPECT_TRUE(v.out.starts_with("moni 0.1.0 (plugin ABI " + kAbi + ")")) << v.out;
   auto h = run({kMoni, "help"});
   EXPECT_EQ(h.exit_code, 0);
   EXPECT_NE(h.out.find("check-config FILE"), std::string::npos);
@@ -96,7 +98,7 @@ TEST(Cli, PluginsListsNameKindVersionAbiAndFile) {
   auto r = run({kMoni, "plugins", "--config", d.file("c.toml")});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(
-      r.out.find("test_sink        output     0.0.2      1.0  " + kPlugins + "/moni-test_sink.so"),
+      r.out.find("test_sink        output     0.0.2      " + kAbi + "  " + kPlugins + "/moni-test_sink.so"),
       std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("hello            collector"), std::string::npos) << "built-in:\n" << r.out;
@@ -107,6 +109,27 @@ TEST(Cli, PluginsListsNameKindVersionAbiAndFile) {
   EXPECT_NE(r.err.find(HOST_BAD_PLUGIN_DIR "/moni-abi_major2.so: refused: plugin ABI 2.3"),
             std::string::npos)
       << r.err;
+}
+
+// `moni rules ...` reaches the rules plugin's offline command without a
+// config (the plugin's defaults) and reports its errors without crashing.
+TEST(Cli, RulesImportConvertsAPrometheusRuleFile) {
+  TempDir d;
+  d.write("r.yml",
+          "groups:\n  - name: g\n    rules:\n      - record: job:up:sum\n"
+          "        expr: sum by (job) (up)\n");
+  auto r = run({kMoni, "rules", "import", d.file("r.yml"), "--out", d.file("r.toml")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string toml = read_file(d.file("r.toml"));
+  EXPECT_NE(toml.find("record = \"job:up:sum\""), std::string::npos) << toml;
+  EXPECT_NE(toml.find("expr = \"sum by (job) (up)\""), std::string::npos) << toml;
+  r = run({kMoni, "rules", "import", d.file("missing.yml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(d.file("missing.yml")), std::string::npos) << r.err;
+  d.write("bad.yml", "groups:\n  - name: g\n    rules:\n      - record: x\n        bogus: 1\n");
+  r = run({kMoni, "rules", "import", d.file("bad.yml")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("bad.yml:5:"), std::string::npos) << r.err;
 }
 
 TEST(Run, ServesHealthReadyAndPromtoolCleanMetrics) {
