@@ -127,8 +127,8 @@ step "deb contents and metadata"
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|' >"$tmp/deb.list"
 dpkg-deb -c "$devdeb" | awk '{print $6}' | sed 's|^\./|/|' >"$tmp/devdeb.list"
 has() { grep -qxF "$2" "$1" || fail "$(basename "$1" .list) lacks $2"; }
-for p in /usr/bin/moni /etc/moni/moni.toml /usr/lib/systemd/system/moni.service \
-  /usr/share/doc/moni/copyright /usr/share/doc/moni/changelog.Debian.gz \
+for p in /usr/bin/moni /etc/moni/moni.toml /etc/moni/rules/node.toml \
+  /usr/lib/systemd/system/moni.service /usr/share/doc/moni/copyright /usr/share/doc/moni/changelog.Debian.gz \
   /usr/share/man/man1/moni.1.gz "$plugindir/"; do
   has "$tmp/deb.list" "$p"
 done
@@ -162,7 +162,9 @@ grep -qw -- "$abi_provide" <<<"$(field "$deb" Provides)" || fail "moni does not 
 depends=$(field "$deb" Depends)
 echo "moni Depends: $depends"
 grep -qw adduser <<<"$depends" || fail "moni does not depend on adduser"
-[ "$(dpkg-deb -I "$deb" conffiles)" = /etc/moni/moni.toml ] || fail "conffiles: $(dpkg-deb -I "$deb" conffiles)"
+[ "$(dpkg-deb -I "$deb" conffiles | sort | tr '\n' ' ')" = \
+  "/etc/moni/moni.toml /etc/moni/rules/containers.toml /etc/moni/rules/node.toml " ] ||
+  fail "conffiles: $(dpkg-deb -I "$deb" conffiles)"
 dpkg-deb -x "$deb" "$tmp/deb-root"
 for s in postinst prerm postrm; do
   dpkg-deb -I "$deb" "$s" >"$tmp/$s" || fail "no $s"

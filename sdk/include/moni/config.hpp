@@ -279,7 +279,8 @@ class ConfigReader {
     if (table_.present() && table_.type() == MONI_CFG_TABLE)
       shared_->tables.push_back({table_, prefix_, used_});
   }
-  std::string key_name(std::string_view key) const { return prefix_ + std::string(key); }
+  // error() puts the table's prefix in front; messages name the bare key.
+  static std::string key_name(std::string_view key) { return std::string(key); }
   void wrong_type(const ConfigView& n, std::string_view key, std::string_view want) {
     error(n, key_name(key) + " must be " + std::string(want) + ", got " +
                  std::string(config_type_name(n.type())));
