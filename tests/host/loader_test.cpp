@@ -38,7 +38,7 @@ TEST(Loader, RefusesAnotherAbiMajorNamingBothVersions) {
   ASSERT_FALSE(r.ok());
   expect_one_line_refusal(r.error().message, path);
   EXPECT_NE(r.error().message.find("plugin ABI 2.3"), std::string::npos) << r.error().message;
-  EXPECT_NE(r.error().message.find("host's ABI 1.0"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("host's ABI 1.1"), std::string::npos) << r.error().message;
 }
 
 TEST(Loader, RefusesMissingEntrySymbol) {
