@@ -213,11 +213,11 @@ class RulesPlugin : public moni::Collector {
                              std::span<const std::string_view> args) override {
     if (name != "rules" || args.empty())
       return moni::make_error(
-          "rules: usage: moni rules import FILE [--out FILE] | moni rules test FILE...");
+          "usage: moni rules import FILE [--out FILE] | moni rules test FILE...");
 #if defined(MONI_RULES_HAVE_YAML)
     if (args[0] == "import") return moni::rules::run_rules_import(args.subspan(1), std::cout);
     if (args[0] == "test") {
-      if (args.size() < 2) return moni::make_error("rules: usage: moni rules test FILE...");
+      if (args.size() < 2) return moni::make_error("usage: moni rules test FILE...");
       size_t failed = 0;
       for (auto f : args.subspan(1)) {
         auto r = moni::rules::run_rule_tests(std::string(f), std::cout);
@@ -225,11 +225,11 @@ class RulesPlugin : public moni::Collector {
         failed += *r ? 0 : 1;
       }
       if (failed)
-        return moni::make_error("rules: " + std::to_string(failed) + " test file(s) failed");
+        return moni::make_error(std::to_string(failed) + " test file(s) failed");
       return {};
     }
 #endif
-    return moni::make_error("rules: unknown subcommand '" + std::string(args[0]) + "'");
+    return moni::make_error("unknown subcommand '" + std::string(args[0]) + "' (import, test)");
   }
 
   void stop() override {
