@@ -6,7 +6,6 @@
 #include <set>
 #include <stdexcept>
 
-#include "json_format.hpp"
 #include "overlay_queryable.hpp"
 #include "promql/functions.hpp"
 #include "promql/parser.hpp"
@@ -124,7 +123,48 @@ std::string rfc3339(int64_t ms) {
   return s + "Z";
 }
 
-using prom_api::append_json_string;
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char b[8];
+          std::snprintf(b, sizeof b, "\\u%04x", c);
+          out += b;
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void append_labels_json(std::string& out, const Labels& ls) {
+  out.push_back('{');
+  for (size_t i = 0; i < ls.size(); ++i) {
+    if (i) out.push_back(',');
+    append_json_string(out, ls[i].name);
+    out.push_back(':');
+    append_json_string(out, ls[i].value);
+  }
+  out.push_back('}');
+}
 
 // Go's strconv.FormatFloat(v, 'e', -1, 64), as the alerts API writes values.
 std::string format_e(double v) {
@@ -525,9 +565,9 @@ namespace {
 
 void append_alert_json(std::string& out, const Alert& a) {
   out += "{\"labels\":";
-  prom_api::append_labels(out, a.labels);
+  append_labels_json(out, a.labels);
   out += ",\"annotations\":";
-  prom_api::append_labels(out, a.annotations);
+  append_labels_json(out, a.annotations);
   out += ",\"state\":\"";
   out += alert_state_name(a.state);
   out += "\",\"activeAt\":\"" + rfc3339(a.active_at_ms) + "\"";
@@ -572,9 +612,9 @@ std::string RuleEngine::rules_json(std::string_view type) const {
         out += ",\"keepFiringFor\":" +
                json_number(static_cast<double>(r->spec.keep_firing_for_ms) / 1000);
         out += ",\"labels\":";
-        prom_api::append_labels(out, sorted_pairs(r->spec.labels));
+        append_labels_json(out, sorted_pairs(r->spec.labels));
         out += ",\"annotations\":";
-        prom_api::append_labels(out, sorted_pairs(r->spec.annotations));
+        append_labels_json(out, sorted_pairs(r->spec.annotations));
         out += ",\"alerts\":[";
         bool fa = true;
         for (const auto& [ls, a] : r->active) {
@@ -591,7 +631,7 @@ std::string RuleEngine::rules_json(std::string_view type) const {
         append_json_string(out, r->spec.expr);
         if (!r->static_labels.empty()) {
           out += ",\"labels\":";
-          prom_api::append_labels(out, r->static_labels);
+          append_labels_json(out, r->static_labels);
         }
       }
       out += ",\"health\":\"";
