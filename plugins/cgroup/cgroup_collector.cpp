@@ -28,6 +28,7 @@
 
 #include "cgroup_layout.hpp"
 #include "cgroup_stats.hpp"
+#include "cgroup_watch.hpp"
 #include "container_id.hpp"
 #include "file_reader.hpp"
 #include "runtime_metadata.hpp"
@@ -140,8 +141,15 @@ constexpr Family kFamilies[] = {
 constexpr uint64_t kMaxMemory = uint64_t{1} << 62;
 // Limits (quota, period, shares, memory limit) are re-read every this many
 // collections, and on first sight: they rarely change, and skipping their
-// files is a sixth of the reads.
+// files is a sixth of the reads. This is the polling fallback for cgroups
+// without an inotify watch.
 constexpr uint64_t kSpecEvery = 4;
+// With a watch on each of its directories a cgroup's limits are re-read when
+// one of its files is written, and every this many collections regardless
+// (a controller switched on or off adds or removes files without an event);
+// known leaves are listed again on a new subdirectory, and re-checked as
+// often.
+constexpr uint64_t kSpecSafetyEvery = 64;
 // Files a cgroup lacked (PSI outside the unified mirror, memory.peak on old
 // kernels, ...) are tried again every this many collections.
 constexpr uint64_t kProbeEvery = 16;
@@ -161,6 +169,8 @@ std::string sanitize_label_name(std::string_view s) {
 
 // Default budget of kept-open cgroup files (see README: "Kept-open files").
 constexpr int64_t kDefaultMaxOpenFiles = 8192;
+// Default budget of inotify watches (one per cgroup directory).
+constexpr int64_t kDefaultMaxWatches = 65536;
 
 struct Options {
   std::string root, mountinfo, procfs, sysfs;
@@ -169,6 +179,7 @@ struct Options {
   bool container_labels = true;
   MetricGroups groups;
   int64_t max_open_files = kDefaultMaxOpenFiles;
+  int64_t max_watches = kDefaultMaxWatches;
   int64_t fs_usage_interval_ms = 60000;
   std::vector<std::unique_ptr<RE2>> include, exclude;
 };
@@ -217,6 +228,13 @@ struct Entry {
   uint64_t netns_cycle = 0;
   // Hierarchies (bit per index) where the last stat saw no subdirectories.
   unsigned leaf_mask = 0;
+  // Hierarchies holding the cgroup this cycle, and those whose watch was
+  // added this cycle (a stat made before it cannot prove a leaf).
+  unsigned hmask = 0, new_watch = 0;
+  // Inotify watch of its directory in each hierarchy; -1: none (polled).
+  std::array<int, kControllerCount> wd{-1, -1, -1, -1, -1};
+  // A file of the cgroup was written since its limits were last read.
+  bool spec_dirty = false;
   // The directory's inode in each hierarchy: a new one means the cgroup was
   // removed and made again under the same name (a restarted service).
   std::array<uint64_t, kControllerCount> dir_ino{};
@@ -267,6 +285,7 @@ class CgroupCollector : public moni::Collector {
 #                                    #    "process", "pressure" (cAdvisor's names)
 # enable_metrics = []                # of "percpu", "disk" (off by default)
 # max_open_files = 8192              # cgroup files kept open between collections
+# max_watches = 65536                # inotify watches on cgroup directories (0: poll)
 # fs_usage_interval = "1m"           # how often "disk" re-measures writable layers)";
 
   CgroupCollector(moni::Context& ctx, const moni::ConfigView& cfg) : ctx_(ctx) {
@@ -283,6 +302,7 @@ class CgroupCollector : public moni::Collector {
     opt_.container_labels = r.boolean("container_labels", true);
     read_groups(r);
     opt_.max_open_files = r.integer("max_open_files", kDefaultMaxOpenFiles, 0, 1 << 24);
+    opt_.max_watches = r.integer("max_watches", kDefaultMaxWatches, 0, 1 << 24);
     opt_.fs_usage_interval_ms = r.duration_ms("fs_usage_interval", 60000);
     compile_patterns(r, "include", opt_.include);
     compile_patterns(r, "exclude", opt_.exclude);
@@ -303,6 +323,16 @@ class CgroupCollector : public moni::Collector {
     layout_ = std::move(*layout);
     close_all();
     entries_.clear();
+    watched_.clear();
+    // Watches count against the user's fs.inotify.max_user_watches, shared
+    // with every other program of that user: take at most half.
+    size_t max_watches = static_cast<size_t>(opt_.max_watches);
+    std::string_view limit;
+    uint64_t v = 0;
+    if (reader_.read((opt_.procfs + "/sys/fs/inotify/max_user_watches").c_str(), limit) &&
+        parse_u64(limit, v))
+      max_watches = std::min<size_t>(max_watches, static_cast<size_t>(v / 2));
+    watch_ = std::make_unique<CgroupWatch>(max_watches);
     // Kept-open files share the process's descriptor limit with the host and
     // other plugins: use at most half of the soft limit.
     size_t budget = static_cast<size_t>(opt_.max_open_files);
@@ -356,6 +386,7 @@ class CgroupCollector : public moni::Collector {
   moni::Result<void> collect(moni::Batch& out) override {
     if (!stats_reader_) return moni::make_error("cgroup: collect before start");
     ++cycle_;
+    apply_watch_events();
     cycle_list_.clear();
     for (size_t h = 0; h < hierarchies_.size(); ++h) {
       if (hierarchies_[h].root_fd < 0) continue;
@@ -370,6 +401,7 @@ class CgroupCollector : public moni::Collector {
         continue;
       }
       stats_reader_->close(it->second.fds);
+      unwatch(it->second);
       it = entries_.erase(it);
     }
 
@@ -389,6 +421,7 @@ class CgroupCollector : public moni::Collector {
     published_containers_.store(emitted_, std::memory_order_relaxed);
     published_tracked_.store(entries_.size(), std::memory_order_relaxed);
     published_open_.store(stats_reader_->open_files(), std::memory_order_relaxed);
+    published_watches_.store(watch_->watches(), std::memory_order_relaxed);
     return {};
   }
 
@@ -405,6 +438,10 @@ class CgroupCollector : public moni::Collector {
                  "Cgroup files the collector keeps open between collections.");
     out.add("moni_cgroup_open_files", {},
             static_cast<double>(published_open_.load(std::memory_order_relaxed)));
+    out.describe("moni_cgroup_watches", MetricType::Gauge,
+                 "Cgroup directories the collector watches with inotify.");
+    out.add("moni_cgroup_watches", {},
+            static_cast<double>(published_watches_.load(std::memory_order_relaxed)));
   }
 
  private:
@@ -418,6 +455,71 @@ class CgroupCollector : public moni::Collector {
   void close_all() {
     if (!stats_reader_) return;
     for (auto& [id, e] : entries_) stats_reader_->close(e.fds);
+  }
+
+  // Applies the inotify events queued since the last collection.
+  void apply_watch_events() {
+    if (!watch_->enabled()) return;
+    bool complete = watch_->drain(events_);
+    for (const auto& ev : events_) {
+      auto it = watched_.find(ev.wd);
+      if (it == watched_.end()) continue;  // a watch already removed
+      Entry& e = *it->second.entry;
+      int h = it->second.h;
+      switch (ev.change) {
+        case CgroupWatch::Change::kFileWritten:
+          e.spec_dirty = true;
+          break;
+        case CgroupWatch::Change::kSubdirAdded:
+          e.leaf_mask &= ~(1u << h);
+          break;
+        case CgroupWatch::Change::kGone:
+          e.wd[h] = -1;
+          e.leaf_mask &= ~(1u << h);
+          watch_->dropped();
+          watched_.erase(it);
+          break;
+      }
+    }
+    // Events were lost: everything watched is read and listed afresh.
+    if (!complete)
+      for (auto& [id, e] : entries_) {
+        e.spec_dirty = true;
+        e.leaf_mask = 0;
+      }
+  }
+
+  // Watches the directory in path_, the cgroup `e` in hierarchy `h`.
+  void watch_dir(Entry& e, int h) {
+    int wd = watch_->add(path_.c_str());
+    if (wd < 0) return;
+    auto [it, added] = watched_.try_emplace(wd, Watched{&e, h});
+    if (!added) {
+      // The same directory seen twice (a doubled mount): the first owner
+      // keeps the watch, this one polls.
+      watch_->dropped();
+      return;
+    }
+    e.wd[h] = wd;
+    e.new_watch |= 1u << h;
+  }
+
+  void unwatch(Entry& e) {
+    for (int& wd : e.wd) {
+      if (wd < 0) continue;
+      watch_->remove(wd);
+      watched_.erase(wd);
+      wd = -1;
+    }
+    e.new_watch = 0;
+  }
+
+  // Every directory of `e` this cycle has a watch: its limits need no polling.
+  static bool watched(const Entry& e) {
+    if (e.hmask == 0) return false;
+    for (int h = 0; h < kControllerCount; ++h)
+      if ((e.hmask & (1u << h)) && e.wd[h] < 0) return false;
+    return true;
   }
 
   // cAdvisor's --disable_metrics / --enable_metrics group names.
@@ -484,6 +586,11 @@ class CgroupCollector : public moni::Collector {
       if (e.dir_ino[h] != 0 && e.dir_ino[h] != ino) recreated(e);
       e.dir_ino[h] = ino;
     }
+    const unsigned hbit = 1u << h;
+    e.hmask |= hbit;
+    // Watched before its limits are read and before its leaf state is
+    // trusted, so that no write or new subdirectory falls between the two.
+    if (e.wd[h] < 0 && watch_->enabled()) watch_dir(e, int(h));
     e.mask |= hierarchies_[h].mask;
     bool wants = e.accepted || parent_wants;
     uint64_t total = 0;
@@ -509,12 +616,13 @@ class CgroupCollector : public moni::Collector {
     }
     if (d) {
       int fd = ::dirfd(d);
-      unsigned bit = 1u << h;
       // A cgroup with no subdirectories (link count 2) is not listed. Known
-      // leaves skip even the stat between re-checks every kSpecEvery
-      // collections: a cgroup made below a leaf appears late by at most that
-      // many collections.
+      // leaves skip even the stat: a watched one until inotify reports a
+      // new subdirectory in it (and every kSpecSafetyEvery collections), an
+      // unwatched one between re-checks every kSpecEvery collections, so a
+      // cgroup made below it appears late by at most that many collections.
       bool recheck = cycle_ % kSpecEvery == 1;
+      bool recheck_watched = cycle_ % kSpecSafetyEvery == 1;
       while (dirent* de = ::readdir(d)) {
         if (de->d_name[0] == '.' &&
             (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
@@ -524,9 +632,10 @@ class CgroupCollector : public moni::Collector {
         path_.push_back('/');
         path_.append(de->d_name);
         bool child_leaf;
-        auto known =
-            recheck ? entries_.end() : entries_.find(std::string_view(path_).substr(base_len));
-        if (known != entries_.end() && (known->second.leaf_mask & bit) && de->d_type == DT_DIR) {
+        auto known = recheck_watched ? entries_.end()
+                                     : entries_.find(std::string_view(path_).substr(base_len));
+        if (known != entries_.end() && (known->second.leaf_mask & hbit) && de->d_type == DT_DIR &&
+            (known->second.wd[h] >= 0 || !recheck)) {
           child_leaf = true;
         } else {
           struct stat st {};
@@ -541,10 +650,10 @@ class CgroupCollector : public moni::Collector {
       }
       ::closedir(d);
     }
-    if (leaf)
-      e.leaf_mask |= 1u << h;
-    else
-      e.leaf_mask &= ~(1u << h);
+    if (!leaf)
+      e.leaf_mask &= ~hbit;
+    else if (!(e.new_watch & hbit))
+      e.leaf_mask |= hbit;
     if (wants && !e.procs_counted) {
       e.procs_counted = true;
       e.procs_total = total;
@@ -556,6 +665,7 @@ class CgroupCollector : public moni::Collector {
   // the old one, its limits and start time are read afresh.
   void recreated(Entry& e) {
     stats_reader_->close(e.fds);
+    unwatch(e);
     e.spec_cycle = e.probe_cycle = 0;
     e.netns_pid = 0;
     e.leaf_mask = 0;
@@ -577,6 +687,7 @@ class CgroupCollector : public moni::Collector {
     if (e.seen != cycle_) {
       e.seen = cycle_;
       e.mask = 0;
+      e.hmask = e.new_watch = 0;
       e.procs_counted = e.procs_read = false;
       e.procs_own = e.procs_total = e.first_pid = 0;
       if (e.runtime != Runtime::None && !e.meta_found && e.meta_attempts < kMetaAttempts) {
@@ -700,7 +811,8 @@ class CgroupCollector : public moni::Collector {
   void emit(Entry& e, moni::Batch& out) {
     std::string_view rel = *e.id == "/" ? std::string_view() : std::string_view(*e.id);
     CgroupStats& s = stats_;
-    bool spec = e.spec_cycle == 0 || cycle_ - e.spec_cycle >= kSpecEvery;
+    const uint64_t spec_every = watched(e) ? kSpecSafetyEvery : kSpecEvery;
+    bool spec = e.spec_cycle == 0 || e.spec_dirty || cycle_ - e.spec_cycle >= spec_every;
     bool probe = e.probe_cycle == 0 || cycle_ - e.probe_cycle >= kProbeEvery;
     stats_reader_->read(rel, e.mask, spec, probe, e.fds, s);
     if (!s.any) return;  // vanished between the walk and now
@@ -709,7 +821,8 @@ class CgroupCollector : public moni::Collector {
       // Spread the limit reads of cgroups first seen together over the
       // following collections instead of repeating one costly collection.
       e.spec_cycle =
-          e.spec_cycle != 0 ? cycle_ : cycle_ - std::hash<std::string_view>{}(rel) % kSpecEvery;
+          e.spec_cycle != 0 ? cycle_ : cycle_ - std::hash<std::string_view>{}(rel) % spec_every;
+      e.spec_dirty = false;
       e.spec = Spec{s.cpu_quota,      s.cpu_period,      s.cpu_shares, s.mem_limit,
                     s.mem_swap_limit, s.mem_reservation, s.threads_max};
     } else {
@@ -1007,6 +1120,13 @@ class CgroupCollector : public moni::Collector {
   std::vector<Hierarchy> hierarchies_;
   std::unique_ptr<StatsReader> stats_reader_;
   std::unique_ptr<RuntimeMetadata> metadata_;
+  std::unique_ptr<CgroupWatch> watch_;
+  struct Watched {
+    Entry* entry;
+    int h;  // hierarchy index
+  };
+  std::unordered_map<int, Watched> watched_;  // by watch descriptor
+  std::vector<CgroupWatch::Event> events_;
   FileReader reader_;
   struct StrHash {
     using is_transparent = void;
@@ -1028,7 +1148,8 @@ class CgroupCollector : public moni::Collector {
   std::chrono::steady_clock::time_point fs_deadline_;
   // Figures of the last collection for self_metrics(), which the host may
   // call from another thread while a collection runs.
-  std::atomic<size_t> published_containers_{0}, published_tracked_{0}, published_open_{0};
+  std::atomic<size_t> published_containers_{0}, published_tracked_{0}, published_open_{0},
+      published_watches_{0};
 };
 
 }  // namespace moni_cgroup

@@ -369,6 +369,64 @@ TEST(CgroupFixture, RecreatedCgroupIsReadAfresh) {
   EXPECT_GT(value(*b2, "container_start_time_seconds", svc), FixtureTree::kMtime);
 }
 
+// Limits are re-read when inotify reports a write to the cgroup's files, not
+// only every 4th collection: each change shows at the very next collection.
+// Without watches (max_watches = 0) the 4-collection polling is back.
+TEST(CgroupFixture, WrittenLimitShowsAtTheNextCollection) {
+  FixtureTree t("v2");
+  const std::string web = "/system.slice/docker-" + kWeb + ".scope";
+  const std::string max = t.dir() + "/cgroup" + web + "/memory.max";
+  auto p = load(t.config());
+  ASSERT_TRUE(p);
+  ASSERT_TRUE(p->collect(kNow).ok());
+  EXPECT_GT(p->self_metrics().one("moni_cgroup_watches")->value, 5);
+  for (int i = 1; i <= 6; ++i) {
+    const double limit = 268435456.0 + i * 4096;
+    overwrite(max, std::to_string(static_cast<uint64_t>(limit)) + "\n");
+    auto b = p->collect(kNow + i * 15000);
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(value(*b, "container_spec_memory_limit_bytes", web), limit) << "collection " << i;
+  }
+
+  auto polled = load(t.config("max_watches = 0\n"));
+  ASSERT_TRUE(polled);
+  ASSERT_TRUE(polled->collect(kNow).ok());
+  EXPECT_EQ(polled->self_metrics().one("moni_cgroup_watches")->value, 0);
+  int late = 0;
+  for (int i = 1; i <= 6; ++i) {
+    const double limit = 300000000.0 + i * 4096;
+    overwrite(max, std::to_string(static_cast<uint64_t>(limit)) + "\n");
+    auto b = polled->collect(kNow + i * 15000);
+    ASSERT_TRUE(b.ok());
+    late += value(*b, "container_spec_memory_limit_bytes", web) != limit;
+  }
+  EXPECT_GT(late, 0) << "polling every 4th collection cannot see every change at once";
+}
+
+// A cgroup made below a known leaf (whose stat the walk skips) is found at
+// the next collection through its parent's watch, not at the next re-check.
+TEST(CgroupFixture, CgroupMadeBelowALeafAppearsAtTheNextCollection) {
+  FixtureTree t("v2");
+  const std::string web = "/system.slice/docker-" + kWeb + ".scope";
+  auto p = load(t.config());
+  ASSERT_TRUE(p);
+  // Collections 1-3: watched on the first, a known leaf from the second.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p->collect(kNow + i * 15000).ok());
+  const std::string sub = web + "/sidecar";
+  std::filesystem::create_directories(t.dir() + "/cgroup" + sub);
+  std::ofstream(t.dir() + "/cgroup" + sub + "/cpu.stat")
+      << "usage_usec 2000000\nuser_usec 1000000\nsystem_usec 1000000\n";
+  auto b = p->collect(kNow + 45000);  // collection 4: no periodic re-check
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(value(*b, "container_cpu_usage_seconds_total", sub), 2);
+  // And once it is removed, its series stop at the next collection.
+  std::filesystem::remove_all(t.dir() + "/cgroup" + sub);
+  auto b2 = p->collect(kNow + 60000);
+  ASSERT_TRUE(b2.ok());
+  EXPECT_EQ(ids(*b2).count(sub), 0u);
+  EXPECT_EQ(ids(*b2).count(web), 1u);
+}
+
 TEST(CgroupFixture, DockerOnlyKeepsRootAndDockerContainers) {
   for (const char* tree : {"v1", "v2"}) {
     FixtureTree t(tree);

@@ -139,6 +139,11 @@ class LiveCgroup {
            write_file(cpu_dir + "/cpu.cfs_period_us", "100000") &&
            write_file(cpu_dir + "/cpu.cfs_quota_us", "50000");
   }
+  bool set_memory_limit(long bytes) {
+    return write_file(memory_dir + (v2 ? "/memory.max" : "/memory.limit_in_bytes"),
+                      std::to_string(bytes));
+  }
+  const std::string& memory() const { return memory_dir; }
   bool enter(pid_t pid) {
     for (const auto& d : dirs)
       if (!write_file(d + "/cgroup.procs", std::to_string(pid))) return false;
@@ -309,6 +314,9 @@ TEST(CgroupLive, KeptOpenFilesDoNotBlockRemoval) {
   ASSERT_NE(b1->one("container_last_seen"), nullptr);
   double open1 = p.self_metrics().one("moni_cgroup_open_files")->value;
   EXPECT_GT(open1, 0);
+  // Every cgroup the walk sees is watched, the test's one in each hierarchy.
+  double watches1 = p.self_metrics().one("moni_cgroup_watches")->value;
+  const double made = static_cast<double>(cg.dirs.size());
   for (auto it = cg.dirs.rbegin(); it != cg.dirs.rend(); ++it)
     ASSERT_EQ(::rmdir(it->c_str()), 0) << *it << ": " << std::strerror(errno);
   cg.dirs.clear();
@@ -316,6 +324,41 @@ TEST(CgroupLive, KeptOpenFilesDoNotBlockRemoval) {
   ASSERT_TRUE(b2.ok()) << b2.error().message;
   EXPECT_EQ(b2->one("container_last_seen"), nullptr);
   EXPECT_EQ(p.self_metrics().one("moni_cgroup_open_files")->value, 0);
+  // Its inotify watches went with it (a watch would pin the removed inodes).
+  EXPECT_EQ(p.self_metrics().one("moni_cgroup_watches")->value, watches1 - made);
+}
+
+// On the real cgroupfs, a limit written by another process shows at the very
+// next collection (inotify on the cgroup's directories, not polling every
+// 4th), and a cgroup made below the leaf appears at the next one too.
+TEST(CgroupLive, WrittenLimitAndNewChildShowAtTheNextCollection) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  LiveCgroup cg;
+  if (!cg.skip_reason.empty()) GTEST_SKIP() << cg.skip_reason;
+  auto h = PluginHarness::load(plugin_path("cgroup"), "include = ['^" + cg.id + "(/|$)']\n");
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  auto& p = **h;
+  ASSERT_TRUE(p.start().ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(p.collect(1000 + i * 15000).ok());
+  EXPECT_GE(p.self_metrics().one("moni_cgroup_watches")->value, double(cg.dirs.size()));
+  for (int i = 1; i <= 5; ++i) {
+    const long limit = kLimit + i * (1L << 20);
+    pid_t writer = ::fork();  // another process writes, as runc or systemd would
+    if (writer == 0) ::_exit(cg.set_memory_limit(limit) ? 0 : 1);
+    int status = 0;
+    ASSERT_EQ(::waitpid(writer, &status, 0), writer);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "cannot write the limit";
+    auto b = p.collect(46000 + i * 15000);
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    EXPECT_EQ(value(*b, "container_spec_memory_limit_bytes"), limit) << "collection " << i;
+  }
+  // A child cgroup in the memory hierarchy (where the limit lives).
+  std::string child = cg.memory() + "/child";
+  ASSERT_EQ(::mkdir(child.c_str(), 0755), 0) << child << ": " << std::strerror(errno);
+  auto b = p.collect(200000);
+  ::rmdir(child.c_str());
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_NE(b->one("container_last_seen", "id", cg.id + "/child"), nullptr);
 }
 
 TEST(CgroupLive, WholeHostCollectsEveryCgroupWithoutErrors) {
