@@ -214,12 +214,19 @@ int count_emit(void* ctx, const moni_batch* b) {
   return MONI_OK;
 }
 
-// The value of moni_cgroup_open_files in a self-metrics batch.
-int find_open_files(void* ctx, const moni_batch* b) {
+// The values of moni_cgroup_open_files and moni_cgroup_watches in a
+// self-metrics batch (-1: not reported, e.g. by an older build).
+struct SelfFigures {
+  double open_files = -1, watches = -1;
+};
+int find_self_figures(void* ctx, const moni_batch* b) {
+  auto* f = static_cast<SelfFigures*>(ctx);
   for (size_t i = 0; i < b->sample_count; ++i)
-    for (uint32_t l = 0; l < b->samples[i].label_count; ++l)
-      if (moni::sv(b->samples[i].labels[l].value) == "moni_cgroup_open_files")
-        *static_cast<double*>(ctx) = b->samples[i].value;
+    for (uint32_t l = 0; l < b->samples[i].label_count; ++l) {
+      std::string_view v = moni::sv(b->samples[i].labels[l].value);
+      if (v == "moni_cgroup_open_files") f->open_files = b->samples[i].value;
+      if (v == "moni_cgroup_watches") f->watches = b->samples[i].value;
+    }
   return MONI_OK;
 }
 
@@ -295,7 +302,10 @@ void run_collect(benchmark::State& state, const CfgNode& cfg, int containers) {
   host.config = &kConfigApi;
   host.log = [](void*, uint32_t, moni_str) {};
   host.now_ms = [](void*) -> int64_t { return 1700000000000; };
-  std::string so = std::string(MONI_PLUGIN_BUILD_DIR) + "/moni-cgroup.so";
+  // MONI_CGROUP_SO: another build of the plugin (e.g. an older commit's),
+  // to compare two builds in one run on a machine whose load drifts.
+  const char* other = std::getenv("MONI_CGROUP_SO");
+  std::string so = other ? other : std::string(MONI_PLUGIN_BUILD_DIR) + "/moni-cgroup.so";
   void* lib = ::dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!lib) {
     state.SkipWithError(("dlopen failed: " + std::string(::dlerror())).c_str());
@@ -334,9 +344,10 @@ void run_collect(benchmark::State& state, const CfgNode& cfg, int containers) {
   state.counters["containers"] = containers;
   state.counters["samples"] = static_cast<double>(samples) / static_cast<double>(n);
   state.counters["allocs"] = static_cast<double>(allocs) / static_cast<double>(n);
-  double open_files = -1;
-  d->self_metrics(inst, find_open_files, &open_files);
-  state.counters["open_files"] = open_files;
+  SelfFigures self;
+  d->self_metrics(inst, find_self_figures, &self);
+  state.counters["open_files"] = self.open_files;
+  state.counters["watches"] = self.watches;
   d->stop(inst);
   d->destroy(inst);
   ::dlclose(lib);

@@ -324,6 +324,7 @@ class CgroupCollector : public moni::Collector {
     close_all();
     entries_.clear();
     watched_.clear();
+    trees_.clear();
     // Watches count against the user's fs.inotify.max_user_watches, shared
     // with every other program of that user: take at most half.
     size_t max_watches = static_cast<size_t>(opt_.max_watches);
@@ -364,6 +365,8 @@ class CgroupCollector : public moni::Collector {
     }
     if (hierarchies_.empty())
       return moni::make_error("cgroup: no usable cgroup hierarchy under " + opt_.root);
+    trees_.assign(hierarchies_.size(), Tree{});
+    replay_stack_.reserve(65);  // walks stop at depth 64
     for (auto& h : hierarchies_) {
       for (int c = 0; c < kControllerCount; ++c)
         if (h.mask & (1u << c)) {
@@ -390,6 +393,15 @@ class CgroupCollector : public moni::Collector {
     cycle_list_.clear();
     for (size_t h = 0; h < hierarchies_.size(); ++h) {
       if (hierarchies_[h].root_fd < 0) continue;
+      Tree& t = trees_[h];
+      if (t.valid && cycle_ % kSpecSafetyEvery != 1) {
+        replay(h);
+        continue;
+      }
+      // A full walk, recorded for replay: valid when every directory in it
+      // was already watched before it was listed or stat'ed.
+      t.nodes.clear();
+      t.valid = watch_->enabled();
       path_ = hierarchies_[h].dir;
       walk(h, path_.size(), nullptr, false, 0, hierarchies_[h].root_fd, ".", false, 0);
     }
@@ -403,6 +415,7 @@ class CgroupCollector : public moni::Collector {
       stats_reader_->close(it->second.fds);
       unwatch(it->second);
       it = entries_.erase(it);
+      for (Tree& t : trees_) t.valid = false;  // they may point at it
     }
 
     for (const auto& f : kFamilies) out.describe(f.name, f.type, f.help);
@@ -472,21 +485,28 @@ class CgroupCollector : public moni::Collector {
           break;
         case CgroupWatch::Change::kSubdirAdded:
           e.leaf_mask &= ~(1u << h);
+          trees_[size_t(h)].valid = false;
+          break;
+        case CgroupWatch::Change::kSubdirRemoved:
+          trees_[size_t(h)].valid = false;
           break;
         case CgroupWatch::Change::kGone:
           e.wd[h] = -1;
           e.leaf_mask &= ~(1u << h);
           watch_->dropped();
           watched_.erase(it);
+          trees_[size_t(h)].valid = false;
           break;
       }
     }
     // Events were lost: everything watched is read and listed afresh.
-    if (!complete)
+    if (!complete) {
       for (auto& [id, e] : entries_) {
         e.spec_dirty = true;
         e.leaf_mask = 0;
       }
+      for (Tree& t : trees_) t.valid = false;
+    }
   }
 
   // Watches the directory in path_, the cgroup `e` in hierarchy `h`.
@@ -591,29 +611,18 @@ class CgroupCollector : public moni::Collector {
     // Watched before its limits are read and before its leaf state is
     // trusted, so that no write or new subdirectory falls between the two.
     if (e.wd[h] < 0 && watch_->enabled()) watch_dir(e, int(h));
+    Tree& tree = trees_[h];
+    tree.nodes.push_back({&e, uint32_t(depth)});
+    if (e.wd[h] < 0 || (e.new_watch & hbit)) tree.valid = false;
     e.mask |= hierarchies_[h].mask;
     bool wants = e.accepted || parent_wants;
-    uint64_t total = 0;
     DIR* d = nullptr;
     if (!leaf && depth < 64) {
       int fd = ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (fd >= 0 && !(d = ::fdopendir(fd))) ::close(fd);
+      if (!d) tree.valid = false;  // its subdirectories are unknown
     }
-    // cgroup.procs is read once per cycle, in the first hierarchy holding the
-    // cgroup; subtree totals come from that hierarchy's walk. Its first
-    // process also locates the network namespace.
-    if (opt_.groups.process ? wants : e.accepted && opt_.groups.network) {
-      if (!e.procs_read) {
-        e.procs_read = true;
-        std::string_view text;
-        std::string_view rel = *e.id == "/" ? std::string_view() : std::string_view(*e.id);
-        if (stats_reader_->read_procs(rel, hierarchies_[h].procs_controller, e.fds, text)) {
-          e.procs_own = count_lines(text);
-          if (e.procs_own > 0) parse_u64(text.substr(0, text.find('\n')), e.first_pid);
-        }
-      }
-      total = e.procs_own;
-    }
+    uint64_t total = own_procs(e, h, wants);
     if (d) {
       int fd = ::dirfd(d);
       // A cgroup with no subdirectories (link count 2) is not listed. Known
@@ -661,6 +670,53 @@ class CgroupCollector : public moni::Collector {
     return total;
   }
 
+  // cgroup.procs is read once per cycle, in the first hierarchy holding the
+  // cgroup; subtree totals come from that hierarchy's walk. Its first
+  // process also locates the network namespace. Returns the cgroup's own
+  // process count where wanted.
+  uint64_t own_procs(Entry& e, size_t h, bool wants) {
+    if (!(opt_.groups.process ? wants : e.accepted && opt_.groups.network)) return 0;
+    if (!e.procs_read) {
+      e.procs_read = true;
+      std::string_view text;
+      std::string_view rel = *e.id == "/" ? std::string_view() : std::string_view(*e.id);
+      if (stats_reader_->read_procs(rel, hierarchies_[h].procs_controller, e.fds, text)) {
+        e.procs_own = count_lines(text);
+        if (e.procs_own > 0) parse_u64(text.substr(0, text.find('\n')), e.first_pid);
+      }
+    }
+    return e.procs_own;
+  }
+
+  // The walk of hierarchy `h` without listing or stat'ing anything: the
+  // tree recorded by the last full walk, which inotify says is unchanged
+  // (no subdirectory made, removed or renamed in any of its directories).
+  // Visits the same cgroups in the same order as walk() would.
+  void replay(size_t h) {
+    const unsigned hbit = 1u << h;
+    replay_stack_.clear();
+    auto finish = [&] {
+      ReplayFrame f = replay_stack_.back();
+      replay_stack_.pop_back();
+      if (f.wants && !f.entry->procs_counted) {
+        f.entry->procs_counted = true;
+        f.entry->procs_total = f.total;
+      }
+      if (!replay_stack_.empty()) replay_stack_.back().total += f.total;
+    };
+    for (const TreeNode& n : trees_[h].nodes) {
+      while (!replay_stack_.empty() && replay_stack_.back().depth >= n.depth) finish();
+      Entry& e = *n.entry;
+      mark_seen(e, false);
+      e.hmask |= hbit;
+      e.mask |= hierarchies_[h].mask;
+      bool parent_wants = !replay_stack_.empty() && replay_stack_.back().wants;
+      bool wants = e.accepted || parent_wants;
+      replay_stack_.push_back({&e, n.depth, wants, own_procs(e, h, wants)});
+    }
+    while (!replay_stack_.empty()) finish();
+  }
+
   // A cgroup made again under a known name: its kept-open files belong to
   // the old one, its limits and start time are read afresh.
   void recreated(Entry& e) {
@@ -684,6 +740,13 @@ class CgroupCollector : public moni::Collector {
       e.container_id.assign(ref.id);
       e.start_time_s = cgroup_mtime();
     }
+    mark_seen(e, inserted);
+    return e;
+  }
+
+  // First visit of `e` in this cycle: per-cycle state reset, metadata looked
+  // up while unknown, and the cgroup queued for emit() when accepted.
+  void mark_seen(Entry& e, bool inserted) {
     if (e.seen != cycle_) {
       e.seen = cycle_;
       e.mask = 0;
@@ -699,7 +762,6 @@ class CgroupCollector : public moni::Collector {
       }
       if (e.accepted) cycle_list_.push_back(&e);
     }
-    return e;
   }
 
   void resolve_metadata(Entry& e) {
@@ -1127,6 +1189,24 @@ class CgroupCollector : public moni::Collector {
   };
   std::unordered_map<int, Watched> watched_;  // by watch descriptor
   std::vector<CgroupWatch::Event> events_;
+  // Each hierarchy's cgroups in walk order (preorder, with depth), replayed
+  // while inotify reports no change to the directory structure.
+  struct TreeNode {
+    Entry* entry;
+    uint32_t depth;
+  };
+  struct Tree {
+    std::vector<TreeNode> nodes;
+    bool valid = false;
+  };
+  std::vector<Tree> trees_;
+  struct ReplayFrame {
+    Entry* entry;
+    uint32_t depth;
+    bool wants;
+    uint64_t total;
+  };
+  std::vector<ReplayFrame> replay_stack_;
   FileReader reader_;
   struct StrHash {
     using is_transparent = void;

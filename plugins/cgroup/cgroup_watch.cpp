@@ -25,9 +25,11 @@ bool kernel_event_file(std::string_view name) {
          (name.ends_with(".events") || name.ends_with(".events.local"));
 }
 
-// Writes and replacements of files, new subdirectories. Reads, opens and
-// closes are not asked for: the collector's own reads raise nothing.
-constexpr uint32_t kMask = IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_ONLYDIR | IN_DONT_FOLLOW;
+// Writes and replacements of files, subdirectories made and removed. Reads,
+// opens and closes are not asked for: the collector's own reads raise
+// nothing.
+constexpr uint32_t kMask =
+    IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR | IN_DONT_FOLLOW;
 
 }  // namespace
 
@@ -83,8 +85,15 @@ bool CgroupWatch::drain(std::vector<Event>& out) {
         out.push_back({ev.wd, Change::kGone});
         continue;
       }
-      if ((ev.mask & IN_ISDIR) && (ev.mask & (IN_CREATE | IN_MOVED_TO))) {
-        out.push_back({ev.wd, Change::kSubdirAdded});
+      if (ev.mask & IN_ISDIR) {
+        if (ev.mask & (IN_CREATE | IN_MOVED_TO)) out.push_back({ev.wd, Change::kSubdirAdded});
+        if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) out.push_back({ev.wd, Change::kSubdirRemoved});
+        continue;
+      }
+      if (ev.mask & (IN_DELETE | IN_MOVED_FROM)) {
+        // A file went: only on test trees (cgroupfs files go with their
+        // directory), and a limit file may have been among them.
+        out.push_back({ev.wd, Change::kFileWritten});
         continue;
       }
       std::string_view nm(name, ev.len);

@@ -16,9 +16,10 @@ namespace moni_cgroup {
 class CgroupWatch {
  public:
   enum class Change : uint8_t {
-    kFileWritten,  // a file other than a kernel event file was written or replaced
-    kSubdirAdded,  // a subdirectory appeared
-    kGone,         // the watch ended (its directory is gone, or remove())
+    kFileWritten,    // a file other than a kernel event file was written or replaced
+    kSubdirAdded,    // a subdirectory appeared
+    kSubdirRemoved,  // a subdirectory was removed or renamed away
+    kGone,           // the watch ended (its directory is gone, or remove())
   };
   struct Event {
     int wd;

@@ -427,6 +427,41 @@ TEST(CgroupFixture, CgroupMadeBelowALeafAppearsAtTheNextCollection) {
   EXPECT_EQ(ids(*b2).count(web), 1u);
 }
 
+// From the third collection on, an unchanged tree is not listed again but
+// replayed from the last walk (every directory watched): the output must be
+// the one of a real walk, including subtree process counts, for both
+// layouts; a removed cgroup still goes at the next collection.
+TEST(CgroupFixture, ReplayedWalkMatchesAFullWalk) {
+  for (const char* tree : {"v2", "v1"}) {
+    FixtureTree t(tree);
+    auto watched = load(t.config());
+    auto polled = load(t.config("max_watches = 0\n"));
+    ASSERT_TRUE(watched && polled);
+    for (int i = 0; i < 5; ++i) {
+      auto a = watched->collect(kNow + i * 15000);
+      auto b = polled->collect(kNow + i * 15000);
+      ASSERT_TRUE(a.ok() && b.ok());
+      EXPECT_EQ(cgroup_test::render(*a), cgroup_test::render(*b)) << tree << " collection " << i;
+    }
+    const std::string gone =
+        std::string(tree) == "v2" ? "/system.slice/docker-" + kWeb + ".scope" : "/docker/" + kDb;
+    auto before = watched->collect(kNow + 75000);
+    ASSERT_TRUE(before.ok());
+    ASSERT_EQ(ids(*before).count(gone), 1u) << tree;
+    if (std::string(tree) == "v2") {
+      std::filesystem::remove_all(t.dir() + "/cgroup" + gone);
+    } else {  // from every controller's hierarchy
+      for (const auto& d : std::filesystem::directory_iterator(t.dir() + "/cgroup"))
+        std::filesystem::remove_all(d.path().string() + gone);
+    }
+    auto after = watched->collect(kNow + 90000);
+    auto full = polled->collect(kNow + 90000);
+    ASSERT_TRUE(after.ok() && full.ok());
+    EXPECT_EQ(ids(*after).count(gone), 0u) << tree;
+    EXPECT_EQ(cgroup_test::render(*after), cgroup_test::render(*full)) << tree;
+  }
+}
+
 TEST(CgroupFixture, DockerOnlyKeepsRootAndDockerContainers) {
   for (const char* tree : {"v1", "v2"}) {
     FixtureTree t(tree);
