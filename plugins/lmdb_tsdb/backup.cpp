@@ -7,9 +7,11 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <random>
 #include <vector>
 
 #include "lmdb_keys.hpp"
+#include "wal_log.hpp"
 
 namespace moni::tsdb {
 
@@ -81,6 +83,39 @@ int packed_copy(MDB_txn* src, MDB_env* dst, const Db::Dbis& d) {
   return mdb_env_sync(dst, 1);
 }
 
+// The copy gets the WAL records still outside chunks (its wal table is
+// replayed when it is opened) and a token of its own, so that it never
+// adopts the live database's WAL files when restored in its place.
+int add_wal_records(MDB_env* dst, const std::vector<std::pair<uint64_t, std::string>>& recs) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(dst, nullptr, 0, &txn);
+  if (rc) return rc;
+  MDB_dbi wal = 0, meta = 0;
+  if ((rc = mdb_dbi_open(txn, "wal", MDB_CREATE, &wal)) ||
+      (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta))) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  for (const auto& [seq, rec] : recs) {
+    char kb[8];
+    put_be64(kb, seq);
+    MDB_val k = {8, kb}, v = mval(rec);
+    if ((rc = mdb_put(txn, wal, &k, &v, 0))) {
+      mdb_txn_abort(txn);
+      return rc;
+    }
+  }
+  std::random_device rd;
+  uint64_t token = (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ 1;
+  MDB_val k = mval("wal_token"), v = {8, &token};
+  if ((rc = mdb_put(txn, meta, &k, &v, 0))) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  if ((rc = mdb_txn_commit(txn))) return rc;
+  return mdb_env_sync(dst, 1);
+}
+
 }  // namespace
 
 Result<void> Db::backup_to(const std::string& dir) {
@@ -94,6 +129,13 @@ Result<void> Db::backup_to(const std::string& dir) {
   // Without the flush the copy is just as complete (its WAL is replayed on
   // open), only larger; so a failed flush does not fail the backup.
   (void)flush_heads();
+  // The WAL files are read before the snapshot is taken: a segment dropped
+  // meanwhile holds only samples that the snapshot's chunks have.
+  std::vector<std::pair<uint64_t, std::string>> wal_recs;
+  if (auto r = read_wal_records(opt_.path, wal_token_, wal_recs); !r) {
+    ++stats_.backups_failed;
+    return r.error();
+  }
   int rc;
   {
     auto rt = begin_read();
@@ -109,6 +151,7 @@ Result<void> Db::backup_to(const std::string& dir) {
                           std::max<uint64_t>(map_size_.load(), file_bytes() * 2) + (64ULL << 20));
       rc = mdb_env_open(dst, file.c_str(), MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOSYNC, 0644);
       if (rc == 0) rc = packed_copy((*rt)->txn, dst, dbi_);
+      if (rc == 0) rc = add_wal_records(dst, wal_recs);
       mdb_env_close(dst);
     }
   }
@@ -226,6 +269,7 @@ Result<void> restore_backup(const std::string& from, const std::string& to, bool
   if (ec)
     return make_error("lmdb_tsdb: restore: cannot install " + tmp.string() + ": " + ec.message());
   fs::remove(fs::path(to) / "lock.mdb", ec);
+  fs::remove_all(fs::path(to) / "wal", ec);  // the replaced database's WAL
   int dfd = ::open(to.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     ::fsync(dfd);

@@ -98,6 +98,15 @@ bool labels_equal(const moni_label* labels, uint32_t n, std::string_view key) {
   return p == end;
 }
 
+void raw_label_bytes(std::string_view key, std::string& out) {
+  while (!key.empty()) {
+    uint64_t n;
+    if (!get_varint(key, n) || n > key.size()) return;
+    out.append(key.substr(0, n));
+    key.remove_prefix(n);
+  }
+}
+
 void posting_key(std::string_view name, std::string_view value, std::string& out) {
   out.assign(name);
   out.push_back('\0');

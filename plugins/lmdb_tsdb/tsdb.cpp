@@ -10,12 +10,14 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <system_error>
 #include <thread>
 
 #include "label_set.hpp"
 #include "lmdb_keys.hpp"
 #include "metadata_record.hpp"
+#include "wal_log.hpp"
 
 namespace moni::tsdb {
 
@@ -29,6 +31,11 @@ constexpr std::string_view kFormat = "moni-lmdb-tsdb-2";
 // overflow pages of their own); bigger chunks are split.
 constexpr size_t kMaxChunkBytes = 2000;
 constexpr uint64_t kMapHeadroom = 64ULL << 20;
+
+uint64_t random_token() {
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ 1;  // never 0 (0: no token yet)
+}
 }  // namespace
 
 // LMDB reports a short write as EIO, so an I/O error while the file system
@@ -49,11 +56,18 @@ std::string Db::lmdb_error(const char* what, int rc) const {
   return std::string("lmdb_tsdb: ") + what + " failed for " + opt_.path + ": " + mdb_strerror(rc);
 }
 
+Db::Db(const Options& opt) : opt_(opt) {}
+
 Result<std::unique_ptr<Db>> Db::open(const Options& opt) {
   std::unique_ptr<Db> db(new Db(opt));
   if (auto r = db->open_env(); !r) return r.error();
-  if (!opt.read_only)
+  if (!opt.read_only) {
     if (auto r = db->load(); !r) return r.error();
+    // Records in the LMDB wal table (a database of an earlier version, or
+    // a backup copy) go into chunks now; from here on the WAL is the files.
+    if (db->legacy_wal_)
+      if (auto r = db->flush_heads(); !r) return r.error();
+  }
   return db;
 }
 
@@ -135,6 +149,18 @@ Result<void> Db::open_env() {
     mdb_txn_abort(txn);
     return make_error(lmdb_error("reading the format", rc));
   }
+  k = mval("wal_token");
+  rc = mdb_get(txn, dbi_.meta, &k, &v);
+  if (rc == 0 && v.mv_size == 8) {
+    std::memcpy(&wal_token_, v.mv_data, 8);
+  } else if (!opt_.read_only) {
+    wal_token_ = random_token();
+    v = {8, &wal_token_};
+    if ((rc = mdb_put(txn, dbi_.meta, &k, &v, 0))) {
+      mdb_txn_abort(txn);
+      return make_error(lmdb_error("initializing the database", rc));
+    }
+  }
   rc = mdb_txn_commit(txn);
   if (rc) return make_error(lmdb_error("initializing the database", rc));
   return {};
@@ -156,6 +182,7 @@ Result<void> Db::load() {
     series_[id].live = true;
     auto it = index_.emplace(std::string(sview(v)), id).first;
     series_[id].key = it->first;
+    set_raw(series_[id]);
     if (decode_labels(it->first, ls))
       by_hash_.emplace(label_set_hash(ls.data(), static_cast<uint32_t>(ls.size())), id);
   }
@@ -193,6 +220,7 @@ Result<void> Db::load() {
     next_id_ = std::max<uint32_t>(next_id_, static_cast<uint32_t>(series_.size()));
   }
   if (auto r = replay_wal(txn); !r) return r;
+  if (auto r = replay_wal_log(); !r) return r;
   int64_t max_t = INT64_MIN;
   for (uint32_t id = 1; id < series_.size(); ++id)
     if (series_[id].has_data) max_t = std::max(max_t, series_[id].max_t);
@@ -291,36 +319,46 @@ Result<WriteResult> Db::write(const BatchView& batch) {
     bool applied = false;
     {
       std::shared_lock<std::shared_mutex> rl(env_mu_);
-      MDB_txn* txn = nullptr;
-      rc = mdb_txn_begin(env_, nullptr, 0, &txn);
-      if (rc == 0) {
-        ++gen_;
-        pend_.clear();
-        touched_.clear();
-        series_before_ = series_.size();
-        new_keys_.clear();
-        new_hashes_.clear();
-        next_id_before_ = next_id_;
-        rec_.clear();
-        pending_meta_.clear();
-        batch_max_t_ = INT64_MIN;
-        cut_in_batch_ = false;
-        chunks_cut_ = 0;
-        njobs_ = 0;
-        wal_truncated_to_ = wal_first_;
-        applied = true;
-        rc = apply(txn, batch, wr);
-        if (rc == 0)
-          rc = mdb_txn_commit(txn);
-        else
-          mdb_txn_abort(txn);
+      ++gen_;
+      pend_.clear();
+      touched_.clear();
+      series_before_ = series_.size();
+      raw_before_ = raw_.size();
+      new_keys_.clear();
+      new_hashes_.clear();
+      next_id_before_ = next_id_;
+      rec_.clear();
+      pending_meta_.clear();
+      batch_max_t_ = INT64_MIN;
+      cut_in_batch_ = false;
+      chunks_cut_ = 0;
+      njobs_ = 0;
+      txn_ = nullptr;
+      applied = true;
+      rc = apply(batch, wr);
+      // The WAL record first, then the LMDB transaction (new series, cut
+      // chunks): a crash in between leaves a last record naming series
+      // that LMDB does not know, which the replay drops (batch not
+      // acknowledged); a failed commit takes the record back.
+      bool logged = false;
+      if (rc == 0 && !rec_.empty()) {
+        rc = wal_log_->append(wal_seq_, rec_, opt_.sync != SyncMode::None,
+                              std::max<uint32_t>(16, opt_.checkpoint_records / 4));
+        logged = rc == 0;
       }
+      if (rc == 0 && txn_) {
+        rc = mdb_txn_commit(txn_);
+        txn_ = nullptr;
+        if (rc && logged) (void)wal_log_->undo_last();
+      }
+      if (txn_) mdb_txn_abort(txn_);
+      txn_ = nullptr;
     }
     if (rc == 0) {
       commit_heads();
       if (!rec_.empty()) ++wal_seq_;
-      wal_first_ = wal_truncated_to_;
       if (cut_in_batch_) wal_keep_from_ = oldest_head_seq();
+      drop_wal_segments();
       for (auto& m : pending_meta_) meta_[m.family] = std::move(m);
       if (batch_max_t_ > max_t_.load()) max_t_ = batch_max_t_;
       stats_.series += static_cast<int64_t>(new_keys_.size());
@@ -363,6 +401,7 @@ Result<WriteResult> Db::write(const BatchView& batch) {
 // Nothing committed was changed in memory before the commit (heads are
 // updated afterwards), so undoing a failed batch only forgets new series.
 void Db::rollback() {
+  raw_.resize(raw_before_);
   for (const auto& k : new_keys_) index_.erase(k);
   for (uint64_t h : new_hashes_) by_hash_.erase(h);
   series_.resize(series_before_);
@@ -391,11 +430,32 @@ void Db::touch(uint32_t id, Series& s) {
   touched_.push_back(id);
 }
 
-uint32_t Db::lookup(MDB_txn* txn, const moni_sample& smp, int& rc) {
+void Db::set_raw(Series& s) {
+  s.raw_off = static_cast<uint32_t>(raw_.size());
+  raw_label_bytes(s.key, raw_);
+  s.raw_len = static_cast<uint32_t>(raw_.size() - s.raw_off);
+}
+
+// The batch's write transaction, begun on first use.
+int Db::wtxn(MDB_txn*& out) {
+  if (!txn_) {
+    int rc = mdb_txn_begin(env_, nullptr, 0, &txn_);
+    if (rc) {
+      txn_ = nullptr;
+      return rc;
+    }
+  }
+  out = txn_;
+  return 0;
+}
+
+uint32_t Db::lookup(const moni_sample& smp, int& rc) {
   rc = 0;
   uint64_t h = label_set_hash(smp.labels, smp.label_count);
   auto it = by_hash_.find(h);
-  if (it != by_hash_.end() && labels_equal(smp.labels, smp.label_count, series_[it->second].key))
+  if (it != by_hash_.end() &&
+      labels_equal_fast(smp.labels, smp.label_count, series_[it->second].key,
+                        raw_of(series_[it->second])))
     return it->second;
   key_.clear();
   encode_labels(smp.labels, smp.label_count, key_);
@@ -406,10 +466,13 @@ uint32_t Db::lookup(MDB_txn* txn, const moni_sample& smp, int& rc) {
   ns.live = true;
   auto [nit, ok] = index_.emplace(key_, id);
   ns.key = nit->first;
+  set_raw(ns);
   new_keys_.push_back(key_);
   if (by_hash_.emplace(h, id).second) new_hashes_.push_back(h);
   IdKey ik(id);
   MDB_val k = ik.val(), v = mval(key_);
+  MDB_txn* txn = nullptr;
+  if ((rc = wtxn(txn))) return 0;
   if ((rc = mdb_put(txn, dbi_.series, &k, &v, 0))) return 0;
   for (uint32_t i = 0; i < smp.label_count; ++i) {
     posting_key(sv(smp.labels[i].name), sv(smp.labels[i].value), buf_);
@@ -419,10 +482,9 @@ uint32_t Db::lookup(MDB_txn* txn, const moni_sample& smp, int& rc) {
   return id;
 }
 
-int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
+int Db::apply(const BatchView& batch, WriteResult& wr) {
   int rc;
-  if ((rc = truncate_wal(txn))) return rc;
-  if ((rc = flush_stale_heads(txn))) return rc;
+  if ((rc = flush_stale_heads())) return rc;
   int64_t rec_prev_ts = 0;
   uint32_t rec_prev_id = 0;
   size_t rec_len = 0;
@@ -438,17 +500,19 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
   uint32_t* pos = pos_ids ? pos_ids->data() : nullptr;
   for (const moni_sample& smp : samples) {
     uint32_t cand = *pos++;
-    bool valid = smp.label_count > 0;
-    for (uint32_t i = 0; i < smp.label_count && valid; ++i)
-      valid = smp.labels[i].name.len > 0 && smp.labels[i].name.len <= kMaxLabelName;
-    if (!valid) {
-      ++wr.invalid;
-      continue;
-    }
     uint32_t id = cand;
+    // A series' labels were checked when it was created, so only samples
+    // that miss the position cache need the validity check.
     if (cand == 0 || cand >= series_.size() || !series_[cand].live ||
-        !labels_equal(smp.labels, smp.label_count, series_[cand].key)) {
-      id = lookup(txn, smp, rc);
+        !labels_equal_fast(smp.labels, smp.label_count, series_[cand].key, raw_of(series_[cand]))) {
+      bool valid = smp.label_count > 0;
+      for (uint32_t i = 0; i < smp.label_count && valid; ++i)
+        valid = smp.labels[i].name.len > 0 && smp.labels[i].name.len <= kMaxLabelName;
+      if (!valid) {
+        ++wr.invalid;
+        continue;
+      }
+      id = lookup(smp, rc);
       if (rc) return rc;
       pos[-1] = id;
     }
@@ -468,7 +532,7 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     if (s.p_head_n > 0 && (s.p_head_n >= opt_.head_chunk_samples ||
                            static_cast<uint64_t>(t) - static_cast<uint64_t>(s.p_head_t0) >=
                                static_cast<uint64_t>(opt_.max_chunk_range_ms)))
-      if ((rc = cut(txn, id, s))) return rc;
+      if ((rc = cut(id, s))) return rc;
     auto idx = static_cast<uint32_t>(pend_.size());
     pend_.push_back({id, kNone, t, smp.value});
     if (s.p_last != kNone)
@@ -503,16 +567,11 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     char nb[4];
     put_be32(nb, next_id_);
     MDB_val k = mval("next_id"), v = {4, nb};
-    if ((rc = mdb_put(txn, dbi_.meta, &k, &v, 0))) return rc;
+    MDB_txn* txn = nullptr;
+    if ((rc = wtxn(txn)) || (rc = mdb_put(txn, dbi_.meta, &k, &v, 0))) return rc;
   }
-  if ((rc = put_cut_chunks(txn))) return rc;
+  if ((rc = put_cut_chunks())) return rc;
   rec_.resize(rec_len);
-  if (!rec_.empty()) {
-    char kb[8];
-    put_be64(kb, wal_seq_);
-    MDB_val k = {8, kb}, v = mval(rec_);
-    if ((rc = mdb_put(txn, dbi_.wal, &k, &v, MDB_APPEND))) return rc;
-  }
   for (const moni_metadata& m : batch.metadata()) {
     std::string_view fam = sv(m.family);
     if (fam.empty() || fam.size() >= kPostingKeyTruncated) continue;
@@ -528,7 +587,8 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
     if (dup) continue;
     encode_metadata_record(m, buf_);
     MDB_val k = mval(fam), v = mval(buf_);
-    if ((rc = mdb_put(txn, dbi_.metadata, &k, &v, 0))) return rc;
+    MDB_txn* txn = nullptr;
+    if ((rc = wtxn(txn)) || (rc = mdb_put(txn, dbi_.metadata, &k, &v, 0))) return rc;
     pending_meta_.push_back({std::string(fam), static_cast<MetricType>(m.type),
                              std::string(sv(m.help)), std::string(sv(m.unit))});
   }
@@ -540,7 +600,7 @@ int Db::apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr) {
 // Queues the series' current head (the committed head unless already cut
 // in this batch, then this batch's samples) to be stored as a chunk; the
 // queued chunks are encoded and put by put_cut_chunks() before the commit.
-int Db::cut(MDB_txn* /*txn*/, uint32_t id, Series& s) {
+int Db::cut(uint32_t id, Series& s) {
   if (njobs_ == jobs_.size()) jobs_.emplace_back();
   CutJob& j = jobs_[njobs_];
   j.id = id;
@@ -586,7 +646,10 @@ void encode_split(const std::vector<int64_t>& ts, const std::vector<double>& vs,
 
 // Encodes the queued chunks (on two threads when there are many: aligned
 // scrapes cut every series in the same batch) and puts them.
-int Db::put_cut_chunks(MDB_txn* txn) {
+int Db::put_cut_chunks() {
+  if (njobs_ == 0) return 0;
+  MDB_txn* txn = nullptr;
+  if (int rc = wtxn(txn)) return rc;
   auto encode = [this](size_t from, size_t to) {
     for (size_t i = from; i < to; ++i) {
       jobs_[i].nout = 0;
@@ -618,7 +681,7 @@ int Db::put_cut_chunks(MDB_txn* txn) {
 
 // Heads that hold the WAL back too long (slow or vanished series) are cut
 // early, so the WAL stays around checkpoint_records records.
-int Db::flush_stale_heads(MDB_txn* txn) {
+int Db::flush_stale_heads() {
   if (wal_seq_ - wal_first_ <= opt_.checkpoint_records) return 0;
   size_t n = std::min(series_.size(), heads_.size());
   for (uint32_t id = 1; id < n; ++id) {
@@ -626,24 +689,20 @@ int Db::flush_stale_heads(MDB_txn* txn) {
     if (!s.live || heads_[id].ts.empty() || s.head_seq + opt_.checkpoint_records > wal_seq_)
       continue;
     touch(id, s);
-    if (int rc = cut(txn, id, s)) return rc;
+    if (int rc = cut(id, s)) return rc;
   }
   return 0;
 }
 
-// Deletes the WAL records whose samples are all in stored chunks.
-int Db::truncate_wal(MDB_txn* txn) {
-  if (wal_keep_from_ <= wal_first_) return 0;
-  MDB_cursor* cur = nullptr;
-  int rc = mdb_cursor_open(txn, dbi_.wal, &cur);
-  if (rc) return rc;
-  MDB_val k, v;
-  while ((rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0 && get_be64(k.mv_data) < wal_keep_from_)
-    if ((rc = mdb_cursor_del(cur, 0))) break;
-  mdb_cursor_close(cur);
-  if (rc && rc != MDB_NOTFOUND) return rc;
-  wal_truncated_to_ = wal_keep_from_;
-  return 0;
+// Deletes the WAL segments whose samples are all in stored chunks. Their
+// chunks must be on disk first: with "nometasync" LMDB's last commit may
+// not be yet, so it is synced (once per segment, not per batch).
+void Db::drop_wal_segments() {
+  if (wal_log_->droppable(wal_keep_from_)) {
+    if (opt_.sync == SyncMode::NoMetaSync) (void)mdb_env_sync(env_, 1);
+    wal_log_->drop_before(wal_keep_from_);
+  }
+  wal_first_ = wal_log_->first_seq(wal_seq_);
 }
 
 Result<void> Db::flush_heads() {
@@ -656,10 +715,12 @@ Result<void> Db::flush_heads() {
     MDB_txn* txn = nullptr;
     if ((rc = mdb_txn_begin(env_, nullptr, 0, &txn)))
       return make_error(lmdb_error("flushing heads", rc));
+    txn_ = txn;
     ++gen_;
     pend_.clear();
     touched_.clear();
     series_before_ = series_.size();
+    raw_before_ = raw_.size();
     new_keys_.clear();
     new_hashes_.clear();
     next_id_before_ = next_id_;
@@ -670,21 +731,24 @@ Result<void> Db::flush_heads() {
       Series& s = series_[id];
       if (!s.live || heads_[id].ts.empty()) continue;
       touch(id, s);
-      rc = cut(txn, id, s);
+      rc = cut(id, s);
     }
-    if (rc == 0) rc = put_cut_chunks(txn);
+    if (rc == 0) rc = put_cut_chunks();
     if (rc == 0) rc = mdb_drop(txn, dbi_.wal, 0);
     if (rc == 0)
       rc = mdb_txn_commit(txn);
     else
       mdb_txn_abort(txn);
+    txn_ = nullptr;
   }
   if (rc) {
     rollback();
     return make_error(lmdb_error("flushing heads", rc));
   }
   commit_heads();
-  wal_first_ = wal_keep_from_ = wal_seq_;
+  legacy_wal_ = false;
+  wal_keep_from_ = wal_seq_;
+  drop_wal_segments();
   stats_.chunks_closed += chunks_cut_;
   return {};
 }
@@ -717,35 +781,29 @@ void Db::commit_heads() {
   }
 }
 
-Result<void> Db::replay_wal(MDB_txn* txn) {
-  MDB_cursor* cur = nullptr;
-  int rc = mdb_cursor_open(txn, dbi_.wal, &cur);
-  if (rc) return make_error(lmdb_error("reading the WAL", rc));
-  MDB_val k, v;
-  bool first = true;
-  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-    uint64_t seq = get_be64(k.mv_data);
-    if (first) wal_first_ = seq;
-    first = false;
-    wal_seq_ = seq + 1;
-    std::string_view in = sview(v);
+// Applies one WAL record (series id and timestamp as zigzag deltas, raw
+// value bits) to the heads; samples already in a stored chunk are skipped.
+// With check_ids, a record naming a series LMDB does not know is refused
+// whole: its batch's transaction never committed.
+Db::Replay Db::replay_record(uint64_t seq, std::string_view rec, bool check_ids) {
+  for (int pass = check_ids ? 0 : 1; pass < 2; ++pass) {
+    std::string_view in = rec;
     uint32_t id = 0;
     int64_t t = 0;
     while (!in.empty()) {
       uint64_t zid, zts;
-      if (!get_varint(in, zid) || !get_varint(in, zts) || in.size() < 8) {
-        mdb_cursor_close(cur);
-        return make_error("lmdb_tsdb: WAL record " + std::to_string(seq) + " in " + opt_.path +
-                          " is corrupt");
-      }
+      if (!get_varint(in, zid) || !get_varint(in, zts) || in.size() < 8) return Replay::Corrupt;
       id = static_cast<uint32_t>(static_cast<int64_t>(id) +
                                  static_cast<int64_t>((zid >> 1) ^ (~(zid & 1) + 1)));
       t = static_cast<int64_t>(static_cast<uint64_t>(t) + ((zts >> 1) ^ (~(zts & 1) + 1)));
       uint64_t vbits;
       std::memcpy(&vbits, in.data(), 8);
       in.remove_prefix(8);
-      if (id >= series_.size() || !series_[id].live) continue;
+      if (pass == 0) {
+        if (id == 0 || id >= next_id_) return Replay::UnknownSeries;
+        continue;
+      }
+      if (id >= series_.size() || !series_[id].live) continue;  // deleted by retention
       Series& s = series_[id];
       if (s.has_data && t <= s.max_t) continue;  // already in a stored chunk
       Head& h = heads_[id];
@@ -757,8 +815,43 @@ Result<void> Db::replay_wal(MDB_txn* txn) {
       s.last_vbits = vbits;
     }
   }
+  return Replay::Applied;
+}
+
+// The LMDB wal table: records of a database written by an earlier version
+// (or of a backup copy); open() moves them into chunks right away.
+Result<void> Db::replay_wal(MDB_txn* txn) {
+  MDB_cursor* cur = nullptr;
+  int rc = mdb_cursor_open(txn, dbi_.wal, &cur);
+  if (rc) return make_error(lmdb_error("reading the WAL", rc));
+  MDB_val k, v;
+  for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    uint64_t seq = get_be64(k.mv_data);
+    legacy_wal_ = true;
+    wal_seq_ = seq + 1;
+    if (replay_record(seq, sview(v), false) != Replay::Applied) {
+      mdb_cursor_close(cur);
+      return make_error("lmdb_tsdb: WAL record " + std::to_string(seq) + " in " + opt_.path +
+                        " is corrupt");
+    }
+  }
   mdb_cursor_close(cur);
-  if (first) wal_first_ = wal_seq_;
+  return {};
+}
+
+// The WAL segment files. A torn last record (crash mid-write) or one whose
+// batch never committed ends the log; the files are cut back there.
+Result<void> Db::replay_wal_log() {
+  wal_log_ = std::make_unique<WalLog>();
+  if (auto r = wal_log_->open(opt_.path, wal_token_, true); !r) return r;
+  auto r = wal_log_->replay([this](uint64_t seq, std::string_view rec) {
+    if (replay_record(seq, rec, true) != Replay::Applied) return WalLog::Verdict::Stop;
+    wal_seq_ = std::max(wal_seq_, seq + 1);
+    return WalLog::Verdict::Apply;
+  });
+  if (!r) return r;
+  wal_first_ = wal_log_->first_seq(wal_seq_);
   wal_keep_from_ = oldest_head_seq();
   return {};
 }

@@ -21,6 +21,8 @@ typedef struct MDB_txn MDB_txn;
 
 namespace moni::tsdb {
 
+class WalLog;
+
 enum class SyncMode { Full, NoMetaSync, None };
 
 struct Options {
@@ -122,7 +124,8 @@ class Db {
     uint64_t head_seq = 0;  // WAL record holding the head's first sample
     bool live = false;
     bool has_data = false;
-    std::string_view key;  // canonical labels (the index_ node's key)
+    std::string_view key;               // canonical labels (the index_ node's key)
+    uint32_t raw_off = 0, raw_len = 0;  // key's label bytes without lengths, in raw_
     // Batch-scoped state, valid while pgen == the write generation.
     uint64_t pgen = 0;
     int64_t p_max_t = INT64_MIN, p_head_t0 = 0;
@@ -149,17 +152,20 @@ class Db {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
 
-  explicit Db(const Options& opt) : opt_(opt) {}
+  explicit Db(const Options& opt);
   Result<void> open_env();
   Result<void> load();
-  int apply(MDB_txn* txn, const BatchView& batch, WriteResult& wr);
-  uint32_t lookup(MDB_txn* txn, const moni_sample& smp, int& rc);
+  int apply(const BatchView& batch, WriteResult& wr);
+  int wtxn(MDB_txn*& out);
+  uint32_t lookup(const moni_sample& smp, int& rc);
+  void set_raw(Series& s);
+  std::string_view raw_of(const Series& s) const { return {raw_.data() + s.raw_off, s.raw_len}; }
   void touch(uint32_t id, Series& s);
-  int cut(MDB_txn* txn, uint32_t id, Series& s);
+  int cut(uint32_t id, Series& s);
   uint64_t oldest_head_seq() const;
-  int put_cut_chunks(MDB_txn* txn);
-  int flush_stale_heads(MDB_txn* txn);
-  int truncate_wal(MDB_txn* txn);
+  int put_cut_chunks();
+  int flush_stale_heads();
+  void drop_wal_segments();
   void commit_heads();
   void rollback();
   Result<void> grow_map(uint64_t at_least);
@@ -169,6 +175,9 @@ class Db {
   std::string lmdb_error(const char* what, int rc) const;
   bool out_of_space(int rc) const;
   Result<void> replay_wal(MDB_txn* txn);
+  Result<void> replay_wal_log();
+  enum class Replay { Applied, Corrupt, UnknownSeries };
+  Replay replay_record(uint64_t seq, std::string_view rec, bool check_ids);
 
   Options opt_;
   MDB_env* env_ = nullptr;
@@ -189,6 +198,10 @@ class Db {
   // label set's hash and the batch size: a collector sends the same series
   // in the same order every cycle, so most lookups are one comparison.
   std::unordered_map<uint64_t, std::vector<uint32_t>> by_position_;
+  // Label bytes of every series back to back (Series::raw_off): a batch
+  // from the SDK's arena is compared with one memcmp per sample.
+  std::string raw_;
+  size_t raw_before_ = 0;
   std::unordered_map<std::string, Metadata> meta_;
   uint64_t gen_ = 0;
   std::vector<Pending> pend_;
@@ -196,10 +209,15 @@ class Db {
   size_t series_before_ = 0;
   std::vector<std::string> new_keys_;
   std::vector<uint64_t> new_hashes_;
+  // The batch's write transaction, begun on first use (wtxn()): a batch
+  // that creates no series and cuts no chunk only appends to wal_log_.
+  MDB_txn* txn_ = nullptr;
+  std::unique_ptr<WalLog> wal_log_;
+  uint64_t wal_token_ = 0;      // ties the WAL segment files to this database
+  bool legacy_wal_ = false;     // records in the LMDB wal table (old db, backup copy)
   uint64_t wal_seq_ = 0;        // key of the next WAL record
   uint64_t wal_first_ = 0;      // oldest WAL record kept
   uint64_t wal_keep_from_ = 0;  // records before this are no longer needed
-  uint64_t wal_truncated_to_ = 0;
   bool cut_in_batch_ = false;
   uint64_t chunks_cut_ = 0;
   uint32_t next_id_ = 1, next_id_before_ = 1;

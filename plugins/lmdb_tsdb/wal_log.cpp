@@ -1,0 +1,299 @@
+#include "wal_log.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+namespace moni::tsdb {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char kMagic[8] = {'M', 'O', 'N', 'I', 'W', 'A', 'L', '1'};
+constexpr size_t kHeader = 16;  // magic, token
+constexpr size_t kFrame = 20;   // u32 length, u64 checksum, u64 seq
+
+// Torn-write detection, not security: one multiply per 8 bytes.
+uint64_t checksum(uint64_t seq, std::string_view p) {
+  auto mix = [](uint64_t h, uint64_t x) {
+    h = (h ^ x) * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 31);
+  };
+  uint64_t h = mix(0x6A09E667F3BCC908ULL ^ p.size(), seq);
+  size_t i = 0;
+  for (; i + 8 <= p.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, p.data() + i, 8);
+    h = mix(h, w);
+  }
+  if (i < p.size()) {
+    uint64_t w = 0;
+    std::memcpy(&w, p.data() + i, p.size() - i);
+    h = mix(h, w);
+  }
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  return h ^ (h >> 33);
+}
+
+std::string seg_name(uint64_t seq) {
+  char b[24];
+  std::snprintf(b, sizeof b, "%020llu", static_cast<unsigned long long>(seq));
+  return b;
+}
+
+// First seqs of the segment files in `dir`, ascending.
+std::vector<uint64_t> list_segments(const std::string& dir) {
+  std::vector<uint64_t> out;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string n = it->path().filename().string();
+    if (n.size() != 20 || n.find_first_not_of("0123456789") != std::string::npos) continue;
+    out.push_back(std::strtoull(n.c_str(), nullptr, 10));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool read_file(const std::string& path, std::string& out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0;
+  out.resize(ok ? static_cast<size_t>(st.st_size) : 0);
+  size_t got = 0;
+  while (ok && got < out.size()) {
+    ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  out.resize(got);
+  ::close(fd);
+  return ok;
+}
+
+bool header_ok(std::string_view data, uint64_t token) {
+  if (data.size() < kHeader || std::memcmp(data.data(), kMagic, 8) != 0) return false;
+  uint64_t t;
+  std::memcpy(&t, data.data() + 8, 8);
+  return t == token;
+}
+
+// Parses the record at `off`; false when torn or corrupt.
+bool parse_record(std::string_view data, size_t off, uint64_t& seq, std::string_view& payload,
+                  size_t& next) {
+  if (data.size() - off < kFrame) return false;
+  uint32_t len;
+  uint64_t sum;
+  std::memcpy(&len, data.data() + off, 4);
+  std::memcpy(&sum, data.data() + off + 4, 8);
+  std::memcpy(&seq, data.data() + off + 12, 8);
+  if (len > data.size() - off - kFrame) return false;
+  payload = data.substr(off + kFrame, len);
+  if (checksum(seq, payload) != sum) return false;
+  next = off + kFrame + len;
+  return true;
+}
+
+int write_all(int fd, const char* p, size_t n, uint64_t off) {
+  while (n > 0) {
+    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return errno;
+    if (w == 0) return EIO;
+    p += w;
+    n -= static_cast<size_t>(w);
+    off += static_cast<uint64_t>(w);
+  }
+  return 0;
+}
+
+void sync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+WalLog::~WalLog() { close_current(); }
+
+void WalLog::close_current() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Result<void> WalLog::open(const std::string& db_dir, uint64_t token, bool writable) {
+  dir_ = (fs::path(db_dir) / "wal").string();
+  token_ = token;
+  writable_ = writable;
+  if (writable) {
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec)
+      return make_error("lmdb_tsdb: cannot create the WAL directory " + dir_ + ": " + ec.message());
+  }
+  segs_ = list_segments(dir_);
+  return {};
+}
+
+Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_view)>& fn) {
+  std::string data;
+  std::vector<uint64_t> kept;
+  bool stopped = false;
+  for (uint64_t first : segs_) {
+    std::string path = dir_ + "/" + seg_name(first);
+    if (stopped) {  // after a torn or refused record: nothing is valid
+      if (writable_) ::unlink(path.c_str());
+      continue;
+    }
+    if (!read_file(path, data))
+      return make_error("lmdb_tsdb: cannot read the WAL segment " + path + ": " +
+                        std::strerror(errno));
+    if (!header_ok(data, token_)) {
+      // Another database's log (a data.mdb copied or restored over this
+      // one), or a segment cut short while it was created.
+      if (writable_) ::unlink(path.c_str());
+      continue;
+    }
+    size_t off = kHeader;
+    while (off < data.size()) {
+      uint64_t seq;
+      std::string_view payload;
+      size_t next;
+      if (!parse_record(data, off, seq, payload, next) || fn(seq, payload) == Verdict::Stop) {
+        stopped = true;
+        break;
+      }
+      end_seq_ = seq + 1;
+      off = next;
+    }
+    if (stopped && writable_ && ::truncate(path.c_str(), static_cast<off_t>(off)) != 0)
+      return make_error("lmdb_tsdb: cannot cut the torn WAL segment " + path + ": " +
+                        std::strerror(errno));
+    kept.push_back(first);
+  }
+  segs_ = std::move(kept);
+  close_current();  // the next append starts a new segment
+  return {};
+}
+
+int WalLog::open_segment(uint64_t seq) {
+  close_current();
+  std::string path = dir_ + "/" + seg_name(seq);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  char h[kHeader];
+  std::memcpy(h, kMagic, 8);
+  std::memcpy(h + 8, &token_, 8);
+  if (int e = write_all(fd, h, kHeader, 0)) {
+    ::close(fd);
+    ::unlink(path.c_str());
+    return e;
+  }
+  fd_ = fd;
+  off_ = kHeader;
+  records_ = 0;
+  if (segs_.empty() || segs_.back() != seq) segs_.push_back(seq);
+  return 0;
+}
+
+int WalLog::append(uint64_t seq, std::string_view payload, bool sync, uint32_t roll_records) {
+  undo_new_segment_ = false;
+  if (fd_ < 0 || records_ >= roll_records) {
+    if (int e = open_segment(seq)) return e;
+    undo_new_segment_ = true;
+    if (sync) sync_dir(dir_);
+  }
+  frame_.resize(kFrame + payload.size());
+  auto len = static_cast<uint32_t>(payload.size());
+  uint64_t sum = checksum(seq, payload);
+  std::memcpy(frame_.data(), &len, 4);
+  std::memcpy(frame_.data() + 4, &sum, 8);
+  std::memcpy(frame_.data() + 12, &seq, 8);
+  std::memcpy(frame_.data() + kFrame, payload.data(), payload.size());
+  undo_off_ = off_;
+  undo_end_seq_ = end_seq_;
+  int e = write_all(fd_, frame_.data(), frame_.size(), off_);
+  if (e == 0 && sync && ::fdatasync(fd_) != 0) e = errno;
+  if (e) {
+    off_ += frame_.size();
+    ++records_;
+    (void)undo_last();
+    return e;
+  }
+  off_ += frame_.size();
+  ++records_;
+  end_seq_ = seq + 1;
+  return 0;
+}
+
+int WalLog::undo_last() {
+  if (fd_ < 0) return 0;
+  end_seq_ = undo_end_seq_;
+  if (undo_new_segment_) {
+    close_current();
+    if (!segs_.empty()) {
+      ::unlink((dir_ + "/" + seg_name(segs_.back())).c_str());
+      segs_.pop_back();
+    }
+    undo_new_segment_ = false;
+    return 0;
+  }
+  if (::ftruncate(fd_, static_cast<off_t>(undo_off_)) != 0) {
+    int e = errno;
+    close_current();  // the next append starts a new segment after the bad record
+    return e;
+  }
+  off_ = undo_off_;
+  --records_;
+  return 0;
+}
+
+void WalLog::drop_before(uint64_t seq) {
+  // Segment i holds records [segs_[i], segs_[i+1]); the newest one is open
+  // ended and goes only when it is closed and `seq` is past all its records.
+  size_t n = 0;
+  while (n + 1 < segs_.size() && segs_[n + 1] <= seq) ++n;
+  if (n + 1 == segs_.size() && end_seq_ <= seq) {
+    close_current();
+    ++n;
+  }
+  for (size_t i = 0; i < n; ++i) ::unlink((dir_ + "/" + seg_name(segs_[i])).c_str());
+  segs_.erase(segs_.begin(), segs_.begin() + static_cast<std::ptrdiff_t>(n));
+}
+
+Result<void> read_wal_records(const std::string& db_dir, uint64_t token,
+                              std::vector<std::pair<uint64_t, std::string>>& out) {
+  std::string dir = (fs::path(db_dir) / "wal").string();
+  std::string data;
+  for (uint64_t first : list_segments(dir)) {
+    std::string path = dir + "/" + seg_name(first);
+    if (!read_file(path, data)) {
+      if (errno == ENOENT) continue;  // dropped meanwhile: its samples are in chunks
+      return make_error("lmdb_tsdb: cannot read the WAL segment " + path + ": " +
+                        std::strerror(errno));
+    }
+    if (!header_ok(data, token)) continue;
+    size_t off = kHeader, next;
+    uint64_t seq;
+    std::string_view payload;
+    while (off < data.size() && parse_record(data, off, seq, payload, next)) {
+      out.emplace_back(seq, std::string(payload));
+      off = next;
+    }
+  }
+  return {};
+}
+
+}  // namespace moni::tsdb
