@@ -334,6 +334,9 @@ class CgroupCollector : public moni::Collector {
         parse_u64(limit, v))
       max_watches = std::min<size_t>(max_watches, static_cast<size_t>(v / 2));
     watch_ = std::make_unique<CgroupWatch>(max_watches);
+    if (procfs_fd_ != AT_FDCWD) ::close(procfs_fd_);
+    procfs_fd_ = ::open(opt_.procfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (procfs_fd_ < 0) procfs_fd_ = AT_FDCWD;  // absolute paths, as before
     // Kept-open files share the process's descriptor limit with the host and
     // other plugins: use at most half of the soft limit.
     size_t budget = static_cast<size_t>(opt_.max_open_files);
@@ -382,6 +385,7 @@ class CgroupCollector : public moni::Collector {
 
   ~CgroupCollector() override {
     close_all();
+    if (procfs_fd_ != AT_FDCWD) ::close(procfs_fd_);
     for (auto& h : hierarchies_)
       if (h.root_fd >= 0) ::close(h.root_fd);
   }
@@ -423,8 +427,7 @@ class CgroupCollector : public moni::Collector {
     now_s_ = std::floor(static_cast<double>(ts_) / 1000.0);
     host_netns_ = 0;
     set_pid_path(1, "/ns/net");
-    if (opt_.groups.network && read_link(pid_path_.c_str(), link_))
-      host_netns_ = netns_inode(link_);
+    if (opt_.groups.network && read_link(link_)) host_netns_ = netns_inode(link_);
     emitted_ = 0;
     fs_deadline_ = std::chrono::steady_clock::now() + kFsBudget;
     for (Entry* e : cycle_list_) emit(*e, out);
@@ -816,9 +819,10 @@ class CgroupCollector : public moni::Collector {
     return t;
   }
 
-  bool read_link(const char* path, std::string& out) {
+  // The link at pid_path_ (relative to procfs_fd_).
+  bool read_link(std::string& out) {
     char buf[128];
-    ssize_t n = ::readlink(path, buf, sizeof buf);
+    ssize_t n = ::readlinkat(procfs_fd_, pid_path_.c_str(), buf, sizeof buf);
     if (n <= 0) return false;
     out.assign(buf, static_cast<size_t>(n));
     return true;
@@ -1037,7 +1041,7 @@ class CgroupCollector : public moni::Collector {
         e.netns_cycle = cycle_;
         e.netns = 0;
         set_pid_path(e.first_pid, "/ns/net");
-        if (read_link(pid_path_.c_str(), link_)) e.netns = netns_inode(link_);
+        if (read_link(link_)) e.netns = netns_inode(link_);
       }
       ns = e.netns;
       if (ns == 0 || ns == host_netns_) return;
@@ -1052,7 +1056,8 @@ class CgroupCollector : public moni::Collector {
       else
         set_pid_path(e.first_pid, "/net/dev");
       std::string_view text;
-      n.ok = stats_reader_->read_path(pid_path_.c_str(), text);  // false: the process exited
+      // false: the process exited
+      n.ok = stats_reader_->read_path_at(procfs_fd_, pid_path_.c_str(), text);
       if (n.ok) StatsReader::parse_netdev(text, n.ifaces);
     }
     if (!n.ok) return;
@@ -1074,8 +1079,13 @@ class CgroupCollector : public moni::Collector {
   void set_pid_path(uint64_t pid, std::string_view suffix) {
     char digits[24];
     auto r = std::to_chars(digits, digits + sizeof digits, pid);
-    pid_path_.assign(opt_.procfs);
-    pid_path_.push_back('/');
+    // Relative to procfs_fd_ when open: two path components fewer per
+    // lookup (one per container and collection for net/dev).
+    pid_path_.clear();
+    if (procfs_fd_ == AT_FDCWD) {
+      pid_path_.assign(opt_.procfs);
+      pid_path_.push_back('/');
+    }
     pid_path_.append(digits, r.ptr);
     pid_path_.append(suffix);
   }
@@ -1224,6 +1234,7 @@ class CgroupCollector : public moni::Collector {
   std::vector<LabelRef> labels_, with_extra_;
   int64_t ts_ = 0;
   std::string path_, id_, pid_path_, link_;
+  int procfs_fd_ = AT_FDCWD;  // O_PATH of opt_.procfs
   uint64_t host_netns_ = 0;
   std::chrono::steady_clock::time_point fs_deadline_;
   // Figures of the last collection for self_metrics(), which the host may

@@ -156,6 +156,9 @@ class StatsReader {
   void close(CgroupFds& fds);
 
   bool read_path(const char* path, std::string_view& text) { return reader_.read(path, text); }
+  bool read_path_at(int dirfd, const char* path, std::string_view& text) {
+    return reader_.read_at(dirfd, path, text);
+  }
   size_t open_files() const { return open_; }
 
   /// Parses /proc/<pid>/net/dev, skipping the devices cAdvisor ignores (lo,
