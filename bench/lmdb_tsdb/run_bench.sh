@@ -7,7 +7,9 @@
 #    caller, so no label lookup after the first scrape);
 #  - `promtool tsdb create-blocks-from openmetrics` on exactly the samples
 #    moni stored, for bytes per sample in Prometheus's block format.
-# Usage: bench/lmdb_tsdb/run_bench.sh BUILD_DIR [TARGETS] [HOURS] [DATA]
+# Usage: [ROUNDS=3] bench/lmdb_tsdb/run_bench.sh BUILD_DIR [TARGETS] [HOURS] [DATA]
+# ROUNDS: moni and promtool runs alternate this many times each; the
+# summary gives the median rates of both and their ratio.
 # BUILD_DIR: a Release build configured with -DMONI_BUILD_BENCH=ON.
 # DATA: recorded node_exporter scrapes (default: the recording under
 # tests/data/lmdb_tsdb, replayed to HOURS), or "synthetic".
@@ -27,37 +29,57 @@ if [ "$data" != synthetic ]; then
   xz -dc "$data" > "$work/scrapes.txt"
   replay=(--replay "$work/scrapes.txt")
 fi
+rounds=${ROUNDS:-3}
+med() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 echo "load before: $(uptime)"
-echo "== moni lmdb_tsdb"
-"$build/bin/bench_lmdb_tsdb" --targets "$targets" --scrapes "$scrapes" --dir "$work/moni" \
-  --series-json "$work/series.json" --openmetrics "$work/data.om" "${replay[@]}" | tee "$work/moni.txt"
-n=$(wc -l < "$work/series.json")
-samples=$(awk '/^series:/ { print $6 }' "$work/moni.txt" | tr -d ,)
-echo "== promtool tsdb bench write ($(promtool --version 2>&1 | awk 'NR==1{print $3}')): $n series x $scrapes scrapes"
-/usr/bin/time -f "%U %S" -o "$work/prom.time" promtool tsdb bench write --metrics="$n" \
-  --scrapes="$scrapes" --out="$work/prom" "$work/series.json" > "$work/prom.txt" 2>&1
-grep -E "total samples|samples/sec" "$work/prom.txt"
-prom_total=$(awk '/total samples/ { print $NF }' "$work/prom.txt")
-prom_rate=$(awk '/samples\/sec/ { printf "%.0f", $NF }' "$work/prom.txt")
-prom_cpu=$(awk '{ print $1 + $2 }' "$work/prom.time")
+# moni and promtool alternate, ROUNDS times each, so that load from other
+# processes hits both alike; the summary gives the medians.
+: > "$work/rates"
+for r in $(seq "$rounds"); do
+  extra=(--full-sync-hours 0)
+  if [ "$r" = 1 ]; then extra=(--series-json "$work/series.json" --openmetrics "$work/data.om"); fi
+  echo "== round $r/$rounds: moni lmdb_tsdb ($(uptime | sed 's/.*load/load/'))"
+  "$build/bin/bench_lmdb_tsdb" --targets "$targets" --scrapes "$scrapes" --dir "$work/moni" \
+    "${extra[@]}" "${replay[@]}" > "$work/moni$r.txt"
+  cat "$work/moni$r.txt"
+  [ "$r" = 1 ] && cp "$work/moni1.txt" "$work/moni.txt"
+  n=$(wc -l < "$work/series.json")
+  samples=$(awk '/^series:/ { print $6 }' "$work/moni.txt" | tr -d ,)
+  echo "== round $r/$rounds: promtool tsdb bench write ($(promtool --version 2>&1 | awk 'NR==1{print $3}')): $n series x $scrapes scrapes ($(uptime | sed 's/.*load/load/'))"
+  rm -rf "$work/prom"
+  /usr/bin/time -f "%U %S" -o "$work/prom.time" promtool tsdb bench write --metrics="$n" \
+    --scrapes="$scrapes" --out="$work/prom" "$work/series.json" > "$work/prom.txt" 2>&1
+  grep -E "total samples|samples/sec" "$work/prom.txt"
+  prom_total=$(awk '/total samples/ { print $NF }' "$work/prom.txt")
+  mr=$(awk '/^ingest \(sync=none/ { print $(NF-6) }' "$work/moni$r.txt")
+  mc=$(awk '/^ingest \(sync=none/ { print $(NF-3) }' "$work/moni$r.txt")
+  pr=$(awk '/samples\/sec/ { printf "%.0f", $NF }' "$work/prom.txt")
+  pc=$(awk -v t="$prom_total" '{ printf "%.0f", t / ($1 + $2) }' "$work/prom.time")
+  echo "$mr $mc $pr $pc" >> "$work/rates"
+  awk -v m="$mr" -v p="$pr" 'BEGIN { printf "round ratio (wall): %.2fx\n", m / p }'
+done
 echo "== promtool tsdb create-blocks-from openmetrics (the same $samples samples)"
 promtool tsdb create-blocks-from openmetrics "$work/data.om" "$work/blocks" > /dev/null 2>&1
 bb=$(du -sb "$work/blocks" | awk '{print $1}')
 echo "load after: $(uptime)"
-moni_rate=$(awk '/^ingest \(sync=none/ { print $(NF-6) }' "$work/moni.txt")
-moni_cpu_rate=$(awk '/^ingest \(sync=none/ { print $(NF-3) }' "$work/moni.txt")
+moni_rate=$(awk '{ print $1 }' "$work/rates" | med)
+moni_cpu_rate=$(awk '{ print $2 }' "$work/rates" | med)
+prom_rate=$(awk '{ print $3 }' "$work/rates" | med)
+prom_cpu_rate=$(awk '{ print $4 }' "$work/rates" | med)
+ratios=$(awk '{ printf "%s%.2fx", (NR > 1 ? " " : ""), $1 / $3 }' "$work/rates")
 moni_bps=$(awk '/^bytes\/sample:/ { print $2 }' "$work/moni.txt")
 moni_live=$(awk '/^bytes\/sample:/ { print $NF }' "$work/moni.txt")
 moni_read=$(awk '/^read one series/ { print $(NF-4) }' "$work/moni.txt")
 echo
-echo "== summary: $n series, $scrapes scrapes, $samples samples (moni) / $prom_total (promtool)"
-awk -v m="$moni_rate" -v p="$prom_rate" -v mc="$moni_cpu_rate" -v pt="$prom_total" -v pc="$prom_cpu" \
-  -v mb="$moni_bps" -v ml="$moni_live" -v bb="$bb" -v ns="$samples" -v rd="$moni_read" 'BEGIN {
+echo "== summary: $n series, $scrapes scrapes, $samples samples (moni) / $prom_total (promtool), median of $rounds interleaved rounds"
+awk -v m="$moni_rate" -v p="$prom_rate" -v mc="$moni_cpu_rate" -v pc="$prom_cpu_rate" \
+  -v mb="$moni_bps" -v ml="$moni_live" -v bb="$bb" -v ns="$samples" -v rd="$moni_read" -v rs="$ratios" 'BEGIN {
   printf "%-44s %14s %14s %8s\n", "", "moni", "prometheus", "ratio"
   printf "%-44s %14.0f %14.0f %7.2fx\n", "ingest, samples/s (wall)", m, p, m / p
-  printf "%-44s %14.0f %14.0f %7.2fx\n", "ingest, samples per CPU-second (*)", mc, pt / pc, mc / (pt / pc)
+  printf "%-44s %14.0f %14.0f %7.2fx\n", "ingest, samples per CPU-second (*)", mc, pc, mc / pc
   printf "%-44s %14.3f %14.3f %7.2fx\n", "bytes/sample on disk (compacted)", mb, bb / ns, mb / (bb / ns)
   printf "%-44s %14.3f %14s\n", "bytes/sample, live moni file", ml, "-"
   printf "%-44s %14s %14s\n", "read one series over 24 h, median us", rd, "-"
+  print "wall ratio per round: " rs
   print "(*) moni: CPU time of write() calls; prometheus: whole promtool process"
 }'
