@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "grafana_sync.hpp"
-#include "http_client.hpp"
+#include "http_client/http_client.hpp"
 #include "listen_address.hpp"
 
 #ifndef MONI_GRAFANA_DASHBOARD_DIR
@@ -89,11 +89,18 @@ token_file = "/etc/moni/grafana.token"  # service account token (or token_env = 
     if (resync_ms_ < 0) r.error(r.raw("resync_interval"), "resync_interval must be >= 0");
     if (timeout_ms_ <= 0) r.error(r.raw("request_timeout"), "request_timeout must be > 0");
     if (!url_.empty()) {
-      auto u = moni::grafana::parse_url(url_);
-      if (!u)
+      auto u = moni::http_client::parse_url(url_);
+      if (!u) {
         r.error(r.raw("url"), u.error().message);
-      else
+      } else if (u->target.find_first_of("?#") != std::string::npos) {
+        r.error(r.raw("url"), "url \"" + url_ + "\" must not have a query or fragment");
+      } else {
         base_ = *u;
+        // API paths are appended to Grafana's sub-path, if it has one.
+        opts_.base_path = u->target;
+        while (!opts_.base_path.empty() && opts_.base_path.back() == '/')
+          opts_.base_path.pop_back();
+      }
     }
     if (!datasource_url_.empty() && !datasource_url_.starts_with("http://") &&
         !datasource_url_.starts_with("https://"))
@@ -105,8 +112,14 @@ token_file = "/etc/moni/grafana.token"  # service account token (or token_env = 
   ~GrafanaOutput() override { stop(); }
 
   moni::Result<void> start() override {
-    auto c = HttpClient::create(base_, tls_, timeout_ms_);
-    if (!c) return c.error();
+    // A connection per request: syncs are minutes apart, a kept one would
+    // have gone stale. Dashboards can be large.
+    moni::http_client::ClientOptions co;
+    co.timeout_ms = timeout_ms_;
+    co.keep_alive = false;
+    co.max_body_bytes = size_t{64} << 20;
+    auto c = HttpClient::create(base_, tls_, co);
+    if (!c) return moni::make_error("grafana: " + c.error().message);
     client_ = std::move(c).value();
     if (token_file_.empty() && token_env_.empty())
       ctx_.warn(
@@ -224,8 +237,8 @@ token_file = "/etc/moni/grafana.token"  # service account token (or token_env = 
 
   moni::Context& ctx_;
   std::string url_, token_file_, token_env_, datasource_url_;
-  moni::grafana::Url base_;
-  moni::grafana::TlsOptions tls_;
+  moni::http_client::Url base_;
+  moni::http_client::TlsOptions tls_;
   SyncOptions opts_;
   int64_t retry_ms_ = 0, resync_ms_ = 0, timeout_ms_ = 0;
   std::unique_ptr<HttpClient> client_;

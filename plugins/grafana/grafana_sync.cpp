@@ -30,15 +30,19 @@ std::string encode_segment(std::string_view s) {
 
 class Api {
  public:
-  Api(HttpClient& c, const std::string& token) : c_(c) {
-    headers_ = {{"Accept", "application/json"}, {"Content-Type", "application/json"}};
+  Api(HttpClient& c, const std::string& token, std::string base_path)
+      : c_(c), base_path_(std::move(base_path)) {
+    headers_ = {{"Accept", "application/json"},
+                {"Content-Type", "application/json"},
+                {"User-Agent", "moni-grafana"}};
     if (!token.empty()) headers_.push_back({"Authorization", "Bearer " + token});
   }
   // The reply's status and JSON body (null when empty or not JSON); a
   // transport failure is an error.
   Result<std::pair<unsigned, json>> call(std::string_view method, const std::string& target,
                                          const json* body = nullptr) {
-    HttpReply r = c_.request(method, target, body ? body->dump() : std::string(), headers_);
+    HttpReply r =
+        c_.request(method, base_path_ + target, body ? body->dump() : std::string(), headers_);
     if (r.status == 0)
       return make_error(std::string(method) + " " + target + ": no answer (" + r.error + ")");
     json j = json::parse(r.body, nullptr, false);
@@ -59,6 +63,7 @@ class Api {
 
  private:
   HttpClient& c_;
+  std::string base_path_;
   Headers headers_;
 };
 
@@ -236,7 +241,7 @@ Result<void> sync_dashboards(Api& api, const SyncOptions& o, const Folder& folde
 
 Result<SyncReport> sync(HttpClient& client, const SyncOptions& opts,
                         const std::function<void(const std::string&)>& log) {
-  Api api(client, opts.token);
+  Api api(client, opts.token, opts.base_path);
   SyncReport rep;
   TRY_CALL(ds_uid, sync_datasource(api, opts, rep, log));
   rep.datasource_uid = ds_uid;

@@ -7,12 +7,17 @@
 #include <moni/result.hpp>
 #include <string>
 
-#include "http_client.hpp"
+#include "http_client/http_client.hpp"
 
 namespace moni::grafana {
 
+using http_client::Headers;
+using http_client::HttpClient;
+using http_client::HttpReply;
+
 struct SyncOptions {
-  std::string token;  // sent as "Authorization: Bearer <token>"; empty: no header
+  std::string base_path;  // Grafana served under a sub-path ("/grafana"); "" at the root
+  std::string token;      // sent as "Authorization: Bearer <token>"; empty: no header
   std::string datasource_name;
   std::string datasource_uid;   // used when the data source is created
   std::string datasource_url;   // moni's URL as Grafana reaches it

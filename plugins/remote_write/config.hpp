@@ -7,10 +7,15 @@
 #include <utility>
 #include <vector>
 
-#include "http_client.hpp"
+#include "http_client/http_client.hpp"
 #include "relabel.hpp"
 
 namespace moni::remote_write {
+
+using http_client::Headers;
+using http_client::parse_url;
+using http_client::TlsOptions;
+using http_client::Url;
 
 /// One [[endpoints]] entry with instance-level defaults applied.
 /// Thread-safety: immutable after parsing.

@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "http_client.hpp"
+#include "http_client/http_client.hpp"
 
 namespace moni::remote_write {
 
@@ -19,33 +19,6 @@ int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-std::string base64(std::string_view in) {
-  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v =
-        (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
-    out += tbl[v >> 18];
-    out += tbl[(v >> 12) & 63];
-    out += tbl[(v >> 6) & 63];
-    out += tbl[v & 63];
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
-    out += tbl[v >> 18];
-    out += tbl[(v >> 12) & 63];
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8);
-    out += tbl[v >> 18];
-    out += tbl[(v >> 12) & 63];
-    out += tbl[(v >> 6) & 63];
-    out += '=';
-  }
-  return out;
 }
 
 Result<std::string> read_secret(const std::string& path, std::string_view what) {
@@ -99,7 +72,7 @@ Result<void> Endpoint::start() {
       if (!r) return r.error();
       pw = *r;
     }
-    headers_.emplace_back("Authorization", "Basic " + base64(cfg_.basic_auth_username + ":" + pw));
+    headers_.emplace_back("Authorization", http_client::basic_auth(cfg_.basic_auth_username, pw));
   }
   std::string token = cfg_.bearer_token;
   if (!cfg_.bearer_token_file.empty()) {
@@ -121,8 +94,10 @@ Result<void> Endpoint::start() {
   retry_upto_.assign(parts, 0);
   clients_.clear();
   for (uint32_t i = 0; i < cfg_.max_shards; ++i) {
-    auto c = HttpClient::create(cfg_.url, cfg_.tls, cfg_.remote_timeout_ms);
-    if (!c) return c.error();
+    http_client::ClientOptions co;
+    co.timeout_ms = cfg_.remote_timeout_ms;
+    auto c = HttpClient::create(cfg_.url, cfg_.tls, co);
+    if (!c) return make_error("remote_write: endpoint " + cfg_.name + ": " + c.error().message);
     clients_.push_back(std::move(*c));
   }
   QueueStats st = queue_->stats();
@@ -290,7 +265,8 @@ void Endpoint::shard_loop(uint32_t idx) {
 void Endpoint::send(HttpClient& client, Lease& lease) {
   std::string compressed;
   snappy::Compress(lease.body.data(), lease.body.size(), &compressed);
-  HttpReply reply = client.post(compressed, headers_);
+  http_client::HttpReply reply = client.post(compressed, headers_);
+  if (reply.body.size() > 512) reply.body.resize(512);  // only quoted in messages
   const uint32_t p = lease.partition;
   auto release = [&](bool remove) {
     auto r = queue_->release(lease, remove);

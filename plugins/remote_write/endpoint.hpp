@@ -17,9 +17,13 @@
 #include "relabel.hpp"
 #include "wire_encoder.hpp"
 
+namespace moni::http_client {
+class HttpClient;
+}
+
 namespace moni::remote_write {
 
-class HttpClient;
+using http_client::HttpClient;
 
 /// Thread-safety: write(), flush() and metrics() may run concurrently with
 /// the sender threads; open/start/stop are called by the plugin's lifecycle

@@ -11,6 +11,8 @@
 #include <variant>
 #include <vector>
 
+#include "url_query.hpp"
+
 namespace moni::rules {
 
 namespace {
@@ -179,33 +181,22 @@ bool truth(const Val& v) {
 
 // ---- printf with Go's verbs
 
+// Go's strconv.Quote (%q) for ASCII: letter escapes where Go has one, \xNN
+// for the other control bytes; other bytes as they are.
 std::string go_quote(std::string_view s) {
+  static constexpr std::string_view kControl = "\a\b\f\n\r\t\v", kLetter = "abfnrtv";
   std::string out = "\"";
   for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\x%02x", c);
-          out += b;
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+    if (c == '"' || c == '\\') {
+      out += {'\\', static_cast<char>(c)};
+    } else if (auto k = kControl.find(static_cast<char>(c)); k != std::string_view::npos) {
+      out += {'\\', kLetter[k]};
+    } else if (c < 0x20 || c == 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      out += b;
+    } else {
+      out += static_cast<char>(c);
     }
   }
   return out + "\"";
@@ -1117,19 +1108,7 @@ class Exec {
     if (fn == "urlquery") {
       std::string s;
       for (const auto& a : args) s += go_value_string(a);
-      std::string out;
-      for (unsigned char c : s) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-          out.push_back(static_cast<char>(c));
-        } else if (c == ' ') {
-          out.push_back('+');
-        } else {
-          char b[4];
-          std::snprintf(b, sizeof b, "%%%02X", c);
-          out += b;
-        }
-      }
-      return Val::str(out);
+      return Val::str(url_query_escape(s));
     }
     return make_error("function \"" + fn + "\" not defined");
   }

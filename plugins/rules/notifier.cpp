@@ -13,50 +13,14 @@
 #include <sstream>
 #include <thread>
 
-// The team's blocking Beast client (keep-alive, timeouts, TLS, abort), built
-// into this plugin from remote_write's sources rather than copied.
-#include "../remote_write/http_client.hpp"
+#include "http_client/http_client.hpp"
 
 namespace moni::rules {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using remote_write::HttpClient;
-
-std::string base64(std::string_view in) {
-  static constexpr char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8) | uint8_t(in[i + 2]);
-    out += {tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], tbl[v & 63]};
-  }
-  if (i + 1 == in.size()) {
-    uint32_t v = uint8_t(in[i]) << 16;
-    out += {tbl[v >> 18], tbl[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    uint32_t v = (uint8_t(in[i]) << 16) | (uint8_t(in[i + 1]) << 8);
-    out += {tbl[v >> 18], tbl[(v >> 12) & 63], tbl[(v >> 6) & 63], '='};
-  }
-  return out;
-}
-
-// Go's url.QueryEscape: unreserved characters stay, space becomes '+'.
-std::string query_escape(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
-      out += static_cast<char>(c);
-    else if (c == ' ')
-      out += '+';
-    else
-      out += {'%', hex[c >> 4], hex[c & 15]};
-  }
-  return out;
-}
+using http_client::HttpClient;
 
 nlohmann::json label_object(const Labels& labels) {
   nlohmann::json o = nlohmann::json::object();
@@ -74,12 +38,6 @@ std::string alerts_endpoint(const AlertmanagerOptions& am) {
   while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
   if (!prefix.empty()) base += "/" + std::string(prefix);
   return base + "/api/v2/alerts";
-}
-
-std::string generator_url(std::string_view external_url, std::string_view expr) {
-  std::string base(external_url);
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base + "/graph?g0.expr=" + query_escape(expr) + "&g0.tab=1";
 }
 
 std::string format_rfc3339(int64_t ms) {
@@ -157,9 +115,9 @@ struct Notifier::Impl {
     if (warn) warn(m);
   }
 
-  remote_write::HttpReply post(Am& am, const std::string& body) {
-    remote_write::Headers headers{{"Content-Type", "application/json"},
-                                  {"User-Agent", "moni-rules"}};
+  http_client::HttpReply post(Am& am, const std::string& body) {
+    http_client::Headers headers{{"Content-Type", "application/json"},
+                                 {"User-Agent", "moni-rules"}};
     if (!am.opt.username.empty()) {
       std::string password = am.opt.password;
       if (!am.opt.password_file.empty()) {
@@ -170,7 +128,7 @@ struct Notifier::Impl {
         while (!password.empty() && (password.back() == '\n' || password.back() == '\r'))
           password.pop_back();
       }
-      headers.emplace_back("Authorization", "Basic " + base64(am.opt.username + ":" + password));
+      headers.emplace_back("Authorization", http_client::basic_auth(am.opt.username, password));
     }
     auto t0 = Clock::now();
     auto reply = am.client->post(body, headers);
@@ -207,7 +165,8 @@ struct Notifier::Impl {
         }
         am.errors += 1;
         std::string why =
-            reply.status ? "HTTP " + std::to_string(reply.status) + ": " + reply.body : reply.error;
+            reply.status ? "HTTP " + std::to_string(reply.status) + ": " + reply.body.substr(0, 512)
+                         : reply.error;
         if (!am.failing)
           log("rules: sending " + std::to_string(n) + " alert(s) to " + am.endpoint +
               " failed: " + why);
@@ -247,11 +206,13 @@ Result<std::unique_ptr<Notifier>> Notifier::create(NotifierOptions options, LogF
     auto am = std::make_unique<Impl::Am>();
     am->opt = o;
     am->endpoint = alerts_endpoint(o);
-    auto url = remote_write::parse_url(am->endpoint);
+    auto url = http_client::parse_url(am->endpoint);
     if (!url) return make_error("rules: alertmanager: " + url.error().message);
-    remote_write::TlsOptions tls{o.ca_file, o.cert_file, o.key_file, o.server_name,
-                                 o.insecure_skip_verify};
-    auto client = HttpClient::create(*url, tls, o.timeout_ms);
+    http_client::TlsOptions tls{o.ca_file, o.cert_file, o.key_file, o.server_name,
+                                o.insecure_skip_verify};
+    http_client::ClientOptions co;
+    co.timeout_ms = o.timeout_ms;
+    auto client = HttpClient::create(*url, tls, co);
     if (!client)
       return make_error("rules: alertmanager " + am->endpoint + ": " + client.error().message);
     am->client = std::move(client.value());

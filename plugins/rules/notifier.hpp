@@ -8,7 +8,7 @@
 //   after a group: notifier->send(std::move(alerts));   // never blocks
 //   self_metrics:  notifier->self_metrics(batch);
 //   stop():        notifier->stop();                    // flushes briefly, joins
-//   generatorURL:  generator_url(n.external_url, rule.expr)
+//   generatorURL:  generator_url(n.external_url, rule.expr)   (url_query.hpp)
 // Transport: http, and https through the Debian OpenSSL (TLS options below).
 #pragma once
 
@@ -43,16 +43,13 @@ struct NotifierOptions {
   std::vector<AlertmanagerOptions> alertmanagers;
   size_t queue_capacity = 10000;    // like --alertmanager.notification-queue-capacity
   size_t batch_size = 64;           // max alerts per request, as Prometheus
-  std::string external_url;         // base of generatorURL links
+  std::string external_url;         // base of generatorURL links, without trailing '/'
   int64_t flush_timeout_ms = 2000;  // how long stop() keeps delivering what is queued
   int64_t max_backoff_ms = 5000;    // retry backoff doubles from 100 ms up to this
 };
 
 /// The full URL alerts are posted to ("http://h:9093/api/v2/alerts").
 std::string alerts_endpoint(const AlertmanagerOptions& am);
-
-/// Prometheus's generatorURL: <external_url>/graph?g0.expr=<expr>&g0.tab=1.
-std::string generator_url(std::string_view external_url, std::string_view expr);
 
 /// RFC 3339 UTC with milliseconds ("2026-11-25T18:30:00.123Z").
 std::string format_rfc3339(int64_t ms);

@@ -1,6 +1,6 @@
 #include "notifier_config.hpp"
 
-#include "../remote_write/http_client.hpp"
+#include "http_client/http_client.hpp"
 
 namespace moni::rules {
 
@@ -8,7 +8,7 @@ namespace {
 
 void check_url(ConfigReader& r, std::string_view key, const ConfigView& node,
                const std::string& url) {
-  if (auto u = remote_write::parse_url(url); !u)
+  if (auto u = http_client::parse_url(url); !u)
     r.error(node, std::string(key) + ": " + u.error().message);
 }
 
@@ -51,6 +51,7 @@ NotifierOptions parse_notifier_options(ConfigReader& cfg) {
   out.external_url = cfg.string("external_url", "");
   if (!out.external_url.empty())
     check_url(cfg, "external_url", cfg.table_view().get("external_url"), out.external_url);
+  while (!out.external_url.empty() && out.external_url.back() == '/') out.external_url.pop_back();
   return out;
 }
 

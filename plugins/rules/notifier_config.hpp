@@ -6,7 +6,8 @@
 //   username = "..."  password = "..." | password_file = "/etc/moni/am.pass"
 //   tls_ca_file, tls_cert_file, tls_key_file, tls_server_name, tls_insecure_skip_verify
 //   notification_queue_capacity = 10000
-//   external_url = "http://moni.example:9095"        # base of generatorURL
+//   external_url = "http://moni.example:9095"        # base of generatorURL and
+//                                                     # $externalURL (read here only)
 #pragma once
 
 #include <moni/config.hpp>

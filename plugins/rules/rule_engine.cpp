@@ -6,10 +6,12 @@
 #include <set>
 #include <stdexcept>
 
+#include "json_format.hpp"
 #include "overlay_queryable.hpp"
 #include "promql/functions.hpp"
 #include "promql/parser.hpp"
 #include "promql/value.hpp"
+#include "url_query.hpp"
 
 namespace moni::rules {
 
@@ -85,22 +87,6 @@ Labels sorted_pairs(const LabelPairs& p) {
   return out;
 }
 
-std::string url_query_escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else if (c == ' ') {
-      out.push_back('+');
-    } else {
-      char b[4];
-      std::snprintf(b, sizeof b, "%%%02X", c);
-      out += b;
-    }
-  }
-  return out;
-}
-
 // RFC 3339 with milliseconds as Go writes time.Time in JSON (trailing zeros
 // of the fraction dropped); the zero time for "never".
 std::string rfc3339(int64_t ms) {
@@ -123,48 +109,8 @@ std::string rfc3339(int64_t ms) {
   return s + "Z";
 }
 
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char b[8];
-          std::snprintf(b, sizeof b, "\\u%04x", c);
-          out += b;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
-
-void append_labels_json(std::string& out, const Labels& ls) {
-  out.push_back('{');
-  for (size_t i = 0; i < ls.size(); ++i) {
-    if (i) out.push_back(',');
-    append_json_string(out, ls[i].name);
-    out.push_back(':');
-    append_json_string(out, ls[i].value);
-  }
-  out.push_back('}');
-}
+using prom_api::append_json_string;
+using prom_api::append_labels;
 
 // Go's strconv.FormatFloat(v, 'e', -1, 64), as the alerts API writes values.
 std::string format_e(double v) {
@@ -478,8 +424,7 @@ void RuleEngine::eval_rule(Group& g, Rule& r, const promql::Queryable& q, int64_
       o.annotations = a.annotations;
       o.starts_at_ms = a.fired_at_ms;
       o.ends_at_ms = a.resolved_at_ms != kNever ? a.resolved_at_ms : a.valid_until_ms;
-      o.generator_url =
-          opts_.external_url + "/graph?g0.expr=" + url_query_escape(r.spec.expr) + "&g0.tab=1";
+      o.generator_url = generator_url(opts_.external_url, r.spec.expr);
       notify.push_back(std::move(o));
     }
   }
@@ -565,9 +510,9 @@ namespace {
 
 void append_alert_json(std::string& out, const Alert& a) {
   out += "{\"labels\":";
-  append_labels_json(out, a.labels);
+  append_labels(out, a.labels);
   out += ",\"annotations\":";
-  append_labels_json(out, a.annotations);
+  append_labels(out, a.annotations);
   out += ",\"state\":\"";
   out += alert_state_name(a.state);
   out += "\",\"activeAt\":\"" + rfc3339(a.active_at_ms) + "\"";
@@ -612,9 +557,9 @@ std::string RuleEngine::rules_json(std::string_view type) const {
         out += ",\"keepFiringFor\":" +
                json_number(static_cast<double>(r->spec.keep_firing_for_ms) / 1000);
         out += ",\"labels\":";
-        append_labels_json(out, sorted_pairs(r->spec.labels));
+        append_labels(out, sorted_pairs(r->spec.labels));
         out += ",\"annotations\":";
-        append_labels_json(out, sorted_pairs(r->spec.annotations));
+        append_labels(out, sorted_pairs(r->spec.annotations));
         out += ",\"alerts\":[";
         bool fa = true;
         for (const auto& [ls, a] : r->active) {
@@ -631,7 +576,7 @@ std::string RuleEngine::rules_json(std::string_view type) const {
         append_json_string(out, r->spec.expr);
         if (!r->static_labels.empty()) {
           out += ",\"labels\":";
-          append_labels_json(out, r->static_labels);
+          append_labels(out, r->static_labels);
         }
       }
       out += ",\"health\":\"";

@@ -16,10 +16,8 @@
 #include "rule_test_runner.hpp"
 #include "yaml_rules.hpp"
 #endif
-#if defined(MONI_RULES_HAVE_NOTIFIER)
 #include "notifier.hpp"
 #include "notifier_config.hpp"
-#endif
 
 namespace {
 
@@ -101,8 +99,6 @@ class RulesPlugin : public moni::Collector {
     o.resend_delay_ms = r.duration_ms("resend_delay", 60'000);
     o.outage_tolerance_ms = r.duration_ms("for_outage_tolerance", 3'600'000);
     o.for_grace_period_ms = r.duration_ms("for_grace_period", 600'000);
-    o.external_url = r.string("external_url", "");
-    while (!o.external_url.empty() && o.external_url.back() == '/') o.external_url.pop_back();
     if (auto el = r.raw("external_labels"); el.present()) {
       if (el.type() != MONI_CFG_TABLE) {
         r.error(el, "external_labels must be a table of strings");
@@ -122,9 +118,8 @@ class RulesPlugin : public moni::Collector {
     o.query.lookback_ms = r.duration_ms("lookback_delta", 5 * 60'000);
     o.query.timeout = std::chrono::milliseconds(r.duration_ms("query_timeout", 2 * 60'000));
     o.query.max_samples = r.integer("max_samples", 50'000'000, 1);
-#if defined(MONI_RULES_HAVE_NOTIFIER)
     notifier_opts_ = moni::rules::parse_notifier_options(r);
-#endif
+    o.external_url = notifier_opts_.external_url;  // also $externalURL in templates
     auto files = r.strings("rule_files", {});
     std::vector<GroupSpec> groups = moni::rules::read_groups(r, "group");
 
@@ -160,14 +155,12 @@ class RulesPlugin : public moni::Collector {
       return moni::make_error(storage_.empty()
                                   ? "rules: no storage instance is configured"
                                   : "rules: storage instance '" + storage_ + "' not found");
-#if defined(MONI_RULES_HAVE_NOTIFIER)
     if (!notifier_opts_.alertmanagers.empty()) {
       auto n = moni::rules::Notifier::create(notifier_opts_,
                                              [this](std::string_view m) { ctx_.warn(m); });
       if (!n) return moni::make_error("rules: " + n.error().message);
       notifier_ = std::move(*n);
     }
-#endif
     auto r =
         ctx_.route("/api/v1/rules", [this](const moni::HttpRequest& req, moni::HttpResponse& resp) {
           auto type = moni::param(req.params(), "type").value_or("");
@@ -198,9 +191,7 @@ class RulesPlugin : public moni::Collector {
 
   void self_metrics(moni::Batch& out) override {
     engine_->self_metrics(out);
-#if defined(MONI_RULES_HAVE_NOTIFIER)
     if (notifier_) notifier_->self_metrics(out);
-#endif
     std::lock_guard lock(queue_mu_);
     out.describe("moni_rules_notifications_pending", moni::MetricType::Gauge,
                  "Alerts decided to be sent and not yet handed to a notifier.");
@@ -224,8 +215,7 @@ class RulesPlugin : public moni::Collector {
         if (!r) return r.error();
         failed += *r ? 0 : 1;
       }
-      if (failed)
-        return moni::make_error(std::to_string(failed) + " test file(s) failed");
+      if (failed) return moni::make_error(std::to_string(failed) + " test file(s) failed");
       return {};
     }
 #endif
@@ -233,9 +223,7 @@ class RulesPlugin : public moni::Collector {
   }
 
   void stop() override {
-#if defined(MONI_RULES_HAVE_NOTIFIER)
     if (notifier_) notifier_->stop();
-#endif
   }
 
  private:
@@ -246,12 +234,10 @@ class RulesPlugin : public moni::Collector {
   }
 
   void deliver(std::vector<OutgoingAlert> alerts) {
-#if defined(MONI_RULES_HAVE_NOTIFIER)
     if (notifier_) {
       notifier_->send(std::move(alerts));
       return;
     }
-#endif
     // No Alertmanager configured: keep the latest alerts for inspection.
     std::lock_guard lock(queue_mu_);
     for (auto& a : alerts) queue_.push_back(std::move(a));
@@ -263,10 +249,8 @@ class RulesPlugin : public moni::Collector {
   std::unique_ptr<moni::rules::RuleEngine> engine_;
   std::mutex queue_mu_;
   std::deque<OutgoingAlert> queue_;
-#if defined(MONI_RULES_HAVE_NOTIFIER)
   moni::rules::NotifierOptions notifier_opts_;
   std::unique_ptr<moni::rules::Notifier> notifier_;
-#endif
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "json_format.hpp"
 #include "promql/parser.hpp"
 
 namespace moni::rules {
@@ -183,35 +184,13 @@ struct Loader {
   }
 };
 
-// TOML basic string with escapes (always valid, whatever the text holds).
+// TOML basic string with escapes (always valid, whatever the text holds):
+// JSON's escapes are TOML's too, save that TOML also wants DEL escaped.
 std::string toml_string(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f)
-          out += std::string("\\u00") + hex[c >> 4] + hex[c & 15];
-        else
-          out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
+  std::string out;
+  prom_api::append_json_string(out, s);
+  for (size_t i = 0; (i = out.find('\x7f', i)) != std::string::npos;) out.replace(i, 1, "\\u007F");
+  return out;
 }
 
 std::string toml_key(std::string_view k) {

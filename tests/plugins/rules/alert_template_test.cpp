@@ -57,6 +57,8 @@ TEST(AlertTemplate, PrometheusFunctions) {
   EXPECT_EQ(expand("{{ printf \"%.2f\" $value }}", 3.14159), "3.14");
   EXPECT_EQ(expand("{{ printf \"%s=%d %q %5.1f%%\" \"a\" 42 \"b\" $value }}", 9.25),
             "a=42 \"b\"   9.2%");
+  // %q as Go's strconv.Quote: letter escapes where Go has them, \x for the rest.
+  EXPECT_EQ(expand("{{ printf \"%q\" `\a\x7f\x01\t\\\"` }}"), "\"\\a\\x7f\\x01\\t\\\\\\\"\"");
   EXPECT_EQ(expand("{{ printf \"%d\" $value }}", 1), "%!d(float64=1)");
   EXPECT_EQ(expand("{{ printf \"%s %s\" \"a\" }}"), "a %!s(MISSING)");
   EXPECT_EQ(expand("{{ toUpper $labels.job }} {{ title \"hello world\" }}"), "NODE Hello World");

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "prometheus_peer.hpp"
+#include "rule_test_runner.hpp"
 #ifdef MONI_RULES_HAVE_TOML_LOADER
 #include "rule_config.hpp"
 #endif
@@ -244,6 +245,66 @@ TEST(YamlRules, ImportCommand) {
   std::filesystem::remove_all(dir);
 }
 
+// `moni rules test` gives promtool 2.42's verdict on odd test files: a file
+// without test cases passes (with a warning here), an unknown key fails
+// (with its position); promtool, when installed, is asked the same.
+TEST(RuleTestRunner, EmptyAndMisspeltTestFilesAsPromtool) {
+  std::string dir = temp_dir();
+  std::ofstream(dir + "/r.yml") << "groups:\n  - name: g\n    rules:\n      - record: x\n"
+                                   "        expr: vector(1)\n";
+  auto promtool_rc = [&](const std::string& f) {
+    if (access("/usr/bin/promtool", X_OK) != 0) return -1;
+    return promql::test_support::run(
+        {"/bin/sh", "-c", "/usr/bin/promtool test rules " + dir + "/" + f + " >/dev/null 2>&1"});
+  };
+  std::ofstream(dir + "/none.yml") << "rule_files: [r.yml]\ntests: []\n";
+  std::ostringstream out;
+  auto r = run_rule_tests(dir + "/none.yml", out);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(*r);
+  EXPECT_NE(out.str().find("WARNING: no test cases in " + dir + "/none.yml"), std::string::npos)
+      << out.str();
+  EXPECT_NE(out.str().find("SUCCESS"), std::string::npos);
+  int rc = promtool_rc("none.yml");
+  if (rc >= 0) {
+    EXPECT_EQ(rc, 0);
+  }
+
+  std::ofstream(dir + "/typo.yml") << "rule_files: [r.yml]\ntset:\n  - interval: 1m\n";
+  r = run_rule_tests(dir + "/typo.yml", out);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, dir + "/typo.yml:2:1: unknown field 'tset' in test file");
+  rc = promtool_rc("typo.yml");
+  if (rc >= 0) {
+    EXPECT_NE(rc, 0);
+  }
+
+  std::ofstream(dir + "/nested.yml")
+      << "rule_files: [r.yml]\ntests:\n  - interval: 1m\n    input_series:\n"
+         "      - series: up\n        valus: 1\n    promql_expr_test:\n"
+         "      - expr: x\n        eval_time: 0m\n        exp_sample: []\n";
+  r = run_rule_tests(dir + "/nested.yml", out);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, dir + "/nested.yml:6:9: unknown field 'valus' in series\n" + dir +
+                                   "/nested.yml:10:9: unknown field 'exp_sample' in "
+                                   "promql_expr_test");
+  rc = promtool_rc("nested.yml");
+  if (rc >= 0) {
+    EXPECT_NE(rc, 0);
+  }
+
+  std::ofstream(dir + "/order.yml") << "rule_files: [r.yml]\ngroup_eval_order: [g, g]\ntests: []\n";
+  r = run_rule_tests(dir + "/order.yml", out);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("group name repeated in evaluation order: g"), std::string::npos)
+      << r.error().message;
+  rc = promtool_rc("order.yml");
+  if (rc >= 0) {
+    EXPECT_NE(rc, 0);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 #ifdef MONI_RULES_HAVE_TOML_LOADER
 // YAML -> to_toml -> the rules plugin's TOML rule-file loader: same groups.
 TEST(YamlRules, TomlRoundTripThroughTheRulesLoader) {
@@ -272,6 +333,32 @@ TEST(YamlRules, TomlRoundTripThroughTheRulesLoader) {
       EXPECT_EQ(a.annotations, b.annotations);
     }
   }
+  std::filesystem::remove_all(dir);
+}
+
+// Control characters and DEL are escaped in the TOML form (TOML allows
+// neither raw in a basic string) and read back as they were.
+TEST(YamlRules, TomlStringsEscapeControlCharacters) {
+  GroupSpec g;
+  g.name = "g";
+  RuleSpec r;
+  r.alert = "A";
+  r.expr = "up == 0";
+  const std::string odd = std::string("a\x01") + "b\x7f" + "c\td\"e\\f";
+  r.annotations = {{"odd", odd}};
+  g.rules.push_back(r);
+  std::string toml = to_toml({g});
+  EXPECT_NE(toml.find("\\u0001"), std::string::npos) << toml;
+  EXPECT_NE(toml.find("\\u007F"), std::string::npos) << toml;
+  EXPECT_EQ(toml.find('\x7f'), std::string::npos) << toml;
+  std::string dir = temp_dir();
+  std::ofstream(dir + "/odd.toml") << toml;
+  std::vector<std::string> errors;
+  auto t = load_toml_rule_file(dir + "/odd.toml", errors);
+  ASSERT_TRUE(errors.empty()) << errors.front();
+  ASSERT_EQ(t.size(), 1u);
+  ASSERT_EQ(t[0].rules.size(), 1u);
+  EXPECT_EQ(t[0].rules[0].annotations, (LabelPairs{{"odd", odd}}));
   std::filesystem::remove_all(dir);
 }
 #endif
