@@ -144,8 +144,9 @@ constexpr uint64_t kMaxMemory = uint64_t{1} << 62;
 // files is a sixth of the reads. This is the polling fallback for cgroups
 // without an inotify watch.
 constexpr uint64_t kSpecEvery = 4;
-// With a watch on each of its directories a cgroup's limits are re-read when
-// one of its files is written, and every this many collections regardless
+// With a watch on each of its directories (and its limit files) a cgroup's
+// limits are re-read when a limit file is written, and every this many
+// collections regardless
 // (a controller switched on or off adds or removes files without an event);
 // known leaves are listed again on a new subdirectory, and re-checked as
 // often.
@@ -169,7 +170,31 @@ std::string sanitize_label_name(std::string_view s) {
 
 // Default budget of kept-open cgroup files (see README: "Kept-open files").
 constexpr int64_t kDefaultMaxOpenFiles = 8192;
-// Default budget of inotify watches (one per cgroup directory).
+// The files whose writes change what container_spec_* reports, by the v1
+// controller whose hierarchy holds them (-1: the v2 tree). cpu.weight.nice
+// rewrites cpu.weight.
+struct LimitFile {
+  const char* name;
+  int controller;
+};
+constexpr LimitFile kLimitFiles[] = {
+    {"cpu.max", -1},
+    {"cpu.weight", -1},
+    {"cpu.weight.nice", -1},
+    {"memory.max", -1},
+    {"memory.high", -1},
+    {"memory.swap.max", -1},
+    {"pids.max", -1},
+    {"cpu.cfs_quota_us", kCpu},
+    {"cpu.cfs_period_us", kCpu},
+    {"cpu.shares", kCpu},
+    {"memory.limit_in_bytes", kMemory},
+    {"memory.memsw.limit_in_bytes", kMemory},
+    {"memory.soft_limit_in_bytes", kMemory},
+    {"pids.max", kPids},
+};
+
+// Default budget of inotify watches (one per cgroup directory and limit file).
 constexpr int64_t kDefaultMaxWatches = 65536;
 
 struct Options {
@@ -233,6 +258,7 @@ struct Entry {
   unsigned hmask = 0, new_watch = 0;
   // Inotify watch of its directory in each hierarchy; -1: none (polled).
   std::array<int, kControllerCount> wd{-1, -1, -1, -1, -1};
+  std::vector<int> file_wds;  // watches of its limit files
   // A file of the cgroup was written since its limits were last read.
   bool spec_dirty = false;
   // The directory's inode in each hierarchy: a new one means the cgroup was
@@ -486,6 +512,13 @@ class CgroupCollector : public moni::Collector {
         case CgroupWatch::Change::kFileWritten:
           e.spec_dirty = true;
           break;
+        case CgroupWatch::Change::kFileReplaced:
+          // A watched file may be the one replaced (test trees only): watch
+          // everything of the cgroup afresh at the next full walk.
+          e.spec_dirty = true;
+          unwatch(e);  // erases `it`
+          for (Tree& t : trees_) t.valid = false;
+          break;
         case CgroupWatch::Change::kSubdirAdded:
           e.leaf_mask &= ~(1u << h);
           trees_[size_t(h)].valid = false;
@@ -494,11 +527,16 @@ class CgroupCollector : public moni::Collector {
           trees_[size_t(h)].valid = false;
           break;
         case CgroupWatch::Change::kGone:
-          e.wd[h] = -1;
-          e.leaf_mask &= ~(1u << h);
           watch_->dropped();
+          if (it->second.file) {
+            std::erase(e.file_wds, ev.wd);
+            e.spec_dirty = true;
+          } else {
+            e.wd[h] = -1;
+            e.leaf_mask &= ~(1u << h);
+            trees_[size_t(h)].valid = false;
+          }
           watched_.erase(it);
-          trees_[size_t(h)].valid = false;
           break;
       }
     }
@@ -512,11 +550,12 @@ class CgroupCollector : public moni::Collector {
     }
   }
 
-  // Watches the directory in path_, the cgroup `e` in hierarchy `h`.
+  // Watches the directory in path_, the cgroup `e` in hierarchy `h`, and
+  // its limit files there.
   void watch_dir(Entry& e, int h) {
-    int wd = watch_->add(path_.c_str());
+    int wd = watch_->add_dir(path_.c_str());
     if (wd < 0) return;
-    auto [it, added] = watched_.try_emplace(wd, Watched{&e, h});
+    auto [it, added] = watched_.try_emplace(wd, Watched{&e, h, false});
     if (!added) {
       // The same directory seen twice (a doubled mount): the first owner
       // keeps the watch, this one polls.
@@ -525,6 +564,26 @@ class CgroupCollector : public moni::Collector {
     }
     e.wd[h] = wd;
     e.new_watch |= 1u << h;
+    // The limit files of the hierarchy's controllers. One the cgroup lacks
+    // (controller not enabled) is not watched: it can only appear by a
+    // controller being switched on, covered by the re-read every
+    // kSpecSafetyEvery collections.
+    const unsigned mask = hierarchies_[size_t(h)].mask;
+    size_t len = path_.size();
+    for (const LimitFile& f : kLimitFiles) {
+      if (mask == 0 ? f.controller >= 0 : f.controller < 0 || !(mask & (1u << f.controller)))
+        continue;
+      path_.push_back('/');
+      path_.append(f.name);
+      int fwd = watch_->add_file(path_.c_str());
+      path_.resize(len);
+      if (fwd < 0) continue;
+      if (!watched_.try_emplace(fwd, Watched{&e, h, true}).second) {
+        watch_->dropped();
+        continue;
+      }
+      e.file_wds.push_back(fwd);
+    }
   }
 
   void unwatch(Entry& e) {
@@ -534,6 +593,11 @@ class CgroupCollector : public moni::Collector {
       watched_.erase(wd);
       wd = -1;
     }
+    for (int wd : e.file_wds) {
+      watch_->remove(wd);
+      watched_.erase(wd);
+    }
+    e.file_wds.clear();
     e.new_watch = 0;
   }
 
@@ -1195,7 +1259,8 @@ class CgroupCollector : public moni::Collector {
   std::unique_ptr<CgroupWatch> watch_;
   struct Watched {
     Entry* entry;
-    int h;  // hierarchy index
+    int h;      // hierarchy index
+    bool file;  // a limit file, else the cgroup's directory
   };
   std::unordered_map<int, Watched> watched_;  // by watch descriptor
   std::vector<CgroupWatch::Event> events_;
