@@ -14,3 +14,11 @@ endif()
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "moni (= ${CPACK_PACKAGE_VERSION}-${CPACK_DEBIAN_PACKAGE_RELEASE})")
 set(CPACK_RPM_DEV_PACKAGE_REQUIRES "moni = ${CPACK_PACKAGE_VERSION}-${CPACK_RPM_PACKAGE_RELEASE}")
 set(CPACK_RPM_DEV_PACKAGE_PROVIDES "moni-dev = ${CPACK_PACKAGE_VERSION}-${CPACK_RPM_PACKAGE_RELEASE}")
+
+# cpack -D MONI_RPM_PAYLOAD=w1.gzdio: the RPM payload's compressor and
+# level. CPACK_RPM_COMPRESSION_TYPE fixes the level (gzip is always -9, ~35 s
+# of CPU for a sanitizer build); the packaging test uses gzip -1.
+if(MONI_RPM_PAYLOAD)
+  set(CPACK_RPM_COMPRESSION_TYPE "")
+  string(APPEND CPACK_RPM_SPEC_MORE_DEFINE "\n%define _binary_payload ${MONI_RPM_PAYLOAD}")
+endif()
