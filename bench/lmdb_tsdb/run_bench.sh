@@ -10,6 +10,8 @@
 # Usage: [ROUNDS=3] bench/lmdb_tsdb/run_bench.sh BUILD_DIR [TARGETS] [HOURS] [DATA]
 # ROUNDS: moni and promtool runs alternate this many times each; the
 # summary gives the median rates of both and their ratio.
+# BASELINE_BIN: another build's bench_lmdb_tsdb (e.g. of an older commit),
+# run in every round too, for before/after figures from the same run.
 # BUILD_DIR: a Release build configured with -DMONI_BUILD_BENCH=ON.
 # DATA: recorded node_exporter scrapes (default: the recording under
 # tests/data/lmdb_tsdb, replayed to HOURS), or "synthetic".
@@ -55,7 +57,16 @@ for r in $(seq "$rounds"); do
   mc=$(awk '/^ingest \(sync=none/ { print $(NF-3) }' "$work/moni$r.txt")
   pr=$(awk '/samples\/sec/ { printf "%.0f", $NF }' "$work/prom.txt")
   pc=$(awk -v t="$prom_total" '{ printf "%.0f", t / ($1 + $2) }' "$work/prom.time")
-  echo "$mr $mc $pr $pc" >> "$work/rates"
+  br=0 bc=0
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    echo "== round $r/$rounds: baseline $BASELINE_BIN ($(uptime | sed 's/.*load/load/'))"
+    "$BASELINE_BIN" --targets "$targets" --scrapes "$scrapes" --dir "$work/base" \
+      --full-sync-hours 0 "${replay[@]}" > "$work/base.txt"
+    grep '^ingest' "$work/base.txt"
+    br=$(awk '/^ingest \(sync=none/ { print $(NF-6) }' "$work/base.txt")
+    bc=$(awk '/^ingest \(sync=none/ { print $(NF-3) }' "$work/base.txt")
+  fi
+  echo "$mr $mc $pr $pc $br $bc" >> "$work/rates"
   awk -v m="$mr" -v p="$pr" 'BEGIN { printf "round ratio (wall): %.2fx\n", m / p }'
 done
 echo "== promtool tsdb create-blocks-from openmetrics (the same $samples samples)"
@@ -73,7 +84,8 @@ moni_read=$(awk '/^read one series/ { print $(NF-4) }' "$work/moni.txt")
 echo
 echo "== summary: $n series, $scrapes scrapes, $samples samples (moni) / $prom_total (promtool), median of $rounds interleaved rounds"
 awk -v m="$moni_rate" -v p="$prom_rate" -v mc="$moni_cpu_rate" -v pc="$prom_cpu_rate" \
-  -v mb="$moni_bps" -v ml="$moni_live" -v bb="$bb" -v ns="$samples" -v rd="$moni_read" -v rs="$ratios" 'BEGIN {
+  -v mb="$moni_bps" -v ml="$moni_live" -v bb="$bb" -v ns="$samples" -v rd="$moni_read" -v rs="$ratios" \
+  -v bw="$(awk '{ print $5 }' "$work/rates" | med)" -v bcpu="$(awk '{ print $6 }' "$work/rates" | med)" 'BEGIN {
   printf "%-44s %14s %14s %8s\n", "", "moni", "prometheus", "ratio"
   printf "%-44s %14.0f %14.0f %7.2fx\n", "ingest, samples/s (wall)", m, p, m / p
   printf "%-44s %14.0f %14.0f %7.2fx\n", "ingest, samples per CPU-second (*)", mc, pc, mc / pc
@@ -81,5 +93,9 @@ awk -v m="$moni_rate" -v p="$prom_rate" -v mc="$moni_cpu_rate" -v pc="$prom_cpu_
   printf "%-44s %14.3f %14s\n", "bytes/sample, live moni file", ml, "-"
   printf "%-44s %14s %14s\n", "read one series over 24 h, median us", rd, "-"
   print "wall ratio per round: " rs
+  if (bw > 0) {
+    printf "%-44s %14.0f %14s %7.2fx\n", "baseline build: samples/s (wall)", bw, "", bw / p
+    printf "%-44s %14.0f %14s %7.2fx\n", "baseline build: samples per CPU-second", bcpu, "", bcpu / pc
+  }
   print "(*) moni: CPU time of write() calls; prometheus: whole promtool process"
 }'

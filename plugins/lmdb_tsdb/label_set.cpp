@@ -98,13 +98,20 @@ bool labels_equal(const moni_label* labels, uint32_t n, std::string_view key) {
   return p == end;
 }
 
-void raw_label_bytes(std::string_view key, std::string& out) {
+bool pack_labels(std::string_view key, std::string& out) {
+  std::string lens, bytes;
   while (!key.empty()) {
     uint64_t n;
-    if (!get_varint(key, n) || n > key.size()) return;
-    out.append(key.substr(0, n));
+    if (!get_varint(key, n) || n > key.size() || n > 255) return false;
+    lens.push_back(static_cast<char>(static_cast<uint8_t>(n)));
+    bytes.append(key.substr(0, n));
     key.remove_prefix(n);
   }
+  if (lens.size() % 2 != 0 || lens.size() / 2 > 255) return false;
+  out.push_back(static_cast<char>(static_cast<uint8_t>(lens.size() / 2)));
+  out += lens;
+  out += bytes;
+  return true;
 }
 
 void posting_key(std::string_view name, std::string_view value, std::string& out) {

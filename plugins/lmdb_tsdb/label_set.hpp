@@ -36,34 +36,34 @@ uint64_t hash64(std::string_view s);
 uint64_t label_set_hash(const moni_label* labels, uint32_t n);
 /// Whether `labels` encode to exactly the canonical bytes `key`.
 bool labels_equal(const moni_label* labels, uint32_t n, std::string_view key);
-/// The label bytes of canonical `key` back to back, without lengths.
-void raw_label_bytes(std::string_view key, std::string& out);
+/// The writer's compact copy of canonical `key` for labels_equal_fast():
+/// label count, each name's and value's length (one byte each), then all
+/// label bytes back to back. Appends nothing and returns false when a
+/// length or the count exceeds 255 (such series take labels_equal()).
+bool pack_labels(std::string_view key, std::string& out);
 /// labels_equal() for the writer's hot path: when the labels lie back to
 /// back in memory (the SDK's Batch arena puts them so), the lengths are
-/// checked against the key and all bytes with one memcmp against `raw`
-/// (raw_label_bytes of `key`); other layouts take labels_equal().
+/// checked against `packed` (pack_labels of `key`, or empty) and all bytes
+/// with one memcmp; other layouts take labels_equal(). `packed` sits in
+/// one arena in series order, so the check does not touch `key` at all.
 inline bool labels_equal_fast(const moni_label* labels, uint32_t n, std::string_view key,
-                              std::string_view raw) {
-  const auto* p = reinterpret_cast<const uint8_t*>(key.data());
-  const uint8_t* end = p + key.size();
-  if (n == 0) return key.empty();
+                              std::string_view packed) {
+  if (packed.empty() || n == 0) return labels_equal(labels, n, key);
+  const auto* p = reinterpret_cast<const uint8_t*>(packed.data());
+  if (*p++ != n) return false;
   const char* start = labels[0].name.ptr;
   const char* expect = start;
-  for (uint32_t i = 0; i < n; ++i) {
+  for (uint32_t i = 0; i < n; ++i, p += 2) {
     const moni_str& a = labels[i].name;
     const moni_str& b = labels[i].value;
-    if (a.ptr != expect || b.ptr != a.ptr + a.len || p >= end || *p >= 0x80)
-      return labels_equal(labels, n, key);
-    if (*p != a.len) return false;
-    p += 1 + a.len;
-    if (p >= end || *p >= 0x80) return labels_equal(labels, n, key);
-    if (*p != b.len) return false;
-    p += 1 + b.len;
+    if (a.ptr != expect || b.ptr != a.ptr + a.len) return labels_equal(labels, n, key);
+    if (p[0] != a.len || p[1] != b.len) return false;
     expect = b.ptr + b.len;
   }
-  if (p != end) return false;
   auto len = static_cast<size_t>(expect - start);
-  return len == raw.size() && (len == 0 || __builtin_memcmp(start, raw.data(), len) == 0);
+  const char* raw = reinterpret_cast<const char*>(p);
+  return raw + len == packed.data() + packed.size() &&
+         (len == 0 || __builtin_memcmp(start, raw, len) == 0);
 }
 
 }  // namespace moni::tsdb

@@ -426,14 +426,14 @@ void Db::touch(uint32_t id, Series& s) {
   s.p_drop = false;
   const Head* h = id < heads_.size() ? &heads_[id] : nullptr;
   s.p_head_n = h ? static_cast<uint32_t>(h->ts.size()) : 0;
-  s.p_head_t0 = s.p_head_n ? h->ts[0] : 0;
+  s.p_head_t0 = s.p_head_n ? s.head_t0 : 0;
   touched_.push_back(id);
 }
 
 void Db::set_raw(Series& s) {
   s.raw_off = static_cast<uint32_t>(raw_.size());
-  raw_label_bytes(s.key, raw_);
-  s.raw_len = static_cast<uint32_t>(raw_.size() - s.raw_off);
+  s.raw_len = 0;
+  if (pack_labels(s.key, raw_)) s.raw_len = static_cast<uint32_t>(raw_.size() - s.raw_off);
 }
 
 // The batch's write transaction, begun on first use.
@@ -757,7 +757,14 @@ Result<void> Db::flush_heads() {
 void Db::commit_heads() {
   std::unique_lock<std::shared_mutex> pl(pub_mu_);
   if (heads_.size() < series_.size()) heads_.resize(series_.size());
-  for (uint32_t id : touched_) {
+  for (size_t k = 0; k < touched_.size(); ++k) {
+    // The heads are separate arrays: fetch a few series ahead.
+    if (k + 4 < touched_.size()) {
+      const Head& a = heads_[touched_[k + 4]];
+      __builtin_prefetch(a.ts.data() + a.ts.size(), 1);
+      __builtin_prefetch(a.vs.data() + a.vs.size(), 1);
+    }
+    uint32_t id = touched_[k];
     Series& s = series_[id];
     Head& h = heads_[id];
     uint32_t from = s.p_first;
@@ -768,6 +775,7 @@ void Db::commit_heads() {
     }
     if (from != kNone && h.ts.empty()) {
       s.head_seq = wal_seq_;
+      s.head_t0 = pend_[from].t;
       h.ts.reserve(opt_.head_chunk_samples);
       h.vs.reserve(opt_.head_chunk_samples);
     }
@@ -807,7 +815,10 @@ Db::Replay Db::replay_record(uint64_t seq, std::string_view rec, bool check_ids)
       Series& s = series_[id];
       if (s.has_data && t <= s.max_t) continue;  // already in a stored chunk
       Head& h = heads_[id];
-      if (h.ts.empty()) s.head_seq = seq;
+      if (h.ts.empty()) {
+        s.head_seq = seq;
+        s.head_t0 = t;
+      }
       h.ts.push_back(t);
       h.vs.push_back(std::bit_cast<double>(vbits));
       s.has_data = true;

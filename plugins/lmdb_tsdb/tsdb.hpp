@@ -122,10 +122,11 @@ class Db {
     int64_t max_t = INT64_MIN;
     uint64_t last_vbits = 0;
     uint64_t head_seq = 0;  // WAL record holding the head's first sample
+    int64_t head_t0 = 0;    // the head's first timestamp (heads_[id].ts[0])
     bool live = false;
     bool has_data = false;
     std::string_view key;               // canonical labels (the index_ node's key)
-    uint32_t raw_off = 0, raw_len = 0;  // key's label bytes without lengths, in raw_
+    uint32_t raw_off = 0, raw_len = 0;  // pack_labels(key) in raw_ (0: none)
     // Batch-scoped state, valid while pgen == the write generation.
     uint64_t pgen = 0;
     int64_t p_max_t = INT64_MIN, p_head_t0 = 0;
@@ -198,8 +199,9 @@ class Db {
   // label set's hash and the batch size: a collector sends the same series
   // in the same order every cycle, so most lookups are one comparison.
   std::unordered_map<uint64_t, std::vector<uint32_t>> by_position_;
-  // Label bytes of every series back to back (Series::raw_off): a batch
-  // from the SDK's arena is compared with one memcmp per sample.
+  // pack_labels() of every series, in creation order (Series::raw_off): a
+  // batch from the SDK's arena is checked with one memcmp per sample,
+  // reading memory in the order the batch lists its series.
   std::string raw_;
   size_t raw_before_ = 0;
   std::unordered_map<std::string, Metadata> meta_;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -215,24 +216,38 @@ int WalLog::append(uint64_t seq, std::string_view payload, bool sync, uint32_t r
     undo_new_segment_ = true;
     if (sync) sync_dir(dir_);
   }
-  frame_.resize(kFrame + payload.size());
+  char frame[kFrame];
   auto len = static_cast<uint32_t>(payload.size());
   uint64_t sum = checksum(seq, payload);
-  std::memcpy(frame_.data(), &len, 4);
-  std::memcpy(frame_.data() + 4, &sum, 8);
-  std::memcpy(frame_.data() + 12, &seq, 8);
-  std::memcpy(frame_.data() + kFrame, payload.data(), payload.size());
+  std::memcpy(frame, &len, 4);
+  std::memcpy(frame + 4, &sum, 8);
+  std::memcpy(frame + 12, &seq, 8);
   undo_off_ = off_;
   undo_end_seq_ = end_seq_;
-  int e = write_all(fd_, frame_.data(), frame_.size(), off_);
+  // Frame and payload in one call, without copying the payload.
+  iovec iov[2] = {{frame, kFrame}, {const_cast<char*>(payload.data()), payload.size()}};
+  size_t total = kFrame + payload.size();
+  int e = 0;
+  ssize_t w;
+  do {
+    w = ::pwritev(fd_, iov, 2, static_cast<off_t>(off_));
+  } while (w < 0 && errno == EINTR);
+  if (w < 0)
+    e = errno;
+  else if (static_cast<size_t>(w) < total) {  // short write: the rest from one buffer
+    frame_.assign(frame, kFrame);
+    frame_.append(payload);
+    auto done = static_cast<size_t>(w);
+    e = write_all(fd_, frame_.data() + done, total - done, off_ + done);
+  }
   if (e == 0 && sync && ::fdatasync(fd_) != 0) e = errno;
   if (e) {
-    off_ += frame_.size();
+    off_ += total;
     ++records_;
     (void)undo_last();
     return e;
   }
-  off_ += frame_.size();
+  off_ += total;
   ++records_;
   end_seq_ = seq + 1;
   return 0;
