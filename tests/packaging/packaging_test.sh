@@ -56,11 +56,12 @@ dpkg_run() {
 }
 
 # Written before the first dpkg call, removed by the cleanup: "<pid>
-# <created user> <created group>". ctest's timeout kills with SIGKILL, so
-# no trap runs; the next run finds the marker of a dead pid and purges.
+# <created user> <created group> <tmp dir>". ctest's timeout kills with
+# SIGKILL, so no trap runs; the next run finds the marker of a dead pid,
+# purges and removes what that run made.
 marker=/run/moni-packaging-test.state
 if [ -f "$marker" ]; then
-  read -r old_pid old_user old_group <"$marker" || true
+  read -r old_pid old_user old_group old_tmp <"$marker" || true
   if [ -n "${old_pid:-}" ] && kill -0 "$old_pid" 2>/dev/null; then
     skip "another packaging test (pid $old_pid, $marker) is running"
   fi
@@ -71,6 +72,7 @@ if [ -f "$marker" ]; then
   rm -f "$log"
   if [ "${old_user:-0}" = 1 ] && getent passwd moni >/dev/null; then userdel moni; fi
   if [ "${old_group:-0}" = 1 ] && getent group moni >/dev/null; then groupdel moni; fi
+  case "${old_tmp:-}" in /tmp/moni-packaging.?*) rm -rf "$old_tmp" ;; esac
   rm -f "$marker"
 fi
 for p in moni moni-dev moni-plugin-pkgtest; do
@@ -260,7 +262,7 @@ grep -Eq '^[[:space:]]*listen[[:space:]]*=[[:space:]]*"127\.0\.0\.1:[0-9]+"' "$c
 
 # ------------------------------------------------------------ 3. install
 step "install"
-echo "$$ $((1 - user_existed)) $((1 - group_existed))" >"$marker"
+echo "$$ $((1 - user_existed)) $((1 - group_existed)) $tmp" >"$marker"
 touched_dpkg=1
 dpkg_run "$tmp/install.log" -i "$deb" "$devdeb" ||
   { cat "$tmp/install.log"; fail "dpkg -i"; }
