@@ -388,6 +388,25 @@ TEST(CgroupFixture, WrittenLimitShowsAtTheNextCollection) {
     EXPECT_EQ(value(*b, "container_spec_memory_limit_bytes", web), limit) << "collection " << i;
   }
 
+  // A limit file replaced by rename (not in place: only on trees like this
+  // one) is seen through its directory, and the new file is watched again.
+  for (int i = 7; i <= 8; ++i) {
+    const double limit = 268435456.0 + i * 4096;
+    std::ofstream(max + ".new") << static_cast<uint64_t>(limit) << "\n";
+    std::filesystem::rename(max + ".new", max);
+    auto b = p->collect(kNow + i * 15000);
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(value(*b, "container_spec_memory_limit_bytes", web), limit) << "rename " << i;
+  }
+  overwrite(max, "268439552\n");
+  auto rewritten = p->collect(kNow + 9 * 15000);  // written in place: the new file's watch
+  ASSERT_TRUE(rewritten.ok());
+  EXPECT_EQ(value(*rewritten, "container_spec_memory_limit_bytes", web), 268439552);
+  overwrite(max, "268443648\n");
+  auto again = p->collect(kNow + 10 * 15000);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(value(*again, "container_spec_memory_limit_bytes", web), 268443648);
+
   auto polled = load(t.config("max_watches = 0\n"));
   ASSERT_TRUE(polled);
   ASSERT_TRUE(polled->collect(kNow).ok());
