@@ -432,6 +432,7 @@ ok "rpm: $(wc -l <"$tmp/rpm.list") paths, provides $abi_provide"
 step "lintian (started after cpack)"
 lintian_rc=0
 wait "$lintian_pid" || lintian_rc=$?
+bg_pids=()  # all reaped: the cleanup must not signal their (reusable) group ids
 grep -v "root privileges" "$tmp/lintian.log" || true
 [ "$lintian_rc" -eq 0 ] && ! grep -q '^E:' "$tmp/lintian.log" || fail "lintian reports errors (exit $lintian_rc)"
 ok "lintian: $(grep -c '^W:' "$tmp/lintian.log" || true) warning(s), no error"
