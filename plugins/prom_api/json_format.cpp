@@ -1,8 +1,11 @@
 #include "json_format.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <vector>
 
 #include "promql/functions.hpp"
 
@@ -105,10 +108,11 @@ size_t matrix_size_estimate(const promql::Matrix& m) {
 }
 }  // namespace
 
-std::string query_success(const promql::QueryResult& r) {
+void write_query_success(promql::QueryResult& r, const std::function<void(std::string_view)>& sink,
+                         size_t chunk) {
   using promql::ValueType;
   std::string out = R"({"status":"success","data":{"resultType":)";
-  const auto& v = r.value;
+  auto& v = r.value;
   switch (v.type) {
     case ValueType::Scalar:
       out += R"("scalar","result":)";
@@ -134,22 +138,64 @@ std::string query_success(const promql::QueryResult& r) {
       out.push_back(']');
       break;
     default:
-      out.reserve(matrix_size_estimate(v.mat));
+      // Large matrices go out in pieces, each series released once written:
+      // the whole JSON never exists twice, nor next to the whole matrix.
+      out.reserve(std::min(matrix_size_estimate(v.mat),
+                           chunk < (SIZE_MAX >> 1) ? chunk + (chunk >> 2) : chunk));
       out += R"("matrix","result":[)";
+      std::vector<int64_t> stamp_t;
+      std::vector<uint32_t> stamp_at;  // [begin, end) of each prefix in `stamps`
+      std::string stamps;
       for (size_t i = 0; i < v.mat.size(); ++i) {
         if (i) out.push_back(',');
         out += R"({"metric":)";
         append_labels(out, *v.mat[i].labels);
         out += R"(,"values":[)";
-        for (size_t k = 0; k < v.mat[i].points.size(); ++k) {
+        const auto& pts = v.mat[i].points;
+        for (size_t k = 0; k < pts.size(); ++k) {
           if (k) out.push_back(',');
-          append_point(out, v.mat[i].points[k].t, v.mat[i].points[k].v);
+          // Every series of a range result has the same step timestamps:
+          // each `[t,"` prefix is formatted once (by position).
+          if (k >= stamp_t.size() || stamp_t[k] != pts[k].t) {
+            if (k == stamp_t.size()) {
+              stamp_t.push_back(pts[k].t);
+              size_t at = stamps.size();
+              stamps.push_back('[');
+              append_timestamp(stamps, pts[k].t);
+              stamps += ",\"";
+              stamp_at.push_back(static_cast<uint32_t>(at));
+              stamp_at.push_back(static_cast<uint32_t>(stamps.size()));
+            } else {
+              out.push_back('[');
+              append_timestamp(out, pts[k].t);
+              out += ",\"";
+              append_float(out, pts[k].v);
+              out += "\"]";
+              continue;
+            }
+          }
+          out.append(stamps, stamp_at[2 * k], stamp_at[2 * k + 1] - stamp_at[2 * k]);
+          append_float(out, pts[k].v);
+          out += "\"]";
         }
         out += "]}";
+        v.mat[i] = {};
+        if (out.size() >= chunk) {
+          sink(out);
+          out.clear();
+        }
       }
       out.push_back(']');
   }
   out += "}}";
+  sink(out);
+}
+
+std::string query_success(const promql::QueryResult& r) {
+  promql::QueryResult copy = r;
+  std::string out;
+  write_query_success(
+      copy, [&](std::string_view s) { out += s; }, SIZE_MAX);
   return out;
 }
 

@@ -2,6 +2,7 @@
 // values as strings in Go's float formatting and timestamps as seconds.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -15,6 +16,10 @@ void append_labels(std::string& out, const Labels& ls);
 void append_timestamp(std::string& out, int64_t ms);
 /// {"status":"success","data":{"resultType":...,"result":...}}
 std::string query_success(const promql::QueryResult& r);
+/// query_success's JSON handed to `sink` in pieces of about `chunk` bytes;
+/// a matrix's series are released as they are written.
+void write_query_success(promql::QueryResult& r, const std::function<void(std::string_view)>& sink,
+                         size_t chunk = 4u << 20);
 /// {"status":"success","data":<data_json>}
 std::string success(std::string_view data_json);
 std::string error_body(std::string_view error_type, std::string_view message);

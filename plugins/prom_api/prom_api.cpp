@@ -55,8 +55,9 @@ class PromApi : public moni::Output {
     for (const char* path : {"/api/v1/rules", "/api/v1/alerts"}) {
       auto f = ctx_.route_fallback(path, [this](const moni::HttpRequest& req,
                                                 moni::HttpResponse& resp) { handle(req, resp); });
-      if (!f) ctx_.debug(std::string("prom_api: no fallback route for ") + path + ": " +
-                         f.error().message);
+      if (!f)
+        ctx_.debug(std::string("prom_api: no fallback route for ") + path + ": " +
+                   f.error().message);
     }
     return {};
   }
@@ -66,7 +67,8 @@ class PromApi : public moni::Output {
     std::string body;
     unsigned status = 200;
     try {
-      body = dispatch(req);
+      body = dispatch(req, &resp);
+      if (body.empty()) return;  // a query result, already streamed to resp
     } catch (const ApiError& e) {
       status = http_status(e.type);
       body = error_body(e.type, e.message);
@@ -98,12 +100,13 @@ class PromApi : public moni::Output {
     return *t;
   }
 
-  std::string dispatch(const moni::HttpRequest& req) {
+  // The response body; empty when a query result went to `stream` already.
+  std::string dispatch(const moni::HttpRequest& req, moni::HttpResponse* stream) {
     if (req.method() != "GET" && req.method() != "POST") fail("bad_data", "method not allowed");
     std::string_view path = req.path();
     moni::Params p = req.params();
-    if (path == "/api/v1/query") return query(p, false);
-    if (path == "/api/v1/query_range") return query(p, true);
+    if (path == "/api/v1/query") return query(p, false, stream);
+    if (path == "/api/v1/query_range") return query(p, true, stream);
     if (path == "/api/v1/series") return series(p);
     if (path == "/api/v1/labels") return labels(p);
     if (path.starts_with("/api/v1/label/") && path.ends_with("/values")) {
@@ -125,7 +128,7 @@ class PromApi : public moni::Output {
     fail("not_found", "unknown API endpoint " + std::string(path));
   }
 
-  std::string query(const moni::Params& p, bool is_range) {
+  std::string query(const moni::Params& p, bool is_range, moni::HttpResponse* stream) {
     auto q = moni::param(p, "query");
     std::string qs = q ? *q : "";
     moni::promql::QueryOptions o = opts_;
@@ -170,7 +173,12 @@ class PromApi : public moni::Output {
         msg = "invalid parameter \"query\": " + msg;
       fail(moni::promql::error_type_name(res.error), msg);
     }
-    return moni::prom_api::query_success(res);
+    if (!stream) return moni::prom_api::query_success(res);
+    // Range results can be GBs of JSON: written to the host piece by piece.
+    stream->status(200);
+    stream->header("content-type", "application/json");
+    moni::prom_api::write_query_success(res, [&](std::string_view s) { stream->body(s); });
+    return {};
   }
 
   static std::vector<std::vector<moni::Matcher>> matcher_sets(const moni::Params& p) {

@@ -12,6 +12,7 @@
 
 #include "functions.hpp"
 #include "parser.hpp"
+#include "series_major.hpp"
 
 namespace moni::promql {
 
@@ -1020,48 +1021,19 @@ class Evaluator {
       // Storage series are distinct; without __name__ they may collide.
       *dup_free = keep_name || nameless_unique(load(*m->args[0], true));
     }
-    enum { Rate, Increase, Delta, Irate, Idelta, Other } kind = Other;
-    if (str_eq(name, "rate"))
-      kind = Rate;
-    else if (str_eq(name, "increase"))
-      kind = Increase;
-    else if (str_eq(name, "delta"))
-      kind = Delta;
-    else if (str_eq(name, "irate"))
-      kind = Irate;
-    else if (str_eq(name, "idelta"))
-      kind = Idelta;
+    const fn::RangeFn kind = fn::range_fn_kind(name);
     out.reserve(ws.size());
     for (const auto& w : ws) {
       std::optional<double> v;
-      if (kind == Rate)
-        v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, true, true);
-      else if (kind == Increase)
-        v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, true, false);
-      else if (kind == Delta)
-        v = fn::extrapolated_rate(w.points, range_start, range_end, range_ms, false, false);
-      else if (kind == Irate)
-        v = fn::instant_value(w.points, true);
-      else if (kind == Idelta)
-        v = fn::instant_value(w.points, false);
-      else if (str_eq(name, "deriv")) {
-        if (w.points.size() >= 2) v = fn::linear_regression(w.points, w.points[0].t).first;
-      } else if (str_eq(name, "predict_linear")) {
-        if (w.points.size() >= 2) {
-          auto [slope, intercept] = fn::linear_regression(w.points, ts);
-          v = slope * scalars[1] + intercept;
-        }
-      } else if (str_eq(name, "holt_winters")) {
+      if (kind == fn::RangeFn::HoltWinters) {
         double sf = scalars[1], tf = scalars[2];
         if (sf <= 0 || sf >= 1)
           exec_error("invalid smoothing factor. Expected: 0 < sf < 1, got: " + std::to_string(sf));
         if (tf <= 0 || tf >= 1)
           exec_error("invalid trend factor. Expected: 0 < tf < 1, got: " + std::to_string(tf));
         v = fn::holt_winters(w.points, sf, tf);
-      } else if (str_eq(name, "quantile_over_time")) {
-        v = fn::over_time(name, w.points, scalars[0]);
       } else {
-        v = fn::over_time(name, w.points, 0);
+        v = fn::range_fn_value(kind, name, w.points, range_start, range_end, range_ms, ts, scalars);
       }
       if (!v) continue;
       LabelsPtr ls = keep_name ? w.labels : (w.src ? nameless_cached(*w.src) : nameless(w.labels));
@@ -1219,6 +1191,8 @@ QueryResult Engine::exec(const Expr& expr, int64_t start, int64_t end, int64_t s
                   "\" for range query, must be Scalar or instant Vector";
     return res;
   }
+  if (!instant && opts_.series_major)
+    if (auto r = eval_series_major(q_, opts_, expr, start, end, step)) return std::move(*r);
   Evaluator ev(q_, opts_, start, end, step, instant);
   try {
     ev.plan(expr, start, end);

@@ -23,6 +23,9 @@ struct QueryOptions {
   std::chrono::milliseconds timeout{std::chrono::minutes(2)};
   /// Step of a subquery written without one ("[1h:]").
   int64_t default_subquery_step_ms = 60'000;
+  /// Range queries that allow it are evaluated series by series
+  /// (series_major.hpp); false forces step by step (tests compare both).
+  bool series_major = true;
 };
 
 /// Prometheus's API error types.

@@ -256,6 +256,50 @@ std::optional<double> holt_winters(std::span<const Point> pts, double sf, double
   return s1;
 }
 
+RangeFn range_fn_kind(std::string_view name) {
+  if (name == "rate") return RangeFn::Rate;
+  if (name == "increase") return RangeFn::Increase;
+  if (name == "delta") return RangeFn::Delta;
+  if (name == "irate") return RangeFn::Irate;
+  if (name == "idelta") return RangeFn::Idelta;
+  if (name == "deriv") return RangeFn::Deriv;
+  if (name == "predict_linear") return RangeFn::PredictLinear;
+  if (name == "holt_winters") return RangeFn::HoltWinters;
+  if (name == "absent_over_time") return RangeFn::AbsentOverTime;
+  return RangeFn::OverTime;
+}
+
+std::optional<double> range_fn_value(RangeFn k, std::string_view name, std::span<const Point> pts,
+                                     int64_t range_start, int64_t range_end, int64_t range_ms,
+                                     int64_t ts, std::span<const double> scalars) {
+  switch (k) {
+    case RangeFn::Rate:
+      return extrapolated_rate(pts, range_start, range_end, range_ms, true, true);
+    case RangeFn::Increase:
+      return extrapolated_rate(pts, range_start, range_end, range_ms, true, false);
+    case RangeFn::Delta:
+      return extrapolated_rate(pts, range_start, range_end, range_ms, false, false);
+    case RangeFn::Irate:
+      return instant_value(pts, true);
+    case RangeFn::Idelta:
+      return instant_value(pts, false);
+    case RangeFn::Deriv:
+      if (pts.size() < 2) return std::nullopt;
+      return linear_regression(pts, pts[0].t).first;
+    case RangeFn::PredictLinear: {
+      if (pts.size() < 2) return std::nullopt;
+      auto [slope, intercept] = linear_regression(pts, ts);
+      return slope * scalars[1] + intercept;
+    }
+    case RangeFn::HoltWinters:
+    case RangeFn::AbsentOverTime:
+      return std::nullopt;
+    case RangeFn::OverTime:
+      break;
+  }
+  return over_time(name, pts, name == "quantile_over_time" ? scalars[0] : 0);
+}
+
 std::string format_float(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";

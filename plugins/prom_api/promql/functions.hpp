@@ -32,6 +32,27 @@ double bucket_quantile(double q, std::vector<std::pair<double, double>>& buckets
 double over_time(std::string_view name, std::span<const Point> pts, double param);
 /// holt_winters; nullopt with < 2 points.
 std::optional<double> holt_winters(std::span<const Point> pts, double sf, double tf);
+/// A range-vector function, resolved from its name once per query node.
+enum class RangeFn {
+  Rate,
+  Increase,
+  Delta,
+  Irate,
+  Idelta,
+  Deriv,
+  PredictLinear,
+  HoltWinters,
+  AbsentOverTime,
+  OverTime  // *_over_time (but absent_over_time), changes, resets
+};
+RangeFn range_fn_kind(std::string_view name);
+/// One window's value for every range function but holt_winters and
+/// absent_over_time (the evaluator handles those). `range_*` bound the
+/// window (for extrapolation), `ts` is the step time, `scalars` the
+/// function's arguments by position (the matrix argument's slot unused).
+std::optional<double> range_fn_value(RangeFn k, std::string_view name, std::span<const Point> pts,
+                                     int64_t range_start_ms, int64_t range_end_ms, int64_t range_ms,
+                                     int64_t ts, std::span<const double> scalars);
 /// Go's strconv.FormatFloat(v, 'f', -1, 64).
 std::string format_float(double v);
 

@@ -151,14 +151,30 @@ PrometheusPeer::PrometheusPeer(const std::string& openmetrics_file) {
     error_ = "promtool failed: see " + dir_ + "/promtool.log";
     return;
   }
+  start(tsdb, {});
+}
+
+PrometheusPeer::PrometheusPeer(const std::string& tsdb_dir,
+                               const std::vector<std::string>& extra_flags) {
+  char tmpl[] = "/tmp/moni-promql-peer-XXXXXX";
+  if (!mkdtemp(tmpl)) {
+    error_ = "mkdtemp failed";
+    return;
+  }
+  dir_ = tmpl;
+  start(tsdb_dir, extra_flags);
+}
+
+void PrometheusPeer::start(const std::string& tsdb, const std::vector<std::string>& extra_flags) {
   std::ofstream(dir_ + "/prometheus.yml") << "global: {}\n";
   port_ = free_port();
-  pid_ = spawn({"/usr/bin/prometheus", "--storage.tsdb.path=" + tsdb,
-                "--config.file=" + dir_ + "/prometheus.yml",
-                "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                "--storage.tsdb.retention.time=100y"},
-               dir_ + "/prometheus.log");
-  if (wait_http_ok(port_, "/-/ready", 20)) return;
+  std::vector<std::string> argv = {"/usr/bin/prometheus", "--storage.tsdb.path=" + tsdb,
+                                   "--config.file=" + dir_ + "/prometheus.yml",
+                                   "--web.listen-address=127.0.0.1:" + std::to_string(port_),
+                                   "--storage.tsdb.retention.time=100y"};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  pid_ = spawn(argv, dir_ + "/prometheus.log");
+  if (wait_http_ok(port_, "/-/ready", 60)) return;
   error_ = "prometheus did not become ready: see " + dir_ + "/prometheus.log";
 }
 

@@ -36,6 +36,9 @@ class PrometheusPeer {
   /// Backfills `openmetrics_file` into a temporary TSDB with promtool and
   /// starts Prometheus on it. ok() tells whether it is ready; error() why not.
   explicit PrometheusPeer(const std::string& openmetrics_file);
+  /// Starts Prometheus on a TSDB directory already filled (by promtool),
+  /// with extra command-line flags; the directory is the caller's.
+  PrometheusPeer(const std::string& tsdb_dir, const std::vector<std::string>& extra_flags);
   ~PrometheusPeer();
   bool ok() const { return pid_ > 0 && error_.empty(); }
   const std::string& error() const { return error_; }
@@ -43,6 +46,8 @@ class PrometheusPeer {
   pid_t pid() const { return pid_; }
 
  private:
+  void start(const std::string& tsdb, const std::vector<std::string>& extra_flags);
+
   std::string dir_;
   std::string error_;
   pid_t pid_ = -1;

@@ -3,9 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 
 #include "memory_store.hpp"
 #include "promql/engine.hpp"
+#include "promql/parser.hpp"
+#include "promql/series_major.hpp"
 
 namespace {
 
@@ -126,6 +130,97 @@ TEST_F(PromqlEngine, RangeQueryProducesSortedMatrix) {
   ASSERT_EQ(r.value.mat[0].points.size(), 3u);
   EXPECT_EQ(r.value.mat[0].points[1].t, 200000);
   EXPECT_EQ(r.value.mat[1].points.size(), 4u);
+}
+
+}  // namespace
+
+namespace {
+
+// Series-by-series evaluation must give exactly (bit for bit) what the
+// step-by-step evaluator gives, and must decline the shapes it cannot do.
+TEST(PromqlSeriesMajor, MatchesStepByStepExactly) {
+  MemoryStore store;
+  // Counters with resets and a gap, a stale marker, NaN, and 3 groups.
+  for (int s = 0; s < 12; ++s) {
+    char inst[8], cpu[8];
+    std::snprintf(inst, sizeof inst, "h%d", s % 3);
+    std::snprintf(cpu, sizeof cpu, "%d", s / 3);
+    double v = 0;
+    for (int64_t t = 0; t <= 3600; t += 15) {
+      if (s == 4 && t > 1200 && t < 1800) continue;  // gap
+      v = (s == 5 && t == 2400) ? 0 : v + static_cast<double>((s * 7 + t) % 11) * 0.3;
+      double x = v;
+      if (s == 6 && t == 900) x = moni::stale_nan();
+      if (s == 7 && t == 300) x = NAN;
+      store.add(L({{"__name__", "cpu_total"}, {"instance", inst}, {"cpu", cpu}}), t * 1000, x);
+    }
+  }
+  for (int64_t t = 0; t <= 3600; t += 30)
+    store.add(L({{"__name__", "other_total"}, {"instance", "h0"}, {"cpu", "0"}}), t * 1000,
+              static_cast<double>(t));
+  const char* eligible[] = {
+      "rate(cpu_total[5m])",
+      "sum by (instance) (rate(cpu_total[5m]))",
+      "avg without (cpu) (irate(cpu_total[2m]))",
+      "stddev(increase(cpu_total[10m]))",
+      "stdvar by (cpu) (delta(cpu_total[3m]))",
+      "min(deriv(cpu_total[10m]))",
+      "max by (cpu) (resets(cpu_total[20m]))",
+      "count(changes(cpu_total[4m]))",
+      "group by (instance) (rate(cpu_total[1m]))",
+      "quantile_over_time(0.3, cpu_total[7m])",
+      "predict_linear(cpu_total[10m], 300)",
+      "last_over_time(cpu_total[2m] offset 3m)",
+      "sum(rate(cpu_total[5m] @ 1800))",
+      "avg(max_over_time(cpu_total[5m] @ end()))",
+  };
+  const char* declined[] = {
+      "rate({__name__=~\"cpu_total|other_total\"}[5m])",  // collide without __name__
+      "holt_winters(cpu_total[10m], 0.5, 0.5)",
+      "topk(2, rate(cpu_total[5m]))",
+      "sum(cpu_total)",
+      "rate(cpu_total[5m]) * 2",
+  };
+  QueryOptions fast, slow;
+  slow.series_major = false;
+  for (const char* q : eligible) {
+    auto e = parse(q);
+    ASSERT_TRUE(e) << q;
+    auto sm = eval_series_major(store, fast, **e, 0, 3600'000, 60'000);
+    ASSERT_TRUE(sm.has_value()) << q;
+    auto ref = Engine(store, slow).range(q, 0, 3600'000, 60'000);
+    ASSERT_TRUE(ref.ok() && sm->ok()) << q << ": " << ref.message << sm->message;
+    const Matrix &a = sm->value.mat, &b = ref.value.mat;
+    ASSERT_EQ(a.size(), b.size()) << q;
+    ASSERT_FALSE(a.empty()) << q;
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(*a[i].labels, *b[i].labels) << q;
+      ASSERT_EQ(a[i].points.size(), b[i].points.size()) << q;
+      for (size_t k = 0; k < a[i].points.size(); ++k) {
+        EXPECT_EQ(a[i].points[k].t, b[i].points[k].t) << q;
+        double x = a[i].points[k].v, y = b[i].points[k].v;
+        EXPECT_TRUE(std::memcmp(&x, &y, sizeof x) == 0 || (std::isnan(x) && std::isnan(y)))
+            << q << " at " << a[i].points[k].t << ": " << x << " vs " << y;
+      }
+    }
+    EXPECT_EQ(sm->samples_fetched, ref.samples_fetched) << q;
+  }
+  for (const char* q : declined) {
+    auto e = parse(q);
+    ASSERT_TRUE(e) << q;
+    EXPECT_FALSE(eval_series_major(store, fast, **e, 0, 3600'000, 60'000).has_value()) << q;
+  }
+  // Limits give Prometheus's errors on this path too.
+  QueryOptions small;
+  small.max_samples = 1000;
+  auto r = Engine(store, small).range("rate(cpu_total[5m])", 0, 3600'000, 60'000);
+  EXPECT_EQ(r.error, ErrorType::Execution);
+  EXPECT_EQ(r.message,
+            "query processing would load too many samples into memory in query execution");
+  small = {};
+  small.max_series = 5;
+  r = Engine(store, small).range("sum(rate(cpu_total[5m]))", 0, 3600'000, 60'000);
+  EXPECT_EQ(r.message, "query would select more than 5 series (max_series)");
 }
 
 }  // namespace
