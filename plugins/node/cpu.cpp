@@ -19,13 +19,14 @@ class Cpu : public SubCollector {
  public:
   explicit Cpu(const Options& o) : guest_(o.cpu_guest) {
     join(file_, o.procfs, "stat");
+    stat_ = o.proc_stat ? o.proc_stat : std::make_shared<CycleFile>(file_);
     long hz = ::sysconf(_SC_CLK_TCK);
     user_hz_ = hz > 0 ? static_cast<double>(hz) : 100.0;
   }
 
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(file_, text, true)) return io_error("cpu", file_);
+    if (!stat_->read(text)) return io_error("cpu", file_);
     for (auto& c : cpus_) c.present = false;
     while (!text.empty()) {
       std::string_view line = next_line(text);
@@ -71,6 +72,7 @@ class Cpu : public SubCollector {
   }
 
  private:
+  std::shared_ptr<CycleFile> stat_;  // shared with the other reader of <procfs>/stat
   struct CpuState {
     double v[kStatFields] = {};
     bool seen = false;

@@ -36,7 +36,7 @@ class Cpufreq : public SubCollector {
             return;
           if (used_ == cpus_.size()) cpus_.emplace_back();
           cpus_[used_++].name.assign(name.substr(3));
-        }))
+        }, true))
       return io_error("cpufreq", dir_);
     for (size_t c = 0; c < used_; ++c) {
       auto& cpu = cpus_[c];

@@ -4,6 +4,8 @@
 #include "sub_collector.hpp"
 #include "text_parse.hpp"
 
+#include <sys/stat.h>
+
 namespace moni::node {
 namespace {
 
@@ -65,6 +67,7 @@ class Diskstats : public SubCollector {
   Result<void> collect(Batch& out) override {
     std::string_view text;
     if (!reader_.read(file_, text, true)) return io_error("diskstats", file_);
+    udev_changed_ = udev_generation();
     used_ = 0;
     while (!text.empty()) {
       std::string_view line = next_line(text);
@@ -72,6 +75,7 @@ class Diskstats : public SubCollector {
       if (name.empty() || filter_.ignored(name)) continue;
       if (used_ == disks_.size()) disks_.emplace_back();
       Disk& d = disks_[used_++];
+      bool same_device = d.udev_read && d.major == major && d.minor == minor;
       d.name.assign(name);
       d.major.assign(major);
       d.minor.assign(minor);
@@ -81,7 +85,7 @@ class Diskstats : public SubCollector {
           return make_error("diskstats: invalid value for " + d.name + " in " + file_);
         ++d.count;
       }
-      read_udev(d);
+      if (!same_device || udev_changed_) read_udev(d);
     }
     if (used_ == 0) return {};
     describe(out, "node_disk_info", MetricType::Gauge, "Info of /sys/block/<block_device>.");
@@ -110,10 +114,34 @@ class Diskstats : public SubCollector {
     std::string udev[kU];
     double v[kN] = {};
     size_t count = 0;
+    bool udev_read = false;  // udev[] holds this major:minor's properties
   };
+  struct UdevId {
+    ino_t ino;
+    time_t sec;
+    long nsec;
+    bool exists;
+    bool operator==(const UdevId&) const = default;
+  };
+  UdevId udev_id_{};
+  bool udev_changed_ = true;
+
+  // udev replaces its database files by rename, which changes the
+  // directory's mtime: one stat() per cycle instead of reading every disk's
+  // file. True when the directory changed since the last cycle.
+  bool udev_generation() {
+    struct stat st;
+    UdevId id{};
+    if (::stat(udev_.c_str(), &st) == 0)
+      id = {st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, true};
+    bool changed = !(id == udev_id_);
+    udev_id_ = id;
+    return changed;
+  }
 
   // A missing udev database (containers, no udevd) leaves the labels empty.
   void read_udev(Disk& d) {
+    d.udev_read = true;
     for (auto& u : d.udev) u.clear();
     join(path_, udev_, "b");
     path_.append(d.major).append(":").append(d.minor);

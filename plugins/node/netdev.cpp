@@ -43,7 +43,9 @@ class Netdev : public SubCollector {
       join(path_, sysfs_, "class/net/");
       path_.append(d.name).append("/statistics/rx_nohandler");
       uint64_t nh;
-      d.has_nohandler = reader_.read_u64(path_, nh);
+      // Kept open: a device that goes away fails the read and is looked up
+      // by name again next time.
+      d.has_nohandler = reader_.read_u64(path_, nh, true);
       d.v[kNoHandler] = static_cast<double>(nh);
     }
     if (used_ == 0) return {};

@@ -60,6 +60,8 @@ class NodeCollector : public Collector {
   NodeCollector(Context& ctx, const ConfigView& cfg) : ctx_(ctx), opts_(parse_options(cfg)) {}
 
   Result<void> start() override {
+    std::string stat_path;
+    opts_.proc_stat = std::make_shared<CycleFile>(join(stat_path, opts_.procfs, "stat"));
     for (const auto& name : opts_.enabled) {
       auto c = make_sub_collector(name, opts_);
       if (!c) return make_error("node: no sub-collector named " + name);
@@ -69,6 +71,7 @@ class NodeCollector : public Collector {
   }
 
   Result<void> collect(Batch& out) override {
+    opts_.proc_stat->new_cycle();
     for (auto& s : subs_) {
       auto t0 = std::chrono::steady_clock::now();
       Result<void> r = s.impl->collect(out);

@@ -3,6 +3,9 @@
 #pragma once
 
 #include "pattern.hpp"
+#include "procfs_reader.hpp"
+
+#include <memory>
 
 #include <moni/config.hpp>
 
@@ -48,6 +51,10 @@ struct Options {
   NameFilter netdev_devices;
   Pattern netstat_fields;
   Pattern vmstat_fields;
+
+  /// <procfs>/stat, read once per cycle for cpu and stat (set by the plugin
+  /// before it makes the sub-collectors).
+  std::shared_ptr<CycleFile> proc_stat;
 
   bool enabled_collector(std::string_view name) const {
     for (const auto& e : enabled)

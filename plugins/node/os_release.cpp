@@ -4,6 +4,7 @@
 #include "text_parse.hpp"
 
 #include <array>
+#include <sys/stat.h>
 
 namespace moni::node {
 namespace {
@@ -44,17 +45,9 @@ class OsRelease : public SubCollector {
     join(usr_, o.rootfs, "usr/lib/os-release");
   }
   Result<void> collect(Batch& out) override {
-    std::string_view text;
-    if (!reader_.read(etc_, text) && !reader_.read(usr_, text))
-      return io_error("os: no os-release file found; last tried", usr_);
-    for (auto& v : values_) v.clear();
-    while (!text.empty()) {
-      std::string_view line = trim(next_line(text));
-      size_t eq = line.find('=');
-      if (line.empty() || line.front() == '#' || eq == std::string_view::npos) continue;
-      std::string_view key = line.substr(0, eq);
-      for (size_t i = 0; i < kKeys.size(); ++i)
-        if (kKeys[i].second == key) unquote(line.substr(eq + 1), values_[i]);
+    if (!unchanged()) {
+      auto r = parse();
+      if (!r) return r;
     }
     LabelRef labels[kKeys.size()];
     for (size_t i = 0; i < kKeys.size(); ++i) labels[i] = {kKeys[i].first, values_[i]};
@@ -71,6 +64,49 @@ class OsRelease : public SubCollector {
   }
 
  private:
+  // The file is parsed again only when it was replaced or modified (a
+  // stat() instead of open, read, close and parse every cycle).
+  bool unchanged() {
+    struct stat st;
+    if (::stat(etc_.c_str(), &st) != 0 && ::stat(usr_.c_str(), &st) != 0) {
+      parsed_ = false;
+      return false;
+    }
+    FileId id{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
+    bool same = parsed_ && id == id_;
+    id_ = id;
+    return same;
+  }
+
+  Result<void> parse() {
+    parsed_ = false;
+    std::string_view text;
+    if (!reader_.read(etc_, text) && !reader_.read(usr_, text))
+      return io_error("os: no os-release file found; last tried", usr_);
+    for (auto& v : values_) v.clear();
+    while (!text.empty()) {
+      std::string_view line = trim(next_line(text));
+      size_t eq = line.find('=');
+      if (line.empty() || line.front() == '#' || eq == std::string_view::npos) continue;
+      std::string_view key = line.substr(0, eq);
+      for (size_t i = 0; i < kKeys.size(); ++i)
+        if (kKeys[i].second == key) unquote(line.substr(eq + 1), values_[i]);
+    }
+    parsed_ = true;
+    return {};
+  }
+
+  struct FileId {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    time_t sec;
+    long nsec;
+    bool operator==(const FileId&) const = default;
+  };
+  FileId id_{};
+  bool parsed_ = false;
+
   // The leading "major[.minor]" of VERSION_ID as a number; 0 when none.
   static double version_number(std::string_view v) {
     size_t i = 0;

@@ -1,20 +1,19 @@
-// An RE2 pattern searched anywhere in the name, like node_exporter's
-// --collector.*-exclude flags ("lo" also matches "lo0"; anchor with ^...$),
-// used for device, mount point and field filters.
+// A pattern in RE2 syntax (translated for std::regex, see re2_syntax.hpp)
+// searched anywhere in the name, like node_exporter's --collector.*-exclude
+// flags ("lo" also matches "lo0"; anchor with ^...$), used for device,
+// mount point and field filters.
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
-namespace re2 {
-class RE2;
-}
-
 namespace moni::node {
 
-/// Thread-safety: matches() is const and safe from any thread.
+/// Thread-safety: matches() is const and safe from any thread (its cache of
+/// verdicts is locked).
 class Pattern {
  public:
   Pattern();
@@ -28,8 +27,17 @@ class Pattern {
   const std::string& source() const { return source_; }
 
  private:
-  std::unique_ptr<re2::RE2> re_;
+  struct Compiled;  // std::regex, kept out of this header (slow to compile)
+  std::unique_ptr<Compiled> re_;
   std::string source_;
+  // The names seen lately and their verdicts: device and mount names repeat
+  // every cycle, and a cache hit is a string compare.
+  struct Verdict {
+    std::string name;
+    bool match;
+  };
+  mutable std::unique_ptr<std::mutex> mu_ = std::make_unique<std::mutex>();
+  mutable std::vector<Verdict> seen_;
 };
 
 /// An include-or-exclude filter of names (node_exporter's mutually

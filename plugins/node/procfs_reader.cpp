@@ -72,6 +72,12 @@ bool FileReader::read(const std::string& path, std::string_view& out, bool keep_
   return ok;
 }
 
+int FileReader::kept_fd(const std::string& path) const {
+  for (const auto& k : kept_)
+    if (k.path == path) return k.fd;
+  return -1;
+}
+
 bool FileReader::read_line(const std::string& path, std::string_view& out, bool keep_open) {
   std::string_view all;
   if (!read(path, all, keep_open)) return false;
@@ -89,13 +95,47 @@ bool FileReader::read_u64(const std::string& path, uint64_t& out, bool keep_open
   return true;
 }
 
-bool DirLister::fill(const std::string& path) {
+DirLister::~DirLister() {
+  if (kept_fd_ >= 0) ::close(kept_fd_);
+}
+
+bool CycleFile::read(std::string_view& out) {
+  if (state_ == State::Stale) {
+    bool ok = reader_.read(path_, text_, true);
+    errno_ = ok ? 0 : errno;
+    state_ = ok ? State::Ok : State::Failed;
+  }
+  if (state_ == State::Failed) {
+    errno = errno_;
+    return false;
+  }
+  out = text_;
+  return true;
+}
+
+bool DirLister::fill(const std::string& path, bool keep_open) {
+  if (keep_open && kept_fd_ >= 0 && kept_path_ == path) {
+    if (::lseek(kept_fd_, 0, SEEK_SET) == 0 && fill_fd(kept_fd_)) return true;
+    ::close(kept_fd_);  // the directory went away: open it again by name
+    kept_fd_ = -1;
+  }
   Fd f{::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (f.fd < 0) return false;
+  if (!fill_fd(f.fd)) return false;
+  if (keep_open) {
+    if (kept_fd_ >= 0) ::close(kept_fd_);
+    kept_fd_ = f.fd;
+    kept_path_ = path;
+    f.fd = -1;
+  }
+  return true;
+}
+
+bool DirLister::fill_fd(int fd) {
   if (buf_.empty()) buf_.resize(32 * 1024);
   used_ = 0;
   for (;;) {
-    long n = ::syscall(SYS_getdents64, f.fd, buf_.data(), buf_.size());
+    long n = ::syscall(SYS_getdents64, fd, buf_.data(), buf_.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       return false;

@@ -29,6 +29,8 @@ class FileReader {
   bool read_line(const std::string& path, std::string_view& out, bool keep_open = false);
   /// The file's first line parsed as an unsigned/floating number.
   bool read_u64(const std::string& path, uint64_t& out, bool keep_open = false);
+  /// The descriptor kept open for `path` by an earlier read, or -1.
+  int kept_fd(const std::string& path) const;
 
  private:
   bool read_fd(int fd, std::string_view& out);
@@ -40,21 +42,51 @@ class FileReader {
   std::vector<Kept> kept_;
 };
 
+/// A file read once per collection cycle and shared by the sub-collectors
+/// that parse it (cpu and stat both read <procfs>/stat, whose generation
+/// is not cheap). Thread-safety: none; the plugin's collect() is serial.
+class CycleFile {
+ public:
+  explicit CycleFile(std::string path) : path_(std::move(path)) {}
+  const std::string& path() const { return path_; }
+  /// Starts a cycle: the next read() reads the file again.
+  void new_cycle() { state_ = State::Stale; }
+  /// The content of this cycle's read; false with errno set when it failed.
+  bool read(std::string_view& out);
+
+ private:
+  enum class State { Stale, Ok, Failed };
+  std::string path_;
+  FileReader reader_;
+  std::string_view text_;
+  State state_ = State::Stale;
+  int errno_ = 0;
+};
+
 /// Lists a directory with getdents64 into a reused buffer (no opendir()
 /// allocation per call). Thread-safety: none.
 class DirLister {
  public:
+  DirLister() = default;
+  ~DirLister();
+  DirLister(const DirLister&) = delete;
+  DirLister& operator=(const DirLister&) = delete;
   /// Calls `fn(name)` for each entry except "." and ".."; false with errno
-  /// set when the directory cannot be read.
+  /// set when the directory cannot be read. With `keep_open` the directory
+  /// stays open and is re-read from the start (lseek 0) next time, which
+  /// saves the path walk; for one fixed path per lister (sysfs directories).
   template <class F>
-  bool list(const std::string& path, F&& fn) {
-    if (!fill(path)) return false;
+  bool list(const std::string& path, F&& fn, bool keep_open = false) {
+    if (!fill(path, keep_open)) return false;
     for (size_t i = 0; i < used_; ++i) fn(std::string_view(names_[i]));
     return true;
   }
 
  private:
-  bool fill(const std::string& path);
+  bool fill(const std::string& path, bool keep_open);
+  bool fill_fd(int fd);
+  int kept_fd_ = -1;
+  std::string kept_path_;
   std::vector<char> buf_;
   std::vector<std::string> names_;  // strings keep their capacity across calls
   size_t used_ = 0;

@@ -25,10 +25,13 @@ constexpr Field kFields[] = {
 
 class Stat : public SubCollector {
  public:
-  explicit Stat(const Options& o) { join(file_, o.procfs, "stat"); }
+  explicit Stat(const Options& o) {
+    join(file_, o.procfs, "stat");
+    stat_ = o.proc_stat ? o.proc_stat : std::make_shared<CycleFile>(file_);
+  }
   Result<void> collect(Batch& out) override {
     std::string_view text;
-    if (!reader_.read(file_, text, true)) return io_error("stat", file_);
+    if (!stat_->read(text)) return io_error("stat", file_);
     double values[std::size(kFields)];
     bool seen[std::size(kFields)] = {};
     while (!text.empty()) {
@@ -50,6 +53,7 @@ class Stat : public SubCollector {
   }
 
  private:
+  std::shared_ptr<CycleFile> stat_;  // shared with the other reader of <procfs>/stat
   std::string file_;
 };
 

@@ -33,7 +33,7 @@ class Time : public SubCollector {
       if (!starts_with(name, "clocksource")) return;
       if (devices_used_ == devices_.size()) devices_.emplace_back();
       devices_[devices_used_++].assign(name.substr(11));
-    });
+    }, true);
     if (!listed) return {};
     for (int pass = 0; pass < 2; ++pass) {
       std::string_view family = pass == 0 ? "node_time_clocksource_available_info"
@@ -44,7 +44,7 @@ class Time : public SubCollector {
         path_.append(devices_[d]).append(pass == 0 ? "/available_clocksource"
                                                    : "/current_clocksource");
         std::string_view text;
-        if (!reader_.read(path_, text)) return io_error("time", path_);
+        if (!reader_.read(path_, text, true)) return io_error("time", path_);
         for (std::string_view cs = next_field(text); !cs.empty(); cs = next_field(text)) {
           if (!described) {
             describe(out, family, MetricType::Gauge,

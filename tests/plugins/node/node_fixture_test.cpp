@@ -287,3 +287,55 @@ TEST_F(NodeFixture, HungMountTimesOutAndOthersAreStillReported) {
   if (WEXITSTATUS(status) == 77) GTEST_SKIP() << "cannot mount FUSE here";
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
+
+// Patterns are RE2 syntax matched with std::regex: the RE2-only forms people
+// copy from node_exporter flags work, and what cannot be translated is
+// refused at load with the option's name.
+TEST_F(NodeFixture, Re2SyntaxPatternsWithoutRe2) {
+  for (const char* re : {"(?i)ETH", "(?P<dev>eth)\\d\\z", "\\Aeth\\x{30}", "\\Qeth0\\E",
+                         "^[[:alpha:]]+[[:digit:]]$", "[]x]|eth"}) {
+    auto p = load(roots() + "enable = ['netdev']\nnetdev.device_include = '" + re + "'\n");
+    ASSERT_TRUE(p) << re;
+    OwnedBatch b = collect(*p);
+    EXPECT_EQ(b.find("node_network_receive_bytes_total", "device", "eth0").size(), 1u) << re;
+    EXPECT_EQ(b.find("node_network_receive_bytes_total", "device", "lo").size(), 0u) << re;
+  }
+  for (const char* re : {"\\pL", "(a)\\1", "(?=eth)", "(?s).", "[abc"}) {
+    auto h = PluginHarness::load(plugin_path("node"),
+                                 roots() + "netdev.device_include = '" + re + "'\n");
+    ASSERT_FALSE(h.ok()) << re;
+    EXPECT_NE(h.error().message.find("netdev.device_include: invalid regular expression"),
+              std::string::npos)
+        << h.error().message;
+  }
+}
+
+// Files that rarely change are cached (os-release by stat, udev's database
+// by its directory's mtime, since udev replaces files by rename) and must
+// still be re-read when they do change.
+TEST_F(NodeFixture, CachedFilesAreReadAgainWhenTheyChange) {
+  fs::path tmp = fs::temp_directory_path() / ("moni-node-cache-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::copy(kData, tmp, fs::copy_options::recursive);
+  auto p = load(roots(tmp.string()) + "enable = ['os', 'diskstats']\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  EXPECT_EQ(b.find("node_os_info", "version_id", "12").size(), 1u);
+  EXPECT_EQ(b.find("node_disk_info", "model", "Samsung_SSD_860").size(), 1u);
+  b = collect(*p);  // unchanged: same output from the cache
+  EXPECT_EQ(b.find("node_os_info", "version_id", "12").size(), 1u);
+  EXPECT_EQ(b.find("node_disk_info", "model", "Samsung_SSD_860").size(), 1u);
+
+  std::ofstream(tmp / "rootfs" / "etc" / "os-release.new") << "ID=debian\nVERSION_ID=\"13\"\n";
+  fs::rename(tmp / "rootfs" / "etc" / "os-release.new", tmp / "rootfs" / "etc" / "os-release");
+  std::ofstream(tmp / "udev" / "b8:0.tmp") << "E:ID_MODEL=Other_Disk\n";
+  ::usleep(20000);  // a later directory mtime than the first collection saw
+  fs::rename(tmp / "udev" / "b8:0.tmp", tmp / "udev" / "b8:0");
+  b = collect(*p);
+  EXPECT_EQ(b.find("node_os_info", "version_id", "13").size(), 1u);
+  EXPECT_EQ(b.find("node_os_version", "id", "debian").size(), 1u);
+  EXPECT_EQ(value(b, "node_os_version", "id", "debian"), 13);
+  EXPECT_EQ(b.find("node_disk_info", "model", "Other_Disk").size(), 1u);
+  EXPECT_EQ(b.find("node_disk_info", "model", "Samsung_SSD_860").size(), 0u);
+  fs::remove_all(tmp);
+}
