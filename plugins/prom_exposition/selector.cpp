@@ -1,7 +1,11 @@
 #include "selector.hpp"
 
-#include <re2/re2.h>
+#include "re2_syntax.hpp"
 
+// GCC 12 warns inside <regex> itself (a std::function in a moved NFA state)
+// when inlining at -O2; a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <regex>
 #include <string>
 
 namespace moni::expo {
@@ -69,6 +73,22 @@ struct P {
   }
 };
 
+// Whether the (fully anchored) RE2 regex matches "". Checked with std::regex
+// (RE2's library costs ~0.4 MiB resident); RE2 syntax that std::regex cannot
+// express is left to the storage, which matches with its own engine.
+Result<bool> matches_empty_string(const std::string& re) {
+  std::string ecma, why;
+  bool icase = false;
+  if (!re2_to_ecmascript(re, ecma, icase, why)) return false;
+  try {
+    std::regex r("^(?:" + ecma + ")$", icase ? std::regex::ECMAScript | std::regex::icase
+                                             : std::regex::ECMAScript);
+    return std::regex_match("", r);
+  } catch (const std::regex_error& e) {
+    return make_error(e.what());
+  }
+}
+
 }  // namespace
 
 Result<std::vector<Matcher>> parse_selector(std::string_view s) {
@@ -125,12 +145,11 @@ Result<std::vector<Matcher>> parse_selector(std::string_view s) {
   for (const auto& m : out) {
     bool matches_empty = false;
     if (m.type == MatchType::Regex || m.type == MatchType::NotRegex) {
-      re2::RE2 re("^(?:" + m.value + ")$", re2::RE2::Quiet);
-      if (!re.ok())
+      auto full = matches_empty_string(m.value);
+      if (!full)
         return make_error("invalid selector \"" + std::string(s) + "\": bad regex \"" + m.value +
-                          "\": " + re.error());
-      bool full = re2::RE2::FullMatch("", re);
-      matches_empty = m.type == MatchType::Regex ? full : !full;
+                          "\": " + full.error().message);
+      matches_empty = m.type == MatchType::Regex ? *full : !*full;
     } else {
       matches_empty = m.type == MatchType::Equal ? m.value.empty() : !m.value.empty();
     }

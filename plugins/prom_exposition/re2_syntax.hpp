@@ -1,0 +1,17 @@
+// Selectors use RE2 regular expressions (matched by the storage); moni checks them
+// with std::regex (ECMAScript) instead of linking RE2 (whose library cost
+// ~0.4 MiB of resident memory). This turns the RE2 syntax people write into
+// ECMAScript and refuses, with a message, what ECMAScript cannot express.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace moni::expo {
+
+/// `re` (RE2 syntax) as an ECMAScript pattern in `out`; a leading (?i) sets
+/// `icase`. False with `error` for: backreferences, \p{...} Unicode classes,
+/// \C, lookaround, and inline flags other than a leading (?i).
+bool re2_to_ecmascript(std::string_view re, std::string& out, bool& icase, std::string& error);
+
+}  // namespace moni::expo
