@@ -1,7 +1,9 @@
 // The host's one HTTP server (Boost.Beast behind this small header): accepts
-// on the io thread, runs every route handler on the worker pool. With TLS
-// set, every connection must start with a TLS handshake (plain HTTP gets a
-// 400 and is closed, as Prometheus's web server does).
+// on the io thread and runs route handlers on the worker pool, except for
+// routes whose handler has been fast every time lately: those answer on the
+// network thread, without two thread hops. With TLS set, connections go to
+// the TLS module (loaded on demand) and must start with a TLS handshake
+// (plain HTTP gets a 400 and is closed, as Prometheus's web server does).
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,11 @@ class io_context;
 
 namespace moni::host {
 
-/// Thread-safety: listen/close on the io thread (or before it runs).
+/// For host services that block (collect_now): a route whose handler calls
+/// one while running on the network thread is never run there again.
+void note_blocking_in_handler();
+
+/// Thread-safety: listen/close/set_tls on the io thread (or before it runs).
 class HttpServer {
  public:
   /// `to_workers` runs a job on the worker pool.

@@ -201,7 +201,9 @@ void Instance::api_body(moni_http_response* r, moni_str chunk) {
 const moni_storage_reader* Instance::api_storage(void* ctx, moni_str name) {
   Instance* self = of(ctx);
   self->uses_storage_ = true;
-  return self->services_ ? self->services_->storage(*self, sv(name)) : nullptr;
+  const moni_storage_reader* r = self->services_ ? self->services_->storage(*self, sv(name)) : nullptr;
+  if (r) self->reads_storage_ = true;
+  return r;
 }
 
 int64_t Instance::api_now(void*) {

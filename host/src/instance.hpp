@@ -81,6 +81,8 @@ class Instance : public std::enable_shared_from_this<Instance> {
   uint32_t kind() const { return config_.kind; }
   bool started() const { return started_; }
   bool uses_storage() const { return uses_storage_; }
+  /// Whether it holds a storage reader (its HTTP handlers may then block on queries).
+  bool reads_storage() const { return reads_storage_; }
   InstanceStats& stats() { return stats_; }
   /// "name (plugin)" for log lines.
   std::string label() const;
@@ -109,7 +111,8 @@ class Instance : public std::enable_shared_from_this<Instance> {
   moni_host_api api_{};
   moni_instance* inst_ = nullptr;
   std::atomic<bool> started_{false};
-  std::atomic<bool> uses_storage_{false};
+  std::atomic<bool> uses_storage_{false};  // asked for storage, even if none was there
+  std::atomic<bool> reads_storage_{false};
   std::mutex call_mu_;
   std::shared_mutex handler_mu_;
   InstanceStats stats_;

@@ -5,6 +5,8 @@
 
 #include <moni/plugin_abi.h>
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -24,6 +26,26 @@ struct HttpResponseData {
 
 using RouteHandler = std::function<void(const moni_http_request&, HttpResponseData&)>;
 
+/// How fast a route's handler has been, to decide whether the next request
+/// may run on the network thread. Thread-safety: atomics, any thread.
+struct RouteSpeed {
+  /// Handlers faster than this (wall time) count as fast.
+  static constexpr int64_t kFastNs = 1'000'000;
+  /// Fast runs in a row (on workers first) before a route runs inline.
+  static constexpr uint32_t kStreak = 8;
+  std::atomic<uint32_t> fast_streak{0};
+  std::atomic<bool> never_inline{false};  // it blocked (collect_now) once
+  void record(int64_t ns) {
+    if (ns >= kFastNs) fast_streak.store(0, std::memory_order_relaxed);
+    else if (fast_streak.load(std::memory_order_relaxed) < kStreak)
+      fast_streak.fetch_add(1, std::memory_order_relaxed);
+  }
+  bool fast() const {
+    return !never_inline.load(std::memory_order_relaxed) &&
+           fast_streak.load(std::memory_order_relaxed) >= kStreak;
+  }
+};
+
 /// A route and its owner (an instance name, or "host").
 struct Route {
   std::string path;
@@ -31,6 +53,10 @@ struct Route {
   const void* owner_id = nullptr;  // the owning Instance, null for the host's own routes
   RouteHandler handler;
   bool fallback = false;  // served only while no ordinary route has this path
+  std::shared_ptr<RouteSpeed> speed = std::make_shared<RouteSpeed>();
+  /// True when the handler may block however fast it was so far (its
+  /// instance queries storage); such a route always runs on a worker.
+  std::function<bool()> may_block = nullptr;
 };
 
 /// Thread-safety: every method may be called from any thread.

@@ -127,6 +127,7 @@ class Runtime final : public HostServices {
       inst->run_handler(fn, user, req, reinterpret_cast<moni_http_response*>(&data), status);
       if (status) data = HttpResponseData{status, {}, "instance is stopped\n"};
     };
+    r.may_block = [i = inst.get()] { return i->reads_storage(); };
     std::lock_guard lock(mu_);
     std::string err;
     if (staging_ ? !RouteTable::add_to(staged_, std::move(r), err) : !routes_.add(std::move(r), err))
@@ -139,6 +140,7 @@ class Runtime final : public HostServices {
   // for instead of run twice. Its batches go to all of its pipelines' sinks,
   // like a timer cycle's: storage and every output see the same samples.
   Result<void> collect_now(Instance& caller, int64_t timeout_ms) override {
+    note_blocking_in_handler();
     if (stopping_) return make_error("collect_now: moni is stopping");
     std::shared_ptr<Graph> g;
     {

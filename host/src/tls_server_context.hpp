@@ -1,14 +1,15 @@
-// TLS for the host's HTTP server ([host.web.tls]): the certificate, key and
-// client CA files loaded into one OpenSSL context. OpenSSL only: loading
-// happens while the config is parsed (check-config and SIGHUP validate the
-// files too), the Asio/Beast side stays in http_server.cpp.
+// TLS for the host's HTTP server ([host.web.tls]). OpenSSL and everything
+// that touches it live in a module of the host (moni-host-tls.so, next to
+// the plugin directory) that is loaded only when the config has
+// [host.web.tls]: a host without TLS does not map libssl/libcrypto
+// (about 1.7 MiB of resident memory). This header is what the host sees.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
-struct ssl_ctx_st;  // OpenSSL's SSL_CTX
+#include "http_handler.hpp"
 
 namespace moni::host {
 
@@ -24,8 +25,8 @@ struct TlsServerOptions {
   int64_t handshake_timeout_ms = 10000;
 };
 
-/// The loaded files. Thread-safety: immutable after load(); native() may be
-/// used to create connections from any thread (OpenSSL locks the context).
+/// The loaded certificate, key and client CA files.
+/// Thread-safety: immutable after load(); usable from any thread.
 class TlsServerContext {
  public:
   /// Why load() failed: the option whose file is at fault and OpenSSL's reason.
@@ -33,21 +34,36 @@ class TlsServerContext {
     std::string key;  // "cert_file", "key_file" or "client_ca_file"
     std::string message;
   };
-  /// Reads every file now; a null result and `err` set when one is unusable.
+  /// Loads the TLS module if needed and reads every file now; a null result
+  /// and `err` set when one is unusable (or the module is missing).
   static std::shared_ptr<const TlsServerContext> load(const TlsServerOptions& opts, Error& err);
-  ~TlsServerContext();
-  TlsServerContext(const TlsServerContext&) = delete;
-  TlsServerContext& operator=(const TlsServerContext&) = delete;
-
-  ssl_ctx_st* native() const { return ctx_; }
-  const TlsServerOptions& options() const { return opts_; }
+  virtual ~TlsServerContext() = default;
+  virtual const TlsServerOptions& options() const = 0;
   /// One line for the log: "TLS 1.2+, client certificates required, certificate CN=..., expires ...".
-  std::string describe() const;
+  virtual std::string describe() const = 0;
+};
 
- private:
-  TlsServerContext(ssl_ctx_st* ctx, TlsServerOptions opts) : ctx_(ctx), opts_(std::move(opts)) {}
-  ssl_ctx_st* ctx_;
-  TlsServerOptions opts_;
+/// Serves HTTPS connections on a network thread of its own (the module's
+/// Asio is not the host's). Thread-safety: serve() from any thread;
+/// destruction stops the thread and drops the connections.
+class TlsConnections {
+ public:
+  /// Creates the module's server (loading the module if needed); null with
+  /// `err` set when the module cannot be loaded.
+  static std::unique_ptr<TlsConnections> create(std::string& err);
+  virtual ~TlsConnections() = default;
+  /// Takes over the accepted socket `fd`: plain HTTP gets a 400 and is
+  /// closed, a TLS client is served with `ctx` through `handler`.
+  virtual void serve(int fd, std::string remote, std::shared_ptr<const TlsServerContext> ctx,
+                     std::shared_ptr<const HttpHandler> handler) = 0;
+};
+
+/// What the module exports (moni_host_tls_module); host and module come
+/// from the same build, `build_id` checks it.
+struct TlsModuleApi {
+  const char* build_id;
+  std::shared_ptr<const TlsServerContext> (*load)(const TlsServerOptions&, TlsServerContext::Error&);
+  std::unique_ptr<TlsConnections> (*connections)();
 };
 
 }  // namespace moni::host

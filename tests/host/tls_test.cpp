@@ -350,3 +350,52 @@ TEST(HostTls, RealPrometheusScrapesOverHttpsWithBasicAuth) {
   // Prometheus trusting another CA cannot scrape moni.
   EXPECT_TRUE(wait_until([&] { return value_of("up{job=\"moni_wrong_ca\"}") == "0"; }, 10000));
 }
+
+namespace {
+bool maps_tls_module(int pid) {
+  std::string maps = read_file("/proc/" + std::to_string(pid) + "/maps");
+  return maps.find("/moni-host-tls.so") != std::string::npos;
+}
+}  // namespace
+
+// OpenSSL is in the TLS module, loaded only for [host.web.tls]: the moni
+// binary does not link libssl/libcrypto (~1.7 MiB resident), a host without
+// TLS does not map the module, one with TLS does. (Plugins may still link
+// OpenSSL themselves: scrape does, for https targets.) A missing module is
+// a config error naming the file.
+TEST(HostTls, OpenSslIsLoadedOnlyWhenTlsIsConfigured) {
+  Fixture f;
+  ASSERT_TRUE(f.pki.ok()) << f.pki.error;
+  auto ldd = run({"/usr/bin/ldd", kMoni});
+  ASSERT_EQ(ldd.exit_code, 0) << ldd.err;
+  EXPECT_EQ(ldd.out.find("libssl"), std::string::npos) << ldd.out;
+  EXPECT_EQ(ldd.out.find("libcrypto"), std::string::npos) << ldd.out;
+  f.d.write("plain.toml", "[host]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"" + f.d.file("data") +
+                              "\"\n");
+  {
+    Child moni({kMoni, "run", "--config", f.d.file("plain.toml")});
+    int port = moni.port();
+    ASSERT_GT(port, 0) << moni.err();
+    EXPECT_EQ(http_get(port, "/-/healthy").status, 200);
+    EXPECT_FALSE(maps_tls_module(moni.pid()));
+    moni.signal(SIGTERM);
+    EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+  }
+  f.d.write("tls.toml", config(f.d, tls_files(f.pki.server_cert, f.pki.server_key)));
+  {
+    Child moni({kMoni, "run", "--config", f.d.file("tls.toml")});
+    int port = moni.port();
+    ASSERT_GT(port, 0) << moni.err();
+    EXPECT_EQ(curl(port, "/-/healthy", {"--cacert", f.pki.ca_cert}).status, 200);
+    EXPECT_TRUE(maps_tls_module(moni.pid()));
+    moni.signal(SIGTERM);
+    EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+  }
+  auto c = run({kMoni, "check-config", f.d.file("tls.toml")},
+               {{"MONI_HOST_TLS_MODULE", f.d.file("no-such-module.so")}});
+  EXPECT_EQ(c.exit_code, 1);
+  EXPECT_NE((c.out + c.err).find("TLS support is not available: cannot load " +
+                                 f.d.file("no-such-module.so")),
+            std::string::npos)
+      << c.out << c.err;
+}

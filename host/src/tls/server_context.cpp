@@ -1,4 +1,6 @@
-#include "tls_server_context.hpp"
+// The TLS module's side of TlsServerContext: the files loaded into one
+// OpenSSL context (wrapped in Asio's, which the connections use).
+#include "server_context.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -9,7 +11,7 @@
 #include <cstring>
 #include <fstream>
 
-namespace moni::host {
+namespace moni::host::tls {
 namespace {
 
 // Drains OpenSSL's error queue into "library: reason; ...".
@@ -45,15 +47,16 @@ std::string bio_text(BIO* b) {
 
 }  // namespace
 
-std::shared_ptr<const TlsServerContext> TlsServerContext::load(const TlsServerOptions& opts,
-                                                               Error& err) {
+std::shared_ptr<const TlsServerContext> OpenSslContext::load(const TlsServerOptions& opts,
+                                                             TlsServerContext::Error& err) {
   ERR_clear_error();
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) {
     err = {"cert_file", "cannot create a TLS context: " + openssl_reason()};
     return nullptr;
   }
-  std::shared_ptr<const TlsServerContext> out(new TlsServerContext(ctx, opts));
+  // Asio's context owns (and frees) the SSL_CTX from here on.
+  std::shared_ptr<const OpenSslContext> out(new OpenSslContext(ctx, opts));
   auto fail = [&](const char* key, std::string msg) -> std::shared_ptr<const TlsServerContext> {
     err = {key, std::move(msg)};
     ERR_clear_error();
@@ -100,9 +103,10 @@ std::shared_ptr<const TlsServerContext> TlsServerContext::load(const TlsServerOp
   return out;
 }
 
-TlsServerContext::~TlsServerContext() { SSL_CTX_free(ctx_); }
+OpenSslContext::OpenSslContext(ssl_ctx_st* ctx, TlsServerOptions opts)
+    : asio_(ctx), opts_(std::move(opts)) {}
 
-std::string TlsServerContext::describe() const {
+std::string OpenSslContext::describe() const {
   std::string out = opts_.tls13_only ? "TLS 1.3" : "TLS 1.2+";
   switch (opts_.client_auth) {
     case ClientAuth::None:
@@ -114,7 +118,7 @@ std::string TlsServerContext::describe() const {
       out += ", client certificates required";
       break;
   }
-  X509* cert = SSL_CTX_get0_certificate(ctx_);
+  X509* cert = SSL_CTX_get0_certificate(asio_.native_handle());
   if (!cert) return out;
   BIO* b = BIO_new(BIO_s_mem());
   if (!b) return out;
@@ -128,4 +132,4 @@ std::string TlsServerContext::describe() const {
   return out;
 }
 
-}  // namespace moni::host
+}  // namespace moni::host::tls
