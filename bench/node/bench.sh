@@ -17,6 +17,8 @@
 #    measures only the plugin.
 #    COLLECT_ON_SCRAPE=1: moni collects on each scrape (prom_exposition
 #    collect_on_scrape, collector interval 1h) instead of every PERIOD.
+#    GZIP=1: scrape with "Accept-Encoding: gzip" as Prometheus does (both
+#    then compress; body bytes are the compressed size).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-${MONI_BENCH_BUILD_DIR:-$repo/build}}" && pwd)
@@ -113,19 +115,23 @@ done
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 ne0=$(cpu_ticks "$ne_pid"); moni0=$(cpu_ticks "$moni_pid")
 ne_bytes=0; moni_bytes=0
+accept=()
+if [[ ${GZIP:-0} == 1 ]]; then accept=(-H "Accept-Encoding: gzip"); fi
 for _ in $(seq "$N"); do
-  ne_bytes=$(curl -sf "http://127.0.0.1:$ne_port/metrics" | wc -c)
-  moni_bytes=$(curl -sf "http://127.0.0.1:$moni_port/metrics" | wc -c)
+  ne_bytes=$(curl -sf "${accept[@]}" "http://127.0.0.1:$ne_port/metrics" | wc -c)
+  moni_bytes=$(curl -sf "${accept[@]}" "http://127.0.0.1:$moni_port/metrics" | wc -c)
   sleep "$PERIOD"
 done
 ne1=$(cpu_ticks "$ne_pid"); moni1=$(cpu_ticks "$moni_pid")
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
+gz=""
+if [[ ${GZIP:-0} == 1 ]]; then gz=", gzip"; fi
 if [[ $interval == 1h ]]; then
-  echo "== $N scrapes every ${PERIOD}s (moni collects on each scrape)"
+  echo "== $N scrapes every ${PERIOD}s (moni collects on each scrape$gz)"
 else
-  echo "== $N scrapes every ${PERIOD}s (moni collects every ${interval_ms}ms)"
+  echo "== $N scrapes every ${PERIOD}s (moni collects every ${interval_ms}ms$gz)"
 fi
 echo "load average before: $load0, after: $load1 ($(nproc) cores)"
 awk -v n="$N" -v tick="$tick" \
