@@ -24,7 +24,7 @@ Pattern& Pattern::operator=(Pattern&&) noexcept = default;
 bool Pattern::compile(const std::string& expr, std::string& error) {
   std::string ecma;
   bool icase = false;
-  if (!re2_to_ecmascript(expr, ecma, icase, error)) return false;
+  if (!common::re2_to_ecmascript(expr, ecma, icase, error)) return false;
   auto flags = std::regex::ECMAScript;
   if (icase) flags |= std::regex::icase;
 #ifdef __GLIBCXX__

@@ -79,7 +79,7 @@ struct P {
 Result<bool> matches_empty_string(const std::string& re) {
   std::string ecma, why;
   bool icase = false;
-  if (!re2_to_ecmascript(re, ecma, icase, why)) return false;
+  if (!common::re2_to_ecmascript(re, ecma, icase, why)) return false;
   try {
     std::regex r("^(?:" + ecma + ")$", icase ? std::regex::ECMAScript | std::regex::icase
                                              : std::regex::ECMAScript);

@@ -1,6 +1,6 @@
 #include "re2_syntax.hpp"
 
-namespace moni::expo {
+namespace moni::common {
 namespace {
 
 bool is_hex(char c) {
@@ -22,7 +22,7 @@ bool re2_to_ecmascript(std::string_view re, std::string& out, bool& icase, std::
   size_t i = 0;
   auto fail = [&](std::string why) {
     error = why + " at position " + std::to_string(i + 1) + " (moni matches RE2 syntax with "
-            "std::regex; see the prom_exposition README)";
+            "std::regex; see the plugin's README)";
     return false;
   };
   while (i < re.size()) {
@@ -124,4 +124,4 @@ bool re2_to_ecmascript(std::string_view re, std::string& out, bool& icase, std::
   return true;
 }
 
-}  // namespace moni::expo
+}  // namespace moni::common
