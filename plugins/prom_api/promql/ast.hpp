@@ -108,6 +108,21 @@ struct Expr {
   std::vector<ExprPtr> args;
 
   ValueType type() const;
+
+  // The time a selector or subquery evaluated at `ts` reads at (before its
+  // offset): `@` pins it, `@ start()` / `@ end()` to the query's range.
+  int64_t at_time(int64_t ts, int64_t start, int64_t end) const {
+    switch (at) {
+      case AtKind::Fixed:
+        return at_ms;
+      case AtKind::Start:
+        return start;
+      case AtKind::End:
+        return end;
+      default:
+        return ts;
+    }
+  }
 };
 
 struct FunctionInfo {

@@ -278,18 +278,7 @@ class Evaluator {
   }
 
  private:
-  int64_t at_time(const Expr& e, int64_t ts) const {
-    switch (e.at) {
-      case AtKind::Fixed:
-        return e.at_ms;
-      case AtKind::Start:
-        return start_;
-      case AtKind::End:
-        return end_;
-      default:
-        return ts;
-    }
-  }
+  int64_t at_time(const Expr& e, int64_t ts) const { return e.at_time(ts, start_, end_); }
   std::pair<int64_t, int64_t> ref_range(const Expr& e, int64_t mint, int64_t maxt) const {
     if (e.at != AtKind::None) {
       int64_t t = at_time(e, 0) - e.offset_ms;

@@ -260,18 +260,7 @@ class SeriesMajor {
     return true;
   }
 
-  int64_t at_time(int64_t ts) const {
-    switch (p_.vs->at) {
-      case AtKind::Fixed:
-        return p_.vs->at_ms;
-      case AtKind::Start:
-        return start_;
-      case AtKind::End:
-        return end_;
-      default:
-        return ts;
-    }
-  }
+  int64_t at_time(int64_t ts) const { return p_.vs->at_time(ts, start_, end_); }
 
   // The range function over the series' window at every step; emit(i, ts,
   // value) for each step with a value. Windows are [ref - range, ref] and
