@@ -319,14 +319,7 @@ Result<WriteResult> Db::write(const BatchView& batch) {
     bool applied = false;
     {
       std::shared_lock<std::shared_mutex> rl(env_mu_);
-      ++gen_;
-      pend_.clear();
-      touched_.clear();
-      series_before_ = series_.size();
-      raw_before_ = raw_.size();
-      new_keys_.clear();
-      new_hashes_.clear();
-      next_id_before_ = next_id_;
+      begin_batch_state();
       rec_.clear();
       pending_meta_.clear();
       batch_max_t_ = INT64_MIN;
@@ -396,6 +389,19 @@ Result<WriteResult> Db::write(const BatchView& batch) {
     ++stats_.write_errors_other;
     return make_error(lmdb_error("appending a batch", rc));
   }
+}
+
+// Marks where a write (or a head flush) starts, so that rollback() can undo
+// what it adds to the in-memory series table and heads.
+void Db::begin_batch_state() {
+  ++gen_;
+  pend_.clear();
+  touched_.clear();
+  series_before_ = series_.size();
+  raw_before_ = raw_.size();
+  new_keys_.clear();
+  new_hashes_.clear();
+  next_id_before_ = next_id_;
 }
 
 // Nothing committed was changed in memory before the commit (heads are
@@ -716,14 +722,7 @@ Result<void> Db::flush_heads() {
     if ((rc = mdb_txn_begin(env_, nullptr, 0, &txn)))
       return make_error(lmdb_error("flushing heads", rc));
     txn_ = txn;
-    ++gen_;
-    pend_.clear();
-    touched_.clear();
-    series_before_ = series_.size();
-    raw_before_ = raw_.size();
-    new_keys_.clear();
-    new_hashes_.clear();
-    next_id_before_ = next_id_;
+    begin_batch_state();
     chunks_cut_ = 0;
     njobs_ = 0;
     size_t n = std::min(series_.size(), heads_.size());

@@ -168,6 +168,7 @@ class Db {
   int flush_stale_heads();
   void drop_wal_segments();
   void commit_heads();
+  void begin_batch_state();
   void rollback();
   Result<void> grow_map(uint64_t at_least);
   void maybe_grow_map(size_t batch_samples);
