@@ -7,6 +7,10 @@
 #    caller, so no label lookup after the first scrape);
 #  - `promtool tsdb create-blocks-from openmetrics` on exactly the samples
 #    moni stored, for bytes per sample in Prometheus's block format.
+# moni's side writes what the host writes for TARGETS scrape targets: one
+# batch per target, one after another from one thread (the host delivers a
+# collector's batches sequentially and serializes writes to a storage
+# instance); see README.md here.
 # Usage: [ROUNDS=3] bench/lmdb_tsdb/run_bench.sh BUILD_DIR [TARGETS] [HOURS] [DATA]
 # ROUNDS: moni and promtool runs alternate this many times each; the
 # summary gives the median rates of both and their ratio.
@@ -97,5 +101,7 @@ awk -v m="$moni_rate" -v p="$prom_rate" -v mc="$moni_cpu_rate" -v pc="$prom_cpu_
     printf "%-44s %14.0f %14s %7.2fx\n", "baseline build: samples/s (wall)", bw, "", bw / p
     printf "%-44s %14.0f %14s %7.2fx\n", "baseline build: samples per CPU-second", bcpu, "", bcpu / pc
   }
-  print "(*) moni: CPU time of write() calls; prometheus: whole promtool process"
+  print "(*) moni: CPU time of the whole process over the timed write loop (writer and chunk"
+  print "    thread); prometheus: whole promtool process. BASELINE_BIN builds of 9625f73 and"
+  print "    earlier time only the write() calls."
 }'

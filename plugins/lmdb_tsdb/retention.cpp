@@ -38,6 +38,8 @@ Result<bool> Db::retention_pass(int64_t cutoff, bool by_size) {
   for (;;) {
     std::lock_guard<std::mutex> wl(write_mu_);
     if (id >= series_.size()) break;
+    // A series is deleted only with no cut chunk of it still to be stored.
+    if (auto w = wait_background(); !w) return w.error();
     std::vector<std::pair<uint32_t, std::string>> gone;
     uint64_t deleted = 0;
     int rc;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -63,6 +64,11 @@ Result<std::unique_ptr<Db>> Db::open(const Options& opt) {
   if (auto r = db->open_env(); !r) return r.error();
   if (!opt.read_only) {
     if (auto r = db->load(); !r) return r.error();
+    try {
+      db->bg_ = std::thread([p = db.get()] { p->background_loop(); });
+    } catch (const std::system_error& e) {
+      return make_error(std::string("lmdb_tsdb: cannot start the chunk thread: ") + e.what());
+    }
     // Records in the LMDB wal table (a database of an earlier version, or
     // a backup copy) go into chunks now; from here on the WAL is the files.
     if (db->legacy_wal_)
@@ -72,6 +78,7 @@ Result<std::unique_ptr<Db>> Db::open(const Options& opt) {
 }
 
 Db::~Db() {
+  stop_background();
   if (env_) mdb_env_close(env_);
 }
 
@@ -312,6 +319,27 @@ Result<uint64_t> Db::series_count() {
 Result<WriteResult> Db::write(const BatchView& batch) {
   if (opt_.read_only) return make_error("lmdb_tsdb: the database is open read-only");
   std::lock_guard<std::mutex> wl(write_mu_);
+  {
+    // Cut chunks the background thread has not stored yet are held in
+    // memory: past a bound, the writer waits for it (or fails with its
+    // error, before anything of this batch is written).
+    std::unique_lock<std::mutex> l(bg_mu_);
+    uint64_t limit =
+        std::max<uint64_t>(1u << 21, uint64_t{2} * series_.size() * opt_.head_chunk_samples);
+    if (bg_queued_samples_ > limit) {
+      bg_done_cv_.wait(l, [&] { return bg_queued_samples_ <= limit / 2 || !bg_error_.empty(); });
+      if (bg_queued_samples_ > limit / 2) {
+        if (bg_disk_full_) {
+          ++stats_.write_errors_disk_full;
+          return make_error("lmdb_tsdb: disk full: the batch of " + std::to_string(batch.size()) +
+                            " samples was not stored (" + bg_error_ +
+                            "; free space or lower retention_size; appends resume by themselves)");
+        }
+        ++stats_.write_errors_other;
+        return make_error(bg_error_);
+      }
+    }
+  }
   maybe_grow_map(batch.size());
   for (int attempt = 0;; ++attempt) {
     WriteResult wr;
@@ -324,8 +352,6 @@ Result<WriteResult> Db::write(const BatchView& batch) {
       pending_meta_.clear();
       batch_max_t_ = INT64_MIN;
       cut_in_batch_ = false;
-      chunks_cut_ = 0;
-      njobs_ = 0;
       txn_ = nullptr;
       applied = true;
       rc = apply(batch, wr);
@@ -336,7 +362,8 @@ Result<WriteResult> Db::write(const BatchView& batch) {
       bool logged = false;
       if (rc == 0 && !rec_.empty()) {
         rc = wal_log_->append(wal_seq_, rec_, opt_.sync != SyncMode::None,
-                              std::max<uint32_t>(16, opt_.checkpoint_records / 4));
+                              static_cast<uint32_t>(std::clamp<uint64_t>(
+                                  checkpoint() / 4, 16, 100000)));
         logged = rc == 0;
       }
       if (rc == 0 && txn_) {
@@ -349,6 +376,7 @@ Result<WriteResult> Db::write(const BatchView& batch) {
     }
     if (rc == 0) {
       commit_heads();
+      enqueue_cuts();
       if (!rec_.empty()) ++wal_seq_;
       if (cut_in_batch_) wal_keep_from_ = oldest_head_seq();
       drop_wal_segments();
@@ -360,7 +388,6 @@ Result<WriteResult> Db::write(const BatchView& batch) {
       stats_.duplicate_rejected += wr.duplicate_rejected;
       stats_.duplicate_ignored += wr.duplicate_ignored;
       stats_.invalid += wr.invalid;
-      stats_.chunks_closed += chunks_cut_;
       ++stats_.commits;
       return wr;
     }
@@ -430,6 +457,7 @@ void Db::touch(uint32_t id, Series& s) {
   s.p_vbits = s.last_vbits;
   s.p_first = s.p_last = s.p_head_start = kNone;
   s.p_drop = false;
+  s.p_cut_next = false;
   const Head* h = id < heads_.size() ? &heads_[id] : nullptr;
   s.p_head_n = h ? static_cast<uint32_t>(h->ts.size()) : 0;
   s.p_head_t0 = s.p_head_n ? s.head_t0 : 0;
@@ -500,7 +528,16 @@ int Db::apply(const BatchView& batch, WriteResult& wr) {
     uint64_t sig = label_set_hash(samples[0].labels, samples[0].label_count) ^
                    (static_cast<uint64_t>(samples.size()) * 0x9E3779B97F4A7C15ULL);
     if (by_position_.size() > 256 && !by_position_.count(sig)) by_position_.clear();
-    pos_ids = &by_position_[sig];
+    PosEntry& e = by_position_[sig];
+    if (e.last_seq != UINT64_MAX && wal_seq_ > e.last_seq)
+      cycle_max_ = std::max(cycle_max_, wal_seq_ - e.last_seq);
+    e.last_seq = wal_seq_;
+    if (wal_seq_ >= cycle_until_) {
+      cycle_ = std::clamp<uint64_t>(cycle_max_, 1, 1024);
+      cycle_max_ = 0;
+      cycle_until_ = wal_seq_ + 64 * cycle_;
+    }
+    pos_ids = &e.ids;
     pos_ids->resize(samples.size(), 0);
   }
   uint32_t* pos = pos_ids ? pos_ids->data() : nullptr;
@@ -540,7 +577,8 @@ int Db::apply(const BatchView& batch, WriteResult& wr) {
                                static_cast<uint64_t>(opt_.max_chunk_range_ms)))
       if ((rc = cut(id, s))) return rc;
     auto idx = static_cast<uint32_t>(pend_.size());
-    pend_.push_back({id, kNone, t, smp.value});
+    pend_.push_back({s.p_cut_next ? id | kCutBit : id, kNone, t, smp.value});
+    s.p_cut_next = false;
     if (s.p_last != kNone)
       pend_[s.p_last].next = idx;
     else
@@ -576,7 +614,6 @@ int Db::apply(const BatchView& batch, WriteResult& wr) {
     MDB_txn* txn = nullptr;
     if ((rc = wtxn(txn)) || (rc = mdb_put(txn, dbi_.meta, &k, &v, 0))) return rc;
   }
-  if ((rc = put_cut_chunks())) return rc;
   rec_.resize(rec_len);
   for (const moni_metadata& m : batch.metadata()) {
     std::string_view fam = sv(m.family);
@@ -601,32 +638,14 @@ int Db::apply(const BatchView& batch, WriteResult& wr) {
   return 0;
 }
 
-// Encodes the series' current head (the committed head unless already cut
-// in this batch, then this batch's samples) as one stored chunk.
-// Queues the series' current head (the committed head unless already cut
-// in this batch, then this batch's samples) to be stored as a chunk; the
-// queued chunks are encoded and put by put_cut_chunks() before the commit.
+// Marks the series' current head (the committed head unless already cut in
+// this batch, then this batch's samples) as cut before its next sample;
+// commit_heads() moves the cut samples out of the head and queues them for
+// the background thread, which stores them as chunks.
 int Db::cut(uint32_t id, Series& s) {
-  if (njobs_ == jobs_.size()) jobs_.emplace_back();
-  CutJob& j = jobs_[njobs_];
-  j.id = id;
-  j.ts.clear();
-  j.vs.clear();
-  uint32_t from = s.p_first;
-  if (!s.p_drop) {
-    if (id < heads_.size()) {
-      j.ts.assign(heads_[id].ts.begin(), heads_[id].ts.end());
-      j.vs.assign(heads_[id].vs.begin(), heads_[id].vs.end());
-    }
-  } else {
-    from = s.p_head_start;
-  }
-  for (uint32_t i = from; i != kNone; i = pend_[i].next) {
-    j.ts.push_back(pend_[i].t);
-    j.vs.push_back(pend_[i].v);
-  }
-  if (!j.ts.empty()) ++njobs_;
+  (void)id;
   s.p_drop = true;
+  s.p_cut_next = true;
   s.p_head_start = kNone;
   s.p_head_n = 0;
   cut_in_batch_ = true;
@@ -650,63 +669,166 @@ void encode_split(const std::vector<int64_t>& ts, const std::vector<double>& vs,
 }
 }  // namespace
 
-// Encodes the queued chunks (on two threads when there are many: aligned
-// scrapes cut every series in the same batch) and puts them.
-int Db::put_cut_chunks() {
-  if (njobs_ == 0) return 0;
-  MDB_txn* txn = nullptr;
-  if (int rc = wtxn(txn)) return rc;
-  auto encode = [this](size_t from, size_t to) {
-    for (size_t i = from; i < to; ++i) {
-      jobs_[i].nout = 0;
-      encode_split(jobs_[i].ts, jobs_[i].vs, 0, jobs_[i].ts.size(), jobs_[i].out, jobs_[i].nout);
+// Queues the batch's cuts (made by commit_heads) for the background thread.
+void Db::enqueue_cuts() {
+  if (new_cuts_.empty()) return;
+  {
+    std::lock_guard<std::mutex> l(bg_mu_);
+    uint64_t keep = bg_keep_from_.load();
+    for (auto& cd : new_cuts_) {
+      bg_queued_samples_ += cd->ts.size();
+      keep = std::min(keep, cd->seq);
+      bg_queue_.push_back(std::move(cd));
     }
-  };
-  size_t half = njobs_ >= 64 ? njobs_ / 2 : 0;
-  std::thread helper;
-  if (half > 0) {
-    try {
-      helper = std::thread(encode, 0, half);
-    } catch (const std::system_error&) {
-      half = 0;  // no thread: encode everything here
-    }
+    bg_enqueued_ += new_cuts_.size();
+    bg_keep_from_ = keep;
   }
-  encode(half, njobs_);
-  if (helper.joinable()) helper.join();
-  int rc = 0;
-  for (size_t i = 0; i < njobs_ && rc == 0; ++i)
-    for (size_t o = 0; o < jobs_[i].nout && rc == 0; ++o) {
-      ChunkKey ck(jobs_[i].id, jobs_[i].out[o].first);
-      MDB_val k = ck.val(), v = mval(jobs_[i].out[o].second);
-      rc = mdb_put(txn, dbi_.chunks, &k, &v, 0);
-      ++chunks_cut_;
-    }
-  njobs_ = 0;
-  return rc;
+  new_cuts_.clear();
+  bg_cv_.notify_one();
 }
 
+// Encodes the cut samples and puts the chunks in one transaction (growing
+// the map as write() does). 0 or an LMDB/errno code.
+int Db::store_cuts(const std::vector<std::shared_ptr<const CutData>>& work) {
+  std::vector<std::pair<int64_t, std::string>> out;
+  std::vector<uint32_t> ids;
+  size_t n = 0;
+  for (const auto& cd : work) {
+    for (size_t c = 0; c < cd->starts.size(); ++c) {
+      size_t lo = cd->starts[c];
+      size_t hi = c + 1 < cd->starts.size() ? cd->starts[c + 1] : cd->ts.size();
+      if (lo < hi) encode_split(cd->ts, cd->vs, lo, hi, out, n);
+    }
+    ids.resize(n, cd->id);
+  }
+  for (int attempt = 0;; ++attempt) {
+    int rc;
+    {
+      std::shared_lock<std::shared_mutex> rl(env_mu_);
+      MDB_txn* txn = nullptr;
+      rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+      if (rc == 0) {
+        for (size_t i = 0; i < n && rc == 0; ++i) {
+          ChunkKey ck(ids[i], out[i].first);
+          MDB_val k = ck.val(), v = mval(out[i].second);
+          rc = mdb_put(txn, dbi_.chunks, &k, &v, 0);
+        }
+        if (rc == 0)
+          rc = mdb_txn_commit(txn);
+        else
+          mdb_txn_abort(txn);
+      }
+    }
+    if (rc == 0) {
+      stats_.chunks_closed += n;
+      return 0;
+    }
+    if (rc == MDB_MAP_RESIZED && attempt < 4) {
+      std::unique_lock<std::shared_mutex> ul(env_mu_);
+      mdb_env_set_mapsize(env_, 0);
+      MDB_envinfo info;
+      mdb_env_info(env_, &info);
+      map_size_ = info.me_mapsize;
+      continue;
+    }
+    if (rc == MDB_MAP_FULL && attempt < 4 && grow_map(map_size_.load() * 2)) continue;
+    return rc;
+  }
+}
+
+// The background thread: stores queued cuts, oldest first, in batches of
+// whatever has queued up; then drops them from the readers' view. A failed
+// attempt is retried every second (the samples stay in the WAL).
+void Db::background_loop() {
+  std::vector<std::shared_ptr<const CutData>> work;
+  std::unique_lock<std::mutex> l(bg_mu_);
+  for (;;) {
+    if (work.empty())
+      bg_cv_.wait(l, [&] { return bg_stop_ || !bg_queue_.empty(); });
+    else
+      bg_cv_.wait_for(l, std::chrono::seconds(1), [&] { return bg_stop_; });
+    for (auto& cd : bg_queue_) work.push_back(std::move(cd));
+    bg_queue_.clear();
+    bool stopping = bg_stop_;
+    if (work.empty()) {
+      if (stopping) return;
+      continue;
+    }
+    l.unlock();
+    int rc = store_cuts(work);
+    if (rc == 0) {
+      std::unique_lock<std::shared_mutex> pl(pub_mu_);
+      for (const auto& cd : work) {
+        if (cd->id >= heads_.size()) continue;
+        auto& cuts = heads_[cd->id].cuts;
+        auto it = std::find(cuts.begin(), cuts.end(), cd);
+        if (it != cuts.end()) cuts.erase(it);
+      }
+    }
+    std::string err = rc ? lmdb_error("storing cut chunks", rc) : std::string();
+    bool full = rc && out_of_space(rc);
+    l.lock();
+    if (rc == 0) {
+      bg_done_ += work.size();
+      for (const auto& cd : work) bg_queued_samples_ -= cd->ts.size();
+      work.clear();
+      uint64_t keep = UINT64_MAX;
+      for (const auto& cd : bg_queue_) keep = std::min(keep, cd->seq);
+      bg_keep_from_ = keep;
+      bg_error_.clear();
+      bg_disk_full_ = false;
+    } else {
+      if (bg_error_.empty()) ++(full ? stats_.write_errors_disk_full : stats_.write_errors_other);
+      bg_error_ = std::move(err);
+      bg_disk_full_ = full;
+    }
+    bg_done_cv_.notify_all();
+    if (stopping && (rc != 0 || bg_queue_.empty())) return;
+  }
+}
+
+void Db::stop_background() {
+  {
+    std::lock_guard<std::mutex> l(bg_mu_);
+    bg_stop_ = true;
+  }
+  bg_cv_.notify_all();
+  if (bg_.joinable()) bg_.join();
+}
+
+Result<void> Db::wait_background() {
+  std::unique_lock<std::mutex> l(bg_mu_);
+  bg_done_cv_.wait(l, [&] { return bg_done_ == bg_enqueued_ || !bg_error_.empty(); });
+  if (bg_done_ != bg_enqueued_)
+    return make_error(bg_disk_full_ ? "lmdb_tsdb: disk full: " + bg_error_ : bg_error_);
+  return {};
+}
 // Heads that hold the WAL back too long (slow or vanished series) are cut
-// early, so the WAL stays around checkpoint_records records.
+// early, so the WAL stays around checkpoint_records collection cycles. The
+// scan over all series runs every eighth of that, not per batch.
 int Db::flush_stale_heads() {
-  if (wal_seq_ - wal_first_ <= opt_.checkpoint_records) return 0;
+  uint64_t cp = checkpoint();
+  if (wal_seq_ - wal_first_ <= cp || wal_seq_ < next_stale_scan_) return 0;
+  next_stale_scan_ = wal_seq_ + std::max<uint64_t>(1, cp / 8);
   size_t n = std::min(series_.size(), heads_.size());
   for (uint32_t id = 1; id < n; ++id) {
     Series& s = series_[id];
-    if (!s.live || heads_[id].ts.empty() || s.head_seq + opt_.checkpoint_records > wal_seq_)
-      continue;
+    if (!s.live || heads_[id].ts.empty() || s.head_seq + cp > wal_seq_) continue;
     touch(id, s);
     if (int rc = cut(id, s)) return rc;
   }
   return 0;
 }
 
-// Deletes the WAL segments whose samples are all in stored chunks. Their
-// chunks must be on disk first: with "nometasync" LMDB's last commit may
-// not be yet, so it is synced (once per segment, not per batch).
+// Deletes the WAL segments whose samples are all in stored chunks (cut
+// samples count once the background thread has stored them). Their chunks
+// must be on disk first: with "nometasync" LMDB's last commit may not be
+// yet, so it is synced (once per segment, not per batch).
 void Db::drop_wal_segments() {
-  if (wal_log_->droppable(wal_keep_from_)) {
+  uint64_t keep = std::min(wal_keep_from_, bg_keep_from_.load());
+  if (wal_log_->droppable(keep)) {
     if (opt_.sync == SyncMode::NoMetaSync) (void)mdb_env_sync(env_, 1);
-    wal_log_->drop_before(wal_keep_from_);
+    wal_log_->drop_before(keep);
   }
   wal_first_ = wal_log_->first_seq(wal_seq_);
 }
@@ -714,45 +836,42 @@ void Db::drop_wal_segments() {
 Result<void> Db::flush_heads() {
   if (opt_.read_only) return {};
   std::lock_guard<std::mutex> wl(write_mu_);
-  maybe_grow_map(0);
-  int rc;
-  {
-    std::shared_lock<std::shared_mutex> rl(env_mu_);
-    MDB_txn* txn = nullptr;
-    if ((rc = mdb_txn_begin(env_, nullptr, 0, &txn)))
-      return make_error(lmdb_error("flushing heads", rc));
-    txn_ = txn;
-    begin_batch_state();
-    chunks_cut_ = 0;
-    njobs_ = 0;
-    size_t n = std::min(series_.size(), heads_.size());
-    for (uint32_t id = 1; id < n && rc == 0; ++id) {
-      Series& s = series_[id];
-      if (!s.live || heads_[id].ts.empty()) continue;
-      touch(id, s);
-      rc = cut(id, s);
-    }
-    if (rc == 0) rc = put_cut_chunks();
-    if (rc == 0) rc = mdb_drop(txn, dbi_.wal, 0);
-    if (rc == 0)
-      rc = mdb_txn_commit(txn);
-    else
-      mdb_txn_abort(txn);
-    txn_ = nullptr;
-  }
-  if (rc) {
-    rollback();
-    return make_error(lmdb_error("flushing heads", rc));
+  begin_batch_state();
+  size_t n = std::min(series_.size(), heads_.size());
+  for (uint32_t id = 1; id < n; ++id) {
+    Series& s = series_[id];
+    if (!s.live || heads_[id].ts.empty()) continue;
+    touch(id, s);
+    (void)cut(id, s);
   }
   commit_heads();
-  legacy_wal_ = false;
+  enqueue_cuts();
+  if (auto r = wait_background(); !r) return r.error();
+  if (legacy_wal_) {
+    maybe_grow_map(0);
+    int rc;
+    {
+      std::shared_lock<std::shared_mutex> rl(env_mu_);
+      MDB_txn* txn = nullptr;
+      if ((rc = mdb_txn_begin(env_, nullptr, 0, &txn)) == 0) {
+        rc = mdb_drop(txn, dbi_.wal, 0);
+        if (rc == 0)
+          rc = mdb_txn_commit(txn);
+        else
+          mdb_txn_abort(txn);
+      }
+    }
+    if (rc) return make_error(lmdb_error("flushing heads", rc));
+    legacy_wal_ = false;
+  }
   wal_keep_from_ = wal_seq_;
   drop_wal_segments();
-  stats_.chunks_closed += chunks_cut_;
   return {};
 }
 
-// After a commit: readers now see this batch's samples in the heads.
+// After a commit: readers now see this batch's samples in the heads. The
+// heads cut in this batch move (without a copy) to new_cuts_, still
+// readable through Head::cuts until the background thread stored them.
 void Db::commit_heads() {
   std::unique_lock<std::shared_mutex> pl(pub_mu_);
   if (heads_.size() < series_.size()) heads_.resize(series_.size());
@@ -766,21 +885,53 @@ void Db::commit_heads() {
     uint32_t id = touched_[k];
     Series& s = series_[id];
     Head& h = heads_[id];
-    uint32_t from = s.p_first;
-    if (s.p_drop) {
-      h.ts.clear();
-      h.vs.clear();
-      from = s.p_head_start;
-    }
-    if (from != kNone && h.ts.empty()) {
-      s.head_seq = wal_seq_;
-      s.head_t0 = pend_[from].t;
+    if (!s.p_drop) {
+      uint32_t from = s.p_first;
+      if (from != kNone && h.ts.empty()) {
+        s.head_seq = wal_seq_;
+        s.head_t0 = pend_[from].t;
+        h.ts.reserve(opt_.head_chunk_samples);
+        h.vs.reserve(opt_.head_chunk_samples);
+      }
+      for (uint32_t i = from; i != kNone; i = pend_[i].next) {
+        h.ts.push_back(pend_[i].t);
+        h.vs.push_back(pend_[i].v);
+      }
+    } else {
+      // The committed head, then this batch's samples; each one marked
+      // with kCutBit starts a new chunk. What follows the last cut is the
+      // new head, unless the batch ended with a cut.
+      auto cd = std::make_shared<CutData>();
+      cd->id = id;
+      cd->seq = h.ts.empty() ? wal_seq_ : s.head_seq;
+      cd->ts = std::move(h.ts);
+      cd->vs = std::move(h.vs);
+      h.ts = {};
+      h.vs = {};
+      cd->starts.push_back(0);
+      for (uint32_t i = s.p_first; i != kNone; i = pend_[i].next) {
+        if ((pend_[i].id & kCutBit) && !cd->ts.empty())
+          cd->starts.push_back(static_cast<uint32_t>(cd->ts.size()));
+        cd->ts.push_back(pend_[i].t);
+        cd->vs.push_back(pend_[i].v);
+      }
+      size_t tail = s.p_cut_next ? cd->ts.size() : cd->starts.back();
       h.ts.reserve(opt_.head_chunk_samples);
       h.vs.reserve(opt_.head_chunk_samples);
-    }
-    for (uint32_t i = from; i != kNone; i = pend_[i].next) {
-      h.ts.push_back(pend_[i].t);
-      h.vs.push_back(pend_[i].v);
+      if (tail < cd->ts.size()) {
+        h.ts.assign(cd->ts.begin() + static_cast<std::ptrdiff_t>(tail), cd->ts.end());
+        h.vs.assign(cd->vs.begin() + static_cast<std::ptrdiff_t>(tail), cd->vs.end());
+        s.head_seq = wal_seq_;
+        s.head_t0 = h.ts[0];
+        cd->ts.resize(tail);
+        cd->vs.resize(tail);
+        cd->starts.pop_back();
+      }
+      s.p_cut_next = false;
+      if (!cd->ts.empty()) {
+        h.cuts.push_back(cd);
+        new_cuts_.push_back(std::move(cd));
+      }
     }
     s.has_data = s.p_has;
     s.max_t = s.p_max_t;
@@ -877,14 +1028,20 @@ Result<std::unique_ptr<Db::ReadTxn>> Db::begin_read_with_head(uint32_t id, int64
   if (!rt) return rt;
   ts.clear();
   vs.clear();
-  if (id < heads_.size()) {
-    const Head& h = heads_[id];
-    auto lo = std::lower_bound(h.ts.begin(), h.ts.end(), mint) - h.ts.begin();
-    auto hi = std::upper_bound(h.ts.begin(), h.ts.end(), maxt) - h.ts.begin();
+  auto add = [&](const std::vector<int64_t>& hts, const std::vector<double>& hvs) {
+    auto lo = std::lower_bound(hts.begin(), hts.end(), mint) - hts.begin();
+    auto hi = std::upper_bound(hts.begin(), hts.end(), maxt) - hts.begin();
     if (lo < hi) {
-      ts.assign(h.ts.begin() + lo, h.ts.begin() + hi);
-      vs.assign(h.vs.begin() + lo, h.vs.begin() + hi);
+      ts.insert(ts.end(), hts.begin() + lo, hts.begin() + hi);
+      vs.insert(vs.end(), hvs.begin() + lo, hvs.begin() + hi);
     }
+  };
+  if (id < heads_.size()) {
+    // Cut samples the background thread has not stored yet come first (a
+    // snapshot that already has their chunk skips them as seen).
+    const Head& h = heads_[id];
+    for (const auto& cd : h.cuts) add(cd->ts, cd->vs);
+    add(h.ts, h.vs);
   }
   return rt;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <moni/batch.hpp>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -58,7 +60,10 @@ struct WriteResult {
 
 /// Thread-safety: write() and the housekeeping functions serialize on an
 /// internal mutex; the read functions may be called from any thread at any
-/// time (LMDB read transactions, MDB_NOTLS).
+/// time (LMDB read transactions, MDB_NOTLS). A writable database runs one
+/// background thread that encodes cut head chunks and stores them in their
+/// own LMDB transactions (their samples stay in the WAL and visible to
+/// readers until then).
 class Db {
  public:
   static Result<std::unique_ptr<Db>> open(const Options& opt);
@@ -90,6 +95,10 @@ class Db {
   /// Consistent, compacted copy into `dir` (created; must not hold a db).
   /// Flushes the heads first unless the database is open read-only.
   Result<void> backup_to(const std::string& dir);
+
+  /// Waits until every head chunk cut so far is stored in LMDB (the
+  /// background thread's queue is empty); its error if it cannot store them.
+  Result<void> wait_background();
 
   /// Series in the series table.
   Result<uint64_t> series_count();
@@ -123,6 +132,7 @@ class Db {
     uint64_t last_vbits = 0;
     uint64_t head_seq = 0;  // WAL record holding the head's first sample
     int64_t head_t0 = 0;    // the head's first timestamp (heads_[id].ts[0])
+    bool p_cut_next = false;  // a cut precedes this series' next pending sample
     bool live = false;
     bool has_data = false;
     std::string_view key;               // canonical labels (the index_ node's key)
@@ -137,11 +147,25 @@ class Db {
     uint32_t p_head_start = kNone;             // first pending sample of a new head
     uint32_t p_head_n = 0;                     // samples in the head as of this sample
   };
-  /// The in-memory head chunk: raw samples, encoded once when cut.
+  /// Samples of one series cut from its head in one batch, waiting for the
+  /// background thread to store them as chunks; immutable once queued.
+  struct CutData {
+    uint32_t id = 0;
+    uint64_t seq = 0;  // WAL record of the first sample
+    std::vector<int64_t> ts;
+    std::vector<double> vs;
+    std::vector<uint32_t> starts;  // first sample of each chunk
+  };
+  /// The in-memory head chunk: raw samples, encoded once when cut; cut
+  /// samples not stored yet stay readable in `cuts` (older than ts).
   struct Head {
     std::vector<int64_t> ts;
     std::vector<double> vs;
+    std::vector<std::shared_ptr<const CutData>> cuts;
   };
+  // One sample of the batch; kCutBit in `next` marks that the series' head
+  // was cut just before it.
+  static constexpr uint32_t kCutBit = 0x80000000u;
   struct Pending {
     uint32_t id;
     uint32_t next;
@@ -164,7 +188,10 @@ class Db {
   void touch(uint32_t id, Series& s);
   int cut(uint32_t id, Series& s);
   uint64_t oldest_head_seq() const;
-  int put_cut_chunks();
+  void enqueue_cuts();
+  void background_loop();
+  int store_cuts(const std::vector<std::shared_ptr<const CutData>>& work);
+  void stop_background();
   int flush_stale_heads();
   void drop_wal_segments();
   void commit_heads();
@@ -199,7 +226,18 @@ class Db {
   // Series ids by sample position of recent batches, keyed by the first
   // label set's hash and the batch size: a collector sends the same series
   // in the same order every cycle, so most lookups are one comparison.
-  std::unordered_map<uint64_t, std::vector<uint32_t>> by_position_;
+  // Each entry also remembers the WAL record of its last batch: the gap to
+  // the next one is the records written per collection cycle (one per
+  // target and collector), which scales the checkpoint.
+  struct PosEntry {
+    std::vector<uint32_t> ids;
+    uint64_t last_seq = UINT64_MAX;
+  };
+  std::unordered_map<uint64_t, PosEntry> by_position_;
+  uint64_t cycle_ = 1, cycle_max_ = 0, cycle_until_ = 64, next_stale_scan_ = 0;
+  /// WAL records after which a head counts as stale: checkpoint_records
+  /// collection cycles.
+  uint64_t checkpoint() const { return uint64_t{opt_.checkpoint_records} * cycle_; }
   // pack_labels() of every series, in creation order (Series::raw_off): a
   // batch from the SDK's arena is checked with one memcmp per sample,
   // reading memory in the order the batch lists its series.
@@ -222,21 +260,27 @@ class Db {
   uint64_t wal_first_ = 0;      // oldest WAL record kept
   uint64_t wal_keep_from_ = 0;  // records before this are no longer needed
   bool cut_in_batch_ = false;
-  uint64_t chunks_cut_ = 0;
   uint32_t next_id_ = 1, next_id_before_ = 1;
   std::string rec_;
   std::vector<Metadata> pending_meta_;
   int64_t batch_max_t_ = INT64_MIN;
-  // Heads cut in the current batch, encoded just before the commit.
-  struct CutJob {
-    uint32_t id = 0;
-    std::vector<int64_t> ts;
-    std::vector<double> vs;
-    std::vector<std::pair<int64_t, std::string>> out;  // (t0, chunk)
-    size_t nout = 0;
-  };
-  std::vector<CutJob> jobs_;
-  size_t njobs_ = 0;
+  // Cuts of the current batch (commit_heads), queued for the background
+  // thread after the heads are published.
+  std::vector<std::shared_ptr<const CutData>> new_cuts_;
+
+  // The background thread storing cut chunks (bg_mu_ guards the queue).
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_, bg_done_cv_;
+  std::vector<std::shared_ptr<const CutData>> bg_queue_;
+  uint64_t bg_queued_samples_ = 0;  // in bg_queue_ and in the thread's hands
+  uint64_t bg_enqueued_ = 0, bg_done_ = 0;
+  // Oldest WAL record whose samples the background thread still has to
+  // store (UINT64_MAX: none); WAL segments from there on are kept.
+  std::atomic<uint64_t> bg_keep_from_{UINT64_MAX};
+  std::string bg_error_;  // the last attempt's error, empty after a success
+  bool bg_disk_full_ = false;
+  bool bg_stop_ = false;
+  std::thread bg_;
   std::string key_, buf_, blob_;
   std::vector<int64_t> ts_;
   std::vector<double> vs_;

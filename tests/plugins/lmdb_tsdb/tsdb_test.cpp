@@ -365,6 +365,7 @@ TEST(LmdbTsdb, RetentionBySizeKeepsTheNewestData) {
       b.add("m", {{"s", std::to_string(s)}}, std::bit_cast<double>(rng() >> 2), kT0 + i * 15000LL);
     ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
   }
+  ASSERT_TRUE((*db)->wait_background().ok());  // every cut chunk in the file
   uint64_t before = (*db)->used_bytes();
   moni::tsdb::Options o2 = o;
   (*db).reset();
@@ -627,6 +628,7 @@ TEST(LmdbTsdb, HeadsAreRecoveredFromTheWalAfterReopen) {
       if (i % 5 == 0) add(b, "slow", t, std::nan(""));
       ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
     }
+    ASSERT_TRUE((*db)->wait_background().ok());  // cut chunks are counted once stored
     EXPECT_GT((*db)->stats().chunks_closed.load(), 0u);
     EXPECT_TRUE(same(dump(**db), want));
     // Closed without flushing: the open heads are only in the WAL.
@@ -713,4 +715,129 @@ TEST(LmdbTsdb, BackupIsPackedSmallerAndComplete) {
   b.add("m", {{"s", "0"}}, 1, kT0 + 600 * 15000LL);
   ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
   EXPECT_EQ(dump(**db)["__name__=m,s=0"].first.size(), 601u);
+}
+
+namespace {
+// Deterministic values with NaN payloads, the staleness marker and infinities.
+double bg_value(uint64_t k, int s) {
+  uint64_t x = (k * 0x9E3779B97F4A7C15ULL) ^ (static_cast<uint64_t>(s) * 0xBF58476D1CE4E5B9ULL);
+  x ^= x >> 31;
+  x *= 0x94D049BB133111EBULL;
+  if ((k + s) % 13 == 0) return std::bit_cast<double>(uint64_t{MONI_STALE_NAN_BITS});
+  if ((k + s) % 11 == 0) return -std::numeric_limits<double>::infinity();
+  if (s % 2 == 0) return static_cast<double>(k * 3 + s);
+  return std::bit_cast<double>(x ^ (x >> 29));
+}
+}  // namespace
+
+// Cut heads are stored by the background thread; until then their samples
+// stay readable. A reader running beside the writer sees every sample
+// acknowledged before its read, once, in order, bit for bit; the database
+// holds exactly what was written after waiting, reopening and flushing.
+TEST(LmdbTsdb, CutChunksAreReadableWhileStoredInTheBackground) {
+  TempDir dir;
+  auto o = opts(dir.str());
+  o.head_chunk_samples = 4;  // a cut every 4 batches, 3 per batch for "burst"
+  o.checkpoint_records = 6;
+  constexpr int kSeries = 20, kBatches = 240, kBurst = 9;
+  auto db = moni::tsdb::Db::open(o);
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  std::atomic<int> acked{0};
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0}, bad{0};
+  std::thread reader([&] {
+    while (!done) {
+      int before = acked.load();
+      Dump d = dump(**db);
+      for (const auto& [key, e] : d) {
+        bool burst = key.find("burst") != std::string::npos;
+        int s = burst ? kSeries : std::stoi(key.substr(key.find("s=") + 2));
+        size_t need = static_cast<size_t>(before) * (burst ? kBurst : 1);
+        bool ok = e.first.size() >= need && e.first.size() == e.second.size();
+        for (size_t i = 0; ok && i < e.first.size(); ++i) {
+          int64_t t = kT0 + static_cast<int64_t>(i) * 1000;
+          ok = e.first[i] == t && std::bit_cast<uint64_t>(e.second[i]) ==
+                                      std::bit_cast<uint64_t>(bg_value(i, s));
+        }
+        if (!ok) ++bad;
+      }
+      if (before > 0 && d.size() != kSeries + 1u) ++bad;
+      ++reads;
+    }
+  });
+  Dump want;
+  for (int k = 0; k < kBatches; ++k) {
+    Batch b;
+    for (int s = 0; s < kSeries; ++s) {
+      int64_t t = kT0 + k * 1000LL;
+      b.add("bg", {{"s", std::to_string(s)}}, bg_value(k, s), t);
+      auto& e = want["__name__=bg,s=" + std::to_string(s)];
+      e.first.push_back(t);
+      e.second.push_back(bg_value(k, s));
+    }
+    for (int j = 0; j < kBurst; ++j) {  // several cuts of one series in one batch
+      uint64_t i = static_cast<uint64_t>(k) * kBurst + j;
+      int64_t t = kT0 + static_cast<int64_t>(i) * 1000;
+      b.add("burst", {}, bg_value(i, kSeries), t);
+      auto& e = want["__name__=burst"];
+      e.first.push_back(t);
+      e.second.push_back(bg_value(i, kSeries));
+    }
+    auto r = (*db)->write(BatchView(b.view()));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->appended, static_cast<uint64_t>(kSeries + kBurst));
+    acked = k + 1;
+    if (k % 40 == 0) {
+      EXPECT_TRUE(same(dump(**db), want)) << "after batch " << k;
+    }
+  }
+  done = true;
+  reader.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(bad.load(), 0);
+  ASSERT_TRUE((*db)->wait_background().ok());
+  EXPECT_GT((*db)->stats().chunks_closed.load(), uint64_t{kBatches / 4 * kSeries});
+  EXPECT_TRUE(same(dump(**db), want));
+  db->reset();
+  auto db2 = moni::tsdb::Db::open(o);
+  ASSERT_TRUE(db2.ok()) << db2.error().message;
+  EXPECT_TRUE(same(dump(**db2), want));
+  ASSERT_TRUE((*db2)->flush_heads().ok());
+  EXPECT_TRUE(same(dump(**db2), want));
+  db2->reset();
+  auto ro = o;
+  ro.read_only = true;
+  auto db3 = moni::tsdb::Db::open(ro);  // chunks only: no WAL replay
+  ASSERT_TRUE(db3.ok()) << db3.error().message;
+  EXPECT_TRUE(same(dump(**db3), want));
+}
+
+// The checkpoint counts collection cycles, not WAL records: with ten
+// targets writing one batch each per cycle, heads still fill up to
+// chunk_samples instead of being cut early as stale.
+TEST(LmdbTsdb, CheckpointScalesWithBatchesPerCycle) {
+  TempDir dir;
+  auto o = opts(dir.str());
+  o.head_chunk_samples = 40;
+  o.checkpoint_records = 60;
+  constexpr int kTargets = 10, kSeries = 20, kScrapes = 200;
+  auto db = moni::tsdb::Db::open(o);
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  for (int k = 0; k < kScrapes; ++k)
+    for (int t = 0; t < kTargets; ++t) {
+      Batch b;
+      for (int s = 0; s < kSeries; ++s)
+        b.add("m", {{"instance", std::to_string(t)}, {"s", std::to_string(s)}}, k + s,
+              kT0 + k * 15000LL + t);
+      ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
+    }
+  ASSERT_TRUE((*db)->wait_background().ok());
+  // 200 series x 200 samples in chunks of 40: 4 closed per series (the
+  // 5th is the open head). Cut at 6 cycles (60 records), it would be ~33.
+  uint64_t series = kTargets * kSeries;
+  EXPECT_GE((*db)->stats().chunks_closed.load(), series * 4);
+  EXPECT_LE((*db)->stats().chunks_closed.load(), series * 5);
+  Dump d = dump(**db);
+  ASSERT_EQ(d.size(), series);
+  for (const auto& [k, e] : d) EXPECT_EQ(e.first.size(), static_cast<size_t>(kScrapes)) << k;
 }
