@@ -30,20 +30,43 @@ bool accepts_gzip(std::string_view ae) {
   return false;
 }
 
-std::string gzip(std::string_view data, int level) {
+struct GzipEncoder::State {
   z_stream zs{};
-  if (deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return {};
-  std::string out;
+  bool ready = false;
+};
+
+GzipEncoder::GzipEncoder(int level) : st_(std::make_unique<State>()) {
+  st_->ready = deflateInit2(&st_->zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+}
+
+GzipEncoder::~GzipEncoder() {
+  if (st_->ready) deflateEnd(&st_->zs);
+}
+
+bool GzipEncoder::compress(std::string_view data, std::string& out) {
+  z_stream& zs = st_->zs;
+  if (!st_->ready || deflateReset(&zs) != Z_OK) {
+    out.clear();
+    return false;
+  }
   out.resize(deflateBound(&zs, static_cast<uLong>(data.size())) + 32);
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   zs.avail_in = static_cast<uInt>(data.size());
   zs.next_out = reinterpret_cast<Bytef*>(out.data());
   zs.avail_out = static_cast<uInt>(out.size());
   int rc = deflate(&zs, Z_FINISH);
-  size_t n = zs.total_out;
-  deflateEnd(&zs);
-  if (rc != Z_STREAM_END) return {};
-  out.resize(n);
+  if (rc != Z_STREAM_END) {
+    out.clear();
+    return false;
+  }
+  out.resize(zs.total_out);
+  return true;
+}
+
+std::string gzip(std::string_view data, int level) {
+  GzipEncoder e(level);
+  std::string out;
+  e.compress(data, out);
   return out;
 }
 

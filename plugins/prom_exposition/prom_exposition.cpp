@@ -105,6 +105,11 @@ class PromExposition : public moni::Output {
             static_cast<double>(metrics_requests_.load()));
     out.add("moni_prom_exposition_requests_total", {{"instance_name", inst}, {"route", "federate"}},
             static_cast<double>(federate_requests_.load()));
+    out.describe("moni_prom_exposition_cached_responses_total", moni::MetricType::Counter,
+                 "/metrics requests answered with the last response because no sample was "
+                 "written since.");
+    out.add("moni_prom_exposition_cached_responses_total", {{"instance_name", inst}},
+            static_cast<double>(cached_responses_.load()));
     out.describe("moni_prom_exposition_collect_errors_total", moni::MetricType::Counter,
                  "Scrapes whose collection (collect_on_scrape) failed or timed out; they were "
                  "answered with the samples held.");
@@ -117,6 +122,15 @@ class PromExposition : public moni::Output {
   }
 
  private:
+  // One per concurrent scrape, kept between scrapes so that a warm scrape
+  // allocates nothing: the renderer's tables, the sample views, the body,
+  // its gzip form and the deflate state.
+  struct Scratch {
+    text::Renderer renderer;
+    std::vector<moni_sample> samples;
+    std::string body, gz;
+    moni::expo::GzipEncoder gzip{1};
+  };
   text::Format format_for(const moni::HttpRequest& req) const {
     return openmetrics_ ? text::negotiate(req.header("accept")) : text::Format::Text;
   }
@@ -137,6 +151,17 @@ class PromExposition : public moni::Output {
     resp.body(body);
   }
 
+  static void respond_metrics(moni::HttpResponse& resp, text::Format f, std::string_view body,
+                              bool gzipped) {
+    resp.status(200);
+    resp.header("Content-Type", text::content_type(f));
+    if (gzipped) {
+      resp.header("Content-Encoding", "gzip");
+      resp.header("Vary", "Accept-Encoding");
+    }
+    resp.body(body);
+  }
+
   static bool accepts_gzip_header(const moni::HttpRequest& req) {
     return moni::expo::accepts_gzip(req.header("accept-encoding"));
   }
@@ -150,24 +175,70 @@ class PromExposition : public moni::Output {
       return;
     }
     if (collect_on_scrape_) collect(req);
-    text::Format f = format_for(req);
-    std::string body;
+    const text::Format f = format_for(req);
+    const bool head = req.method() == "HEAD";
+    const bool want_gz = gzip_ && !head && accepts_gzip_header(req);
+    const int64_t now = ctx_.now_ms();
+    if (!head && serve_cached(resp, f, want_gz, now)) {
+      ++cached_responses_;
+      return;
+    }
     auto t0 = std::chrono::steady_clock::now();
-    auto renderer = take_renderer();
-    store_->snapshot(ctx_.now_ms(), [&](std::span<const moni_sample> s,
-                                        std::span<const moni_metadata> m) {
-      moni_batch b{s.data(), s.size(), m.data(), m.size()};
-      text::RenderOptions o;
-      o.format = f;
-      o.timestamps = timestamps_;
-      renderer->render(b, body, o);
-    });
-    give_back(std::move(renderer));
+    auto s = take_scratch();
+    s->body.clear();
+    SeriesStore::SnapshotInfo info = store_->snapshot(
+        now, s->samples, [&](std::span<const moni_sample> smp, std::span<const moni_metadata> m) {
+          moni_batch b{smp.data(), smp.size(), m.data(), m.size()};
+          text::RenderOptions o;
+          o.format = f;
+          o.timestamps = timestamps_;
+          s->renderer.render(b, s->body, o);
+        });
     last_render_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::steady_clock::now() - t0)
                           .count();
-    if (req.method() == "HEAD") body.clear();
-    respond(req, resp, f, body);
+    if (head) {
+      respond_metrics(resp, f, {}, false);
+    } else {
+      bool gz = want_gz && !s->body.empty() && s->gzip.compress(s->body, s->gz);
+      respond_metrics(resp, f, gz ? std::string_view(s->gz) : std::string_view(s->body), gz);
+      remember(*s, f, gz, info);
+    }
+    give_back(std::move(s));
+  }
+
+  // The last /metrics body (and its gzip form once asked for) is answered
+  // again while the store has not been written and none of its series has
+  // gone stale: scrapers faster than the collectors, or several scrapers,
+  // then cost a copy instead of a render and a compression.
+  bool serve_cached(moni::HttpResponse& resp, text::Format f, bool want_gz, int64_t now) {
+    std::lock_guard lock(cache_mu_);
+    const Cached& c = cache_;
+    if (!c.valid || c.format != f || c.generation != store_->generation() ||
+        now > c.valid_until_ms || (want_gz && !c.has_gz))
+      return false;
+    respond_metrics(resp, f, want_gz ? std::string_view(c.gz) : std::string_view(c.body), want_gz);
+    return true;
+  }
+
+  void remember(const Scratch& s, text::Format f, bool gz, const SeriesStore::SnapshotInfo& info) {
+    std::lock_guard lock(cache_mu_);
+    Cached& c = cache_;
+    bool same = c.valid && c.generation == info.generation && c.format == f;
+    if (c.valid && info.generation < c.generation) return;  // a newer one is held
+    if (same && (!gz || c.has_gz)) return;
+    if (!same) {
+      c.body.assign(s.body);
+      c.has_gz = false;
+    }
+    if (gz) {
+      c.gz.assign(s.gz);
+      c.has_gz = true;
+    }
+    c.valid = true;
+    c.generation = info.generation;
+    c.valid_until_ms = info.valid_until_ms;
+    c.format = f;
   }
 
   // collect_on_scrape: one fresh cycle of our pipelines before rendering,
@@ -186,17 +257,16 @@ class PromExposition : public moni::Output {
     }
   }
 
-  // Renderers keep their buffers between scrapes; one per concurrent scrape.
-  std::unique_ptr<text::Renderer> take_renderer() {
-    std::lock_guard lock(renderers_mu_);
-    if (renderers_.empty()) return std::make_unique<text::Renderer>();
-    auto r = std::move(renderers_.back());
-    renderers_.pop_back();
+  std::unique_ptr<Scratch> take_scratch() {
+    std::lock_guard lock(scratch_mu_);
+    if (scratch_.empty()) return std::make_unique<Scratch>();
+    auto r = std::move(scratch_.back());
+    scratch_.pop_back();
     return r;
   }
-  void give_back(std::unique_ptr<text::Renderer> r) {
-    std::lock_guard lock(renderers_mu_);
-    renderers_.push_back(std::move(r));
+  void give_back(std::unique_ptr<Scratch> r) {
+    std::lock_guard lock(scratch_mu_);
+    scratch_.push_back(std::move(r));
   }
 
   void serve_federate(const moni::HttpRequest& req, moni::HttpResponse& resp) {
@@ -273,11 +343,23 @@ class PromExposition : public moni::Output {
   bool timestamps_ = false, openmetrics_ = true, gzip_ = true, federate_ = true;
   bool collect_on_scrape_ = false;
   int64_t collect_timeout_ms_ = 0;
-  std::mutex renderers_mu_;
-  std::vector<std::unique_ptr<text::Renderer>> renderers_;
+  std::mutex scratch_mu_;
+  std::vector<std::unique_ptr<Scratch>> scratch_;
+  struct Cached {
+    bool valid = false;
+    text::Format format = text::Format::Text;
+    uint64_t generation = 0;
+    int64_t valid_until_ms = 0;
+    std::string body;
+    bool has_gz = false;
+    std::string gz;
+  };
+  std::mutex cache_mu_;
+  Cached cache_;
   std::optional<SeriesStore> store_;
   std::optional<moni::StorageClient> storage_;
-  std::atomic<uint64_t> metrics_requests_{0}, federate_requests_{0}, collect_errors_{0};
+  std::atomic<uint64_t> metrics_requests_{0}, federate_requests_{0}, collect_errors_{0},
+      cached_responses_{0};
   std::atomic<int64_t> last_render_ns_{0};
 };
 

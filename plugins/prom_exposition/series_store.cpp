@@ -68,7 +68,7 @@ bool SeriesStore::erase(const moni_sample& s) {
   return false;
 }
 
-void SeriesStore::update_metadata(const moni_metadata& m) {
+bool SeriesStore::update_metadata(const moni_metadata& m) {
   std::string_view family = sv(m.family);
   auto it = meta_.find(family);
   if (it == meta_.end()) {
@@ -76,21 +76,42 @@ void SeriesStore::update_metadata(const moni_metadata& m) {
                 std::string(sv(m.unit))};
     meta_.emplace(std::string(family), std::move(md));
     meta_view_.clear();
-    return;
+    return false;
   }
   Metadata& md = it->second;
   auto type = static_cast<MetricType>(m.type);
-  if (md.type == type && md.help == sv(m.help) && md.unit == sv(m.unit)) return;
+  if (md.type == type && md.help == sv(m.help) && md.unit == sv(m.unit)) return false;
   md.type = type;
   md.help.assign(sv(m.help));
   md.unit.assign(sv(m.unit));
   meta_view_.clear();
+  return true;
 }
 
 void SeriesStore::write(const BatchView& batch, int64_t now_ms) {
   std::unique_lock lock(mu_);
+  generation_.fetch_add(1, std::memory_order_release);
   bool changed = false;
-  for (const auto& m : batch.metadata()) update_metadata(m);
+  const auto metas = batch.metadata();
+  if (last_meta_.size() < metas.size()) last_meta_.resize(metas.size());
+  bool redefined = false;
+  for (size_t i = 0; i < metas.size(); ++i) {
+    const moni_metadata& m = metas[i];
+    SeenMeta& seen = last_meta_[i];
+    if (seen.type == m.type && seen.family == sv(m.family) && seen.help == sv(m.help) &&
+        seen.unit == sv(m.unit))
+      continue;
+    redefined |= update_metadata(m);
+    seen.family.assign(sv(m.family));
+    seen.help.assign(sv(m.help));
+    seen.unit.assign(sv(m.unit));
+    seen.type = m.type;
+  }
+  // A family redefined (e.g. two pipelines disagree on its help) may be
+  // remembered at other positions with its old text: forget them all, so
+  // the last writer still wins as when every batch was looked up.
+  if (redefined)
+    for (SeenMeta& seen : last_meta_) seen.type = UINT32_MAX;
   if (meta_view_.size() != meta_.size()) {
     meta_view_.clear();
     meta_view_.reserve(meta_.size());

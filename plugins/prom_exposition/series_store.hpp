@@ -2,6 +2,8 @@
 // output, with family metadata, expiring series not refreshed for a while.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <moni/sdk.hpp>
@@ -28,21 +30,37 @@ class SeriesStore {
   /// removes its series at once.
   void write(const BatchView& batch, int64_t now_ms);
 
+  /// What a snapshot saw: the store's generation (every write() makes a
+  /// new one) and the last wall time at which the same generation still
+  /// gives the same snapshot (when its first series goes stale).
+  struct SnapshotInfo {
+    uint64_t generation = 0;
+    int64_t valid_until_ms = 0;
+  };
+
   /// Calls fn(samples, metadata) with the live series (not refreshed within
   /// stale_after of `now_ms` are left out), in the order series were first
-  /// seen, while holding the shared lock.
+  /// seen, while holding the shared lock. `scratch` holds the sample views
+  /// (kept by the caller so that a scrape does not allocate them).
   template <class F>
-  void snapshot(int64_t now_ms, F&& fn) const {
+  SnapshotInfo snapshot(int64_t now_ms, std::vector<moni_sample>& scratch, F&& fn) const {
     std::shared_lock lock(mu_);
-    std::vector<moni_sample> samples;
-    samples.reserve(order_.size());
+    scratch.clear();
+    scratch.reserve(order_.size());
+    int64_t until = INT64_MAX;
     for (const Entry* e : order_) {
       if (e->seen_ms + stale_after_ms_ < now_ms) continue;
-      samples.push_back(
+      until = std::min(until, e->seen_ms + stale_after_ms_);
+      scratch.push_back(
           {e->labels.data(), static_cast<uint32_t>(e->labels.size()), e->value, e->ts_ms});
     }
-    fn(std::span<const moni_sample>(samples), std::span<const moni_metadata>(meta_view_));
+    fn(std::span<const moni_sample>(scratch), std::span<const moni_metadata>(meta_view_));
+    return {generation_.load(std::memory_order_relaxed), until};
   }
+
+  /// Changes with every write(); a snapshot of the same generation taken
+  /// before its valid_until_ms is the same.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
   size_t size() const {
     std::shared_lock lock(mu_);
@@ -72,7 +90,8 @@ class SeriesStore {
   Entry* find(uint64_t hash, const moni_sample& s);
   Entry& insert(uint64_t hash, const moni_sample& s);
   bool erase(const moni_sample& s);
-  void update_metadata(const moni_metadata& m);
+  /// True when an existing family changed its type, help or unit.
+  bool update_metadata(const moni_metadata& m);
 
   const int64_t stale_after_ms_;
   mutable std::shared_mutex mu_;
@@ -83,6 +102,17 @@ class SeriesStore {
   int64_t last_purge_ms_ = 0;
   uint64_t next_seq_ = 0;
   uint64_t epoch_ = 1;
+  // Bumped under the exclusive lock at the start of each write(), so a
+  // reader that sees the old value saw the store as it was before it.
+  std::atomic<uint64_t> generation_{1};
+  // Metadata of the last batch, by position: a collector describes the
+  // same families in the same order every cycle, so a warm write() checks
+  // them with compares instead of hashing every family name.
+  struct SeenMeta {
+    std::string family, help, unit;
+    uint32_t type = 0;
+  };
+  std::vector<SeenMeta> last_meta_;
 };
 
 }  // namespace moni::expo

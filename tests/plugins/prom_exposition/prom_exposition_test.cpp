@@ -111,6 +111,90 @@ TEST(PromExposition, GzipWhenAsked) {
   EXPECT_EQ(off->http("GET", "/metrics", "", {{"accept-encoding", "gzip"}}).header("Content-Encoding"), "");
 }
 
+TEST(PromExposition, RepeatsTheLastResponseUntilAWriteOrAStaleSeries) {
+  // A scrape with nothing written since the last one is answered with the
+  // same body (and gzip form) without rendering; a write, a series going
+  // stale or another format must render again.
+  auto h = load("stale_after = \"1m\"");
+  ASSERT_TRUE(h);
+  auto cached = [&] {
+    auto self = h->self_metrics();
+    auto* c = self.one("moni_prom_exposition_cached_responses_total");
+    return c ? c->value : -1.0;
+  };
+  const std::vector<std::pair<std::string, std::string>> gz{{"accept-encoding", "gzip"}};
+  h->set_now_ms(1'000'000);
+  moni::Batch b;
+  for (int i = 0; i < 200; ++i) b.add("s", {{"i", std::to_string(i)}}, i, 1'000'000);
+  b.add("old", {}, 7, 1'000'000);
+  ASSERT_TRUE(h->write(b).ok());
+  auto first = h->http("GET", "/metrics");
+  EXPECT_EQ(cached(), 0);
+  EXPECT_EQ(h->http("GET", "/metrics").body, first.body);
+  EXPECT_EQ(cached(), 1);
+  auto z1 = h->http("GET", "/metrics", "", gz);  // no gzip form held yet: compressed now
+  EXPECT_EQ(cached(), 1);
+  auto z2 = h->http("GET", "/metrics", "", gz);
+  EXPECT_EQ(cached(), 2);
+  EXPECT_EQ(z2.header("Content-Encoding"), "gzip");
+  EXPECT_EQ(z2.body, z1.body);
+  EXPECT_EQ(gunzip(z2.body), first.body);
+  auto om = h->http("GET", "/metrics", "", {{"accept", "application/openmetrics-text"}});
+  EXPECT_NE(om.body.find("# EOF"), std::string::npos);
+  EXPECT_EQ(cached(), 2);
+
+  // New data: both forms are rendered again (the deflate state is reused).
+  h->set_now_ms(1'030'000);
+  b.clear();
+  for (int i = 0; i < 200; ++i) b.add("s", {{"i", std::to_string(i)}}, i + 1000, 1'030'000);
+  ASSERT_TRUE(h->write(b).ok());
+  auto z3 = h->http("GET", "/metrics", "", gz);
+  EXPECT_EQ(cached(), 2);
+  std::string fresh = gunzip(z3.body);
+  EXPECT_NE(fresh.find("s{i=\"0\"} 1000\n"), std::string::npos);
+  EXPECT_NE(fresh.find("old 7\n"), std::string::npos);
+  EXPECT_EQ(h->http("GET", "/metrics").body, fresh);
+  EXPECT_EQ(h->http("GET", "/metrics", "", gz).body, z3.body);
+  EXPECT_EQ(cached(), 4);
+
+  // "old" was last written at 1'000'000: stale after 1'060'000 although
+  // nothing was written since.
+  h->set_now_ms(1'060'000);
+  EXPECT_EQ(h->http("GET", "/metrics").body, fresh);
+  EXPECT_EQ(cached(), 5);
+  h->set_now_ms(1'060'001);
+  auto after = h->http("GET", "/metrics");
+  EXPECT_EQ(after.body.find("old"), std::string::npos);
+  EXPECT_NE(after.body.find("s{i=\"199\"} 1199\n"), std::string::npos);
+  EXPECT_EQ(cached(), 5);
+  EXPECT_EQ(gunzip(h->http("GET", "/metrics", "", gz).body), after.body);
+}
+
+TEST(PromExposition, MetadataLastWriterWinsWhenRemembered) {
+  // The store skips metadata it saw at the same position in the last batch;
+  // a family redefined elsewhere in between must still take the newer text.
+  auto h = load();
+  ASSERT_TRUE(h);
+  moni::Batch a, b;
+  a.add("x", {}, 1, 1);
+  a.describe("x", moni::MetricType::Gauge, "one");
+  b.add("x", {}, 2, 2);
+  b.describe("x", moni::MetricType::Gauge, "one");
+  b.describe("x", moni::MetricType::Counter, "two");  // the later one wins
+  auto help = [&] {
+    std::string body = h->http("GET", "/metrics").body;
+    return body.substr(0, body.find('\n', body.find("# TYPE")));
+  };
+  ASSERT_TRUE(h->write(a).ok());
+  EXPECT_EQ(help(), "# HELP x one\n# TYPE x gauge");
+  ASSERT_TRUE(h->write(a).ok());
+  EXPECT_EQ(help(), "# HELP x one\n# TYPE x gauge");
+  ASSERT_TRUE(h->write(b).ok());
+  EXPECT_EQ(help(), "# HELP x two\n# TYPE x counter");
+  ASSERT_TRUE(h->write(a).ok());
+  EXPECT_EQ(help(), "# HELP x one\n# TYPE x gauge");
+}
+
 TEST(PromExposition, KeepsLatestAndDropsStaleSeries) {
   auto h = load("stale_after = \"1m\"\npath = \"/m\"\ntimestamps = true");
   ASSERT_TRUE(h);
