@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <random>
 #include <system_error>
 #include <thread>
@@ -529,8 +530,12 @@ int Db::apply(const BatchView& batch, WriteResult& wr) {
                    (static_cast<uint64_t>(samples.size()) * 0x9E3779B97F4A7C15ULL);
     if (by_position_.size() > 256 && !by_position_.count(sig)) by_position_.clear();
     PosEntry& e = by_position_[sig];
-    if (e.last_seq != UINT64_MAX && wal_seq_ > e.last_seq)
-      cycle_max_ = std::max(cycle_max_, wal_seq_ - e.last_seq);
+    if (e.last_seq != UINT64_MAX && wal_seq_ > e.last_seq) {
+      // A longer cycle counts at once; a shorter one after a window.
+      uint64_t gap = std::min<uint64_t>(wal_seq_ - e.last_seq, 1024);
+      cycle_max_ = std::max(cycle_max_, gap);
+      cycle_ = std::max(cycle_, gap);
+    }
     e.last_seq = wal_seq_;
     if (wal_seq_ >= cycle_until_) {
       cycle_ = std::clamp<uint64_t>(cycle_max_, 1, 1024);
@@ -690,17 +695,37 @@ void Db::enqueue_cuts() {
 // Encodes the cut samples and puts the chunks in one transaction (growing
 // the map as write() does). 0 or an LMDB/errno code.
 int Db::store_cuts(const std::vector<std::shared_ptr<const CutData>>& work) {
-  std::vector<std::pair<int64_t, std::string>> out;
-  std::vector<uint32_t> ids;
-  size_t n = 0;
-  for (const auto& cd : work) {
-    for (size_t c = 0; c < cd->starts.size(); ++c) {
-      size_t lo = cd->starts[c];
-      size_t hi = c + 1 < cd->starts.size() ? cd->starts[c + 1] : cd->ts.size();
-      if (lo < hi) encode_split(cd->ts, cd->vs, lo, hi, out, n);
+  struct Encoded {
+    std::vector<std::pair<int64_t, std::string>> out;  // (t0, chunk)
+    std::vector<uint32_t> ids;
+    size_t n = 0;
+  };
+  auto encode = [&work](size_t from, size_t to, Encoded& e) {
+    for (size_t w = from; w < to; ++w) {
+      const CutData& cd = *work[w];
+      for (size_t c = 0; c < cd.starts.size(); ++c) {
+        size_t lo = cd.starts[c];
+        size_t hi = c + 1 < cd.starts.size() ? cd.starts[c + 1] : cd.ts.size();
+        if (lo < hi) encode_split(cd.ts, cd.vs, lo, hi, e.out, e.n);
+      }
+      e.ids.resize(e.n, cd.id);
     }
-    ids.resize(n, cd->id);
+  };
+  // Aligned scrapes cut every series of a target in the same batch: a big
+  // round is encoded on two threads (the second core is idle whenever the
+  // writer waits for the next batch).
+  Encoded parts[2];
+  size_t half = work.size() >= 256 ? work.size() / 2 : 0;
+  std::thread helper;
+  if (half > 0) {
+    try {
+      helper = std::thread(encode, 0, half, std::ref(parts[0]));
+    } catch (const std::system_error&) {
+      encode(0, half, parts[0]);
+    }
   }
+  encode(half, work.size(), parts[1]);
+  if (helper.joinable()) helper.join();
   for (int attempt = 0;; ++attempt) {
     int rc;
     {
@@ -708,11 +733,12 @@ int Db::store_cuts(const std::vector<std::shared_ptr<const CutData>>& work) {
       MDB_txn* txn = nullptr;
       rc = mdb_txn_begin(env_, nullptr, 0, &txn);
       if (rc == 0) {
-        for (size_t i = 0; i < n && rc == 0; ++i) {
-          ChunkKey ck(ids[i], out[i].first);
-          MDB_val k = ck.val(), v = mval(out[i].second);
-          rc = mdb_put(txn, dbi_.chunks, &k, &v, 0);
-        }
+        for (const Encoded& e : parts)
+          for (size_t i = 0; i < e.n && rc == 0; ++i) {
+            ChunkKey ck(e.ids[i], e.out[i].first);
+            MDB_val k = ck.val(), v = mval(e.out[i].second);
+            rc = mdb_put(txn, dbi_.chunks, &k, &v, 0);
+          }
         if (rc == 0)
           rc = mdb_txn_commit(txn);
         else
@@ -720,7 +746,7 @@ int Db::store_cuts(const std::vector<std::shared_ptr<const CutData>>& work) {
       }
     }
     if (rc == 0) {
-      stats_.chunks_closed += n;
+      stats_.chunks_closed += parts[0].n + parts[1].n;
       return 0;
     }
     if (rc == MDB_MAP_RESIZED && attempt < 4) {

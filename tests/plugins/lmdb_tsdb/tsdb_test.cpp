@@ -820,7 +820,7 @@ TEST(LmdbTsdb, CheckpointScalesWithBatchesPerCycle) {
   auto o = opts(dir.str());
   o.head_chunk_samples = 40;
   o.checkpoint_records = 60;
-  constexpr int kTargets = 10, kSeries = 20, kScrapes = 200;
+  constexpr int kTargets = 10, kSeries = 30, kScrapes = 200;
   auto db = moni::tsdb::Db::open(o);
   ASSERT_TRUE(db.ok()) << db.error().message;
   for (int k = 0; k < kScrapes; ++k)
@@ -832,12 +832,23 @@ TEST(LmdbTsdb, CheckpointScalesWithBatchesPerCycle) {
       ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
     }
   ASSERT_TRUE((*db)->wait_background().ok());
-  // 200 series x 200 samples in chunks of 40: 4 closed per series (the
+  // 300 series x 200 samples in chunks of 40: 4 closed per series (the
   // 5th is the open head). Cut at 6 cycles (60 records), it would be ~33.
   uint64_t series = kTargets * kSeries;
   EXPECT_GE((*db)->stats().chunks_closed.load(), series * 4);
   EXPECT_LE((*db)->stats().chunks_closed.load(), series * 5);
+  // All 300 heads cut in one round: encoded on two threads, stored whole.
+  ASSERT_TRUE((*db)->flush_heads().ok());
+  EXPECT_EQ((*db)->stats().chunks_closed.load(), series * 5);
   Dump d = dump(**db);
   ASSERT_EQ(d.size(), series);
-  for (const auto& [k, e] : d) EXPECT_EQ(e.first.size(), static_cast<size_t>(kScrapes)) << k;
+  for (int t = 0; t < kTargets; ++t)
+    for (int s = 0; s < kSeries; ++s) {
+      const auto& e = d["__name__=m,instance=" + std::to_string(t) + ",s=" + std::to_string(s)];
+      ASSERT_EQ(e.first.size(), static_cast<size_t>(kScrapes));
+      for (int k = 0; k < kScrapes; ++k) {
+        EXPECT_EQ(e.first[k], kT0 + k * 15000LL + t);
+        EXPECT_EQ(e.second[k], k + s);
+      }
+    }
 }
