@@ -662,27 +662,54 @@ TsGrid choose_ts_coding(const int64_t* ts, size_t n) {
 }
 }  // namespace
 
+namespace {
+// The series of one scrape target share their timestamps, and their heads
+// are cut in the same batch: the timestamp coding of the last chunk (and
+// its constant-value encoding, whose bits are the timestamps alone) is
+// reused when the next chunk has the same timestamps. Per thread.
+struct TsMemo {
+  std::vector<int64_t> ts;
+  TsGrid grid;
+  std::string const_chunk;  // kModeConst encoding; bytes 1-8 hold the value
+  bool same(const int64_t* t, size_t n) const {
+    return n > 0 && ts.size() == n && std::memcmp(ts.data(), t, n * sizeof(int64_t)) == 0;
+  }
+};
+thread_local TsMemo ts_memo;
+}  // namespace
+
 void encode_chunk_best(const int64_t* ts, const double* vs, size_t n, std::string& out) {
+  out.clear();
+  bool constant = true;
+  uint64_t b0 = n > 0 ? std::bit_cast<uint64_t>(vs[0]) : 0;
+  for (size_t i = 1; i < n && constant; ++i) constant = std::bit_cast<uint64_t>(vs[i]) == b0;
+  TsMemo& memo = ts_memo;
+  bool hit = memo.same(ts, n);
+  if (hit && constant && !memo.const_chunk.empty()) {
+    out = memo.const_chunk;
+    std::memcpy(out.data() + 1, &b0, 8);
+    return;
+  }
+  TsGrid grid = hit ? memo.grid : choose_ts_coding(ts, n);
+  if (!hit) {
+    memo.ts.assign(ts, ts + n);
+    memo.grid = grid;
+    memo.const_chunk.clear();
+  }
   std::vector<int64_t> tv(ts, ts + n);
   std::vector<double> vv(vs, vs + n);
   ChunkEncoder enc;
   std::string cand;
-  out.clear();
-  TsGrid grid = choose_ts_coding(ts, n);
   auto consider = [&](uint8_t mode, uint64_t factor) {
     enc.reencode(mode, tv, vv, factor, grid);
     enc.serialize(cand);
     if (out.empty() || cand.size() < out.size()) out.swap(cand);
   };
-  {
+  if (constant) {
     // One value throughout (most node_exporter series): stored once.
-    uint64_t b0 = std::bit_cast<uint64_t>(vs[0]);
-    size_t i = 1;
-    while (i < n && std::bit_cast<uint64_t>(vs[i]) == b0) ++i;
-    if (i == n) {
-      consider(kModeConst, 1);
-      return;
-    }
+    consider(kModeConst, 1);
+    if (out.size() >= 9) memo.const_chunk = out;
+    return;
   }
   int k = min_scale_all(vs, n);
   if (k >= 0) {

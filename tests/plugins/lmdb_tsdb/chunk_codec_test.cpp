@@ -273,3 +273,40 @@ TEST(ChunkCodec, NanosecondDurationsUseNineDecimals) {
   EXPECT_NE(static_cast<uint8_t>(best[0]), kModeXor);
   EXPECT_LT(best.size(), 240u * 24 / 8) << "about 20 bits per sample, XOR needs ~50";
 }
+
+// Chunks with the timestamps of the previous chunk (the series of one
+// target, cut together) reuse its timestamp coding: the result is the same
+// bytes as a fresh encoding, and decodes bit for bit.
+TEST(ChunkCodec, ReusedTimestampCodingGivesTheSameBytes) {
+  std::vector<int64_t> ts, other;
+  for (int i = 0; i < 240; ++i) {
+    ts.push_back(1700000000000 + i * 15000LL + (i * 7) % 4);
+    other.push_back(1700000000000 + i * 30000LL);
+  }
+  const double stale = std::bit_cast<double>(uint64_t{MONI_STALE_NAN_BITS});
+  std::vector<std::vector<double>> values = {
+      std::vector<double>(240, 1.0), std::vector<double>(240, -0.0), std::vector<double>(240, stale),
+      std::vector<double>(240, 4096.0 * 12345), {}, std::vector<double>(240, 2.5)};
+  for (int i = 0; i < 240; ++i) values[4].push_back(i * 0.25);  // a counter
+  values[5][100] = std::numeric_limits<double>::infinity();
+  std::vector<std::string> reused;
+  for (const auto& vs : values) {  // same timestamps one after another
+    std::string blob;
+    encode_chunk_best(ts.data(), vs.data(), ts.size(), blob);
+    reused.push_back(blob);
+  }
+  for (size_t k = 0; k < values.size(); ++k) {
+    std::string blob, fresh;
+    std::vector<double> ov(other.size(), 3.0);
+    encode_chunk_best(other.data(), ov.data(), other.size(), blob);  // other timestamps between
+    encode_chunk_best(ts.data(), values[k].data(), ts.size(), fresh);
+    EXPECT_EQ(reused[k], fresh) << "values " << k;
+    std::vector<int64_t> dt;
+    std::vector<double> dv;
+    ASSERT_TRUE(decode_chunk(ts[0], reused[k], dt, dv)) << k;
+    EXPECT_EQ(dt, ts);
+    ASSERT_EQ(dv.size(), values[k].size());
+    for (size_t i = 0; i < dv.size(); ++i)
+      EXPECT_EQ(std::bit_cast<uint64_t>(dv[i]), std::bit_cast<uint64_t>(values[k][i])) << k << " " << i;
+  }
+}
