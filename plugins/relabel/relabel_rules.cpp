@@ -129,33 +129,39 @@ std::string expand(const re2::RE2& re, std::string_view t,
   return out;
 }
 
-std::string finish_rule(Rule& r) {
+std::optional<RuleError> compile_regex(Rule& r) {
   auto re = std::make_shared<re2::RE2>("^(?:" + r.regex_text + ")$", re2::RE2::Quiet);
-  if (!re->ok()) return "invalid regex \"" + r.regex_text + "\": " + re->error();
+  if (!re->ok()) return RuleError{"regex", "invalid regex \"" + r.regex_text + "\": " + re->error()};
   r.regex = std::move(re);
+  return std::nullopt;
+}
+
+std::optional<RuleError> check_action(const Rule& r) {
   std::string act(action_name(r.action));
+  auto bad_target = [&]() -> std::optional<RuleError> {
+    return RuleError{"target_label", "\"" + r.target_label + "\" is not a valid label name"};
+  };
   switch (r.action) {
     case Action::Replace:
-      if (r.target_label.empty()) return "action \"replace\" requires target_label";
+      if (r.target_label.empty()) return RuleError{"action", "\"replace\" requires target_label"};
       if (r.target_label.find('$') == std::string::npos && !valid_label_name(r.target_label))
-        return "target_label \"" + r.target_label + "\" is not a valid label name";
+        return bad_target();
       break;
     case Action::HashMod:
-      if (r.modulus == 0) return "action \"hashmod\" requires modulus > 0";
+      if (r.modulus == 0) return RuleError{"modulus", "action \"hashmod\" requires modulus > 0"};
       [[fallthrough]];
     case Action::Lowercase:
     case Action::Uppercase:
     case Action::KeepEqual:
     case Action::DropEqual:
-      if (r.target_label.empty()) return "action \"" + act + "\" requires target_label";
-      if (!valid_label_name(r.target_label))
-        return "target_label \"" + r.target_label + "\" is not a valid label name";
+      if (r.target_label.empty()) return RuleError{"action", "\"" + act + "\" requires target_label"};
+      if (!valid_label_name(r.target_label)) return bad_target();
       break;
     case Action::LabelDrop:
     case Action::LabelKeep:
       if (!r.source_labels.empty() || !r.target_label.empty() || r.modulus != 0 ||
           r.separator != ";" || r.replacement != "$1")
-        return "action \"" + act + "\" takes only regex (found other options)";
+        return RuleError{"action", "\"" + act + "\" takes only regex (found other options)"};
       break;
     case Action::Keep:
     case Action::Drop:
@@ -166,8 +172,8 @@ std::string finish_rule(Rule& r) {
        r.action == Action::Lowercase || r.action == Action::Uppercase ||
        r.action == Action::KeepEqual || r.action == Action::DropEqual) &&
       r.source_labels.empty())
-    return "action \"" + act + "\" requires source_labels";
-  return {};
+    return RuleError{"action", "\"" + act + "\" requires source_labels"};
+  return std::nullopt;
 }
 
 std::vector<Rule> parse_rules(ConfigReader& root, std::string_view key) {
@@ -186,7 +192,7 @@ std::vector<Rule> parse_rules(ConfigReader& root, std::string_view key) {
     if (!known) {
       std::string list;
       for (const auto& a : kActions) list += (list.empty() ? "" : ", ") + std::string(a.name);
-      t.error(t.raw("action"), "action \"" + action + "\" is unknown (one of " + list + ")");
+      t.error(t.raw("action"), "action: \"" + action + "\" is unknown (one of " + list + ")");
     }
     r.source_labels = t.strings("source_labels", {});
     for (const auto& s : r.source_labels)
@@ -197,10 +203,14 @@ std::vector<Rule> parse_rules(ConfigReader& root, std::string_view key) {
     r.regex_text = t.string("regex", "(.*)");
     r.modulus = static_cast<uint64_t>(t.integer("modulus", 0, 0));
     r.replacement = t.string("replacement", "$1");
-    if (known) {
-      std::string err = finish_rule(r);
-      if (!err.empty()) t.error(t.table_view(), err);
-    }
+    // Every fault is reported at the key that holds it (the table when the
+    // key is absent), the regex even when the action is unknown.
+    auto report = [&](const RuleError& e) {
+      t.error(t.raw(e.key), std::string(e.key) + ": " + e.message);
+    };
+    if (auto e = compile_regex(r)) report(*e);
+    if (known)
+      if (auto e = check_action(r)) report(*e);
     out.push_back(std::move(r));
   }
   return out;

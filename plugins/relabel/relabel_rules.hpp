@@ -8,6 +8,7 @@
 #include <moni/sdk.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,9 +53,17 @@ using LabelSet = std::vector<Label>;
 /// errors go to `r` with their key path.
 std::vector<Rule> parse_rules(ConfigReader& r, std::string_view key);
 
-/// Compiles one rule's regex and checks its fields; returns an error message
-/// or empty.
-std::string finish_rule(Rule& rule);
+/// A rule option at fault and what is wrong with it.
+struct RuleError {
+  std::string_view key;  // "regex", "target_label", "modulus", "action", ...
+  std::string message;
+};
+
+/// Compiles the rule's regex (fully anchored).
+std::optional<RuleError> compile_regex(Rule& rule);
+
+/// Checks the options the rule's action needs or refuses.
+std::optional<RuleError> check_action(const Rule& rule);
 
 /// Applies `rules` in order. Returns false when the sample is dropped
 /// (keep/drop rules, or no labels left).

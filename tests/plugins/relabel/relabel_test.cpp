@@ -347,11 +347,30 @@ regex = "x"
 bogus = 1)T");
   ASSERT_FALSE(h.ok());
   const std::string& m = h.error().message;
-  EXPECT_NE(m.find("action \"replase\" is unknown"), std::string::npos) << m;
+  EXPECT_NE(m.find("action: \"replase\" is unknown"), std::string::npos) << m;
   EXPECT_NE(m.find("invalid regex \"(unclosed\""), std::string::npos) << m;
   EXPECT_NE(m.find("requires modulus > 0"), std::string::npos) << m;
   EXPECT_NE(m.find("takes only regex"), std::string::npos) << m;
   EXPECT_NE(m.find("\"bad-name\" is not a valid label name"), std::string::npos) << m;
   EXPECT_NE(m.find("requires source_labels"), std::string::npos) << m;
   EXPECT_NE(m.find("unknown option 'relabel_configs[5].bogus'"), std::string::npos) << m;
+  // Each error points at the key at fault, not at the rule's table header.
+  EXPECT_NE(m.find("test.toml:2:10: relabel[test]: relabel_configs[0].action: "), std::string::npos) << m;
+  EXPECT_NE(m.find("test.toml:4:9: relabel[test]: relabel_configs[1].regex: invalid regex"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find("test.toml:16:16: relabel[test]: relabel_configs[4].target_label: "),
+            std::string::npos) << m;
+}
+
+TEST(Relabel, RegexIsCheckedEvenWhenTheActionIsUnknown) {
+  auto h = PluginHarness::load(moni::testing::plugin_path("relabel"), R"T([[relabel_configs]]
+action = "dropp"
+source_labels = ["__name__"]
+regex = "go_(.*")T");
+  ASSERT_FALSE(h.ok());
+  const std::string& m = h.error().message;
+  EXPECT_NE(m.find("test.toml:2:10: relabel[test]: relabel_configs[0].action: \"dropp\" is unknown"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find("test.toml:4:9: relabel[test]: relabel_configs[0].regex: invalid regex \"go_(.*\""),
+            std::string::npos) << m;
 }
