@@ -21,7 +21,13 @@ TEST(Duration, ParsesPrometheusDurations) {
 
 TEST(Bytes, ParsesUnits) {
   EXPECT_EQ(*moni::parse_bytes("512MiB"), 512ULL << 20);
-  EXPECT_EQ(*moni::parse_bytes("10GB"), 10'000'000'000ULL);
+  // Powers of 1024 whatever the spelling, as Prometheus reads its sizes.
+  EXPECT_EQ(*moni::parse_bytes("10GB"), 10ULL << 30);
+  EXPECT_EQ(*moni::parse_bytes("10GiB"), 10ULL << 30);
+  EXPECT_EQ(*moni::parse_bytes("1KB"), 1024ULL);
+  EXPECT_EQ(*moni::parse_bytes("2EB"), 2ULL << 60);
+  EXPECT_FALSE(moni::parse_bytes("16EB").ok());  // over 2^64
+  EXPECT_FALSE(moni::parse_bytes("10gb").ok());
   EXPECT_EQ(*moni::parse_bytes("4096"), 4096ULL);
   EXPECT_FALSE(moni::parse_bytes("12XB").ok());
   EXPECT_FALSE(moni::parse_bytes("-1").ok());

@@ -55,8 +55,10 @@ inline Result<int64_t> parse_duration_ms(std::string_view s) {
   return total;
 }
 
-/// Parses a byte size: an integer with an optional unit B, KB, MB, GB, TB
-/// (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
+/// Parses a byte size: an integer with an optional unit B, KB, MB, GB, TB,
+/// PB, EB or KiB, MiB, GiB, TiB, PiB, EiB, all powers of 1024 as in
+/// Prometheus's size flags and options (`--storage.tsdb.retention.size`,
+/// `body_size_limit`): "10GB" copied from a Prometheus setup means the same.
 inline Result<uint64_t> parse_bytes(std::string_view s) {
   auto bad = [&](std::string_view why) {
     return make_error("invalid size \"" + std::string(s) + "\": " + std::string(why) +
@@ -74,16 +76,11 @@ inline Result<uint64_t> parse_bytes(std::string_view s) {
     std::string_view name;
     uint64_t mult;
   };
-  static constexpr Unit units[] = {{"", 1},
-                                   {"B", 1},
-                                   {"KB", 1000ULL},
-                                   {"MB", 1000ULL * 1000},
-                                   {"GB", 1000ULL * 1000 * 1000},
-                                   {"TB", 1000ULL * 1000 * 1000 * 1000},
-                                   {"KiB", 1ULL << 10},
-                                   {"MiB", 1ULL << 20},
-                                   {"GiB", 1ULL << 30},
-                                   {"TiB", 1ULL << 40}};
+  static constexpr Unit units[] = {{"", 1},          {"B", 1},           {"KB", 1ULL << 10},
+                                   {"KiB", 1ULL << 10}, {"MB", 1ULL << 20}, {"MiB", 1ULL << 20},
+                                   {"GB", 1ULL << 30},  {"GiB", 1ULL << 30}, {"TB", 1ULL << 40},
+                                   {"TiB", 1ULL << 40}, {"PB", 1ULL << 50}, {"PiB", 1ULL << 50},
+                                   {"EB", 1ULL << 60},  {"EiB", 1ULL << 60}};
   for (const auto& unit : units)
     if (unit.name == u) {
       if (n > UINT64_MAX / unit.mult) return bad("too large");
