@@ -33,6 +33,8 @@ commands:
                        run an offline command of a storage instance (not started)
   rules import FILE.yml [--out FILE.toml] [--config FILE]
                        convert a Prometheus YAML rule file to moni's TOML rules
+  rules test FILE... [--config FILE]
+                       run rule unit tests (promtool test rules' file format)
   version, --version   print the version
   help, --help         print this help
 )";
