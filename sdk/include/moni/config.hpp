@@ -7,6 +7,7 @@
 #include <moni/plugin_abi.h>
 #include <moni/sample.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -245,7 +246,7 @@ class ConfigReader {
         ConfigView v = t.table.at(i, &k);
         if (!t.used->count(std::string(k)))
           shared_->errors.push_back(v.where() + ": " + component_ + ": unknown option '" +
-                                    t.prefix + std::string(k) + "'");
+                                    t.prefix + std::string(k) + "'" + hint(k, *t.used));
       }
     shared_->tables.clear();
     if (!shared_->errors.empty()) {
@@ -271,6 +272,37 @@ class ConfigReader {
       : table_(table), component_(std::move(component)), prefix_(std::move(prefix)),
         shared_(std::move(shared)) {
     register_table();
+  }
+  // " (did you mean 'x'?)" for a known key close to `k` (a typo), or how to
+  // write a quoted "a.b" that names a key b of a known table a.
+  static std::string hint(std::string_view k, const std::set<std::string>& known) {
+    if (auto dot = k.find('.'); dot != std::string_view::npos && known.count(std::string(k.substr(0, dot))))
+      return " (a quoted key is one name: write " + std::string(k) +
+             " unquoted, or put it under its table [..." + std::string(k.substr(0, dot)) + "])";
+    std::string best;
+    size_t best_d = std::max<size_t>(1, k.size() / 4) + 1;  // at most ~1 typo per 4 letters
+    for (const auto& c : known)
+      if (size_t d = edit_distance(k, c); d < best_d) {
+        best_d = d;
+        best = c;
+      }
+    return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
+  }
+  // Levenshtein distance, with a transposition of neighbours counting one.
+  static size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<size_t> prev2(b.size() + 1), prev(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j) {
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+          cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+      }
+      std::swap(prev2, prev);
+      std::swap(prev, cur);
+    }
+    return prev[b.size()];
   }
   ConfigReader child_reader(ConfigView table, std::string prefix) {
     return ConfigReader(table, component_, std::move(prefix), shared_);

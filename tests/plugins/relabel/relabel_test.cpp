@@ -374,3 +374,26 @@ regex = "go_(.*")T");
   EXPECT_NE(m.find("test.toml:4:9: relabel[test]: relabel_configs[0].regex: invalid regex \"go_(.*\""),
             std::string::npos) << m;
 }
+
+TEST(Relabel, UnknownOptionsGetAHint) {
+  auto h = PluginHarness::load(moni::testing::plugin_path("relabel"), R"T("relabel_configs.regex" = "x"
+[[relabel_configs]]
+source_labels = ["a"]
+regx = "y"
+target_label = "b"
+separtor = ","
+completely_unrelated = 1)T");
+  ASSERT_FALSE(h.ok());
+  const std::string& m = h.error().message;
+  EXPECT_NE(m.find("unknown option 'relabel_configs[0].regx' (did you mean 'regex'?)"),
+            std::string::npos) << m;
+  EXPECT_NE(m.find("unknown option 'relabel_configs[0].separtor' (did you mean 'separator'?)"),
+            std::string::npos) << m;
+  // Nothing close: no hint.
+  std::string far = "unknown option 'relabel_configs[0].completely_unrelated'";
+  auto at = m.find(far);
+  ASSERT_NE(at, std::string::npos) << m;
+  EXPECT_NE(m.substr(at + far.size(), 2), " (") << m;
+  EXPECT_NE(m.find("unknown option 'relabel_configs.regex' (a quoted key is one name"),
+            std::string::npos) << m;
+}
