@@ -81,6 +81,9 @@ class DirLister {
     for (size_t i = 0; i < used_; ++i) fn(std::string_view(names_[i]));
     return true;
   }
+  /// The directory kept open by the last list(..., true), or -1: lookups
+  /// relative to it (openat, faccessat) skip the walk from the root.
+  int fd() const { return kept_fd_; }
 
  private:
   bool fill(const std::string& path, bool keep_open);

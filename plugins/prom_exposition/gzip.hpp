@@ -11,9 +11,10 @@ namespace moni::expo {
 bool accepts_gzip(std::string_view accept_encoding);
 
 /// Compresses whole bodies into gzip members with one deflate state kept
-/// between calls: deflateInit allocates (and the allocator hands back and
-/// re-faults) ~270 KB each time, which cost about as much as compressing a
-/// node-sized body at level 1. Thread-safety: none; one per concurrent user.
+/// between calls (made on first use): deflateInit allocates and clears
+/// ~270 KB each time, which malloc gives back to the kernel and re-faults,
+/// costing about as much again as compressing a node-sized body at level 1.
+/// Thread-safety: none; one per concurrent user.
 class GzipEncoder {
  public:
   explicit GzipEncoder(int level = 1);
@@ -26,6 +27,7 @@ class GzipEncoder {
 
  private:
   struct State;
+  int level_;
   std::unique_ptr<State> st_;
 };
 

@@ -10,6 +10,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace moni::expo {
@@ -56,6 +57,13 @@ class SeriesStore {
     }
     fn(std::span<const moni_sample>(scratch), std::span<const moni_metadata>(meta_view_));
     return {generation_.load(std::memory_order_relaxed), until};
+  }
+
+  /// The same with a scratch vector of its own (allocates).
+  template <class F>
+  SnapshotInfo snapshot(int64_t now_ms, F&& fn) const {
+    std::vector<moni_sample> scratch;
+    return snapshot(now_ms, scratch, std::forward<F>(fn));
   }
 
   /// Changes with every write(); a snapshot of the same generation taken
