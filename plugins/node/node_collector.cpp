@@ -18,6 +18,7 @@ Error SubCollector::io_error(std::string_view what, const std::string& path) {
 }
 
 std::unique_ptr<SubCollector> make_sub_collector(std::string_view n, const Options& o) {
+  if (n == "conntrack") return make_conntrack(o);
   if (n == "cpu") return make_cpu(o);
   if (n == "cpufreq") return make_cpufreq(o);
   if (n == "diskstats") return make_diskstats(o);
@@ -26,13 +27,16 @@ std::unique_ptr<SubCollector> make_sub_collector(std::string_view n, const Optio
   if (n == "filesystem") return make_filesystem(o);
   if (n == "loadavg") return make_loadavg(o);
   if (n == "meminfo") return make_meminfo(o);
+  if (n == "netclass") return make_netclass(o);
   if (n == "netdev") return make_netdev(o);
   if (n == "netstat") return make_netstat(o);
   if (n == "os") return make_os(o);
   if (n == "pressure") return make_pressure(o);
   if (n == "sockstat") return make_sockstat(o);
   if (n == "stat") return make_stat(o);
+  if (n == "textfile") return make_textfile(o);
   if (n == "time") return make_time(o);
+  if (n == "timex") return make_timex(o);
   if (n == "uname") return make_uname(o);
   if (n == "vmstat") return make_vmstat(o);
   return nullptr;
@@ -55,7 +59,10 @@ class NodeCollector : public Collector {
 # diskstats.device_exclude = '^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$'
 # filesystem.mount_points_exclude = '^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/).*'
 # filesystem.mount_timeout = "5s"
-# netdev.device_exclude = "^lo$")";
+# netdev.device_exclude = "^lo$"
+# netclass.ignored_devices = "^$"
+# netclass.ignore_invalid_speed = false
+# textfile.directory = "/var/lib/prometheus/node-exporter"   # default: none)";
 
   NodeCollector(Context& ctx, const ConfigView& cfg) : ctx_(ctx), opts_(parse_options(cfg)) {}
 

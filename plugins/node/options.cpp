@@ -95,6 +95,15 @@ Options parse_options(const ConfigView& cfg) {
     ConfigReader t = r.table("vmstat");
     pattern(t, "fields", kVmstatFields, o.vmstat_fields);
   }
+  {
+    ConfigReader t = r.table("netclass");
+    pattern(t, "ignored_devices", "^$", o.netclass_ignored_devices);
+    o.netclass_ignore_invalid_speed = t.boolean("ignore_invalid_speed", false);
+  }
+  {
+    ConfigReader t = r.table("textfile");
+    o.textfile_directory = t.string("directory", "");
+  }
   r.finish();
   return o;
 }

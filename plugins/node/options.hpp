@@ -18,10 +18,10 @@
 namespace moni::node {
 
 /// Every sub-collector this plugin has, in node_exporter's names.
-inline constexpr std::array<std::string_view, 17> kCollectorNames = {
-    "cpu",     "cpufreq",  "diskstats", "entropy",  "filefd", "filesystem",
-    "loadavg", "meminfo",  "netdev",    "netstat",  "os",     "pressure",
-    "sockstat", "stat",    "time",      "uname",    "vmstat"};
+inline constexpr std::array<std::string_view, 21> kCollectorNames = {
+    "conntrack", "cpu",      "cpufreq",  "diskstats", "entropy", "filefd",   "filesystem",
+    "loadavg",   "meminfo",  "netclass", "netdev",    "netstat", "os",       "pressure",
+    "sockstat",  "stat",     "textfile", "time",      "timex",   "uname",    "vmstat"};
 
 // node_exporter 1.5's defaults (anchored with ^...$ where node_exporter's are).
 inline constexpr std::string_view kDiskstatsDeviceExclude =
@@ -51,6 +51,11 @@ struct Options {
   NameFilter netdev_devices;
   Pattern netstat_fields;
   Pattern vmstat_fields;
+  Pattern netclass_ignored_devices;
+  bool netclass_ignore_invalid_speed = false;
+  /// The textfile collector's directory; empty: none (node_exporter's
+  /// upstream default; Debian's package passes /var/lib/prometheus/node-exporter).
+  std::string textfile_directory;
 
   /// <procfs>/stat, read once per cycle for cpu and stat (set by the plugin
   /// before it makes the sub-collectors).

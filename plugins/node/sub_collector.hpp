@@ -34,6 +34,7 @@ class SubCollector {
 /// Creates the sub-collector called `name` (one of kCollectorNames).
 std::unique_ptr<SubCollector> make_sub_collector(std::string_view name, const Options& opts);
 
+std::unique_ptr<SubCollector> make_conntrack(const Options&);
 std::unique_ptr<SubCollector> make_cpu(const Options&);
 std::unique_ptr<SubCollector> make_cpufreq(const Options&);
 std::unique_ptr<SubCollector> make_diskstats(const Options&);
@@ -42,13 +43,16 @@ std::unique_ptr<SubCollector> make_filefd(const Options&);
 std::unique_ptr<SubCollector> make_filesystem(const Options&);
 std::unique_ptr<SubCollector> make_loadavg(const Options&);
 std::unique_ptr<SubCollector> make_meminfo(const Options&);
+std::unique_ptr<SubCollector> make_netclass(const Options&);
 std::unique_ptr<SubCollector> make_netdev(const Options&);
 std::unique_ptr<SubCollector> make_netstat(const Options&);
 std::unique_ptr<SubCollector> make_os(const Options&);
 std::unique_ptr<SubCollector> make_pressure(const Options&);
 std::unique_ptr<SubCollector> make_sockstat(const Options&);
 std::unique_ptr<SubCollector> make_stat(const Options&);
+std::unique_ptr<SubCollector> make_textfile(const Options&);
 std::unique_ptr<SubCollector> make_time(const Options&);
+std::unique_ptr<SubCollector> make_timex(const Options&);
 std::unique_ptr<SubCollector> make_uname(const Options&);
 std::unique_ptr<SubCollector> make_vmstat(const Options&);
 

@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <csignal>
 #include <map>
 #include <set>
@@ -28,7 +30,11 @@ namespace {
 const char* kNodeExporter = "/usr/bin/prometheus-node-exporter";
 const char* kCollectors[] = {"cpu",  "cpufreq", "diskstats", "entropy",  "filefd",  "filesystem",
                              "loadavg", "meminfo", "netdev", "netstat",  "os",      "pressure",
-                             "sockstat", "stat",   "time",   "uname",    "vmstat"};
+                             "sockstat", "stat",   "time",   "uname",    "vmstat",  "conntrack",
+                             "netclass", "textfile", "timex"};
+// The textfile collector's directory for both (one file written by the test).
+const std::string kTextfileDir =
+    "/tmp/moni-node-compare-textfile-" + std::to_string(::getpid());
 // node_exporter 1.5's upstream defaults (Debian patches the mount point one);
 // moni's defaults are the same patterns, searched the same way.
 const char* kMountPointsExclude =
@@ -45,6 +51,7 @@ class NodeExporter {
                                      "--collector.disable-defaults",
                                      std::string("--collector.filesystem.mount-points-exclude=") +
                                          kMountPointsExclude,
+                                     "--collector.textfile.directory=" + kTextfileDir,
                                      "--log.level=error"};
     for (auto c : kCollectors) args.push_back(std::string("--collector.") + c);
     pid_ = ::fork();
@@ -107,6 +114,7 @@ Tolerance tolerance(const std::string& f, const std::string& type) {
       f == "node_procs_blocked")
     return {0, 0, true};  // instantaneous by nature
   if (f == "node_time_seconds") return {0, 10};
+  if (starts(f, "node_timex_")) return {0.01, 1e-3};  // the clock discipline moves
   if (starts(f, "node_memory_")) return {0.10, 256 * MiB};
   if (starts(f, "node_filesystem_")) return {0.02, 256 * MiB};
   if (f == "node_filefd_allocated") return {0.5, 500};
@@ -128,11 +136,19 @@ std::string moni_type(moni::MetricType t) {
 
 TEST(NodeExporterSideBySide, SameFamiliesLabelsTypesAndCloseValues) {
   if (::access(kNodeExporter, X_OK) != 0) GTEST_SKIP() << "no " << kNodeExporter;
+  std::filesystem::create_directories(kTextfileDir);
+  std::ofstream(kTextfileDir + "/job.prom")
+      << "# HELP node_cron_job_last_success_seconds Last success.\n"
+         "# TYPE node_cron_job_last_success_seconds gauge\n"
+         "node_cron_job_last_success_seconds{job=\"backup\"} 1.7e9\nnode_cron_plain 3\n";
+  struct Cleanup {
+    ~Cleanup() { std::filesystem::remove_all(kTextfileDir); }
+  } cleanup;
   NodeExporter ne;
   std::string err;
   ASSERT_TRUE(ne.start(err)) << err;
 
-  auto h = PluginHarness::load(plugin_path("node"), "");
+  auto h = PluginHarness::load(plugin_path("node"), "textfile.directory = '" + kTextfileDir + "'\n");
   ASSERT_TRUE(h.ok()) << h.error().message;
   auto& p = **h;
   ASSERT_TRUE(p.start().ok());

@@ -26,6 +26,10 @@ using moni::testing::plugin_path;
 namespace {
 
 const std::string kData = std::string(MONI_TEST_DATA_DIR) + "/node";
+// The collectors added after expected.txt was written; they have their own
+// fixtures and goldens (node_collectors2_test.cpp), so the original golden
+// output is left as it was.
+const std::string kWithoutNewer = "disable = ['conntrack', 'netclass', 'textfile', 'timex']\n";
 constexpr int64_t kNow = 1700000000000;
 
 std::string roots(const std::string& base = kData) {
@@ -77,7 +81,7 @@ class NodeFixture : public ::testing::Test {
 // fixture's own filesystem, the clock, durations, uname) are masked; set
 // MONI_UPDATE_GOLDEN=1 to rewrite tests/data/node/expected.txt deliberately.
 TEST_F(NodeFixture, MatchesGoldenOutput) {
-  auto p = load(roots());
+  auto p = load(roots() + kWithoutNewer);
   ASSERT_TRUE(p);
   OwnedBatch b = collect(*p);
   for (const auto& s : b.samples) EXPECT_EQ(s.timestamp_ms, kNow) << s.name();
@@ -96,7 +100,7 @@ TEST_F(NodeFixture, MatchesGoldenOutput) {
 }
 
 TEST_F(NodeFixture, FailingCollectorReportsZeroAndTheRestWork) {
-  auto p = load(roots());
+  auto p = load(roots() + kWithoutNewer);
   ASSERT_TRUE(p);
   OwnedBatch b = collect(*p);
   // proc/pressure/memory is missing from the fixture.

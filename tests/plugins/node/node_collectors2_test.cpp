@@ -1,0 +1,236 @@
+// The node plugin's textfile, timex, netclass and conntrack sub-collectors
+// on their own fixtures (tests/data/node/{textfile,netclass,conntrack}),
+// each with an exact golden output checked against what node_exporter 1.5
+// prints for the same tree, and their odd cases.
+#include <gtest/gtest.h>
+
+#include "plugin_harness.hpp"
+#include "render.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <sys/time.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+using moni::testing::OwnedBatch;
+using moni::testing::PluginHarness;
+using moni::testing::plugin_path;
+
+namespace {
+
+const std::string kData = std::string(MONI_TEST_DATA_DIR) + "/node";
+constexpr int64_t kNow = 1700000000000;
+constexpr time_t kMtime = 1700000100;
+
+std::unique_ptr<PluginHarness> load(const std::string& toml) {
+  auto h = PluginHarness::load(plugin_path("node"), toml);
+  EXPECT_TRUE(h.ok()) << (h.ok() ? "" : h.error().message);
+  if (!h.ok()) return nullptr;
+  auto p = std::move(h.value());
+  auto s = p->start();
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
+  return p;
+}
+
+OwnedBatch collect(PluginHarness& p) {
+  auto b = p.collect(kNow);
+  EXPECT_TRUE(b.ok()) << (b.ok() ? "" : b.error().message);
+  return b.ok() ? std::move(b.value()) : OwnedBatch{};
+}
+
+double value(const OwnedBatch& b, std::string_view name, std::string_view k = {},
+             std::string_view v = {}) {
+  const auto* s = b.one(name, k, v);
+  EXPECT_NE(s, nullptr) << name << " " << k << "=" << v;
+  return s ? s->value : -1;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
+    s.replace(p, from.size(), to);
+}
+
+// Compares with tests/data/node/<name>; MONI_UPDATE_GOLDEN=1 rewrites it.
+void expect_golden(const std::string& got, const std::string& name) {
+  const std::string golden = kData + "/" + name;
+  if (std::getenv("MONI_UPDATE_GOLDEN")) {
+    std::ofstream(golden) << got;
+    return;
+  }
+  EXPECT_EQ(got, slurp(golden)) << "golden " << golden;
+}
+
+std::string only(const std::string& collector) {
+  return "enable = ['" + collector + "']\n";
+}
+
+// The textfile fixture copied to a temporary directory with fixed mtimes,
+// plus what git cannot hold: a dangling symlink (a file that cannot be
+// opened, whoever runs the test) and a directory named *.prom.
+class TextfileDir {
+ public:
+  TextfileDir() : dir_(fs::temp_directory_path() / ("moni-textfile-" + std::to_string(::getpid()))) {
+    fs::remove_all(dir_);
+    fs::copy(kData + "/textfile", dir_);
+    fs::create_symlink(dir_ / "no-such-target", dir_ / "g_dangling.prom");
+    fs::create_directory(dir_ / "h_dir.prom");
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      if (e.is_symlink()) continue;
+      struct timeval tv[2] = {{kMtime, 0}, {kMtime, 0}};
+      ::utimes(e.path().c_str(), tv);
+    }
+  }
+  ~TextfileDir() { fs::remove_all(dir_); }
+  std::string path() const { return dir_.string(); }
+
+ private:
+  fs::path dir_;
+};
+
+}  // namespace
+
+// node_exporter 1.5 on the same directory prints the same families, series,
+// types, HELP texts and values (checked when the golden was written): a
+// file with bad syntax, a timestamp or that cannot be opened is skipped
+// whole and sets node_textfile_scrape_error; the others are exported; a
+// duplicate series keeps the first file's value; a family keeps its first
+// file's type and HELP; *.txt files are ignored.
+TEST(NodeTextfile, MatchesNodeExporterRules) {
+  TextfileDir d;
+  auto p = load(only("textfile") + "textfile.directory = '" + d.path() + "'\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  std::string got = moni::node_test::render(b, {"node_scrape_collector_duration_seconds"}, {});
+  replace_all(got, d.path(), "<dir>");
+  expect_golden(got, "textfile_expected.txt");
+  EXPECT_EQ(value(b, "node_textfile_scrape_error"), 1);
+  EXPECT_EQ(value(b, "dup_metric", "x", "1"), 5);
+  EXPECT_EQ(b.find("from_bad_file").size(), 0u);
+  EXPECT_EQ(b.find("with_timestamp").size(), 0u);
+  EXPECT_EQ(b.find("ignored_not_prom").size(), 0u);
+  EXPECT_EQ(b.find("node_textfile_mtime_seconds", "file", d.path() + "/c_bad.prom").size(), 0u);
+  EXPECT_EQ(value(b, "node_textfile_mtime_seconds", "file", d.path() + "/f_empty.prom"), kMtime);
+  EXPECT_EQ(value(b, "node_scrape_collector_success", "collector", "textfile"), 1);
+}
+
+TEST(NodeTextfile, GoodFilesOnlyMeanNoErrorAndChangesAreSeen) {
+  TextfileDir d;
+  for (auto f : {"c_bad.prom", "e_timestamp.prom", "g_dangling.prom"}) fs::remove(d.path() + "/" + f);
+  auto p = load(only("textfile") + "textfile.directory = '" + d.path() + "'\n");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(value(collect(*p), "node_textfile_scrape_error"), 0);
+  std::ofstream(d.path() + "/a.prom") << "plain 42\n";
+  OwnedBatch b = collect(*p);
+  EXPECT_EQ(value(b, "plain"), 42);
+  // Now b.prom is the first file with the family: its type and series win.
+  EXPECT_EQ(b.find("cron_last_success_seconds").size(), 1u);
+  EXPECT_EQ(value(b, "cron_last_success_seconds", "job", "other"), 1);
+  std::ofstream(d.path() + "/a.prom") << "plain{ 42\n";
+  b = collect(*p);
+  EXPECT_EQ(value(b, "node_textfile_scrape_error"), 1);
+  EXPECT_EQ(b.find("plain").size(), 0u);
+  EXPECT_EQ(value(b, "dup_metric", "x", "1"), 6);  // b.prom's now
+}
+
+TEST(NodeTextfile, NoDirectoryAndMissingDirectory) {
+  auto p = load(only("textfile"));  // default: no directory, like upstream
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  EXPECT_EQ(value(b, "node_textfile_scrape_error"), 0);
+  EXPECT_EQ(b.find("node_textfile_mtime_seconds").size(), 0u);
+  auto p2 = load(only("textfile") + "textfile.directory = '" + kData + "/no-such-dir'\n");
+  ASSERT_TRUE(p2);
+  OwnedBatch b2 = collect(*p2);
+  EXPECT_EQ(value(b2, "node_textfile_scrape_error"), 1);
+  EXPECT_EQ(value(b2, "node_scrape_collector_success", "collector", "textfile"), 1);
+}
+
+// A physical NIC, a virtual one without speed and duplex, a down link
+// without carrier and speed -1, lo, and bonding_masters (a regular file,
+// not an interface); same output as node_exporter --path.sysfs on it.
+TEST(NodeNetclass, MatchesNodeExporterOnFixture) {
+  auto p = load(only("netclass") + "sysfs = '" + kData + "/netclass/sys'\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  expect_golden(moni::node_test::render(b, {"node_scrape_collector_duration_seconds"}, {}),
+                "netclass_expected.txt");
+  EXPECT_EQ(b.find("node_network_speed_bytes", "device", "veth-a").size(), 0u);
+  EXPECT_EQ(value(b, "node_network_speed_bytes", "device", "eth0"), 1.25e9);
+  EXPECT_EQ(value(b, "node_network_speed_bytes", "device", "down0"), -125000);
+  EXPECT_EQ(b.find("node_network_carrier", "device", "down0").size(), 0u);
+  EXPECT_EQ(value(b, "node_network_up", "device", "down0"), 0);
+  EXPECT_EQ(value(b, "node_network_flags", "device", "eth0"), 0x1003);
+  EXPECT_EQ(b.find("node_network_up", "device", "bonding_masters").size(), 0u);
+}
+
+TEST(NodeNetclass, IgnoredDevicesAndInvalidSpeed) {
+  auto p = load(only("netclass") + "sysfs = '" + kData +
+                "/netclass/sys'\nnetclass.ignored_devices = '^(lo|veth.*)$'\n"
+                "netclass.ignore_invalid_speed = true\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  EXPECT_EQ(b.find("node_network_up").size(), 2u);  // eth0, down0
+  EXPECT_EQ(b.find("node_network_speed_bytes").size(), 1u);
+  auto p2 = load(only("netclass") + "sysfs = '" + kData + "/no-such-sys'\n");
+  ASSERT_TRUE(p2);
+  EXPECT_EQ(value(collect(*p2), "node_scrape_collector_success", "collector", "netclass"), 0);
+}
+
+TEST(NodeConntrack, SumsPerCpuStatsLikeNodeExporter) {
+  auto p = load(only("conntrack") + "procfs = '" + kData + "/conntrack/proc'\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  expect_golden(moni::node_test::render(b, {"node_scrape_collector_duration_seconds"}, {}),
+                "conntrack_expected.txt");
+  EXPECT_EQ(value(b, "node_nf_conntrack_stat_found"), 0xa + 0x14);
+}
+
+// No netfilter module: node_exporter reports the collector failed and emits
+// no conntrack family; so does moni.
+TEST(NodeConntrack, MissingFilesFailTheCollector) {
+  auto p = load(only("conntrack") + "procfs = '" + kData + "/proc'\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  EXPECT_EQ(value(b, "node_scrape_collector_success", "collector", "conntrack"), 0);
+  EXPECT_EQ(b.find("node_nf_conntrack_entries").size(), 0u);
+}
+
+TEST(NodeTimex, AllFamiliesWithSaneValues) {
+  auto p = load(only("timex"));
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  size_t families = 0;
+  for (const auto& m : b.metadata)
+    if (m.family.rfind("node_timex_", 0) == 0) ++families;
+  EXPECT_EQ(families, 17u);
+  double sync = value(b, "node_timex_sync_status");
+  EXPECT_TRUE(sync == 0 || sync == 1);
+  EXPECT_GT(value(b, "node_timex_tick_seconds"), 0);
+  EXPECT_NEAR(value(b, "node_timex_frequency_adjustment_ratio"), 1.0, 0.001);
+  EXPECT_EQ(value(b, "node_scrape_collector_success", "collector", "timex"), 1);
+}
+
+TEST(NodeNewCollectors, OnByDefaultAndSwitchable) {
+  auto p = load("procfs = '" + kData + "/proc'\nsysfs = '" + kData + "/netclass/sys'\n" +
+                "disable = ['textfile']\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  EXPECT_EQ(b.find("node_scrape_collector_success", "collector", "textfile").size(), 0u);
+  for (auto c : {"timex", "netclass", "conntrack"})
+    EXPECT_EQ(b.find("node_scrape_collector_success", "collector", c).size(), 1u) << c;
+  auto h = PluginHarness::load(plugin_path("node"), "netclass.ignored_devices = '('\n");
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.error().message.find("netclass.ignored_devices: invalid regular expression"),
+            std::string::npos)
+      << h.error().message;
+}
