@@ -191,29 +191,53 @@ std::vector<std::string> validate_groups(const std::vector<GroupSpec>& groups) {
   return errs;
 }
 
+namespace {
+
+// The files a rule_files pattern names: a glob's matches, or the path itself.
+std::vector<std::string> expand_pattern(const std::string& pat, const std::string& base_dir) {
+  std::string full =
+      (!pat.empty() && pat[0] != '/' && !base_dir.empty()) ? base_dir + "/" + pat : pat;
+  if (full.find_first_of("*?[") == std::string::npos) return {full};
+  std::vector<std::string> files;
+  glob_t g{};
+  if (::glob(full.c_str(), 0, nullptr, &g) == 0)
+    for (size_t i = 0; i < g.gl_pathc; ++i) files.emplace_back(g.gl_pathv[i]);
+  globfree(&g);
+  return files;
+}
+
+}  // namespace
+
+std::string rule_files_stamp(const std::vector<std::string>& patterns,
+                             const std::string& base_dir) {
+  std::string out;
+  for (const auto& pat : patterns)
+    for (const auto& f : expand_pattern(pat, base_dir)) {
+      out += f;
+      struct stat st {};
+      if (::stat(f.c_str(), &st) != 0) {
+        out += "\n-\n";
+        continue;
+      }
+      out += "\n" + std::to_string(st.st_ino) + " " + std::to_string(st.st_size) + " " +
+             std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec) + "\n";
+    }
+  return out;
+}
+
 std::vector<GroupSpec> load_rule_files(const std::vector<std::string>& patterns,
                                        const std::string& base_dir,
                                        std::vector<std::string>& errors) {
   std::vector<GroupSpec> out;
   std::set<std::string> loaded;
   for (const auto& pat : patterns) {
-    std::string full =
-        (!pat.empty() && pat[0] != '/' && !base_dir.empty()) ? base_dir + "/" + pat : pat;
-    std::vector<std::string> files;
-    bool is_glob = full.find_first_of("*?[") != std::string::npos;
-    if (is_glob) {
-      glob_t g{};
-      int rc = ::glob(full.c_str(), 0, nullptr, &g);
-      if (rc == 0)
-        for (size_t i = 0; i < g.gl_pathc; ++i) files.emplace_back(g.gl_pathv[i]);
-      globfree(&g);
-    } else {
+    std::vector<std::string> files = expand_pattern(pat, base_dir);
+    if (files.size() == 1 && files[0].find_first_of("*?[") == std::string::npos) {
       struct stat st {};
-      if (::stat(full.c_str(), &st) != 0) {
-        errors.push_back("rules: rule_files: " + full + " does not exist");
+      if (::stat(files[0].c_str(), &st) != 0) {
+        errors.push_back("rules: rule_files: " + files[0] + " does not exist");
         continue;
       }
-      files.push_back(full);
     }
     for (const auto& f : files) {
       if (!loaded.insert(f).second) continue;

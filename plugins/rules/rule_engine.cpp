@@ -63,6 +63,8 @@ struct RuleEngine::Group {
   std::vector<std::unique_ptr<Rule>> rules;
   int64_t next_eval_ms = kNever;  // kNever: not scheduled yet
   int evaluations_before_restore = 2;
+  // Series of rules dropped by a reload: marked stale after the next evaluation.
+  std::vector<Labels> stale_series;
   // status and counters (guarded by the engine's mutex)
   int64_t last_eval_ms = kNever;
   double last_duration_s = 0;
@@ -72,13 +74,66 @@ struct RuleEngine::Group {
 
 namespace {
 
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
+// XXH64 with seed 0 (the xxHash specification), as Go's cespare/xxhash
+// computes it for Prometheus.
+uint64_t xxh64(std::string_view s) {
+  constexpr uint64_t P1 = 11400714785074694791ull, P2 = 14029467366897019727ull,
+                     P3 = 1609587929392839161ull, P4 = 9650029242287828579ull,
+                     P5 = 2870177450012600261ull;
+  auto rotl = [](uint64_t x, int r) { return (x << r) | (x >> (64 - r)); };
+  auto read64 = [](const unsigned char* p) {
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+  };
+  auto read32 = [](const unsigned char* p) {
+    uint64_t v = 0;
+    for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+    return v;
+  };
+  auto round = [&](uint64_t acc, uint64_t in) { return rotl(acc + in * P2, 31) * P1; };
+  auto merge = [&](uint64_t acc, uint64_t v) { return (acc ^ round(0, v)) * P1 + P4; };
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const unsigned char* end = p + s.size();
+  uint64_t h;
+  if (s.size() >= 32) {
+    uint64_t v1 = P1 + P2, v2 = P2, v3 = 0, v4 = 0 - P1;
+    for (; end - p >= 32; p += 32) {
+      v1 = round(v1, read64(p));
+      v2 = round(v2, read64(p + 8));
+      v3 = round(v3, read64(p + 16));
+      v4 = round(v4, read64(p + 24));
+    }
+    h = rotl(v1, 1) + rotl(v2, 7) + rotl(v3, 12) + rotl(v4, 18);
+    h = merge(merge(merge(merge(h, v1), v2), v3), v4);
+  } else {
+    h = P5;
   }
+  h += s.size();
+  for (; end - p >= 8; p += 8) h = rotl(h ^ round(0, read64(p)), 27) * P1 + P4;
+  if (end - p >= 4) {
+    h = rotl(h ^ (read32(p) * P1), 23) * P2 + P3;
+    p += 4;
+  }
+  for (; p < end; ++p) h = rotl(h ^ (*p * P5), 11) * P1;
+  h ^= h >> 33;
+  h *= P2;
+  h ^= h >> 29;
+  h *= P3;
+  h ^= h >> 32;
   return h;
+}
+
+// Prometheus's Group.hash(): labels {file, name} hashed as Labels.Hash()
+// does (name, 0xff, value, 0xff for each label in order).
+uint64_t group_hash(std::string_view file, std::string_view name) {
+  std::string b;
+  b.reserve(file.size() + name.size() + 12);
+  b.append("file").push_back('\xff');
+  b.append(file).push_back('\xff');
+  b.append("name").push_back('\xff');
+  b.append(name).push_back('\xff');
+  return xxh64(b);
 }
 
 Labels sorted_pairs(const LabelPairs& p) {
@@ -143,7 +198,7 @@ RuleEngine::RuleEngine(std::vector<GroupSpec> groups, EngineOptions opts) : opts
   for (auto& gs : groups) {
     auto g = std::make_unique<Group>();
     g->interval_ms = gs.interval_ms > 0 ? gs.interval_ms : opts_.default_interval_ms;
-    g->hash = fnv1a(gs.name + ";" + gs.pos.file);
+    g->hash = group_hash(gs.pos.file, gs.name);
     g->key = gs.pos.file + ";" + gs.name;
     g->evaluations_before_restore = opts_.restore_for_state ? 2 : 0;
     for (auto& rs : gs.rules) {
@@ -185,16 +240,28 @@ int64_t RuleEngine::group_interval_ms(size_t i) const { return groups_[i]->inter
 int64_t RuleEngine::eval_timestamp(size_t i, int64_t now_ms) const {
   // Prometheus's Group.EvalTimestamp: slots of the interval, shifted by a
   // hash of the group so that groups do not all run at the same instant.
+  // In nanoseconds as Prometheus computes it, so that a group of the same
+  // file and name is evaluated at the same milliseconds as in Prometheus.
   const Group& g = *groups_[i];
-  int64_t offset = static_cast<int64_t>(g.hash % static_cast<uint64_t>(g.interval_ms));
-  int64_t adj = now_ms - offset;
-  int64_t base = adj - ((adj % g.interval_ms) + g.interval_ms) % g.interval_ms;
-  return base + offset;
+  const int64_t iv = g.interval_ms * 1'000'000;
+  int64_t offset = static_cast<int64_t>(g.hash % static_cast<uint64_t>(iv));
+  // The slot's millisecond (Prometheus truncates the nanoseconds) is at or
+  // before now_ms when the slot is at or before the end of now_ms.
+  int64_t adj = now_ms * 1'000'000 + 999'999 - offset;
+  int64_t base = adj - ((adj % iv) + iv) % iv;
+  int64_t slot = base + offset;
+  return slot >= 0 ? slot / 1'000'000 : -((-slot + 999'999) / 1'000'000);
 }
 
 std::vector<OutgoingAlert> RuleEngine::run_due(const promql::Queryable& q, int64_t now_ms,
                                                SampleSink& out) {
   std::vector<OutgoingAlert> notify;
+  if (!removed_series_.empty()) {
+    // As Prometheus stopping a group a reload removed: its series end now.
+    for (const auto& ls : removed_series_) out.add(ls, stale_nan(), now_ms);
+    out.flush();
+    removed_series_.clear();
+  }
   for (size_t i = 0; i < groups_.size(); ++i) {
     Group& g = *groups_[i];
     if (g.next_eval_ms == kNever) {
@@ -233,6 +300,20 @@ void RuleEngine::eval_group(size_t i, const promql::Queryable& q, int64_t ts, Sa
     void flush() override { next.flush(); }
   } sink(out, overlay);
   for (auto& r : g.rules) eval_rule(g, *r, overlay, ts, sink, notify);
+  if (!g.stale_series.empty()) {
+    // Prometheus's cleanupStaleSeries: series of rules a reload dropped end
+    // here, unless a rule of the group produced them again.
+    bool any = false;
+    for (const auto& ls : g.stale_series) {
+      bool live = false;
+      for (const auto& r : g.rules) live = live || r->prev_series.count(ls);
+      if (live) continue;
+      out.add(ls, stale_nan(), ts);
+      any = true;
+    }
+    if (any) out.flush();
+    g.stale_series.clear();
+  }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::lock_guard lock(mu_);
   g.last_eval_ms = ts;
@@ -478,6 +559,102 @@ void RuleEngine::restore_for_state(size_t i, const promql::Queryable& q, int64_t
     }
     r.restored = true;
   }
+}
+
+namespace {
+
+bool same_rule(const RuleSpec& a, const RuleSpec& b) {
+  return a.record == b.record && a.alert == b.alert && a.expr == b.expr && a.for_ms == b.for_ms &&
+         a.keep_firing_for_ms == b.keep_firing_for_ms && a.labels == b.labels &&
+         a.annotations == b.annotations;
+}
+
+// Prometheus's nameAndLabels: the rule's name and its configured labels
+// (templates unexpanded), the identity of a rule across a reload.
+std::string rule_identity(const RuleSpec& r) {
+  std::string s = r.alert.empty() ? r.record : r.alert;
+  for (const auto& l : sorted_pairs(r.labels)) {
+    s += '\0';
+    s += l.name;
+    s += '\0';
+    s += l.value;
+  }
+  return s;
+}
+
+}  // namespace
+
+void RuleEngine::adopt_state(RuleEngine& old) {
+  std::scoped_lock lock(mu_, old.mu_);
+  std::map<std::string, Group*> old_groups;
+  for (auto& og : old.groups_) old_groups.emplace(og->key, og.get());
+  for (auto& gp : groups_) {
+    Group& g = *gp;
+    auto found = old_groups.find(g.key);
+    if (found == old_groups.end()) {
+      // A new group after a reload: Prometheus's manager has restored once
+      // and does not again.
+      g.evaluations_before_restore = 0;
+      for (auto& r : g.rules) r->restored = true;
+      continue;
+    }
+    Group& og = *found->second;
+    old_groups.erase(found);
+    g.last_eval_ms = og.last_eval_ms;
+    g.last_duration_s = og.last_duration_s;
+    g.evaluations = og.evaluations;
+    g.failures = og.failures;
+    g.missed = og.missed;
+    // The same slots (same file and name): the schedule goes on.
+    if (og.interval_ms == g.interval_ms) g.next_eval_ms = og.next_eval_ms;
+    g.stale_series = std::move(og.stale_series);
+    bool equal = g.interval_ms == og.interval_ms && g.spec.limit == og.spec.limit &&
+                 g.rules.size() == og.rules.size();
+    for (size_t k = 0; equal && k < g.rules.size(); ++k)
+      equal = same_rule(g.rules[k]->spec, og.rules[k]->spec);
+    if (equal) {
+      // Prometheus keeps an unchanged group running as it is.
+      g.evaluations_before_restore = og.evaluations_before_restore;
+      for (size_t k = 0; k < g.rules.size(); ++k) {
+        Rule& r = *g.rules[k];
+        Rule& o = *og.rules[k];
+        r.prev_series = std::move(o.prev_series);
+        r.active = std::move(o.active);
+        r.restored = o.restored;
+        r.health = o.health;
+        r.last_error = std::move(o.last_error);
+        r.last_eval_ms = o.last_eval_ms;
+        r.eval_seconds = o.eval_seconds;
+      }
+      continue;
+    }
+    // Prometheus's Group.CopyState.
+    g.evaluations_before_restore = 0;
+    std::map<std::string, std::vector<Rule*>> by_identity;
+    for (auto& o : og.rules) by_identity[rule_identity(o->spec)].push_back(o.get());
+    for (auto& rp : g.rules) {
+      Rule& r = *rp;
+      r.restored = true;
+      auto it = by_identity.find(rule_identity(r.spec));
+      if (it == by_identity.end() || it->second.empty()) continue;
+      Rule& o = *it->second.front();
+      it->second.erase(it->second.begin());
+      r.prev_series = std::move(o.prev_series);
+      if (r.alerting && o.alerting) r.active = std::move(o.active);
+    }
+    for (auto& [id, left] : by_identity)
+      for (Rule* o : left) g.stale_series.insert(g.stale_series.end(), o->prev_series.begin(),
+                                                 o->prev_series.end());
+  }
+  for (auto& [key, og] : old_groups) {
+    for (auto& o : og->rules)
+      removed_series_.insert(removed_series_.end(), o->prev_series.begin(),
+                             o->prev_series.end());
+    removed_series_.insert(removed_series_.end(), og->stale_series.begin(),
+                           og->stale_series.end());
+  }
+  removed_series_.insert(removed_series_.end(), old.removed_series_.begin(),
+                         old.removed_series_.end());
 }
 
 std::vector<Alert> RuleEngine::alerts(std::string_view group, std::string_view name) const {

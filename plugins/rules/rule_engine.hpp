@@ -97,6 +97,17 @@ class RuleEngine {
   /// in `q` as of `t_ms`, and marks the rules restored.
   void restore_for_state(size_t i, const promql::Queryable& q, int64_t t_ms);
 
+  /// Takes over the state of `old`, the engine of the configuration this one
+  /// replaces on a reload, as Prometheus's rule manager does: a group equal
+  /// to its old self (same file, name, interval, limit and rules) continues
+  /// as it was; in a changed group each rule takes the active alerts and
+  /// previous series of the old rule with the same name and labels (the
+  /// first with the first for duplicates); all groups count as restored (no
+  /// ALERTS_FOR_STATE restore after a reload). Series of old rules and groups
+  /// that have no successor get staleness markers at the next evaluation.
+  /// `old` must not be evaluated afterwards. Same thread as run_due.
+  void adopt_state(RuleEngine& old);
+
   size_t group_count() const;
   /// The group's aligned evaluation time at or before `now_ms`.
   int64_t eval_timestamp(size_t i, int64_t now_ms) const;
@@ -123,6 +134,8 @@ class RuleEngine {
                  std::vector<OutgoingAlert>& notify);
   EngineOptions opts_;
   std::vector<std::unique_ptr<Group>> groups_;
+  // Series of groups removed by a reload: marked stale by the next run_due.
+  std::vector<Labels> removed_series_;
   mutable std::mutex mu_;  // guards what the readers see: states, alerts, health, metrics
 };
 

@@ -2,8 +2,11 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <glob.h>
+
 #include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -206,7 +209,9 @@ std::string show(const std::vector<Expected>& v) {
 
 }  // namespace
 
-Result<bool> run_rule_tests(const std::string& file, std::ostream& out) {
+Result<bool> run_rule_tests(const std::string& file, std::ostream& out, std::ostream& err) {
+  // As promtool: the header first, whatever follows.
+  out << "Unit Testing:  " << file << "\n";
   YAML::Node root;
   try {
     root = YAML::LoadFile(file);
@@ -224,9 +229,21 @@ Result<bool> run_rule_tests(const std::string& file, std::ostream& out) {
     }
     auto eval_iv = duration(root["evaluation_interval"], 60'000);
     if (!eval_iv) return make_error(file + ": evaluation_interval: " + eval_iv.error().message);
+    // promtool globs each pattern against the test file's directory and
+    // warns about one that matches nothing.
     std::vector<std::string> patterns;
-    for (const auto& f : root["rule_files"]) patterns.push_back(f.as<std::string>());
-    auto groups = load_rule_files(patterns, dir, errors);
+    for (const auto& f : root["rule_files"]) {
+      std::string pat = f.as<std::string>();
+      std::string full = !pat.empty() && pat[0] != '/' && dir != "." ? dir + "/" + pat : pat;
+      glob_t g{};
+      int rc = ::glob(full.c_str(), 0, nullptr, &g);
+      if (rc == 0)
+        for (size_t i = 0; i < g.gl_pathc; ++i) patterns.emplace_back(g.gl_pathv[i]);
+      else
+        err << "  WARNING: no file match pattern " << full << "\n";
+      globfree(&g);
+    }
+    auto groups = load_rule_files(patterns, "", errors);
     auto v = validate_groups(groups);
     errors.insert(errors.end(), v.begin(), v.end());
     if (!errors.empty()) {
@@ -236,7 +253,6 @@ Result<bool> run_rule_tests(const std::string& file, std::ostream& out) {
     }
     auto order = group_order(root["group_eval_order"], groups);
     if (!order) return make_error(file + ": " + order.error().message);
-    out << "Unit Testing: " << file << "\n";
     std::vector<std::string> failures;
     size_t cases = 0;
     int index = 0;
@@ -354,10 +370,10 @@ Result<bool> run_rule_tests(const std::string& file, std::ostream& out) {
       }
     }
     if (failures.empty()) {
-      // promtool 2.42 passes a file without test cases too; say so, since it
-      // is more likely a mistake than a suite that checks nothing.
-      if (cases == 0) out << "  WARNING: no test cases in " << file << "\n";
-      out << "  SUCCESS\n";
+      // promtool 2.42 passes a file without test cases too, with the same
+      // output; the warning goes to `err`, where it does not change that.
+      if (cases == 0) err << "  WARNING: no test cases in " << file << "\n";
+      out << "  SUCCESS\n\n";
       return true;
     }
     out << "  FAILED:\n";

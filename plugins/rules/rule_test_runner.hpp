@@ -10,8 +10,14 @@
 namespace moni::rules {
 
 /// Runs the tests of one test file, printing promtool-style results to
-/// `out`. Returns whether every test passed; an error when the file or its
-/// rule files cannot be read.
-Result<bool> run_rule_tests(const std::string& file, std::ostream& out);
+/// `out` ("Unit Testing:  FILE", then "  SUCCESS" or "  FAILED:" with the
+/// failing cases) and warnings to `err` (a rule_files pattern that matches
+/// nothing, a file without test cases: both pass, as with promtool). Returns
+/// whether every test passed; an error when the file or its rule files
+/// cannot be read (the caller prints it after "  FAILED:", as promtool).
+Result<bool> run_rule_tests(const std::string& file, std::ostream& out, std::ostream& err);
+inline Result<bool> run_rule_tests(const std::string& file, std::ostream& out) {
+  return run_rule_tests(file, out, out);
+}
 
 }  // namespace moni::rules

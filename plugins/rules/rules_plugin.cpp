@@ -3,7 +3,10 @@
 // rules produce (recorded series, ALERTS, ALERTS_FOR_STATE, staleness
 // markers) leaves as the batch, so a pipeline `rules -> tsdb` stores it.
 // /api/v1/rules and /api/v1/alerts serve the state as Prometheus does.
+#include <atomic>
 #include <deque>
+#include <map>
+#include <memory>
 #include <moni/sdk.hpp>
 #include <mutex>
 
@@ -11,6 +14,8 @@
 #include "rule_engine.hpp"
 #include "storage_queryable.hpp"
 #if defined(MONI_RULES_HAVE_YAML)
+#include <unistd.h>
+
 #include <iostream>
 
 #include "rule_test_runner.hpp"
@@ -57,6 +62,30 @@ void split_lines(const std::string& all, std::vector<std::string>& out) {
     if (n > s) out.push_back(all.substr(s, n - s));
     s = n + 1;
   }
+}
+
+// A reload builds a new instance beside the running one: the host creates and
+// starts it, swaps the pipelines, then stops and destroys the old one. The new
+// instance finds its predecessor (same data dir and instance name) when it
+// starts, keeps it reachable, and takes its alert state at its first
+// collect, when the old one evaluates no more. A reload that fails never
+// collects, so the running instance is left as it was.
+// Thread-safety: `mu` is held while the instance evaluates and while a
+// successor takes over; `retired` is set by the successor.
+struct LiveEngine {
+  std::mutex mu;
+  std::shared_ptr<moni::rules::RuleEngine> engine;
+  bool retired = false;
+};
+
+std::mutex& live_registry_mu() {
+  static std::mutex mu;
+  return mu;
+}
+
+std::map<std::string, std::weak_ptr<LiveEngine>>& live_registry() {
+  static std::map<std::string, std::weak_ptr<LiveEngine>> m;
+  return m;
 }
 
 class RulesPlugin : public moni::Collector {
@@ -120,8 +149,11 @@ class RulesPlugin : public moni::Collector {
     o.query.max_samples = r.integer("max_samples", 50'000'000, 1);
     notifier_opts_ = moni::rules::parse_notifier_options(r);
     o.external_url = notifier_opts_.external_url;  // also $externalURL in templates
-    auto files = r.strings("rule_files", {});
-    std::vector<GroupSpec> groups = moni::rules::read_groups(r, "group");
+    files_ = r.strings("rule_files", {});
+    base_dir_ = dir_of(cfg.where());
+    inline_groups_ = moni::rules::read_groups(r, "group");
+    tick_ms_ = tick_ms;
+    opts_ = std::move(o);
 
     std::vector<std::string> errors;
     try {
@@ -129,28 +161,26 @@ class RulesPlugin : public moni::Collector {
     } catch (const moni::ConfigError& e) {
       split_lines(e.what(), errors);
     }
-    auto from_files = moni::rules::load_rule_files(files, dir_of(cfg.where()), errors);
-    for (auto& g : from_files) groups.push_back(std::move(g));
-    auto v = moni::rules::validate_groups(groups);
-    errors.insert(errors.end(), v.begin(), v.end());
-    for (const auto& g : groups) {
-      int64_t iv = g.interval_ms > 0 ? g.interval_ms : o.default_interval_ms;
-      if (iv < tick_ms)
-        errors.push_back(g.pos.str() + ": rules: group \"" + g.name + "\": interval " +
-                         moni::format_duration_ms(iv) +
-                         " is shorter than the instance's interval " +
-                         moni::format_duration_ms(tick_ms) +
-                         ", the tick on which groups are evaluated; lower the instance's interval");
-    }
-    if (!errors.empty()) {
-      std::string all;
-      for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
-      throw moni::ConfigError(all);
-    }
-    engine_ = std::make_unique<moni::rules::RuleEngine>(std::move(groups), std::move(o));
+    files_stamp_ = moni::rules::rule_files_stamp(files_, base_dir_);
+    auto groups = assemble_groups(errors);
+    if (!errors.empty()) throw moni::ConfigError(join_lines(errors));
+    engine_ = std::make_shared<moni::rules::RuleEngine>(std::move(groups), opts_);
+    live_->engine = engine_;
+    live_key_ = std::string(ctx_.data_dir()) + "\n" + std::string(ctx_.instance_name());
   }
 
   moni::Result<void> start() override {
+    {
+      std::lock_guard reg(live_registry_mu());
+      auto& slot = live_registry()[live_key_];
+      predecessor_ = slot.lock();
+    }
+    if (predecessor_) {
+      // Until the first collect takes its state over, the API shows the
+      // predecessor's rules and alerts rather than none.
+      std::scoped_lock lock(predecessor_->mu, engine_mu_);
+      if (!predecessor_->retired) shown_before_takeover_ = predecessor_->engine;
+    }
     if (!ctx_.storage(storage_))
       return moni::make_error(storage_.empty()
                                   ? "rules: no storage instance is configured"
@@ -170,15 +200,19 @@ class RulesPlugin : public moni::Collector {
                       type + R"(\""})");
             return;
           }
-          reply(resp, 200, R"({"status":"success","data":)" + engine_->rules_json(type) + "}");
+          reply(resp, 200, R"({"status":"success","data":)" + engine()->rules_json(type) + "}");
         });
     if (!r) return r;
     return ctx_.route("/api/v1/alerts", [this](const moni::HttpRequest&, moni::HttpResponse& resp) {
-      reply(resp, 200, R"({"status":"success","data":)" + engine_->alerts_json() + "}");
+      reply(resp, 200, R"({"status":"success","data":)" + engine()->alerts_json() + "}");
     });
   }
 
   moni::Result<void> collect(moni::Batch& out) override {
+    if (!took_over_) take_over();
+    std::lock_guard live(live_->mu);
+    if (live_->retired) return {};  // a reload's instance has taken over
+    reload_rule_files_if_changed();
     auto client = ctx_.storage(storage_);
     if (!client) return moni::make_error("rules: storage instance is gone");
     moni::promql::StorageQueryable q(*client);
@@ -190,7 +224,11 @@ class RulesPlugin : public moni::Collector {
   }
 
   void self_metrics(moni::Batch& out) override {
-    engine_->self_metrics(out);
+    engine()->self_metrics(out);
+    out.describe("moni_rules_rule_files_last_reload_successful", moni::MetricType::Gauge,
+                 "Whether the last change of the rule files was loaded (0: it had errors and "
+                 "the rules in use were kept).");
+    out.add("moni_rules_rule_files_last_reload_successful", {}, files_ok_ ? 1.0 : 0.0);
     if (notifier_) notifier_->self_metrics(out);
     std::lock_guard lock(queue_mu_);
     out.describe("moni_rules_notifications_pending", moni::MetricType::Gauge,
@@ -209,10 +247,21 @@ class RulesPlugin : public moni::Collector {
     if (args[0] == "import") return moni::rules::run_rules_import(args.subspan(1), std::cout);
     if (args[0] == "test") {
       if (args.size() < 2) return moni::make_error("usage: moni rules test FILE...");
+      // As promtool: every file is tested, an unreadable or invalid one
+      // prints "  FAILED:" and its errors on stderr, and the exit status
+      // says whether any failed.
+      for (auto f : args.subspan(1))
+        if (::access(std::string(f).c_str(), F_OK) != 0)
+          return moni::make_error("path '" + std::string(f) + "' does not exist");
       size_t failed = 0;
       for (auto f : args.subspan(1)) {
-        auto r = moni::rules::run_rule_tests(std::string(f), std::cout);
-        if (!r) return r.error();
+        auto r = moni::rules::run_rule_tests(std::string(f), std::cout, std::cerr);
+        if (!r) {
+          std::cout.flush();
+          std::cerr << "  FAILED:\n" << r.error().message << "\n\n";
+          ++failed;
+          continue;
+        }
         failed += *r ? 0 : 1;
       }
       if (failed) return moni::make_error(std::to_string(failed) + " test file(s) failed");
@@ -233,6 +282,106 @@ class RulesPlugin : public moni::Collector {
     resp.body(body);
   }
 
+  // First collect: if the instance this one replaces on a reload still
+  // lives, take its alert state and retire it.
+  void take_over() {
+    took_over_ = true;
+    struct Unshow {
+      RulesPlugin& p;
+      ~Unshow() {
+        std::lock_guard lock(p.engine_mu_);
+        p.shown_before_takeover_.reset();
+      }
+    } unshow{*this};
+    std::lock_guard reg(live_registry_mu());
+    auto& slot = live_registry()[live_key_];
+    // The latest instance that collected (another reload's, made after this
+    // one started) or else the one running when this one started.
+    auto prev = slot.lock();
+    if (!prev) prev = predecessor_;
+    predecessor_.reset();
+    if (prev && prev != live_) {
+      std::lock_guard old(prev->mu);
+      if (!prev->retired && prev->engine) {
+        engine_->adopt_state(*prev->engine);
+        ctx_.info("rules: reload: took over the alert state of the previous configuration");
+      }
+      prev->retired = true;
+      prev->engine.reset();
+    }
+    slot = live_;
+  }
+
+  std::shared_ptr<moni::rules::RuleEngine> engine() const {
+    std::lock_guard lock(engine_mu_);
+    return shown_before_takeover_ ? shown_before_takeover_ : engine_;
+  }
+
+  // The instance's groups and those of its rule files, validated; errors
+  // (file:line:col) are appended to `errors`.
+  std::vector<GroupSpec> assemble_groups(std::vector<std::string>& errors) const {
+    std::vector<GroupSpec> groups = inline_groups_;
+    auto from_files = moni::rules::load_rule_files(files_, base_dir_, errors);
+    for (auto& g : from_files) groups.push_back(std::move(g));
+    auto v = moni::rules::validate_groups(groups);
+    errors.insert(errors.end(), v.begin(), v.end());
+    for (const auto& g : groups) {
+      int64_t iv = g.interval_ms > 0 ? g.interval_ms : opts_.default_interval_ms;
+      if (iv < tick_ms_)
+        errors.push_back(g.pos.str() + ": rules: group \"" + g.name + "\": interval " +
+                         moni::format_duration_ms(iv) +
+                         " is shorter than the instance's interval " +
+                         moni::format_duration_ms(tick_ms_) +
+                         ", the tick on which groups are evaluated; lower the instance's interval");
+    }
+    return groups;
+  }
+
+  // The host keeps an instance whose options did not change across a reload,
+  // so an edited rule file is noticed here (path, inode, size, mtime of what
+  // the patterns match) and loaded as Prometheus reloads it: the state of
+  // unchanged rules is kept; a file with errors leaves the rules in use and
+  // is reported once. Collect thread, with live_->mu held.
+  void reload_rule_files_if_changed() {
+    if (files_.empty()) return;
+    std::string stamp = moni::rules::rule_files_stamp(files_, base_dir_);
+    if (stamp == files_stamp_ || stamp == failed_stamp_) return;
+    std::vector<std::string> errors;
+    auto groups = assemble_groups(errors);
+    std::shared_ptr<moni::rules::RuleEngine> next;
+    if (errors.empty()) {
+      try {
+        next = std::make_shared<moni::rules::RuleEngine>(std::move(groups), opts_);
+      } catch (const std::exception& e) {
+        errors.push_back(e.what());
+      }
+    }
+    if (!errors.empty()) {
+      failed_stamp_ = stamp;
+      files_ok_ = false;
+      ctx_.warn("rules: rule files changed but have errors; the rules in use are kept:\n" +
+                join_lines(errors));
+      return;
+    }
+    next->adopt_state(*engine_);
+    {
+      std::lock_guard lock(engine_mu_);
+      engine_ = next;
+    }
+    live_->engine = next;
+    files_stamp_ = std::move(stamp);
+    failed_stamp_.clear();
+    files_ok_ = true;
+    ctx_.info("rules: rule files changed: loaded " + std::to_string(next->group_count()) +
+              " group(s)");
+  }
+
+  static std::string join_lines(const std::vector<std::string>& lines) {
+    std::string all;
+    for (const auto& e : lines) all += (all.empty() ? "" : "\n") + e;
+    return all;
+  }
+
   void deliver(std::vector<OutgoingAlert> alerts) {
     if (notifier_) {
       notifier_->send(std::move(alerts));
@@ -246,7 +395,20 @@ class RulesPlugin : public moni::Collector {
 
   moni::Context& ctx_;
   std::string storage_;
-  std::unique_ptr<moni::rules::RuleEngine> engine_;
+  mutable std::mutex engine_mu_;  // engine_ is replaced when rule files change
+  std::shared_ptr<moni::rules::RuleEngine> engine_;
+  std::shared_ptr<moni::rules::RuleEngine> shown_before_takeover_;  // guarded by engine_mu_
+  std::vector<std::string> files_;
+  std::string base_dir_;
+  std::vector<GroupSpec> inline_groups_;
+  moni::rules::EngineOptions opts_;
+  int64_t tick_ms_ = 15'000;
+  std::string files_stamp_, failed_stamp_;  // collect thread
+  std::atomic<bool> files_ok_{true};
+  std::shared_ptr<LiveEngine> live_ = std::make_shared<LiveEngine>();
+  std::shared_ptr<LiveEngine> predecessor_;  // kept reachable until the first collect
+  std::string live_key_;
+  bool took_over_ = false;  // collect thread only
   std::mutex queue_mu_;
   std::deque<OutgoingAlert> queue_;
   moni::rules::NotifierOptions notifier_opts_;

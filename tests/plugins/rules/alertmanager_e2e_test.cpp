@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "alertmanager_peer.hpp"
@@ -173,6 +174,110 @@ TEST(RulesAlertmanagerE2E, FiringAlertReachesAlertmanagerAndResolves) {
   EXPECT_EQ(self_metric(**rules, "moni_rules_notifications_errors_total"), 0);
 
   (*rules)->stop();
+  (*tsdb)->stop();
+}
+
+// Alertmanager's own count of the alerts it received with `status`
+// (firing/resolved), summed over API versions; -1 when /metrics fails.
+double am_received(const AlertmanagerPeer& am, const std::string& status) {
+  auto r = promql::test_support::http_get(am.port(), "/metrics");
+  if (r.status != 200) return -1;
+  double sum = 0;
+  std::istringstream in(r.body);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("alertmanager_alerts_received_total{", 0) == 0 &&
+        line.find("status=\"" + status + "\"") != std::string::npos)
+      sum += std::stod(line.substr(line.rfind(' ') + 1));
+  return sum;
+}
+
+// A configuration reload (the host builds a new rules instance, starts it,
+// then stops and destroys the old one before the new one's first collect)
+// keeps a firing alert as Prometheus does: still firing in the new instance
+// with the same activeAt, ALERTS from its first evaluation on, and nothing
+// sent again to Alertmanager (no firing repeat before resend_delay, no
+// resolution).
+TEST(RulesAlertmanagerE2E, ReloadKeepsFiringAlertWithoutNotifyingAgain) {
+  if (!AlertmanagerPeer::available()) GTEST_SKIP() << AlertmanagerPeer::kBinary << " missing";
+  AlertmanagerPeer am;
+  ASSERT_TRUE(am.start()) << am.error();
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  std::string rule_file = dir.path + "/reload.yml";
+  std::ofstream(rule_file) << R"(groups:
+  - name: reload
+    interval: 1s
+    rules:
+      - alert: MoniReloadHot
+        expr: moni_e2e_temperature > 50
+        for: 2s
+        labels:
+          severity: page
+)";
+  auto tsdb = PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"), "", "tsdb", dir.path);
+  ASSERT_TRUE(tsdb) << tsdb.error().message;
+  ASSERT_TRUE((*tsdb)->start());
+  std::string cfg = "interval = \"1s\"\nrule_files = [\"" + rule_file +
+                    "\"]\nalertmanagers = [\"" + am.url() + "\"]\n";
+  auto rules = PluginHarness::load(moni::testing::plugin_path("rules"), cfg, "rules", dir.path);
+  ASSERT_TRUE(rules) << rules.error().message;
+  (*rules)->set_storage((*tsdb)->reader());
+  ASSERT_TRUE((*rules)->start());
+
+  int64_t t = wall_ms() - 30000;
+  ASSERT_TRUE(write_value(**tsdb, 80, t - 1000));  // holds for the 5m lookback
+  // Until it fires (restore after two evaluations, then `for: 2s`).
+  std::string firing_at;
+  for (int i = 0; i < 10 && firing_at.empty(); ++i) {
+    auto out = (*rules)->collect(t += 1000);
+    ASSERT_TRUE(out) << out.error().message;
+    auto j = nlohmann::json::parse((*rules)->http("GET", "/api/v1/alerts").body);
+    for (const auto& a : j["data"]["alerts"])
+      if (a["state"] == "firing") firing_at = a["activeAt"];
+  }
+  ASSERT_FALSE(firing_at.empty()) << "never fired";
+  auto fired = am.wait_alerts(
+      [](const auto& a) { return !find_alert(a, "MoniReloadHot").is_null(); }, 20);
+  ASSERT_FALSE(find_alert(fired, "MoniReloadHot").is_null()) << fired.dump();
+  for (int i = 0; i < 200 && am_received(am, "firing") < 1; ++i) test_support::sleep_poll_step();
+  double firing_before = am_received(am, "firing");
+  ASSERT_GE(firing_before, 1);
+
+  // The reload: another option changes, so the instance is rebuilt.
+  auto rules2 = PluginHarness::load(moni::testing::plugin_path("rules"),
+                                    cfg + "resend_delay = \"2m\"\n", "rules", dir.path);
+  ASSERT_TRUE(rules2) << rules2.error().message;
+  (*rules2)->set_storage((*tsdb)->reader());
+  ASSERT_TRUE((*rules2)->start());
+  (*rules)->stop();
+  (*rules).reset();
+
+  for (int i = 0; i < 4; ++i) {
+    auto out = (*rules2)->collect(t += 1000);
+    ASSERT_TRUE(out) << out.error().message;
+    // Every evaluation, the first included, writes the firing ALERTS series.
+    auto s = out->one("ALERTS", "alertname", "MoniReloadHot");
+    ASSERT_NE(s, nullptr) << "evaluation " << i << " after the reload wrote no ALERTS";
+    EXPECT_EQ(s->label("alertstate"), "firing");
+  }
+  auto j = nlohmann::json::parse((*rules2)->http("GET", "/api/v1/alerts").body);
+  ASSERT_EQ(j["data"]["alerts"].size(), 1u) << j.dump();
+  EXPECT_EQ(j["data"]["alerts"][0]["state"], "firing");
+  EXPECT_EQ(j["data"]["alerts"][0]["activeAt"], firing_at);
+
+  // Then the condition clears: the new instance resolves the alert, and that
+  // is the first thing it sends. Alertmanager counts it, and nothing else.
+  ASSERT_TRUE(write_value(**tsdb, 20, t + 1));
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE((*rules2)->collect(t += 1000));
+  for (int i = 0; i < 200 && am_received(am, "resolved") < 1; ++i)
+    test_support::sleep_poll_step();
+  EXPECT_EQ(am_received(am, "resolved"), 1);
+  EXPECT_EQ(am_received(am, "firing"), firing_before) << "a firing alert was sent again";
+  for (int i = 0; i < 100 && self_metric(**rules2, "moni_rules_notifications_queue_length") != 0;
+       ++i)
+    test_support::sleep_poll_step();
+  EXPECT_EQ(self_metric(**rules2, "moni_rules_notifications_sent_total"), 1);
+  (*rules2)->stop();
   (*tsdb)->stop();
 }
 

@@ -433,3 +433,142 @@ TEST(RuleEngineApi, RulesAndAlertsJson) {
 }
 
 }  // namespace
+
+namespace reload {
+
+// The engine of a reloaded configuration takes over the old one's state as
+// Prometheus's rule manager does (Group.CopyState; equal groups go on).
+TEST(RuleEngineReload, KeepsAlertStateOfUnchangedRulesAndMarksDroppedSeriesStale) {
+  MemoryStore store;
+  for (int64_t t = 0; t <= 60 * kMin; t += 15'000) store.add(L({{"__name__", "cond"}}), t, 1);
+  EngineOptions o;  // restores on start, as a Prometheus start
+  auto old_groups = [] {
+    return std::vector<GroupSpec>{
+        group("g1", {record("r1", "vector(1)", {{"v", "1"}}),
+                     alert("A", "cond > 0", 2 * kMin, {{"sev", "page"}})}),
+        group("g2", {record("gone", "vector(2)")}), group("g3", {alert("B", "cond > 0", 0)})};
+  };
+  auto old_eng = make(old_groups(), o);
+  // The same configuration without a reload, for the notifications.
+  auto control = make(old_groups(), o);
+  StoreSink sink(&store), control_sink(nullptr);
+  std::vector<OutgoingAlert> sent;
+  int64_t now = 10 * kMin;
+  (void)old_eng->run_due(store, now, sink);
+  (void)control->run_due(store, now, control_sink);
+  for (int i = 0; i < 5; ++i) {
+    now += kMin;
+    auto n = old_eng->run_due(store, now, sink);
+    sent.insert(sent.end(), n.begin(), n.end());
+    (void)control->run_due(store, now, control_sink);
+  }
+  auto before = old_eng->alerts("g1", "A");
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(before[0].state, AlertState::Firing);
+  ASSERT_EQ(old_eng->alerts("g3", "B").size(), 1u);
+  size_t sent_before = sent.size();
+  ASSERT_GE(sent_before, 2u);
+
+  // g1 changed (r1's labels, a rule added; A is the same name and labels
+  // with a new expression), g2 removed, g3 unchanged, g4 new.
+  auto new_eng = make({group("g1", {record("r1", "vector(1)", {{"v", "2"}}),
+                                    alert("A", "cond > 0.5", 2 * kMin, {{"sev", "page"}}),
+                                    record("r2", "vector(3)")}),
+                       group("g3", {alert("B", "cond > 0", 0)}),
+                       group("g4", {alert("C", "cond > 0", 5 * kMin)})},
+                      o);
+  new_eng->adopt_state(*old_eng);
+  StoreSink after(&store);
+  // Every group is due within one interval.
+  int64_t t_end = now + kMin;
+  auto n = new_eng->run_due(store, now + 1, after);
+  auto n2 = new_eng->run_due(store, t_end, after);
+  n.insert(n.end(), n2.begin(), n2.end());
+  // Notifications go on as without the reload: nothing re-sent early, no
+  // resolution, the same startsAt.
+  auto c = control->run_due(store, now + 1, control_sink);
+  auto c2 = control->run_due(store, t_end, control_sink);
+  c.insert(c.end(), c2.begin(), c2.end());
+  auto key = [](const std::vector<OutgoingAlert>& v) {
+    std::vector<std::tuple<Labels, int64_t, int64_t>> k;
+    for (const auto& x : v) k.emplace_back(x.labels, x.starts_at_ms, x.ends_at_ms);
+    std::sort(k.begin(), k.end());
+    return k;
+  };
+  EXPECT_EQ(key(n), key(c));
+
+  auto a = new_eng->alerts("g1", "A");
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_EQ(a[0].state, AlertState::Firing);
+  EXPECT_EQ(a[0].active_at_ms, before[0].active_at_ms);
+  EXPECT_EQ(a[0].fired_at_ms, before[0].fired_at_ms);
+  // ALERTS right away (no restore after a reload), for every group.
+  auto find = [&](std::string_view name, std::string_view alertname) {
+    std::vector<Got> out;
+    for (const auto& g : after.got)
+      if (g.label("__name__") == name && g.label("alertname") == alertname) out.push_back(g);
+    return out;
+  };
+  auto alerts_a = find("ALERTS", "A");
+  ASSERT_EQ(alerts_a.size(), 1u);
+  EXPECT_EQ(alerts_a[0].label("alertstate"), "firing");
+  auto fs = find("ALERTS_FOR_STATE", "A");
+  ASSERT_EQ(fs.size(), 1u);
+  EXPECT_EQ(fs[0].v, static_cast<double>(before[0].active_at_ms / 1000));
+  ASSERT_EQ(find("ALERTS", "B").size(), 1u);
+  EXPECT_EQ(find("ALERTS", "B")[0].label("alertstate"), "firing");
+  ASSERT_EQ(find("ALERTS", "C").size(), 1u);
+  EXPECT_EQ(find("ALERTS", "C")[0].label("alertstate"), "pending");
+
+  // The old r1 series (v="1") and the removed group's series end with a
+  // staleness marker; the new r1 series is written.
+  int stale_r1 = 0, fresh_r1 = 0, stale_gone = 0;
+  for (const auto& g : after.got) {
+    if (g.label("__name__") == "r1" && g.label("v") == "1" && moni::is_stale_nan(g.v)) ++stale_r1;
+    if (g.label("__name__") == "r1" && g.label("v") == "2" && g.v == 1) ++fresh_r1;
+    if (g.label("__name__") == "gone" && moni::is_stale_nan(g.v)) ++stale_gone;
+  }
+  EXPECT_EQ(stale_r1, 1);
+  EXPECT_EQ(fresh_r1, 1);
+  EXPECT_EQ(stale_gone, 1);
+  // The schedule goes on: each group evaluated once in the interval after
+  // the old engine's last evaluation.
+  for (size_t i = 0; i < new_eng->group_count(); ++i) {
+    int64_t want = new_eng->eval_timestamp(i, t_end);
+    EXPECT_GT(want, now - kMin);
+  }
+}
+
+// A reload before the first restore: an unchanged group still restores
+// (it goes on as it was); a changed one counts as restored.
+TEST(RuleEngineReload, UnchangedGroupKeepsItsRestoreSchedule) {
+  MemoryStore store;
+  for (int64_t t = 0; t <= 60 * kMin; t += 15'000) store.add(L({{"__name__", "cond"}}), t, 1);
+  auto spec = [] {
+    return std::vector<GroupSpec>{group("same", {alert("S", "cond > 0", kMin)}),
+                                  group("changed", {alert("X", "cond > 0", kMin)})};
+  };
+  auto old_eng = make(spec(), EngineOptions{});
+  StoreSink sink(&store);
+  (void)old_eng->run_due(store, 10 * kMin, sink);
+  (void)old_eng->run_due(store, 11 * kMin, sink);  // first evaluation of both
+  auto specs = spec();
+  specs[1].rules[0].annotations = {{"summary", "changed"}};
+  auto new_eng = make(specs, EngineOptions{});
+  new_eng->adopt_state(*old_eng);
+  StoreSink after(&store);
+  (void)new_eng->run_due(store, 12 * kMin, after);  // second evaluation
+  int s = 0, x = 0;
+  for (const auto& g : after.got) {
+    s += g.label("alertname") == "S";
+    x += g.label("alertname") == "X";
+  }
+  EXPECT_EQ(s, 0) << "the unchanged group restores after its second evaluation, as before";
+  EXPECT_EQ(x, 2) << "the changed group is restored: ALERTS and ALERTS_FOR_STATE";
+  (void)new_eng->run_due(store, 13 * kMin, after);
+  s = 0;
+  for (const auto& g : after.got) s += g.label("alertname") == "S";
+  EXPECT_EQ(s, 2);
+}
+
+}  // namespace reload

@@ -208,6 +208,169 @@ annotations = { summary = "{{ $labels.instance }} of {{ $labels.job }} is down" 
   EXPECT_EQ(fails[0].value, 0);
 }
 
+// The host keeps an instance whose options are unchanged across a reload, so
+// the plugin notices an edited rule file itself: the new rules are evaluated,
+// a firing alert of an unchanged rule keeps firing with its activeAt, the
+// series of a removed rule end with a staleness marker; a file with an error
+// leaves the rules in use, reported once with file:line:col, until fixed.
+TEST(RulesPlugin, EditedRuleFileIsReloadedKeepingAlertState) {
+  TempDir d;
+  MemoryStore store;
+  for (int64_t t = kT0 - 600'000; t <= kT0 + 3'600'000; t += 15'000)
+    store.add(moni::Labels({{"__name__", "up"}, {"instance", "a"}}), t, 0);
+  const std::string v1 = R"(groups:
+  - name: g
+    interval: 15s
+    rules:
+      - record: old_rule
+        expr: vector(1)
+      - alert: Down
+        expr: up == 0
+        for: 30s
+)";
+  d.write("r.yml", v1);
+  auto h = PluginHarness::load(moni::testing::plugin_path("rules"),
+                               "interval = \"15s\"\nrule_files = [\"" + d.path + "/*.yml\"]\n");
+  ASSERT_TRUE(h) << h.error().message;
+  (*h)->set_storage(store.reader());
+  ASSERT_TRUE((*h)->start().ok());
+  int64_t t = kT0;
+  auto collect = [&] {
+    auto b = (*h)->collect(t += 15'000);
+    EXPECT_TRUE(b) << b.error().message;
+    return b ? std::move(*b) : moni::testing::OwnedBatch{};
+  };
+  std::string active_at;
+  for (int i = 0; i < 8 && active_at.empty(); ++i) {
+    collect();
+    json a = json::parse((*h)->http("GET", "/api/v1/alerts").body);
+    for (const auto& x : a["data"]["alerts"])
+      if (x["state"] == "firing") active_at = x["activeAt"];
+  }
+  ASSERT_FALSE(active_at.empty()) << "never fired";
+
+  // Edit: old_rule removed, new_rule added, Down unchanged.
+  d.write("r.yml", R"(groups:
+  - name: g
+    interval: 15s
+    rules:
+      - record: new_rule
+        expr: vector(2) + 0
+      - alert: Down
+        expr: up == 0
+        for: 30s
+)");
+  auto b = collect();
+  auto fresh = b.find("new_rule");
+  ASSERT_EQ(fresh.size(), 1u) << "the edited file was not loaded";
+  auto gone = b.find("old_rule");
+  ASSERT_EQ(gone.size(), 1u);
+  EXPECT_TRUE(moni::is_stale_nan(gone[0].value));
+  auto alerts = b.find("ALERTS");
+  ASSERT_EQ(alerts.size(), 1u);
+  EXPECT_EQ(alerts[0].label("alertstate"), "firing");
+  json a = json::parse((*h)->http("GET", "/api/v1/alerts").body);
+  ASSERT_EQ(a["data"]["alerts"].size(), 1u);
+  EXPECT_EQ(a["data"]["alerts"][0]["activeAt"], active_at);
+  EXPECT_EQ((*h)->self_metrics().find("moni_rules_rule_files_last_reload_successful")[0].value, 1);
+
+  // A broken edit: reported once with its position; the rules in use stay.
+  d.write("r.yml", R"(groups:
+  - name: g
+    interval: 15s
+    rules:
+      - record: broken
+        expr: sum(vector(1)
+)");
+  for (int i = 0; i < 2; ++i) {
+    b = collect();
+    EXPECT_EQ(b.find("new_rule").size(), 1u);
+    EXPECT_EQ(b.find("ALERTS").size(), 1u);
+  }
+  size_t reported = 0;
+  for (const auto& l : (*h)->logs())
+    if (l.find(d.path + "/r.yml:6:") != std::string::npos &&
+        l.find("rules in use are kept") != std::string::npos)
+      ++reported;
+  EXPECT_EQ(reported, 1u) << [&] {
+    std::string all;
+    for (const auto& l : (*h)->logs()) all += l + "\n";
+    return all;
+  }();
+  EXPECT_EQ((*h)->self_metrics().find("moni_rules_rule_files_last_reload_successful")[0].value, 0);
+  // Fixed again: loaded.
+  d.write("r.yml", v1);
+  b = collect();
+  EXPECT_EQ(b.find("old_rule").size(), 1u);
+  EXPECT_EQ((*h)->self_metrics().find("moni_rules_rule_files_last_reload_successful")[0].value, 1);
+}
+
+// A reload that rebuilds the instance (an option changed): the host creates
+// and starts the new instance while the old one runs, then stops and
+// destroys the old one. The new instance goes on with the old one's alerts
+// and schedule; the old one, if called again, evaluates nothing.
+TEST(RulesPlugin, ReloadedInstanceTakesOverAlertState) {
+  TempDir d;
+  MemoryStore store;
+  for (int64_t t = kT0 - 600'000; t <= kT0 + 3'600'000; t += 15'000)
+    store.add(moni::Labels({{"__name__", "up"}, {"instance", "a"}}), t, 0);
+  const std::string body = R"t(interval = "15s"
+[[group]]
+name = "g"
+interval = "15s"
+[[group.rule]]
+alert = "Down"
+expr = "up == 0"
+for = "30s"
+)t";
+  auto h1 = PluginHarness::load(moni::testing::plugin_path("rules"), body, "rules", d.path);
+  ASSERT_TRUE(h1) << h1.error().message;
+  (*h1)->set_storage(store.reader());
+  ASSERT_TRUE((*h1)->start().ok());
+  int64_t t = kT0;
+  std::string active_at;
+  std::vector<int64_t> eval_ts;
+  for (int i = 0; i < 8 && active_at.empty(); ++i) {
+    auto b = (*h1)->collect(t += 15'000);
+    ASSERT_TRUE(b);
+    json a = json::parse((*h1)->http("GET", "/api/v1/alerts").body);
+    for (const auto& x : a["data"]["alerts"])
+      if (x["state"] == "firing") active_at = x["activeAt"];
+    for (const auto& s : b->find("ALERTS")) eval_ts.push_back(s.timestamp_ms);
+  }
+  ASSERT_FALSE(active_at.empty());
+  ASSERT_FALSE(eval_ts.empty());
+
+  auto h2 = PluginHarness::load(moni::testing::plugin_path("rules"),
+                                "resend_delay = \"2m\"\n" + body, "rules", d.path);
+  ASSERT_TRUE(h2) << h2.error().message;
+  (*h2)->set_storage(store.reader());
+  ASSERT_TRUE((*h2)->start().ok());
+  // The old instance still runs until the swap.
+  auto b = (*h1)->collect(t += 15'000);
+  ASSERT_TRUE(b);
+  ASSERT_EQ(b->find("ALERTS").size(), 1u);
+  eval_ts.push_back(b->find("ALERTS")[0].timestamp_ms);
+  b = (*h2)->collect(t += 15'000);
+  ASSERT_TRUE(b);
+  auto s = b->find("ALERTS");
+  ASSERT_EQ(s.size(), 1u) << "ALERTS from the first evaluation after a reload";
+  EXPECT_EQ(s[0].label("alertstate"), "firing");
+  EXPECT_EQ(s[0].timestamp_ms, eval_ts.back() + 15'000) << "the schedule goes on";
+  json a = json::parse((*h2)->http("GET", "/api/v1/alerts").body);
+  ASSERT_EQ(a["data"]["alerts"].size(), 1u);
+  EXPECT_EQ(a["data"]["alerts"][0]["activeAt"], active_at);
+  // Retired: a late call of the old instance evaluates nothing.
+  b = (*h1)->collect(t + 15'000);
+  ASSERT_TRUE(b);
+  EXPECT_TRUE(b->samples.empty());
+  (*h1)->stop();
+  (*h1).reset();
+  b = (*h2)->collect(t += 15'000);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->find("ALERTS").size(), 1u);
+}
+
 TEST(RulesPlugin, StartFailsWithoutStorage) {
   auto h = PluginHarness::load(moni::testing::plugin_path("rules"), "storage = \"tsdb\"\n");
   ASSERT_TRUE(h) << h.error().message;

@@ -16,8 +16,13 @@
 #include <set>
 #include <sstream>
 
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <thread>
+
 #include "memory_store.hpp"
 #include "prometheus_peer.hpp"
+#include "rule_config.hpp"
 #include "rule_engine.hpp"
 #include "rule_test_runner.hpp"
 #include "yaml_rules.hpp"
@@ -299,6 +304,144 @@ TEST(RulesPromtoolDiff, MoniAndPrometheusAgreeOnRecordedSeriesAndAlerts) {
   EXPECT_NE(report3.str().find("alertname: HighErrorRatio"), std::string::npos) << report3.str();
   if (rc == 0) std::filesystem::remove_all(dir);
   RecordProperty("cases", static_cast<int>(cases));
+}
+
+// Timing against a real Prometheus 2.42 run (promtool's unit tests count
+// every rule as restored from the start, so they cannot show it): the same
+// rule file, evaluated every second by Prometheus from its start. moni's
+// engine, started just before Prometheus's first evaluation, evaluates the
+// group at the very same milliseconds (Prometheus's group hash and slots),
+// and writes the same ALERTS and ALERTS_FOR_STATE samples at each of them:
+// nothing at the first two evaluations (the `for` state restore runs after
+// the second), pending until `for` has passed, firing, kept firing for
+// `keep_firing_for` after the condition clears, then gone.
+std::string labels_key(const nlohmann::json& metric) {
+  std::string k;
+  for (const auto& [n, v] : metric.items()) k += n + "=" + v.get<std::string>() + ",";
+  return k;
+}
+
+std::string labels_key(const Labels& ls) {
+  std::string k;
+  for (const auto& l : ls) k += l.name + "=" + l.value + ",";
+  return k;
+}
+
+class TimelineSink : public SampleSink {
+ public:
+  explicit TimelineSink(MemoryStore& s) : store_(s) {}
+  void add(const Labels& l, double v, int64_t t) override {
+    store_.add(l, t, v);
+    if (!moni::is_stale_nan(v)) got[t][labels_key(l)] = v;
+  }
+  void flush() override {}
+  std::map<int64_t, std::map<std::string, double>> got;
+
+ private:
+  MemoryStore& store_;
+};
+
+TEST(RulesPrometheusTiming, AlertsTimelineAsARealPrometheusFromStart) {
+  namespace ts = moni::promql::test_support;
+  if (access("/usr/bin/prometheus", X_OK) != 0) GTEST_SKIP() << "prometheus missing";
+  char tmpl[] = "/tmp/moni-rules-timing-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string dir = tmpl;
+  std::string rules = dir + "/timing.yml";
+  std::ofstream(rules) << R"(groups:
+  - name: timing
+    rules:
+      - record: timing_evals
+        expr: vector(1)
+      - alert: TimingFor
+        expr: vector(time()) % 8 < 4
+        for: 2s
+        keep_firing_for: 1s
+        labels:
+          kind: for
+      - alert: TimingNow
+        expr: vector(time()) % 8 < 4
+        labels:
+          kind: now
+)";
+  std::ofstream(dir + "/prometheus.yml")
+      << "global:\n  evaluation_interval: 1s\nrule_files:\n  - " << rules << "\n";
+  int port = ts::free_port();
+  pid_t pid = ts::spawn({"/usr/bin/prometheus", "--config.file=" + dir + "/prometheus.yml",
+                         "--storage.tsdb.path=" + dir + "/data",
+                         "--web.listen-address=127.0.0.1:" + std::to_string(port)},
+                        dir + "/prometheus.log");
+  ASSERT_GT(pid, 0);
+  struct Stop {
+    pid_t pid;
+    std::string dir;
+    ~Stop() {
+      ts::stop(pid);
+      std::filesystem::remove_all(dir);
+    }
+  } stop{pid, dir};
+  ASSERT_TRUE(ts::wait_http_ok(port, "/-/ready", 60)) << "prometheus did not start";
+
+  // 14 evaluations: the restore, then pending, firing and kept firing and
+  // resolved at least once (the condition holds 4 s of every 8).
+  constexpr size_t kEvals = 14;
+  auto query = [&](const std::string& q) {
+    auto r = ts::http_get(port, "/api/v1/query?query=" + ts::url_encode(q));
+    auto j = nlohmann::json::parse(r.body, nullptr, false);
+    return r.status == 200 && j.is_object() ? j["data"]["result"] : nlohmann::json();
+  };
+  std::vector<int64_t> evals;
+  for (int i = 0; i < 600 && evals.size() < kEvals; ++i) {  // up to 60 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    auto r = query("timing_evals[1h]");
+    if (!r.is_array() || r.empty()) continue;
+    evals.clear();
+    for (const auto& v : r[0]["values"])
+      evals.push_back(std::llround(v[0].get<double>() * 1000));
+  }
+  ASSERT_GE(evals.size(), kEvals) << "prometheus evaluated too slowly";
+  evals.resize(kEvals);
+  std::map<int64_t, std::map<std::string, double>> want;
+  for (const char* name : {"ALERTS", "ALERTS_FOR_STATE", "timing_evals"})
+    for (const auto& series : query(std::string(name) + "[1h]"))
+      for (const auto& v : series["values"]) {
+        int64_t t = std::llround(v[0].get<double>() * 1000);
+        if (t <= evals.back())
+          want[t][labels_key(series["metric"])] = std::stod(v[1].get<std::string>());
+      }
+
+  std::vector<std::string> errors;
+  auto groups = load_rule_files({rules}, "", errors);
+  ASSERT_TRUE(errors.empty()) << errors.front();
+  EngineOptions o;  // a start: `for` state restored after two evaluations
+  o.default_interval_ms = 1000;
+  RuleEngine eng(std::move(groups), o);
+  MemoryStore store;
+  TimelineSink sink(store);
+  (void)eng.run_due(store, evals.front() - 1, sink);  // started just before
+  for (int64_t t : evals) {
+    EXPECT_EQ(eng.eval_timestamp(0, t), t) << "not Prometheus's evaluation slot";
+    (void)eng.run_due(store, t, sink);
+  }
+  for (int64_t t : evals) {
+    auto dump = [](const std::map<std::string, double>& m) {
+      std::string s;
+      for (const auto& [k, v] : m) s += "\n    " + k + " " + std::to_string(v);
+      return s;
+    };
+    EXPECT_EQ(sink.got[t], want[t]) << "at evaluation " << (t - evals.front()) / 1000
+                                    << "\n  moni:" << dump(sink.got[t])
+                                    << "\n  prometheus:" << dump(want[t]);
+  }
+  // The timeline covers what it is meant to.
+  std::set<std::string> seen;
+  for (const auto& [t, m] : want)
+    for (const auto& [k, v] : m) seen.insert(k);
+  EXPECT_TRUE(seen.count("__name__=ALERTS,alertname=TimingFor,alertstate=pending,kind=for,"));
+  EXPECT_TRUE(seen.count("__name__=ALERTS,alertname=TimingFor,alertstate=firing,kind=for,"));
+  EXPECT_TRUE(want[evals[0]].count("__name__=timing_evals,"));
+  EXPECT_EQ(want[evals[0]].size(), 1u) << "no ALERTS before the restore";
+  EXPECT_EQ(want[evals[1]].size(), 1u) << "no ALERTS before the restore";
 }
 
 }  // namespace

@@ -245,6 +245,45 @@ TEST(YamlRules, ImportCommand) {
   std::filesystem::remove_all(dir);
 }
 
+// Files without test cases (empty, only a comment, `tests: []`, no `tests`,
+// a rule_files pattern that matches nothing) pass in promtool 2.42 with
+// "SUCCESS" and status 0; `moni rules test` prints the same standard output
+// and puts its warnings on standard error, as promtool does with its own.
+TEST(RuleTestRunner, TestlessFilesPrintWhatPromtoolPrints) {
+  std::string dir = temp_dir();
+  std::ofstream(dir + "/r.yml") << "groups:\n  - name: g\n    rules:\n      - record: x\n"
+                                   "        expr: vector(1)\n";
+  const std::vector<std::pair<std::string, std::string>> files = {
+      {"empty.yml", ""},
+      {"comment.yml", "# nothing yet\n"},
+      {"tests_empty.yml", "rule_files: [r.yml]\ntests: []\n"},
+      {"no_tests.yml", "rule_files: [r.yml]\nevaluation_interval: 1m\n"},
+      {"no_match.yml", "rule_files: [missing-*.yml]\n"},
+  };
+  bool have_promtool = access("/usr/bin/promtool", X_OK) == 0;
+  for (const auto& [name, text] : files) {
+    std::string path = dir + "/" + name;
+    std::ofstream(path) << text;
+    std::ostringstream out, err;
+    auto r = run_rule_tests(path, out, err);
+    ASSERT_TRUE(r) << name << ": " << r.error().message;
+    EXPECT_TRUE(*r) << name;
+    EXPECT_EQ(out.str(), "Unit Testing:  " + path + "\n  SUCCESS\n\n") << name;
+    std::string warnings = "  WARNING: no test cases in " + path + "\n";
+    if (name == "no_match.yml")
+      warnings = "  WARNING: no file match pattern " + dir + "/missing-*.yml\n" + warnings;
+    EXPECT_EQ(err.str(), warnings) << name;
+    if (!have_promtool) continue;
+    std::string promtool_out;
+    int rc = promql::test_support::run(
+        {"/bin/sh", "-c", "/usr/bin/promtool test rules " + path + " 2>/dev/null"},
+        &promtool_out);
+    EXPECT_EQ(rc, 0) << name;
+    EXPECT_EQ(promtool_out, out.str()) << name;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 // `moni rules test` gives promtool 2.42's verdict on odd test files: a file
 // without test cases passes (with a warning here), an unknown key fails
 // (with its position); promtool, when installed, is asked the same.
