@@ -11,13 +11,14 @@
 #include "plugin_harness.hpp"
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: %s DATA_DIR FIRST_BATCH\n", argv[0]);
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: %s DATA_DIR FIRST_BATCH [SYNC]\n", argv[0]);
     return 2;
   }
+  std::string sync = argc == 4 ? argv[3] : "full";
   auto h = moni::testing::PluginHarness::load(
       moni::testing::plugin_path("lmdb_tsdb"),
-      "sync = \"full\"\nchunk_samples = 10\ncheckpoint_records = 7", "tsdb", argv[1]);
+      "sync = \"" + sync + "\"\nchunk_samples = 10\ncheckpoint_records = 7", "tsdb", argv[1]);
   if (!h.ok()) {
     std::fprintf(stderr, "load: %s\n", h.error().message.c_str());
     return 1;
