@@ -11,9 +11,79 @@
 
 namespace moni::prom_api {
 
+namespace {
+// Bytes copied as they are: ASCII from 0x20 (DEL included) except '"', '\\'
+// and, as Go's encoding/json (HTML-safe, which Prometheus' jsoniter config
+// keeps), '<', '>' and '&'.
+struct PlainTable {
+  bool plain[256] = {};
+  constexpr PlainTable() {
+    for (int c = 0x20; c < 0x80; ++c) plain[c] = true;
+    plain[static_cast<unsigned char>('"')] = false;
+    plain[static_cast<unsigned char>('\\')] = false;
+    plain[static_cast<unsigned char>('<')] = false;
+    plain[static_cast<unsigned char>('>')] = false;
+    plain[static_cast<unsigned char>('&')] = false;
+  }
+};
+constexpr PlainTable kPlain;
+
+// Length of the valid UTF-8 sequence at s[i] (a byte >= 0x80), 0 if
+// invalid (Go's rules: no overlong forms, no surrogates, at most U+10FFFF).
+size_t utf8_len(std::string_view s, size_t i, uint32_t& cp) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  auto cont = [&](size_t k) { return i + k < s.size() && (b(k) & 0xC0) == 0x80; };
+  unsigned char c = b(0);
+  if (c >= 0xC2 && c <= 0xDF) {
+    if (!cont(1)) return 0;
+    cp = ((c & 0x1Fu) << 6) | (b(1) & 0x3Fu);
+    return 2;
+  }
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    cp = ((c & 0x0Fu) << 12) | ((b(1) & 0x3Fu) << 6) | (b(2) & 0x3Fu);
+    if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    cp = ((c & 0x07u) << 18) | ((b(1) & 0x3Fu) << 12) | ((b(2) & 0x3Fu) << 6) | (b(3) & 0x3Fu);
+    if (cp < 0x10000 || cp > 0x10FFFF) return 0;
+    return 4;
+  }
+  return 0;
+}
+}  // namespace
+
+// As Go's encoding/json: each byte of invalid UTF-8 becomes \ufffd, U+2028
+// and U+2029 and the HTML characters are \u-escaped.
 void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
   out.push_back('"');
-  for (char c : s) {
+  size_t i = 0, n = s.size();
+  while (i < n) {
+    size_t run = i;
+    while (run < n && kPlain.plain[static_cast<unsigned char>(s[run])]) ++run;
+    out.append(s.data() + i, run - i);
+    i = run;
+    if (i == n) break;
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      uint32_t cp = 0;
+      size_t len = utf8_len(s, i, cp);
+      if (len == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else if (cp == 0x2028 || cp == 0x2029) {
+        out += cp == 0x2028 ? "\\u2028" : "\\u2029";
+        i += len;
+      } else {
+        out.append(s.data() + i, len);
+        i += len;
+      }
+      continue;
+    }
+    ++i;
     switch (c) {
       case '"':
         out += "\\\"";
@@ -30,14 +100,10 @@ void append_json_string(std::string& out, std::string_view s) {
       case '\t':
         out += "\\t";
         break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
+      default: {  // other control characters, '<', '>', '&'
+        char buf[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+        out.append(buf, sizeof buf);
+      }
     }
   }
   out.push_back('"');
@@ -74,24 +140,41 @@ void append_timestamp(std::string& out, int64_t t) {
 }
 
 namespace {
-// As promql::fn::format_float (Go's FormatFloat(v, 'f', -1, 64)).
-void append_float(std::string& out, double v) {
+// A scalar result's value: Go's FormatFloat(v, 'f', -1, 64) (promql.Scalar's
+// MarshalJSON), shortest round-trip digits, never an exponent.
+void append_scalar_value(std::string& out, double v) {
   if (std::isnan(v)) {
     out += "NaN";
   } else if (std::isinf(v)) {
     out += v > 0 ? "+Inf" : "-Inf";
   } else {
-    char buf[512];
-    auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
-    out.append(buf, r.ptr);
+    char buf[promql::fn::kFixedMax];
+    out.append(buf, promql::fn::format_fixed(buf, v));
   }
 }
 
-void append_point(std::string& out, int64_t t, double v) {
+// A vector's or matrix's sample value, as Prometheus' API (jsoniter's float
+// encoder): 'f' formatting, but 'e' (1e+21, 1e-07, shortest digits, two
+// exponent digits at least) when 0 < |v| < 1e-6 or |v| >= 1e21.
+void append_sample_value(std::string& out, double v) {
+  double a = std::fabs(v);
+  if (a != 0 && (a < 1e-6 || a >= 1e21) && std::isfinite(v)) {
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+    out.append(buf, r.ptr);
+  } else {
+    append_scalar_value(out, v);
+  }
+}
+
+void append_point(std::string& out, int64_t t, double v, bool scalar = false) {
   out.push_back('[');
   append_timestamp(out, t);
   out += ",\"";
-  append_float(out, v);
+  if (scalar)
+    append_scalar_value(out, v);
+  else
+    append_sample_value(out, v);
   out += "\"]";
 }
 
@@ -116,7 +199,7 @@ void write_query_success(promql::QueryResult& r, const std::function<void(std::s
   switch (v.type) {
     case ValueType::Scalar:
       out += R"("scalar","result":)";
-      append_point(out, r.time_ms, v.scalar);
+      append_point(out, r.time_ms, v.scalar, true);
       break;
     case ValueType::String:
       out += R"("string","result":[)";
@@ -169,13 +252,13 @@ void write_query_success(promql::QueryResult& r, const std::function<void(std::s
               out.push_back('[');
               append_timestamp(out, pts[k].t);
               out += ",\"";
-              append_float(out, pts[k].v);
+              append_sample_value(out, pts[k].v);
               out += "\"]";
               continue;
             }
           }
           out.append(stamps, stamp_at[2 * k], stamp_at[2 * k + 1] - stamp_at[2 * k]);
-          append_float(out, pts[k].v);
+          append_sample_value(out, pts[k].v);
           out += "\"]";
         }
         out += "]}";

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <map>
 #include <moni/sdk.hpp>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "api_params.hpp"
@@ -162,15 +161,17 @@ class PromApi : public moni::Output {
     } else {
       start = end = time_param(p, "time", ctx_.now_ms());
     }
+    // Prometheus prefixes an instant query's parse errors with the
+    // parameter, not a range query's.
+    std::string prefix = is_range ? "" : "invalid parameter \"query\": ";
     auto expr = moni::promql::parse(qs);
-    if (!expr) fail("bad_data", "invalid parameter \"query\": " + expr.error().message);
+    if (!expr) fail("bad_data", prefix + expr.error().message);
     moni::promql::StorageQueryable sq(storage());
     moni::promql::Engine engine(sq, o);
     auto res = engine.exec(**expr, start, end, step, !is_range);
     if (!res.ok()) {
       std::string msg = res.message;
-      if (res.error == moni::promql::ErrorType::BadData)
-        msg = "invalid parameter \"query\": " + msg;
+      if (res.error == moni::promql::ErrorType::BadData) msg = prefix + msg;
       fail(moni::promql::error_type_name(res.error), msg);
     }
     if (!stream) return moni::prom_api::query_success(res);
@@ -286,20 +287,32 @@ class PromApi : public moni::Output {
     auto r = storage().metadata(metric ? *metric : "");
     if (!r) fail("internal", r.error().message);
     int64_t limit = limit_param(p);
-    nlohmann::json data = nlohmann::json::object();
+    // Written by hand, not with nlohmann::json: help texts are not
+    // checked UTF-8 (dump() would throw), and invalid bytes go out as
+    // \ufffd like every other string of the API.
     std::map<std::string, std::vector<const moni::Metadata*>> by_family;
     for (const auto& m : *r) by_family[m.family].push_back(&m);
+    std::string data = "{";
     int64_t n = 0;
     for (const auto& [family, list] : by_family) {
-      if (limit > 0 && n++ == limit) break;
-      nlohmann::json arr = nlohmann::json::array();
-      for (const auto* m : list)
-        arr.push_back({{"type", std::string(moni::type_name(m->type))},
-                       {"help", m->help},
-                       {"unit", m->unit}});
-      data[family] = arr;
+      if (limit > 0 && n == limit) break;
+      if (n++) data.push_back(',');
+      moni::prom_api::append_json_string(data, family);
+      data += ":[";
+      for (size_t i = 0; i < list.size(); ++i) {
+        if (i) data.push_back(',');
+        data += R"({"type":)";
+        moni::prom_api::append_json_string(data, moni::type_name(list[i]->type));
+        data += R"(,"help":)";
+        moni::prom_api::append_json_string(data, list[i]->help);
+        data += R"(,"unit":)";
+        moni::prom_api::append_json_string(data, list[i]->unit);
+        data.push_back('}');
+      }
+      data.push_back(']');
     }
-    return moni::prom_api::success(data.dump());
+    data.push_back('}');
+    return moni::prom_api::success(data);
   }
 
   moni::Context& ctx_;

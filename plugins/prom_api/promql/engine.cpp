@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -596,6 +597,17 @@ class Evaluator {
     }
     Value in = eval(*e.args[0], ts);
     Vector& vec = in.vec;
+    // Prometheus' convertibleToInt64 (its largest float below 2^63) and
+    // message, the value as Go's %v: always an exponent at this magnitude.
+    if ((e.op == Op::Topk || e.op == Op::Bottomk) &&
+        !(param <= 9223372036854774784.0 && param >= -9223372036854775808.0)) {
+      std::string v = std::isnan(param) ? "NaN" : param > 0 ? "+Inf" : "-Inf";
+      if (std::isfinite(param)) {
+        char buf[64];
+        v.assign(buf, std::to_chars(buf, buf + sizeof buf, param, std::chars_format::scientific).ptr);
+      }
+      exec_error("Scalar value " + v + " overflows int64");
+    }
     if (e.op == Op::CountValues && !valid_label_name(str_param))
       exec_error("invalid label name \"" + str_param + "\"");
     if (e.op == Op::CountValues) {

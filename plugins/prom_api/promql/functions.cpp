@@ -300,12 +300,43 @@ std::optional<double> range_fn_value(RangeFn k, std::string_view name, std::span
   return over_time(name, pts, name == "quantile_over_time" ? scalars[0] : 0);
 }
 
+char* format_fixed(char* out, double v) {
+  // std::to_chars(fixed) prints large values' exact digits
+  // (123456789012345683968); Go pads the shortest round-trip digits with
+  // zeros (123456789012345680000): the digits come from the scientific form.
+  char sci[40];
+  char* end = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific).ptr;
+  const char* p = sci;
+  if (*p == '-') *out++ = *p++;
+  char digits[32];
+  int nd = 0;
+  for (; p < end && *p != 'e'; ++p)
+    if (*p != '.') digits[nd++] = *p;
+  // p is at 'e', then a sign and two or three digits (not NUL-terminated).
+  int exp = 0;
+  for (const char* d = p + 2; d < end; ++d) exp = exp * 10 + (*d - '0');
+  int dp = (p[1] == '-' ? -exp : exp) + 1;  // the decimal point's position in digits
+  if (dp <= 0) {
+    *out++ = '0';
+    *out++ = '.';
+    out = std::fill_n(out, -dp, '0');
+    out = std::copy_n(digits, nd, out);
+  } else if (dp >= nd) {
+    out = std::copy_n(digits, nd, out);
+    out = std::fill_n(out, dp - nd, '0');
+  } else {
+    out = std::copy_n(digits, dp, out);
+    *out++ = '.';
+    out = std::copy_n(digits + dp, nd - dp, out);
+  }
+  return out;
+}
+
 std::string format_float(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  char buf[512];
-  auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed);
-  return std::string(buf, r.ptr);
+  char buf[kFixedMax];
+  return std::string(buf, format_fixed(buf, v));
 }
 
 }  // namespace moni::promql::fn

@@ -2,6 +2,7 @@
 // arithmetic step for step (the differential tests compare to 1e-9).
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -53,6 +54,10 @@ RangeFn range_fn_kind(std::string_view name);
 std::optional<double> range_fn_value(RangeFn k, std::string_view name, std::span<const Point> pts,
                                      int64_t range_start_ms, int64_t range_end_ms, int64_t range_ms,
                                      int64_t ts, std::span<const double> scalars);
+/// Go's strconv.FormatFloat(v, 'f', -1, 64) of a finite v into `out` (at
+/// least kFixedMax bytes); returns the end.
+constexpr size_t kFixedMax = 400;
+char* format_fixed(char* out, double v);
 /// Go's strconv.FormatFloat(v, 'f', -1, 64).
 std::string format_float(double v);
 

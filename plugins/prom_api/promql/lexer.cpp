@@ -35,6 +35,35 @@ int hexval(char c) {
   return -1;
 }
 
+// The rune at q[i] as Go's utf8.DecodeRuneInString: its length (1 for an
+// invalid byte) and whether it is utf8.RuneError (invalid, or U+FFFD
+// itself, which Prometheus' lexer cannot tell apart).
+size_t decode_rune(std::string_view q, size_t i, bool& rune_error) {
+  auto b = [&](size_t k) { return static_cast<unsigned char>(q[i + k]); };
+  auto cont = [&](size_t k) { return i + k < q.size() && (b(k) & 0xC0) == 0x80; };
+  unsigned char c = b(0);
+  rune_error = false;
+  if (c < 0x80) return 1;
+  uint32_t cp = 0;
+  size_t len = 0;
+  if (c >= 0xC2 && c <= 0xDF && cont(1)) {
+    cp = ((c & 0x1Fu) << 6) | (b(1) & 0x3Fu);
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF && cont(1) && cont(2)) {
+    cp = ((c & 0x0Fu) << 12) | ((b(1) & 0x3Fu) << 6) | (b(2) & 0x3Fu);
+    if (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) len = 3;
+  } else if (c >= 0xF0 && c <= 0xF4 && cont(1) && cont(2) && cont(3)) {
+    cp = ((c & 0x07u) << 18) | ((b(1) & 0x3Fu) << 12) | ((b(2) & 0x3Fu) << 6) | (b(3) & 0x3Fu);
+    if (cp >= 0x10000 && cp <= 0x10FFFF) len = 4;
+  }
+  if (len == 0) {
+    rune_error = true;
+    return 1;
+  }
+  rune_error = cp == 0xFFFD;
+  return len;
+}
+
 bool is_duration_unit_start(char c) {
   return c == 's' || c == 'm' || c == 'h' || c == 'd' || c == 'w' || c == 'y';
 }
@@ -157,8 +186,11 @@ std::vector<Token> lex(std::string_view q) {
         }
         if (d == '\n') return fail(i, "unterminated quoted string");
         if (d != '\\') {
-          val.push_back(d);
-          ++i;
+          bool bad = false;
+          size_t n = decode_rune(q, i, bad);
+          if (bad) return fail(start, "invalid UTF-8 rune");
+          val.append(q.substr(i, n));
+          i += n;
           continue;
         }
         if (i + 1 >= q.size()) return fail(i, "unterminated quoted string");
@@ -234,6 +266,11 @@ std::vector<Token> lex(std::string_view q) {
     if (c == '`') {
       size_t j = q.find('`', i + 1);
       if (j == std::string_view::npos) return fail(start, "unterminated raw string");
+      for (size_t k = i + 1; k < j;) {
+        bool bad = false;
+        k += decode_rune(q, k, bad);
+        if (bad) return fail(start, "invalid UTF-8 rune");
+      }
       push(Tok::String, start, j + 1, std::string(q.substr(i + 1, j - i - 1)));
       i = j + 1;
       continue;
@@ -312,7 +349,13 @@ std::vector<Token> lex(std::string_view q) {
           t = Tok::Gtr;
           break;
         default:
-          return fail(i, std::string("unexpected character: '") + c + "'");
+        {
+          // The whole rune, U+FFFD for an invalid byte (as Go prints it).
+          bool bad = false;
+          size_t n = decode_rune(q, i, bad);
+          std::string ch = bad ? "\xef\xbf\xbd" : std::string(q.substr(i, n));
+          return fail(i, "unexpected character: '" + ch + "'");
+        }
       }
     }
     i += len;

@@ -22,7 +22,21 @@ bool ieq(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
-Op aggregation_op(std::string_view s) {
+// Prometheus lowercases a word before looking it up among keywords and
+// aggregation operators ("AND", "Sum", "ON", "OFFSET" are those words);
+// function names stay case-sensitive.
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+// `t` is the keyword `kw` (given in lower case), in any case.
+bool is_kw(const Token& t, std::string_view kw) { return t.type == Tok::Ident && ieq(t.text, kw); }
+
+Op aggregation_op(std::string_view word) {
+  std::string s = lower(word);
   if (s == "sum") return Op::Sum;
   if (s == "avg") return Op::Avg;
   if (s == "min") return Op::Min;
@@ -38,10 +52,14 @@ Op aggregation_op(std::string_view s) {
   return Op::None;
 }
 
-bool is_keyword(std::string_view s) {
-  return s == "by" || s == "without" || s == "on" || s == "ignoring" || s == "group_left" ||
-         s == "group_right" || s == "bool" || s == "offset" || s == "and" || s == "or" ||
-         s == "unless" || s == "atan2";
+// Keywords that cannot stand as a metric name. The others (by, without,
+// offset, and, or, unless, start, end and the aggregation operators) name a
+// metric where an expression starts, as in Prometheus' grammar
+// (`offset offset 5m`, `sum + 1`).
+bool is_keyword(std::string_view word) {
+  std::string s = lower(word);
+  return s == "on" || s == "ignoring" || s == "group_left" || s == "group_right" || s == "bool" ||
+         s == "atan2";
 }
 
 int precedence(Op op) {
@@ -139,10 +157,10 @@ class Parser {
       case Tok::Lte:
         return Op::Lte;
       case Tok::Ident:
-        if (t.text == "and") return Op::And;
-        if (t.text == "or") return Op::Or;
-        if (t.text == "unless") return Op::Unless;
-        if (t.text == "atan2") return Op::Atan2;
+        if (ieq(t.text, "and")) return Op::And;
+        if (ieq(t.text, "or")) return Op::Or;
+        if (ieq(t.text, "unless")) return Op::Unless;
+        if (ieq(t.text, "atan2")) return Op::Atan2;
         return Op::None;
       default:
         return Op::None;
@@ -161,17 +179,16 @@ class Parser {
       size_t op_pos = opt.pos;
       bool explicit_matching = false;
       VectorMatching vm;
-      if (peek().type == Tok::Ident && peek().text == "bool") {
+      if (is_kw(peek(), "bool")) {
         next();
         b->return_bool = true;
       }
-      if (peek().type == Tok::Ident && (peek().text == "on" || peek().text == "ignoring")) {
-        vm.on = next().text == "on";
+      if (is_kw(peek(), "on") || is_kw(peek(), "ignoring")) {
+        vm.on = ieq(next().text, "on");
         vm.labels = label_list("grouping opts");
         explicit_matching = true;
-        if (peek().type == Tok::Ident &&
-            (peek().text == "group_left" || peek().text == "group_right")) {
-          vm.card = next().text == "group_left" ? Card::ManyToOne : Card::OneToMany;
+        if (is_kw(peek(), "group_left") || is_kw(peek(), "group_right")) {
+          vm.card = ieq(next().text, "group_left") ? Card::ManyToOne : Card::OneToMany;
           if (peek().type == Tok::LParen) vm.include = label_list("grouping opts");
         }
       }
@@ -291,7 +308,9 @@ class Parser {
           return e;
         }
         Op agg = aggregation_op(t.text);
-        if (agg != Op::None) return aggregation(agg);
+        if (agg != Op::None &&
+            (peek(1).type == Tok::LParen || is_kw(peek(1), "by") || is_kw(peek(1), "without")))
+          return aggregation(agg);
         if (peek(1).type == Tok::LParen) return call();
         if (is_keyword(t.text)) unexpected(t, "");
         next();
@@ -401,9 +420,9 @@ class Parser {
     e->op = op;
     bool grouped = false;
     auto modifiers = [&] {
-      if (peek().type == Tok::Ident && (peek().text == "by" || peek().text == "without")) {
+      if (is_kw(peek(), "by") || is_kw(peek(), "without")) {
         if (grouped) unexpected(peek(), "aggregation");
-        e->without = next().text == "without";
+        e->without = ieq(next().text, "without");
         e->grouping = label_list("grouping opts");
         grouped = true;
       }
@@ -531,7 +550,7 @@ class Parser {
         }
         continue;
       }
-      if (t.type == Tok::Ident && t.text == "offset") {
+      if (is_kw(t, "offset")) {
         next();
         bool neg = false;
         if (peek().type == Tok::Sub || peek().type == Tok::Add) neg = next().type == Tok::Sub;
@@ -550,11 +569,11 @@ class Parser {
         Expr* target = modifier_target(*e, "@");
         if (target->at != AtKind::None) fail(t.pos, "@ <timestamp> may not be set multiple times");
         const Token& v = peek();
-        if (v.type == Tok::Ident && (v.text == "start" || v.text == "end")) {
+        if (is_kw(v, "start") || is_kw(v, "end")) {
           next();
           expect(Tok::LParen, "@", "\"(\"");
           e->end = expect(Tok::RParen, "@", "\")\"").end;
-          target->at = v.text == "start" ? AtKind::Start : AtKind::End;
+          target->at = ieq(v.text, "start") ? AtKind::Start : AtKind::End;
           continue;
         }
         bool neg = false;

@@ -123,4 +123,43 @@ TEST_F(PromqlDiff, CorpusAgreesWithPrometheus) {
   for (const auto& fl : failures) ADD_FAILURE() << fl;
 }
 
+// compare_responses() compares values as numbers and errors by status: here
+// whole response bodies must be the same bytes (value strings such as 1e+21
+// or 1e-07, \ufffd for invalid UTF-8, HTML-escaped characters, runtime
+// error messages).
+TEST_F(PromqlDiff, BodiesByteForByte) {
+  ASSERT_TRUE(peer_->ok()) << peer_->error();
+  ASSERT_NE(harness_, nullptr) << load_error_;
+  const std::string queries[] = {
+      "vector(1e21)", "vector(-1e21)", "vector(9.99999e20)", "vector(123456789012345678901)",
+      "vector(1e20)", "vector(1e-5)", "vector(1e-6)", "vector(1e-7)", "vector(-1.5e-7)",
+      "vector(0.000001234)", "vector(1e-6*0.99999)", "vector(-0)", "vector(NaN)", "vector(Inf)",
+      "vector(-Inf)", "vector(5e-324)", "vector(1.7976931348623157e308)", "vector(-1e300)",
+      "scalar(vector(1e21))", "scalar(vector(1e-7))", "-1e300", "5e-324",
+      "1.7976931348623157e308", "sum(up) * 1e30", "sum(up) / 1e30",
+      R"("a\xffb\xc3(\xe2\x82<>&\u2028\u2029\b\f\x01\x7f é\U0001F600\xed\xa0\x80")",
+      "\"raw \xff\xfe bytes\"", "`raw \xff`", "up{a=\"\xff\"}", "vector(1) + \xff",
+      "vector(1) + \xc3\xa9", "\"\xef\xbf\xbd\"",
+      R"q(label_replace(vector(1), "x", "\xff$1\xc3", "", "(.*)"))q",
+      "topk(1e300, up)", "bottomk(-1e19, up)", "topk(NaN, up)", "topk(Inf, up)",
+      "bottomk(-Inf, up)", "topk(9223372036854775807, up)", "topk(9.3e18, up)",
+      "topk(9223372036854774784, up)", "count_values(\"a-b\", up)", "count_values(\"\", up)"};
+  std::vector<std::string> failures;
+  for (const auto& q : queries) {
+    std::string enc = moni::promql::test_support::url_encode(q);
+    for (const std::string& target :
+         {"/api/v1/query?query=" + enc + "&time=" + std::to_string(kT0 + 1800),
+          "/api/v1/query_range?query=" + enc + "&start=" + std::to_string(kT0 + 1800) +
+              "&end=" + std::to_string(kT0 + 1860) + "&step=30"}) {
+      auto pr = moni::promql::test_support::http_get(peer_->port(), target);
+      auto mr = harness_->http("GET", target);
+      if (pr.body != mr.body || static_cast<unsigned>(pr.status) != mr.status)
+        failures.push_back(q + " (" + target.substr(0, target.find('?')) + "): prometheus " +
+                           std::to_string(pr.status) + " " + pr.body.substr(0, 300) + "\n moni " +
+                           std::to_string(mr.status) + " " + mr.body.substr(0, 300));
+    }
+  }
+  for (const auto& fl : failures) ADD_FAILURE() << fl;
+}
+
 }  // namespace
