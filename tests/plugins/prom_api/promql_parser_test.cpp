@@ -1,6 +1,8 @@
 // PromQL parser: structure, precedence, modifiers and error positions.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "promql/parser.hpp"
 
 namespace {
@@ -101,6 +103,62 @@ TEST(PromqlParser, MatchingAndAggregations) {
   EXPECT_EQ(s.step_ms, 30000);
   EXPECT_EQ(s.offset_ms, 60000);
   EXPECT_EQ(ok("x[5m:]")->step_ms, 0);
+}
+
+// Prometheus lowercases a word before its keyword and aggregation lookup;
+// keywords other than on/ignoring/group_*/bool/atan2 name a metric where an
+// expression starts.
+TEST(PromqlParser, KeywordsInAnyCase) {
+  auto b = ok("a AND ON(instance) b");
+  ASSERT_EQ(b->kind, ExprKind::Binary);
+  EXPECT_EQ(b->op, Op::And);
+  ASSERT_TRUE(b->matching);
+  EXPECT_TRUE(b->matching->on);
+  EXPECT_EQ(b->matching->labels, (std::vector<std::string>{"instance"}));
+  EXPECT_EQ(ok("a Or b")->op, Op::Or);
+  EXPECT_EQ(ok("a UNLESS b")->op, Op::Unless);
+  EXPECT_EQ(ok("a ATAN2 b")->op, Op::Atan2);
+  EXPECT_TRUE(ok("a > BOOL 0")->return_bool);
+  auto g = ok("a * IGNORING(job) GROUP_LEFT(x) b");
+  EXPECT_FALSE(g->matching->on);
+  EXPECT_EQ(g->matching->card, Card::ManyToOne);
+  EXPECT_EQ(ok("a * on() Group_Right b")->matching->card, Card::OneToMany);
+  auto s = ok("SUM BY (job) (a)");
+  ASSERT_EQ(s->kind, ExprKind::Aggregate);
+  EXPECT_EQ(s->op, Op::Sum);
+  EXPECT_EQ(s->grouping, (std::vector<std::string>{"job"}));
+  EXPECT_TRUE(ok("sum(a) WITHOUT (job)")->without);
+  EXPECT_EQ(ok("TopK(1, a)")->op, Op::Topk);
+  EXPECT_EQ(ok("a OFFSET 1m")->offset_ms, 60000);
+  EXPECT_EQ(ok("a @ START()")->at, AtKind::Start);
+  EXPECT_EQ(ok("a @ End()")->at, AtKind::End);
+  EXPECT_TRUE(std::isinf(ok("INF")->number));
+  EXPECT_TRUE(std::isnan(ok("NaN")->number));
+  // Keyword-named metrics, the name as written.
+  auto o = ok("offset offset 5m");
+  ASSERT_EQ(o->kind, ExprKind::VectorSelector);
+  EXPECT_EQ(o->metric_name, "offset");
+  EXPECT_EQ(o->offset_ms, 300000);
+  EXPECT_EQ(ok("SUM + 1")->args[0]->metric_name, "SUM");
+  EXPECT_EQ(ok("rate(by[5m])")->args[0]->args[0]->metric_name, "by");
+  EXPECT_EQ(ok("sum by (AND, ON) (a)")->grouping, (std::vector<std::string>{"AND", "ON"}));
+  // Function names stay case-sensitive; some keywords never name a metric.
+  EXPECT_NE(err("Rate(a[1m])").find("unknown function with name \"Rate\""), std::string::npos);
+  err("ON");
+  err("bool");
+  err("atan2");
+  err("sum by (job)");
+  err("a @ START");
+}
+
+// Prometheus' lexer rejects invalid UTF-8 (and U+FFFD) in string literals.
+TEST(PromqlParser, InvalidUtf8InStrings) {
+  EXPECT_EQ(err("a{b=\"x\xff\"}"), "1:5: parse error: invalid UTF-8 rune");
+  EXPECT_EQ(err("`\xc3`"), "1:1: parse error: invalid UTF-8 rune");
+  EXPECT_EQ(err("\"\xef\xbf\xbd\""), "1:1: parse error: invalid UTF-8 rune");
+  EXPECT_EQ(err("1 + \xff"), "1:5: parse error: unexpected character: '\xef\xbf\xbd'");
+  EXPECT_EQ(ok("\"\xc3\xa9\"")->str, "\xc3\xa9");
+  EXPECT_EQ(ok(R"("\xff")")->str, "\xff");  // an escape may make any byte
 }
 
 TEST(PromqlParser, ErrorsCarryPrometheusStylePositions) {
