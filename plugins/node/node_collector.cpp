@@ -18,6 +18,7 @@ Error SubCollector::io_error(std::string_view what, const std::string& path) {
 }
 
 std::unique_ptr<SubCollector> make_sub_collector(std::string_view n, const Options& o) {
+  if (n == "arp") return make_arp(o);
   if (n == "conntrack") return make_conntrack(o);
   if (n == "cpu") return make_cpu(o);
   if (n == "cpufreq") return make_cpufreq(o);
@@ -32,11 +33,14 @@ std::unique_ptr<SubCollector> make_sub_collector(std::string_view n, const Optio
   if (n == "netstat") return make_netstat(o);
   if (n == "os") return make_os(o);
   if (n == "pressure") return make_pressure(o);
+  if (n == "selinux") return make_selinux(o);
   if (n == "sockstat") return make_sockstat(o);
+  if (n == "softnet") return make_softnet(o);
   if (n == "stat") return make_stat(o);
   if (n == "textfile") return make_textfile(o);
   if (n == "time") return make_time(o);
   if (n == "timex") return make_timex(o);
+  if (n == "udp_queues") return make_udp_queues(o);
   if (n == "uname") return make_uname(o);
   if (n == "vmstat") return make_vmstat(o);
   return nullptr;
@@ -60,6 +64,7 @@ class NodeCollector : public Collector {
 # filesystem.mount_points_exclude = '^/(dev|proc|run/credentials/.+|sys|var/lib/docker/.+|var/lib/containers/storage/.+)($|/).*'
 # filesystem.mount_timeout = "5s"
 # netdev.device_exclude = "^lo$"
+# arp.device_exclude = "^docker"   # default: every interface
 # netclass.ignored_devices = "^$"
 # netclass.ignore_invalid_speed = false
 # textfile.directory = "/var/lib/prometheus/node-exporter"   # default: none)";

@@ -101,6 +101,10 @@ Options parse_options(const ConfigView& cfg) {
     o.netclass_ignore_invalid_speed = t.boolean("ignore_invalid_speed", false);
   }
   {
+    ConfigReader t = r.table("arp");
+    name_filter(t, "", o.arp_devices);
+  }
+  {
     ConfigReader t = r.table("textfile");
     o.textfile_directory = t.string("directory", "");
   }

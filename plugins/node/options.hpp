@@ -18,10 +18,11 @@
 namespace moni::node {
 
 /// Every sub-collector this plugin has, in node_exporter's names.
-inline constexpr std::array<std::string_view, 21> kCollectorNames = {
-    "conntrack", "cpu",      "cpufreq",  "diskstats", "entropy", "filefd",   "filesystem",
-    "loadavg",   "meminfo",  "netclass", "netdev",    "netstat", "os",       "pressure",
-    "sockstat",  "stat",     "textfile", "time",      "timex",   "uname",    "vmstat"};
+inline constexpr std::array<std::string_view, 25> kCollectorNames = {
+    "arp",      "conntrack", "cpu",        "cpufreq",  "diskstats", "entropy", "filefd",
+    "filesystem", "loadavg", "meminfo",    "netclass", "netdev",    "netstat", "os",
+    "pressure", "selinux",   "sockstat",   "softnet",  "stat",      "textfile", "time",
+    "timex",    "udp_queues", "uname",     "vmstat"};
 
 // node_exporter 1.5's defaults (anchored with ^...$ where node_exporter's are).
 inline constexpr std::string_view kDiskstatsDeviceExclude =
@@ -52,6 +53,7 @@ struct Options {
   Pattern netstat_fields;
   Pattern vmstat_fields;
   Pattern netclass_ignored_devices;
+  NameFilter arp_devices;
   bool netclass_ignore_invalid_speed = false;
   /// The textfile collector's directory; empty: none (node_exporter's
   /// upstream default; Debian's package passes /var/lib/prometheus/node-exporter).

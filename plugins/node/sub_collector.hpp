@@ -34,6 +34,7 @@ class SubCollector {
 /// Creates the sub-collector called `name` (one of kCollectorNames).
 std::unique_ptr<SubCollector> make_sub_collector(std::string_view name, const Options& opts);
 
+std::unique_ptr<SubCollector> make_arp(const Options&);
 std::unique_ptr<SubCollector> make_conntrack(const Options&);
 std::unique_ptr<SubCollector> make_cpu(const Options&);
 std::unique_ptr<SubCollector> make_cpufreq(const Options&);
@@ -48,11 +49,14 @@ std::unique_ptr<SubCollector> make_netdev(const Options&);
 std::unique_ptr<SubCollector> make_netstat(const Options&);
 std::unique_ptr<SubCollector> make_os(const Options&);
 std::unique_ptr<SubCollector> make_pressure(const Options&);
+std::unique_ptr<SubCollector> make_selinux(const Options&);
 std::unique_ptr<SubCollector> make_sockstat(const Options&);
+std::unique_ptr<SubCollector> make_softnet(const Options&);
 std::unique_ptr<SubCollector> make_stat(const Options&);
 std::unique_ptr<SubCollector> make_textfile(const Options&);
 std::unique_ptr<SubCollector> make_time(const Options&);
 std::unique_ptr<SubCollector> make_timex(const Options&);
+std::unique_ptr<SubCollector> make_udp_queues(const Options&);
 std::unique_ptr<SubCollector> make_uname(const Options&);
 std::unique_ptr<SubCollector> make_vmstat(const Options&);
 

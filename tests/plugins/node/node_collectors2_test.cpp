@@ -1,5 +1,6 @@
-// The node plugin's textfile, timex, netclass and conntrack sub-collectors
-// on their own fixtures (tests/data/node/{textfile,netclass,conntrack}),
+// The node plugin's textfile, timex, netclass, conntrack, softnet, arp,
+// udp_queues and selinux sub-collectors on their own fixtures
+// (tests/data/node/{textfile,netclass,conntrack,net2,selinux}),
 // each with an exact golden output checked against what node_exporter 1.5
 // prints for the same tree, and their odd cases.
 #include <gtest/gtest.h>
@@ -220,13 +221,59 @@ TEST(NodeTimex, AllFamiliesWithSaneValues) {
   EXPECT_EQ(value(b, "node_scrape_collector_success", "collector", "timex"), 1);
 }
 
+// softnet_stat with two CPUs, an arp table with two interfaces (an
+// incomplete entry counts, as in 1.5), udp without udp6 (IPv6 off): the
+// v4 series only. Same output as node_exporter --path.procfs on it.
+TEST(NodeNet2, SoftnetArpUdpQueuesMatchNodeExporterOnFixture) {
+  auto p = load("enable = ['softnet', 'arp', 'udp_queues']\nprocfs = '" + kData + "/net2/proc'\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  expect_golden(moni::node_test::render(b, {"node_scrape_collector_duration_seconds"}, {}),
+                "net2_expected.txt");
+  EXPECT_EQ(value(b, "node_arp_entries", "device", "eth0"), 3);
+  EXPECT_EQ(value(b, "node_udp_queues", "queue", "rx"), 0xa00 + 0x200);
+  EXPECT_EQ(b.find("node_udp_queues", "ip", "v6").size(), 0u);
+  auto p2 = load("enable = ['arp']\narp.device_include = '^docker'\nprocfs = '" + kData +
+                 "/net2/proc'\n");
+  ASSERT_TRUE(p2);
+  OwnedBatch b2 = collect(*p2);
+  EXPECT_EQ(b2.find("node_arp_entries").size(), 1u);
+  EXPECT_EQ(value(b2, "node_arp_entries", "device", "docker0"), 1);
+}
+
+// Without the files node_exporter 1.5 reports all three failed.
+TEST(NodeNet2, MissingFilesFailTheCollectors) {
+  auto p = load("enable = ['softnet', 'arp', 'udp_queues']\nprocfs = '" + kData + "/proc'\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  for (auto c : {"softnet", "arp", "udp_queues"})
+    EXPECT_EQ(value(b, "node_scrape_collector_success", "collector", c), 0) << c;
+  EXPECT_EQ(b.find("node_udp_queues").size(), 0u);
+}
+
+TEST(NodeSelinux, EnabledAndDisabled) {
+  auto p = load("enable = ['selinux']\nsysfs = '" + kData + "/selinux/sys'\nrootfs = '" + kData +
+                "/selinux/rootfs'\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  EXPECT_EQ(value(b, "node_selinux_enabled"), 1);
+  EXPECT_EQ(value(b, "node_selinux_config_mode"), 0);   // SELINUX=permissive
+  EXPECT_EQ(value(b, "node_selinux_current_mode"), 1);  // enforce: 1
+  auto p2 = load("enable = ['selinux']\nsysfs = '" + kData + "/sys'\n");
+  ASSERT_TRUE(p2);
+  OwnedBatch b2 = collect(*p2);
+  EXPECT_EQ(value(b2, "node_selinux_enabled"), 0);
+  EXPECT_EQ(b2.find("node_selinux_config_mode").size(), 0u);
+  EXPECT_EQ(value(b2, "node_scrape_collector_success", "collector", "selinux"), 1);
+}
+
 TEST(NodeNewCollectors, OnByDefaultAndSwitchable) {
   auto p = load("procfs = '" + kData + "/proc'\nsysfs = '" + kData + "/netclass/sys'\n" +
                 "disable = ['textfile']\n");
   ASSERT_TRUE(p);
   OwnedBatch b = collect(*p);
   EXPECT_EQ(b.find("node_scrape_collector_success", "collector", "textfile").size(), 0u);
-  for (auto c : {"timex", "netclass", "conntrack"})
+  for (auto c : {"timex", "netclass", "conntrack", "softnet", "arp", "udp_queues", "selinux"})
     EXPECT_EQ(b.find("node_scrape_collector_success", "collector", c).size(), 1u) << c;
   auto h = PluginHarness::load(plugin_path("node"), "netclass.ignored_devices = '('\n");
   ASSERT_FALSE(h.ok());

@@ -31,7 +31,8 @@ const char* kNodeExporter = "/usr/bin/prometheus-node-exporter";
 const char* kCollectors[] = {"cpu",  "cpufreq", "diskstats", "entropy",  "filefd",  "filesystem",
                              "loadavg", "meminfo", "netdev", "netstat",  "os",      "pressure",
                              "sockstat", "stat",   "time",   "uname",    "vmstat",  "conntrack",
-                             "netclass", "textfile", "timex"};
+                             "netclass", "textfile", "timex", "softnet", "arp",
+                             "udp_queues", "selinux"};
 // The textfile collector's directory for both (one file written by the test).
 const std::string kTextfileDir =
     "/tmp/moni-node-compare-textfile-" + std::to_string(::getpid());
