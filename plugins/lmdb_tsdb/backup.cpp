@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "dir_lock.hpp"
 #include "lmdb_keys.hpp"
 #include "wal_log.hpp"
 
@@ -229,7 +230,8 @@ Result<void> copy_file_synced(const fs::path& from, const fs::path& to) {
 }
 }  // namespace
 
-Result<void> restore_backup(const std::string& from, const std::string& to, bool force) {
+Result<void> restore_backup(const std::string& from, const std::string& to, bool force,
+                            const std::string& owner) {
   fs::path src = fs::path(from) / "data.mdb";
   if (!fs::exists(src))
     return make_error("lmdb_tsdb: restore: " + from + " holds no backup (data.mdb is missing)");
@@ -243,8 +245,11 @@ Result<void> restore_backup(const std::string& from, const std::string& to, bool
       return make_error("lmdb_tsdb: restore: " + from +
                         " is not a usable backup: " + chk.error().message);
   }
+  // Held until the new database is in place: a running moni on `to` would
+  // keep writing its cached state over the restored one.
+  auto lock = DirLock::acquire(to, owner);
+  if (!lock) return lock.error();
   std::error_code ec;
-  fs::create_directories(to, ec);
   if (fs::exists(fs::path(to) / "data.mdb")) {
     Options o;
     o.path = to;

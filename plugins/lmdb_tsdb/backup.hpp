@@ -14,8 +14,10 @@ namespace moni::tsdb {
 Result<std::string> rotated_backup(Db& db, const std::string& dir, int64_t now_ms, int keep);
 
 /// Installs the database in `from` (a backup directory holding data.mdb)
-/// as the database in `to`. Refuses when `to` holds series unless `force`.
-/// moni must not be running on `to`.
-Result<void> restore_backup(const std::string& from, const std::string& to, bool force);
+/// as the database in `to`. Refuses when `to` holds series unless `force`,
+/// and, before touching `to`, when another process (or another instance
+/// than `owner` in this one) holds its DirLock, i.e. moni runs on it.
+Result<void> restore_backup(const std::string& from, const std::string& to, bool force,
+                            const std::string& owner = "restore");
 
 }  // namespace moni::tsdb

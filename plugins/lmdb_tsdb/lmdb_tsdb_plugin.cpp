@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "backup.hpp"
+#include "dir_lock.hpp"
 #include "importer.hpp"
 #include "tsdb.hpp"
 
@@ -73,8 +74,11 @@ class LmdbTsdb : public Storage {
   ~LmdbTsdb() override { stop(); }
 
   Result<void> start() override {
+    auto lock = tsdb::DirLock::acquire(opt_.path, std::string(ctx_.instance_name()));
+    if (!lock) return lock.error();
     auto db = tsdb::Db::open(opt_);
     if (!db) return db.error();
+    lock_ = std::move(lock.value());
     db_ = std::move(db.value());
     if (backup_interval_ms_ > 0) {
       // Schedule from the newest existing backup so restarts keep the period.
@@ -101,6 +105,7 @@ class LmdbTsdb : public Storage {
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     db_.reset();
+    lock_.reset();  // only once the database is closed
   }
 
   Result<void> write(const BatchView& batch) override {
@@ -200,6 +205,8 @@ class LmdbTsdb : public Storage {
     if (name == "backup") {
       auto to = flag("--to");
       if (!to) return make_error("lmdb_tsdb: usage: backup --to DIR");
+      // Read-only through LMDB's own reader locks: no DirLock, so that a
+      // running instance can be backed up.
       tsdb::Options o = opt_;
       o.read_only = true;
       auto db = tsdb::Db::open(o);
@@ -211,12 +218,17 @@ class LmdbTsdb : public Storage {
     if (name == "restore") {
       auto from = flag("--from");
       if (!from) return make_error("lmdb_tsdb: usage: restore --from DIR [--force]");
-      if (auto r = tsdb::restore_backup(*from, opt_.path, has("--force")); !r) return r;
+      if (auto r = tsdb::restore_backup(*from, opt_.path, has("--force"),
+                                        std::string(ctx_.instance_name()));
+          !r)
+        return r;
       ctx_.info("lmdb_tsdb: restored " + *from + " into " + opt_.path);
       return {};
     }
     if (name == "import") {
       if (args.empty()) return make_error("lmdb_tsdb: usage: import FILE");
+      auto lock = tsdb::DirLock::acquire(opt_.path, std::string(ctx_.instance_name()));
+      if (!lock) return lock.error();
       auto db = tsdb::Db::open(opt_);
       if (!db) return db.error();
       auto r = tsdb::import_text_file(**db, std::string(args[0]), ctx_.now_ms());
@@ -265,6 +277,7 @@ class LmdbTsdb : public Storage {
   std::string backup_dir_;
   int backup_keep_ = 7;
   int64_t next_backup_ms_ = 0;
+  std::unique_ptr<tsdb::DirLock> lock_;  // declared before db_: released after it
   std::unique_ptr<tsdb::Db> db_;
   std::mutex mu_;
   std::condition_variable cv_;
