@@ -12,21 +12,23 @@
 namespace moni::prom_api {
 
 namespace {
-// Bytes copied as they are: ASCII from 0x20 (DEL included) except '"', '\\'
-// and, as Go's encoding/json (HTML-safe, which Prometheus' jsoniter config
-// keeps), '<', '>' and '&'.
+// Bytes copied as they are: ASCII from 0x20 (DEL included) except '"' and
+// '\\' and, with `html` (Go's encoding/json default, which Prometheus'
+// jsoniter config keeps), '<', '>' and '&'.
 struct PlainTable {
   bool plain[256] = {};
-  constexpr PlainTable() {
+  constexpr explicit PlainTable(bool html) {
     for (int c = 0x20; c < 0x80; ++c) plain[c] = true;
     plain[static_cast<unsigned char>('"')] = false;
     plain[static_cast<unsigned char>('\\')] = false;
-    plain[static_cast<unsigned char>('<')] = false;
-    plain[static_cast<unsigned char>('>')] = false;
-    plain[static_cast<unsigned char>('&')] = false;
+    if (html) {
+      plain[static_cast<unsigned char>('<')] = false;
+      plain[static_cast<unsigned char>('>')] = false;
+      plain[static_cast<unsigned char>('&')] = false;
+    }
   }
 };
-constexpr PlainTable kPlain;
+constexpr PlainTable kPlain(false), kPlainHtml(true);
 
 // Length of the valid UTF-8 sequence at s[i] (a byte >= 0x80), 0 if
 // invalid (Go's rules: no overlong forms, no surrogates, at most U+10FFFF).
@@ -55,15 +57,14 @@ size_t utf8_len(std::string_view s, size_t i, uint32_t& cp) {
 }
 }  // namespace
 
-// As Go's encoding/json: each byte of invalid UTF-8 becomes \ufffd, U+2028
-// and U+2029 and the HTML characters are \u-escaped.
-void append_json_string(std::string& out, std::string_view s) {
+void append_json_string(std::string& out, std::string_view s, bool html) {
   static constexpr char kHex[] = "0123456789abcdef";
+  const bool* plain = (html ? kPlainHtml : kPlain).plain;
   out.push_back('"');
   size_t i = 0, n = s.size();
   while (i < n) {
     size_t run = i;
-    while (run < n && kPlain.plain[static_cast<unsigned char>(s[run])]) ++run;
+    while (run < n && plain[static_cast<unsigned char>(s[run])]) ++run;
     out.append(s.data() + i, run - i);
     i = run;
     if (i == n) break;
@@ -113,9 +114,9 @@ void append_labels(std::string& out, const Labels& ls) {
   out.push_back('{');
   for (size_t i = 0; i < ls.size(); ++i) {
     if (i) out.push_back(',');
-    append_json_string(out, ls[i].name);
+    append_json_string(out, ls[i].name, true);
     out.push_back(':');
-    append_json_string(out, ls[i].value);
+    append_json_string(out, ls[i].value, true);
   }
   out.push_back('}');
 }
@@ -205,7 +206,7 @@ void write_query_success(promql::QueryResult& r, const std::function<void(std::s
       out += R"("string","result":[)";
       append_timestamp(out, r.time_ms);
       out.push_back(',');
-      append_json_string(out, v.str);
+      append_json_string(out, v.str, true);
       out.push_back(']');
       break;
     case ValueType::Vector:
@@ -291,9 +292,9 @@ std::string success(std::string_view data_json) {
 
 std::string error_body(std::string_view error_type, std::string_view message) {
   std::string out = R"({"status":"error","errorType":)";
-  append_json_string(out, error_type);
+  append_json_string(out, error_type, true);
   out += R"(,"error":)";
-  append_json_string(out, message);
+  append_json_string(out, message, true);
   out.push_back('}');
   return out;
 }

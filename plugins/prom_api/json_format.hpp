@@ -10,7 +10,11 @@
 
 namespace moni::prom_api {
 
-void append_json_string(std::string& out, std::string_view s);
+/// A JSON string as Go's encoding/json writes it: each byte of invalid
+/// UTF-8 becomes \ufffd, control characters, U+2028 and U+2029 are
+/// \u-escaped, and with `html` (Prometheus' API responses) '<', '>', '&'
+/// too. Without it the text stays readable (TOML written by `rules import`).
+void append_json_string(std::string& out, std::string_view s, bool html = false);
 void append_labels(std::string& out, const Labels& ls);
 /// Milliseconds as Prometheus writes them: 1435781451.781
 void append_timestamp(std::string& out, int64_t ms);

@@ -244,7 +244,7 @@ class PromApi : public moni::Output {
     for (const auto& x : s) {
       if (limit > 0 && n == limit) break;
       if (n++) out.push_back(',');
-      moni::prom_api::append_json_string(out, x);
+      moni::prom_api::append_json_string(out, x, true);
     }
     out.push_back(']');
     return moni::prom_api::success(out);
@@ -297,16 +297,16 @@ class PromApi : public moni::Output {
     for (const auto& [family, list] : by_family) {
       if (limit > 0 && n == limit) break;
       if (n++) data.push_back(',');
-      moni::prom_api::append_json_string(data, family);
+      moni::prom_api::append_json_string(data, family, true);
       data += ":[";
       for (size_t i = 0; i < list.size(); ++i) {
         if (i) data.push_back(',');
         data += R"({"type":)";
-        moni::prom_api::append_json_string(data, moni::type_name(list[i]->type));
+        moni::prom_api::append_json_string(data, moni::type_name(list[i]->type), true);
         data += R"(,"help":)";
-        moni::prom_api::append_json_string(data, list[i]->help);
+        moni::prom_api::append_json_string(data, list[i]->help, true);
         data += R"(,"unit":)";
-        moni::prom_api::append_json_string(data, list[i]->unit);
+        moni::prom_api::append_json_string(data, list[i]->unit, true);
         data.push_back('}');
       }
       data.push_back(']');

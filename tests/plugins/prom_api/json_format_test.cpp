@@ -13,7 +13,7 @@ using namespace moni::prom_api;
 
 std::string js(std::string_view s) {
   std::string out;
-  append_json_string(out, s);
+  append_json_string(out, s, true);
   return out;
 }
 
@@ -22,6 +22,9 @@ TEST(JsonFormat, StringsAsGoEncodingJson) {
   EXPECT_EQ(js("q\"b\\n\nr\rt\t"), R"("q\"b\\n\nr\rt\t")");
   EXPECT_EQ(js("\b\f\x01\x1f"), R"("\u0008\u000c\u0001\u001f")");
   EXPECT_EQ(js("<a&b>"), R"("\u003ca\u0026b\u003e")");
+  std::string readable;  // without `html` (TOML of `rules import`)
+  append_json_string(readable, "up > 0 & <\xff");
+  EXPECT_EQ(readable, R"("up > 0 & <\ufffd")");
   EXPECT_EQ(js("\xe2\x80\xa8\xe2\x80\xa9"), R"("\u2028\u2029")");
   // Valid multi-byte UTF-8 as is, each invalid byte one U+FFFD.
   EXPECT_EQ(js("\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbd"), "\"\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbd\"");
