@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 namespace moni::node {
 namespace {
@@ -46,13 +47,35 @@ constexpr size_t kNumInfo = std::size(kInfo);
 // An integer as Go's strconv.ParseInt(s, 0, 64) reads it: 0x.. hex,
 // 0.. octal, decimal otherwise, optional sign.
 bool parse_int_auto(std::string_view s, int64_t& out) {
-  std::string tmp(s);
-  if (tmp.empty()) return false;
+  char tmp[32];
+  if (s.empty() || s.size() >= sizeof tmp) return false;
+  s.copy(tmp, s.size());
+  tmp[s.size()] = 0;
   char* end = nullptr;
   errno = 0;
-  long long v = std::strtoll(tmp.c_str(), &end, 0);
-  if (errno != 0 || end != tmp.c_str() + tmp.size()) return false;
+  long long v = std::strtoll(tmp, &end, 0);
+  if (errno != 0 || end != tmp + s.size()) return false;
   out = v;
+  return true;
+}
+
+// The first line of `name` under the directory `dfd`, trimmed; false when
+// the kernel refuses it (EINVAL for the carrier of a down link) or it is
+// missing. Relative to the interface's directory: one lookup instead of a
+// walk from the root through the /sys/class/net symlink.
+bool read_attr(int dfd, std::string_view name, char (&buf)[4096], std::string_view& out) {
+  char rel[64];
+  if (name.size() >= sizeof rel) return false;
+  name.copy(rel, name.size());
+  rel[name.size()] = 0;
+  int fd = ::openat(dfd, rel, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  ssize_t n;
+  do n = ::read(fd, buf, sizeof buf); while (n < 0 && errno == EINTR);
+  ::close(fd);
+  if (n < 0) return false;
+  std::string_view text(buf, static_cast<size_t>(n));
+  out = trim(text.substr(0, text.find('\n')));
   return true;
 }
 
@@ -72,28 +95,24 @@ class Netclass : public SubCollector {
     for (const auto& n : names_) {
       if (!ignored_.empty() && ignored_.matches(n)) continue;
       join(path_, dir_, n);
-      struct stat st;
-      // bonding_masters and other regular files are not interfaces.
-      if (::lstat(path_.c_str(), &st) != 0 || S_ISREG(st.st_mode)) continue;
+      // bonding_masters and other regular files are not interfaces
+      // (O_DIRECTORY refuses them).
+      int dfd = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd < 0) continue;
       if (used_ == devs_.size()) devs_.emplace_back();
       Dev& d = devs_[used_++];
       d.name = n;
-      size_t base = path_.size();
+      std::string_view line;
       for (size_t a = 0; a < kNumAttrs; ++a) {
-        path_.resize(base);
-        path_.append("/").append(kAttrs[a].file);
-        std::string_view line;
         int64_t v = 0;
-        d.has[a] = reader_.read_line(path_, line) && parse_int_auto(line, v);
+        d.has[a] = read_attr(dfd, kAttrs[a].file, buf_, line) && parse_int_auto(line, v);
         d.v[a] = static_cast<double>(v);
       }
       for (size_t i = 0; i < kNumInfo; ++i) {
-        path_.resize(base);
-        path_.append("/").append(kInfo[i]);
-        std::string_view line;
-        if (reader_.read_line(path_, line)) d.info[i].assign(line);
+        if (read_attr(dfd, kInfo[i], buf_, line)) d.info[i].assign(line);
         else d.info[i].clear();
       }
+      ::close(dfd);
     }
     for (size_t a = 0; a < kNumAttrs; ++a) {
       if (a == kSpeed) emit_info_and_up(out);  // node_network_info sorts before mtu
@@ -154,6 +173,7 @@ class Netclass : public SubCollector {
   std::vector<std::string> names_;
   std::vector<Dev> devs_;
   size_t used_ = 0;
+  char buf_[4096];
 };
 
 }  // namespace
