@@ -101,10 +101,10 @@ Result<std::unique_ptr<DirLock>> DirLock::acquire(const std::string& dir,
     ::close(fd);
     if (e != EWOULDBLOCK)
       return make_error("lmdb_tsdb: cannot lock " + path + ": " + errno_text(e));
-    std::string who = pid == 0                ? "another process"
-                      : pid == long(::getpid()) ? "this moni process (pid " +
-                                                      std::to_string(pid) + ")"
-                                              : "pid " + std::to_string(pid);
+    std::string who = pid == 0 ? "another process"
+                      : pid == long(::getpid())
+                          ? "this moni process (pid " + std::to_string(pid) + ")"
+                          : "pid " + std::to_string(pid);
     return make_error("lmdb_tsdb: database directory " + dir + " is in use by " + who +
                       " (another moni run or import?); stop it first");
   }

@@ -5,8 +5,8 @@
 // (touching nothing) while `moni run` holds it, `moni backup` still works.
 #include "dir_lock.hpp"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
@@ -136,8 +136,9 @@ TEST(DirLock, RunningMoniRefusesImportRestoreAndSecondRunBackupWorks) {
   d.write("c.toml", "[host]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"" + data +
                         "\"\n[storage.tsdb]\nplugin = \"lmdb_tsdb\"\n"
                         "[pipelines.p]\ncollectors = [\"self\"]\nsinks = [\"tsdb\"]\n");
-  d.write("in.prom", "imported_total{job=\"x\"} 1 1700000000000\n"
-                     "imported_total{job=\"x\"} 2 1700000015000\n");
+  d.write("in.prom",
+          "imported_total{job=\"x\"} 1 1700000000000\n"
+          "imported_total{job=\"x\"} 2 1700000015000\n");
   Child live({moni, "run", "--config", d.file("c.toml")});
   int port = live.port();
   ASSERT_GT(port, 0) << live.err();
