@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unordered_map>
 #include <unistd.h>
 
 namespace moni::node {
@@ -59,26 +60,6 @@ bool parse_int_auto(std::string_view s, int64_t& out) {
   return true;
 }
 
-// The first line of `name` under the directory `dfd`, trimmed; false when
-// the kernel refuses it (EINVAL for the carrier of a down link) or it is
-// missing. Relative to the interface's directory: one lookup instead of a
-// walk from the root through the /sys/class/net symlink.
-bool read_attr(int dfd, std::string_view name, char (&buf)[4096], std::string_view& out) {
-  char rel[64];
-  if (name.size() >= sizeof rel) return false;
-  name.copy(rel, name.size());
-  rel[name.size()] = 0;
-  int fd = ::openat(dfd, rel, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  ssize_t n;
-  do n = ::read(fd, buf, sizeof buf); while (n < 0 && errno == EINTR);
-  ::close(fd);
-  if (n < 0) return false;
-  std::string_view text(buf, static_cast<size_t>(n));
-  out = trim(text.substr(0, text.find('\n')));
-  return true;
-}
-
 class Netclass : public SubCollector {
  public:
   explicit Netclass(const Options& o)
@@ -86,7 +67,12 @@ class Netclass : public SubCollector {
     join(dir_, o.sysfs, "class/net");
   }
 
+  ~Netclass() override {
+    for (auto& [name, k] : open_) k.close_all();
+  }
+
   Result<void> collect(Batch& out) override {
+    ++cycle_;
     names_.clear();
     if (!dirs_.list(dir_, [&](std::string_view n) { names_.emplace_back(n); }))
       return io_error("netclass", dir_);
@@ -95,24 +81,33 @@ class Netclass : public SubCollector {
     for (const auto& n : names_) {
       if (!ignored_.empty() && ignored_.matches(n)) continue;
       join(path_, dir_, n);
-      // bonding_masters and other regular files are not interfaces
-      // (O_DIRECTORY refuses them).
-      int dfd = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd < 0) continue;
+      Kept& k = open_[n];
+      k.cycle = cycle_;
+      if (k.not_iface) continue;
+      k.vanished = false;
       if (used_ == devs_.size()) devs_.emplace_back();
-      Dev& d = devs_[used_++];
+      Dev& d = devs_[used_];
       d.name = n;
-      std::string_view line;
-      for (size_t a = 0; a < kNumAttrs; ++a) {
-        int64_t v = 0;
-        d.has[a] = read_attr(dfd, kAttrs[a].file, buf_, line) && parse_int_auto(line, v);
-        d.v[a] = static_cast<double>(v);
+      // A kept file of a device that went away (and maybe came back under
+      // the same name) reads ENODEV: start over with fresh descriptors.
+      if (!read_device(k, d) && !k.not_iface) {
+        k.close_all();
+        read_device(k, d);
       }
-      for (size_t i = 0; i < kNumInfo; ++i) {
-        if (read_attr(dfd, kInfo[i], buf_, line)) d.info[i].assign(line);
-        else d.info[i].clear();
+      if (k.dir >= 0) {
+        ::close(k.dir);
+        k.dir = -1;
       }
-      ::close(dfd);
+      if (!k.not_iface && !k.vanished) ++used_;
+    }
+    // Interfaces no longer listed: their descriptors are closed.
+    for (auto it = open_.begin(); it != open_.end();) {
+      if (it->second.cycle == cycle_) {
+        ++it;
+        continue;
+      }
+      it->second.close_all();
+      it = open_.erase(it);
     }
     for (size_t a = 0; a < kNumAttrs; ++a) {
       if (a == kSpeed) emit_info_and_up(out);  // node_network_info sorts before mtu
@@ -144,6 +139,84 @@ class Netclass : public SubCollector {
     std::string info[kNumInfo];
   };
 
+  static constexpr size_t kNumFiles = kNumAttrs + kNumInfo;
+  // The attribute files of one interface, kept open and re-read with
+  // pread (sysfs regenerates them; no path walk). A file that does not
+  // exist is not looked for again until the interface is re-created.
+  struct Kept {
+    int dir = -1;
+    int fd[kNumFiles];
+    bool absent[kNumFiles] = {};
+    bool not_iface = false;
+    bool vanished = false;
+    uint64_t cycle = 0;
+    Kept() {
+      for (int& f : fd) f = -1;
+    }
+    void close_all() {
+      for (int& f : fd) {
+        if (f >= 0) ::close(f);
+        f = -1;
+      }
+      for (bool& a : absent) a = false;
+      if (dir >= 0) ::close(dir);
+      dir = -1;
+    }
+  };
+
+  // Reads file `i` of the interface at path_; false when it is missing or
+  // the kernel refuses it (EINVAL: carrier of a down link). Sets `gone`
+  // when a kept descriptor's device went away.
+  bool read_file(Kept& k, size_t i, std::string_view& out, bool& gone) {
+    std::string_view name = i < kNumAttrs ? kAttrs[i].file : kInfo[i - kNumAttrs];
+    if (k.fd[i] < 0) {
+      if (k.absent[i]) return false;
+      if (k.dir < 0) {
+        // bonding_masters and other regular files are not interfaces.
+        k.dir = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (k.dir < 0) {
+          if (errno == ENOTDIR) k.not_iface = true;
+          else k.vanished = true;  // removed since the listing
+          return false;
+        }
+      }
+      char rel[64];
+      name.copy(rel, name.size());
+      rel[name.size()] = 0;
+      k.fd[i] = ::openat(k.dir, rel, O_RDONLY | O_CLOEXEC);
+      if (k.fd[i] < 0) {
+        k.absent[i] = true;
+        return false;
+      }
+    }
+    ssize_t n;
+    do n = ::pread(k.fd[i], buf_, sizeof buf_, 0); while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno == ENODEV || errno == ENOENT) gone = true;
+      return false;
+    }
+    std::string_view text(buf_, static_cast<size_t>(n));
+    out = trim(text.substr(0, text.find('\n')));
+    return true;
+  }
+
+  // Fills `d` from its files; false when a kept descriptor's device is gone.
+  bool read_device(Kept& k, Dev& d) {
+    bool gone = false;
+    std::string_view line;
+    for (size_t a = 0; a < kNumAttrs; ++a) {
+      int64_t v = 0;
+      d.has[a] = read_file(k, a, line, gone) && parse_int_auto(line, v);
+      d.v[a] = static_cast<double>(v);
+      if (k.not_iface || k.vanished) return true;
+    }
+    for (size_t i = 0; i < kNumInfo; ++i) {
+      if (read_file(k, kNumAttrs + i, line, gone)) d.info[i].assign(line);
+      else d.info[i].clear();
+    }
+    return !gone;
+  }
+
   void emit_info_and_up(Batch& out) {
     if (used_ == 0) return;
     describe(out, "node_network_info", MetricType::Gauge,
@@ -174,6 +247,8 @@ class Netclass : public SubCollector {
   std::vector<Dev> devs_;
   size_t used_ = 0;
   char buf_[4096];
+  std::unordered_map<std::string, Kept> open_;
+  uint64_t cycle_ = 0;
 };
 
 }  // namespace

@@ -174,6 +174,45 @@ TEST(NodeNetclass, MatchesNodeExporterOnFixture) {
   EXPECT_EQ(b.find("node_network_up", "device", "bonding_masters").size(), 0u);
 }
 
+size_t open_fds() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// Attribute files are kept open between cycles: values that change are
+// seen, removed interfaces disappear and their descriptors are closed, new
+// ones appear.
+TEST(NodeNetclass, InterfacesComeAndGoWithoutLeakingDescriptors) {
+  fs::path tmp = fs::temp_directory_path() / ("moni-netclass-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::copy(kData + "/netclass", tmp, fs::copy_options::recursive);
+  fs::path net = tmp / "sys/class/net";
+  auto p = load(only("netclass") + "sysfs = '" + (tmp / "sys").string() + "'\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  EXPECT_EQ(value(b, "node_network_mtu_bytes", "device", "eth0"), 9000);
+  size_t fds = open_fds();
+  std::ofstream(net / "eth0/mtu") << "1500\n";  // rewritten in place, as sysfs changes
+  std::ofstream(net / "eth0/operstate") << "down\n";
+  fs::remove_all(net / "veth-a");
+  fs::copy(net / "down0", net / "veth-b", fs::copy_options::recursive);
+  b = collect(*p);
+  EXPECT_EQ(value(b, "node_network_mtu_bytes", "device", "eth0"), 1500);
+  EXPECT_EQ(value(b, "node_network_up", "device", "eth0"), 0);
+  EXPECT_EQ(b.find("node_network_up", "device", "veth-a").size(), 0u);
+  EXPECT_EQ(value(b, "node_network_iface_id", "device", "veth-b"), 3);
+  EXPECT_EQ(b.find("node_network_up").size(), 4u);
+  for (int i = 0; i < 5; ++i) {
+    fs::remove_all(net / "veth-b");
+    collect(*p);
+    fs::copy(net / "down0", net / "veth-b", fs::copy_options::recursive);
+    collect(*p);
+  }
+  EXPECT_LE(open_fds(), fds + 25);  // veth-b's files once, not once per re-creation
+  fs::remove_all(tmp);
+}
+
 TEST(NodeNetclass, IgnoredDevicesAndInvalidSpeed) {
   auto p = load(only("netclass") + "sysfs = '" + kData +
                 "/netclass/sys'\nnetclass.ignored_devices = '^(lo|veth.*)$'\n"
