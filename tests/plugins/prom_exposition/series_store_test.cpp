@@ -1,0 +1,76 @@
+// SeriesStore on raw ABI batches: a series is recognised whether its label
+// text is one run (as moni::Batch lays it out) or scattered (as any other
+// producer of a moni_batch may pass it), and equal lengths with different
+// bytes are different series.
+#include "series_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace {
+
+moni_str s(const std::string& x) { return {x.data(), x.size()}; }
+
+std::vector<std::pair<std::string, double>> live(const moni::expo::SeriesStore& st) {
+  std::vector<std::pair<std::string, double>> out;
+  st.snapshot(1000, [&](std::span<const moni_sample> smp, std::span<const moni_metadata>) {
+    for (const auto& x : smp) {
+      std::string k;
+      for (uint32_t i = 0; i < x.label_count; ++i)
+        k.append(x.labels[i].name.ptr, x.labels[i].name.len)
+            .append("=")
+            .append(x.labels[i].value.ptr, x.labels[i].value.len)
+            .append(";");
+      out.emplace_back(k, x.value);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+TEST(SeriesStore, SameSeriesWhetherLabelTextIsOneRunOrScattered) {
+  moni::expo::SeriesStore st(60'000);
+  // One run: "__name__" "up" "job" "a" back to back.
+  std::string run = "__name__upjoba";
+  moni_label l1[2] = {{{run.data(), 8}, {run.data() + 8, 2}}, {{run.data() + 10, 3}, {run.data() + 13, 1}}};
+  moni_sample a{l1, 2, 1.0, 100};
+  moni_batch b1{&a, 1, nullptr, 0};
+  st.write(moni::BatchView(b1), 1000);
+  st.write(moni::BatchView(b1), 1000);  // predicted path
+
+  // Scattered: the same labels in separate strings.
+  std::string n0 = "__name__", v0 = "up", n1 = "job", v1 = "a";
+  moni_label l2[2] = {{s(n0), s(v0)}, {s(n1), s(v1)}};
+  moni_sample b{l2, 2, 2.0, 200};
+  moni_batch b2{&b, 1, nullptr, 0};
+  st.write(moni::BatchView(b2), 1000);
+  auto got = live(st);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].first, "__name__=up;job=a;");
+  EXPECT_EQ(got[0].second, 2.0);
+
+  // Same lengths, one byte different, in either layout: a new series.
+  std::string v1b = "b";
+  moni_label l3[2] = {{s(n0), s(v0)}, {s(n1), s(v1b)}};
+  moni_sample c{l3, 2, 3.0, 300};
+  moni_batch b3{&c, 1, nullptr, 0};
+  st.write(moni::BatchView(b3), 1000);
+  std::string run2 = "__name__upjobc";
+  moni_label l4[2] = {{{run2.data(), 8}, {run2.data() + 8, 2}}, {{run2.data() + 10, 3}, {run2.data() + 13, 1}}};
+  moni_sample d{l4, 2, 4.0, 400};
+  moni_batch b4{&d, 1, nullptr, 0};
+  st.write(moni::BatchView(b4), 1000);
+  st.write(moni::BatchView(b1), 1000);  // back to job="a" in one run
+  got = live(st);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].first, "__name__=up;job=a;");
+  EXPECT_EQ(got[0].second, 2.0);  // the older sample (ts 100 < 200) is ignored
+  EXPECT_EQ(got[1].first, "__name__=up;job=b;");
+  EXPECT_EQ(got[1].second, 3.0);
+  EXPECT_EQ(got[2].first, "__name__=up;job=c;");
+  EXPECT_EQ(got[2].second, 4.0);
+  EXPECT_EQ(st.size(), 3u);
+}
