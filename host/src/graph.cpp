@@ -242,7 +242,7 @@ void Graph::wait_idle() {
   }
 }
 
-Result<std::unique_ptr<Graph>> build_graph(HostConfig cfg, const PluginRegistry& plugins,
+Result<std::unique_ptr<Graph>> build_graph(HostConfig cfg, PluginRegistry& plugins,
                                            const std::string& data_dir, HostServices* services,
                                            const Graph* previous, PipelineCounters& counters) {
   std::vector<std::string> errors = check_plugins(cfg, plugins);

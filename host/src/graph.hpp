@@ -115,8 +115,9 @@ class Graph {
 };
 
 /// Creates every instance of `cfg` (reusing unchanged ones of `previous`) and
-/// wires the pipelines; the error lists every problem found.
-Result<std::unique_ptr<Graph>> build_graph(HostConfig cfg, const PluginRegistry& plugins,
+/// wires the pipelines; the error lists every problem found. `plugins` loads
+/// the plugins the instances name, and no other.
+Result<std::unique_ptr<Graph>> build_graph(HostConfig cfg, PluginRegistry& plugins,
                                            const std::string& data_dir, HostServices* services,
                                            const Graph* previous, PipelineCounters& counters);
 

@@ -539,7 +539,7 @@ Result<HostConfig> parse_config_file(const std::string& path) {
   return parse_config_text(ss.str(), path);
 }
 
-std::vector<std::string> check_plugins(const HostConfig& cfg, const PluginRegistry& plugins) {
+std::vector<std::string> check_plugins(const HostConfig& cfg, PluginRegistry& plugins) {
   std::vector<std::string> errors;
   for (const auto& ic : cfg.instances) {
     if (ic.builtin_self) continue;

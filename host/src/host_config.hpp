@@ -70,8 +70,9 @@ Result<HostConfig> parse_config_file(const std::string& path);
 Result<HostConfig> parse_config_text(std::string_view text, const std::string& path);
 
 /// Problems only the plugins can reveal: unknown plugin, an instance declared
-/// in the wrong section for its plugin's kind. Empty when fine.
-std::vector<std::string> check_plugins(const HostConfig& cfg, const PluginRegistry& plugins);
+/// in the wrong section for its plugin's kind. Empty when fine. Loads the
+/// plugins the instances name (and only those).
+std::vector<std::string> check_plugins(const HostConfig& cfg, PluginRegistry& plugins);
 
 /// "host:port" / "[v6]:port" split; false when malformed.
 bool split_listen(std::string_view listen, std::string& host, uint16_t& port);

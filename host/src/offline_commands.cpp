@@ -54,16 +54,17 @@ int check_config(const std::string& path, const std::optional<std::string>& data
   if (data_dir) cfg->data_dir = *data_dir;
   PluginRegistry reg;
   reg.scan(plugin_dirs(&*cfg));
-  print_failures(reg);
   size_t n_inst = cfg->instances.size(), n_pipe = cfg->pipelines.size();
   std::string dir = cfg->data_dir;
   PipelineCounters counters;
   auto g = build_graph(std::move(*cfg), reg, dir, nullptr, nullptr, counters);
   if (!g) {
+    print_failures(reg);
     std::cerr << g.error().message << "\n";
     return 1;
   }
-  g->reset();  // destroys every instance while the plugins are still loaded
+  g->reset();           // destroys every instance while the plugins are still loaded
+  print_failures(reg);  // files tried on the way to a plugin whose file is named otherwise
   std::cout << path << ": OK (" << n_inst << " instance(s), " << n_pipe << " pipeline(s))\n";
   return 0;
 }
@@ -80,6 +81,7 @@ int list_plugins(const std::optional<std::string>& config_path) {
   }
   PluginRegistry reg;
   reg.scan(plugin_dirs(cfg ? &*cfg : nullptr));
+  reg.load_all();  // the one command that loads every plugin file
   std::printf("%-16s %-10s %-10s %-4s %s\n", "NAME", "KIND", "VERSION", "ABI", "FILE");
   for (const auto& p : reg.plugins())
     std::printf("%-16s %-10s %-10s %u.%u  %s\n", p->name.c_str(),
@@ -155,8 +157,8 @@ int plugin_command(const std::string& plugin, const std::string& name,
   auto lp = reg.find(plugin);
   if (!lp) {
     print_failures(reg);
-    std::cerr << "moni " << name << ": no plugin '" << plugin << "': " << reg.explain_missing(plugin)
-              << "\n";
+    std::cerr << "moni " << name << ": no plugin '" << plugin
+              << "': " << reg.explain_missing(plugin) << "\n";
     return 1;
   }
   InstanceConfig ic;

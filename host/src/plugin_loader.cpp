@@ -193,61 +193,154 @@ std::string builtin_plugin_dir() {
 }
 
 void PluginRegistry::scan(const std::vector<std::string>& dirs, const PluginRegistry* previous) {
+  std::lock_guard lock(mu_);
   dirs_ = dirs;
-  std::map<std::string, std::shared_ptr<LoadedPlugin>> old;
-  if (previous)
-    for (const auto& p : previous->plugins_) old[p->path] = p;
+  if (previous) {
+    std::lock_guard prev_lock(previous->mu_);
+    for (const auto& [path, p] : previous->kept_) kept_.emplace(path, p);
+    for (const auto& f : previous->files_)
+      if (f.plugin) kept_.emplace(f.path, f.plugin);
+  }
   for (const auto& dir : dirs) {
     std::error_code ec;
     if (!fs::is_directory(dir, ec)) {
       log_debug("plugins", "no plugin directory " + dir);
       continue;
     }
-    std::vector<fs::path> files;
+    std::vector<fs::path> paths;
     for (const auto& e : fs::directory_iterator(dir, ec))
-      if (is_plugin_file(e.path())) files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) {
-      std::string path = f.lexically_normal().string();
+      if (is_plugin_file(e.path())) paths.push_back(e.path());
+    std::sort(paths.begin(), paths.end());
+    for (const auto& p : paths) {
+      std::string path = p.lexically_normal().string();
       bool seen = false;
-      for (const auto& p : plugins_) seen = seen || p->path == path;
+      for (const auto& f : files_) seen = seen || f.path == path;
       if (seen) continue;  // the same directory listed twice
-      std::shared_ptr<LoadedPlugin> lp;
-      if (auto it = old.find(path); it != old.end()) {
-        lp = it->second;
-      } else {
-        auto r = load_plugin(path);
-        if (!r) {
-          failures_.push_back(r.error().message);
-          continue;
-        }
-        lp = std::move(r.value());
-      }
-      if (auto it = by_name_.find(lp->name); it != by_name_.end()) {
-        failures_.push_back(path + ": refused: duplicate plugin name '" + lp->name +
-                            "' (already loaded from " + it->second->path + ")");
-        continue;
-      }
-      by_name_.emplace(lp->name, lp);
-      plugins_.push_back(lp);
+      std::string name = p.filename().string();
+      File f;
+      f.path = path;
+      f.stem = name.substr(5, name.size() - 8);
+      files_.push_back(std::move(f));
     }
   }
 }
 
-std::shared_ptr<LoadedPlugin> PluginRegistry::find(std::string_view name) const {
-  auto it = by_name_.find(name);
-  return it == by_name_.end() ? nullptr : it->second;
+bool PluginRegistry::load(File& f) {
+  std::shared_ptr<LoadedPlugin> lp;
+  if (auto it = kept_.find(f.path); it != kept_.end()) {
+    lp = it->second;
+  } else {
+    auto r = load_plugin(f.path);
+    if (!r) {
+      f.state = File::kRefused;
+      failures_.push_back(r.error().message);
+      return false;
+    }
+    lp = std::move(r.value());
+    log_debug("plugins", "loaded " + lp->name + " " + lp->version + " (" +
+                             std::string(kind_name(lp->kind)) + ") from " + f.path);
+  }
+  f.declared = lp->name;
+  if (auto it = by_name_.find(lp->name); it != by_name_.end()) {
+    f.state = File::kRefused;
+    failures_.push_back(f.path + ": refused: duplicate plugin name '" + lp->name +
+                        "' (already loaded from " + it->second->path + ")");
+    return false;
+  }
+  f.state = File::kLoaded;
+  f.plugin = lp;
+  by_name_.emplace(lp->name, std::move(lp));
+  return true;
+}
+
+std::shared_ptr<LoadedPlugin> PluginRegistry::find(std::string_view name) {
+  std::lock_guard lock(mu_);
+  return find_locked(name);
+}
+
+std::shared_ptr<LoadedPlugin> PluginRegistry::find_locked(std::string_view name) {
+  if (auto it = by_name_.find(name); it != by_name_.end()) return it->second;
+  // Loads `f` and keeps it when it declares `name`; a file declaring
+  // another name is unloaded again (it would map code nothing uses), and
+  // loaded again if that other name is asked for.
+  auto try_file = [&](File& f) {
+    if (!load(f)) return false;
+    if (f.declared == name) return true;
+    by_name_.erase(f.declared);
+    f.plugin.reset();
+    f.state = File::kProbed;
+    return false;
+  };
+  // The conventional file first, in directory order; then a file seen
+  // declaring it before; then, unless its own file was refused (that is the
+  // answer: no need to load every other plugin), the files not loaded yet.
+  bool own_file_refused = false;
+  for (auto& f : files_) {
+    if (f.stem != name) continue;
+    if (f.state == File::kListed && try_file(f)) return f.plugin;
+    own_file_refused = own_file_refused || f.state == File::kRefused;
+  }
+  for (auto& f : files_)
+    if (f.state == File::kProbed && f.declared == name && try_file(f)) return f.plugin;
+  if (own_file_refused) return nullptr;
+  for (auto& f : files_)
+    if (f.state == File::kListed && try_file(f)) return f.plugin;
+  return nullptr;
+}
+
+void PluginRegistry::load_all() {
+  std::lock_guard lock(mu_);
+  for (auto& f : files_)
+    if (f.state == File::kListed || f.state == File::kProbed) load(f);
+}
+
+std::vector<std::shared_ptr<LoadedPlugin>> PluginRegistry::plugins() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<LoadedPlugin>> out;
+  for (const auto& f : files_)
+    if (f.plugin) out.push_back(f.plugin);
+  return out;
+}
+
+std::vector<std::string> PluginRegistry::failures() const {
+  std::lock_guard lock(mu_);
+  return failures_;
+}
+
+size_t PluginRegistry::files() const {
+  std::lock_guard lock(mu_);
+  return files_.size();
+}
+
+std::vector<std::string> PluginRegistry::available() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> names;
+  for (const auto& f : files_)
+    if (f.state != File::kRefused) names.push_back(f.declared.empty() ? f.stem : f.declared);
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
 }
 
 std::string PluginRegistry::explain_missing(std::string_view name) const {
   std::string file = "moni-" + std::string(name) + ".so";
-  for (const auto& f : failures_)
-    if (f.find("/" + file + ":") != std::string::npos) return f;
+  std::string others;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& fail : failures_)
+      if (fail.find("/" + file + ":") != std::string::npos) return fail;
+    for (const auto& f : files_)
+      if (f.stem == name && !f.declared.empty() && f.declared != name)
+        others += "; " + f.path + " declares plugin '" + f.declared + "'";
+  }
   std::string list;
   for (const auto& d : dirs_) list += (list.empty() ? "" : ", ") + d;
+  std::string names;
+  for (const auto& n : available()) names += (names.empty() ? "" : ", ") + n;
   return "no plugin named '" + std::string(name) + "' (no loadable " + file + " in " +
          (list.empty() ? std::string("any plugin directory") : list) +
-         "; `moni plugins` lists what is installed)";
+         ", and no other plugin file declares it" + others +
+         "); available: " + (names.empty() ? std::string("none") : names);
 }
 
 }  // namespace moni::host

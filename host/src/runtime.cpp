@@ -1,12 +1,12 @@
 #include "runtime.hpp"
 
+#include <malloc.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <malloc.h>
-
 #include <csignal>
 #include <filesystem>
 #include <moni/duration.hpp>
@@ -62,11 +62,12 @@ class Runtime final : public HostServices {
     for (const auto& i : cfg->instances) collectors += i.kind == MONI_KIND_COLLECTOR;
     pool_ = std::make_unique<net::thread_pool>(std::clamp<size_t>(collectors + 3, 4, 32));
     http_ = std::make_unique<HttpServer>(
-        io_, routes_, [this](std::function<void()> f) { net::post(*pool_, std::move(f)); });
+        routes_, [this](std::function<void()> f) { net::post(*pool_, std::move(f)); });
 
     http_->set_auth(auth_of(*cfg));
     http_->set_tls(cfg->tls);
     auto g = build_graph(std::move(*cfg), *registry_, data_dir_, this, nullptr, counters_);
+    note_plugin_failures(*registry_);
     if (!g) {
       log_error("config", "invalid configuration:\n" + g.error().message);
       return shutdown_pool(1);
@@ -105,6 +106,7 @@ class Runtime final : public HostServices {
                          std::to_string(graph->instances.size()) + " instance(s)");
     sd_notify_state("READY=1");
     io_.run();
+    http_->stop();  // no handler runs on a network thread from here on
     pool_->join();
     routes_.replace({});
     std::lock_guard lock(mu_);
@@ -130,7 +132,8 @@ class Runtime final : public HostServices {
     r.may_block = [i = inst.get()] { return i->reads_storage(); };
     std::lock_guard lock(mu_);
     std::string err;
-    if (staging_ ? !RouteTable::add_to(staged_, std::move(r), err) : !routes_.add(std::move(r), err))
+    if (staging_ ? !RouteTable::add_to(staged_, std::move(r), err)
+                 : !routes_.add(std::move(r), err))
       return make_error(err);
     return {};
   }
@@ -205,22 +208,23 @@ class Runtime final : public HostServices {
     return std::make_shared<const BasicAuth>(cfg.basic_auth_users);
   }
 
-  std::shared_ptr<PluginRegistry> scan_plugins(const HostConfig& cfg, const PluginRegistry* prev) {
+  // Lists the plugin files; build_graph() loads the ones the config names.
+  static std::shared_ptr<PluginRegistry> scan_plugins(const HostConfig& cfg,
+                                                      const PluginRegistry* prev) {
     std::vector<std::string> dirs{builtin_plugin_dir()};
     dirs.insert(dirs.end(), cfg.plugin_dirs.begin(), cfg.plugin_dirs.end());
     auto reg = std::make_shared<PluginRegistry>();
     reg->scan(dirs, prev);
-    for (const auto& f : reg->failures()) log_warn("plugins", f);
-    // Only failures new in this scan count.
-    size_t old = 0;
-    if (prev)
-      for (const auto& f : reg->failures())
-        old += std::count(prev->failures().begin(), prev->failures().end(), f);
-    stats_.plugin_load_failures += reg->failures().size() - old;
-    for (const auto& p : reg->plugins())
-      log_debug("plugins", "loaded " + p->name + " " + p->version + " (" +
-                               std::string(kind_name(p->kind)) + ") from " + p->path);
+    log_debug("plugins", std::to_string(reg->files()) + " plugin file(s) found");
     return reg;
+  }
+
+  // After a build: the files it tried to load and refused. A registry tries
+  // each file once; a reload that needs a refused file again tries again.
+  void note_plugin_failures(const PluginRegistry& reg) {
+    auto failures = reg.failures();
+    for (const auto& f : failures) log_warn("plugins", f);
+    stats_.plugin_load_failures += failures.size();
   }
 
   // Starts the graph's new instances with their routes staged apart from
@@ -406,6 +410,7 @@ class Runtime final : public HostServices {
     auto auth = auth_of(*cfg);
     auto tls = cfg->tls;
     auto g = build_graph(std::move(*cfg), *reg, data_dir_, this, old.get(), counters_);
+    note_plugin_failures(*reg);
     if (!g) return reload_failed(g.error().message);
     std::shared_ptr<Graph> graph(std::move(g.value()));
     if (auto r = start_graph(graph); !r) return reload_failed(r.error().message);
@@ -470,6 +475,7 @@ class Runtime final : public HostServices {
   }
 
   int shutdown_pool(int code) {
+    http_->stop();
     pool_->join();
     return code;
   }

@@ -75,7 +75,8 @@ void collect_self_metrics(Graph& graph, const PipelineCounters& counters, const 
       out.add("moni_sink_write_errors_total", {{"instance", name}},
               static_cast<double>(inst->stats().write_errors.load()));
   out.describe("moni_plugin_load_failures_total", MetricType::Counter,
-               "Plugin files refused by the loader (see the log for why).");
+               "Plugin files the host tried to load (needed by the config) and refused (see the "
+               "log for why).");
   out.add("moni_plugin_load_failures_total", {},
           static_cast<double>(stats.plugin_load_failures.load()));
   out.describe("moni_config_reloads_total", MetricType::Counter,

@@ -97,9 +97,9 @@ TEST(Cli, PluginsListsNameKindVersionAbiAndFile) {
   d.write("c.toml", host_table());
   auto r = run({kMoni, "plugins", "--config", d.file("c.toml")});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(
-      r.out.find("test_sink        output     0.0.2      " + kAbi + "  " + kPlugins + "/moni-test_sink.so"),
-      std::string::npos)
+  EXPECT_NE(r.out.find("test_sink        output     0.0.2      " + kAbi + "  " + kPlugins +
+                       "/moni-test_sink.so"),
+            std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("hello            collector"), std::string::npos) << "built-in:\n" << r.out;
   d.write("bad.toml", "[host]\nplugin_dirs = [\"" HOST_BAD_PLUGIN_DIR "\"]\n");
@@ -161,6 +161,66 @@ collectors = ["c", "self"]
   EXPECT_EQ(p.exit_code, 0) << p.out << p.err << "\n" << m.body;
   EXPECT_TRUE(fs::is_directory(d.file("data")));
   moni.signal(SIGINT);
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+}
+
+// The host loads the plugins its config names, not every file it finds:
+// the built-in plugins and the broken files of a plugin dir stay unmapped
+// and unreported; a reload loads what the new config names and keeps the
+// rest; a configured file that fails is an error naming the file and cause.
+TEST(Run, LoadsOnlyTheConfiguredPluginsAndMoreOnReload) {
+  TempDir d;
+  auto config = [&](const std::string& more) {
+    return host_table(HOST_BAD_PLUGIN_DIR) +
+           "[collectors.c]\nplugin = \"test_collector\"\ninterval = \"100ms\"\n" + more +
+           "[pipelines.p]\ncollectors = [\"c\", \"self\"]\n";
+  };
+  d.write("c.toml", config(""));
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  auto maps = [&] { return read_file("/proc/" + std::to_string(moni.pid()) + "/maps"); };
+  std::string m = maps();
+  EXPECT_NE(m.find(kPlugins + "/moni-test_collector.so"), std::string::npos) << m;
+  EXPECT_EQ(m.find(kPlugins + "/moni-test_sink.so"), std::string::npos);
+  EXPECT_EQ(m.find(MONI_PLUGIN_BUILD_DIR "/"), std::string::npos) << "no built-in plugin:\n" << m;
+  EXPECT_EQ(m.find(HOST_BAD_PLUGIN_DIR "/"), std::string::npos);
+  EXPECT_EQ(moni.err().find("refused"), std::string::npos) << moni.err();
+  std::string body = wait_metric(port, runs("c"), 1);
+  EXPECT_EQ(metric(body, "moni_plugin_load_failures_total"), 0) << body;
+
+  // A new name loads its plugin; the running instance keeps its own.
+  d.write("c.toml", config("[outputs.out]\nplugin = \"test_sink\"\npath = \"/dev/null\"\n"));
+  moni.signal(SIGHUP);
+  ASSERT_TRUE(moni.wait_for_log("configuration reloaded", 10000)) << moni.err();
+  m = maps();
+  EXPECT_NE(m.find(kPlugins + "/moni-test_sink.so"), std::string::npos) << m;
+  EXPECT_EQ(m.find(MONI_PLUGIN_BUILD_DIR "/"), std::string::npos) << m;
+
+  // A broken file that the config names: the reload fails saying why. A
+  // name no file has lists what is available.
+  d.write("c.toml", config("[collectors.x]\nplugin = \"abi_major2\"\n"
+                           "[collectors.y]\nplugin = \"no_such_plugin\"\n"));
+  moni.signal(SIGHUP);
+  ASSERT_TRUE(moni.wait_for_log("reload failed", 10000)) << moni.err();
+  std::string err = moni.err();
+  EXPECT_NE(err.find(d.file("c.toml") + ":8:10: collectors.x: unknown plugin 'abi_major2': " +
+                     HOST_BAD_PLUGIN_DIR "/moni-abi_major2.so: refused: plugin ABI 2.3"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("collectors.y: unknown plugin 'no_such_plugin': no plugin named "
+                     "'no_such_plugin' (no loadable moni-no_such_plugin.so in "),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("available: "), std::string::npos) << err;
+  EXPECT_NE(err.find(", test_collector, test_processor, test_sink, test_store"), std::string::npos)
+      << err;
+  // Tried and refused: abi_major2, then no_entry and small_struct while
+  // looking for a file that declares no_such_plugin.
+  body = http_get(port, "/metrics").body;
+  EXPECT_EQ(metric(body, "moni_plugin_load_failures_total"), 3) << body;
+  EXPECT_EQ(metric(body, "moni_config_reloads_total{result=\"failure\"}"), 1) << body;
+  moni.signal(SIGTERM);
   EXPECT_EQ(moni.wait(10000), 0) << moni.err();
 }
 

@@ -140,7 +140,10 @@ path = "/tmp/x"
   EXPECT_HAS(e,
              "t.toml:4:10: storage.s: plugin 'test_sink' is an output plugin, not a storage; "
              "declare it as [outputs.s]");
-  EXPECT_EQ(e.find("test_collector"), std::string::npos) << "plugin defaults to the name:\n" << e;
+  EXPECT_HAS(e, "); available: test_collector, test_processor, test_sink, test_store");
+  EXPECT_EQ(e.find("collectors.test_collector"), std::string::npos)
+      << "plugin defaults to the name:\n"
+      << e;
 }
 
 TEST(Config, PluginCreateErrorsKeepTheirPositions) {

@@ -103,6 +103,35 @@ TEST(Loader, RefusesAPluginInAWorldWritableDirectory) {
       << r.error().message;
 }
 
+// Whether this process has `path` mapped (dlopen'ed and not unloaded).
+bool mapped(const std::string& path) {
+  return moni::test::read_file("/proc/self/maps").find(path) != std::string::npos;
+}
+
+TEST(Registry, ScanLoadsNothingAndFindLoadsOnlyThePluginAsked) {
+  TempDir d;
+  for (const char* p : {"test_collector", "test_sink", "test_store"})
+    fs::copy_file(HOST_TEST_PLUGIN_DIR "/moni-" + std::string(p) + ".so",
+                  d.file("moni-" + std::string(p) + ".so"));
+  PluginRegistry reg;
+  reg.scan({kBad, d.path});  // kBad's broken files are never tried
+  EXPECT_EQ(reg.files(), 7u);
+  EXPECT_TRUE(reg.plugins().empty());
+  EXPECT_FALSE(mapped(d.file("moni-test_sink.so")));
+  auto sink = reg.find("test_sink");
+  ASSERT_NE(sink, nullptr);
+  EXPECT_EQ(sink->path, d.file("moni-test_sink.so"));
+  EXPECT_EQ(reg.find("test_sink"), sink) << "loaded once";
+  EXPECT_TRUE(mapped(d.file("moni-test_sink.so")));
+  EXPECT_FALSE(mapped(d.file("moni-test_store.so")));
+  EXPECT_FALSE(mapped(d.file("moni-test_collector.so")));
+  EXPECT_EQ(reg.plugins().size(), 1u);
+  EXPECT_TRUE(reg.failures().empty()) << reg.failures()[0];
+  EXPECT_EQ(reg.available(),
+            (std::vector<std::string>{"abi_major2", "newer_minor", "no_entry", "small_struct",
+                                      "test_collector", "test_sink", "test_store"}));
+}
+
 TEST(Registry, RefusesADuplicatePluginNameAndKeepsTheFirst) {
   TempDir d;
   fs::copy_file(kGood, d.file("moni-a.so"));
@@ -110,6 +139,13 @@ TEST(Registry, RefusesADuplicatePluginNameAndKeepsTheFirst) {
   d.write("notaplugin.so", "ignored: the name does not match moni-*.so");
   PluginRegistry reg;
   reg.scan({d.path});
+  EXPECT_EQ(reg.files(), 2u);
+  // No moni-test_collector.so: the other files are tried in order.
+  auto lp = reg.find("test_collector");
+  ASSERT_NE(lp, nullptr);
+  EXPECT_EQ(lp->path, d.file("moni-a.so"));
+  EXPECT_TRUE(reg.failures().empty()) << "moni-b.so is not needed, so not loaded";
+  reg.load_all();
   ASSERT_EQ(reg.plugins().size(), 1u);
   EXPECT_EQ(reg.plugins()[0]->path, d.file("moni-a.so"));
   ASSERT_EQ(reg.failures().size(), 1u);
@@ -119,23 +155,88 @@ TEST(Registry, RefusesADuplicatePluginNameAndKeepsTheFirst) {
                                    d.file("moni-a.so") + ")");
 }
 
-TEST(Registry, ScansDirectoriesInOrderAndExplainsMissingPlugins) {
+TEST(Registry, AFileNamedOtherwiseIsFoundAndTheOnesTriedOnTheWayAreReleased) {
+  TempDir d;
+  fs::copy_file(HOST_TEST_PLUGIN_DIR "/moni-test_sink.so", d.file("moni-a.so"));
+  fs::copy_file(kBad + "/moni-newer_minor.so", d.file("moni-n.so"));  // declares "newer"
   PluginRegistry reg;
-  reg.scan({kBad, HOST_TEST_PLUGIN_DIR, "/nonexistent/dir"});
-  EXPECT_NE(reg.find("test_sink"), nullptr);
-  EXPECT_NE(reg.find("newer"), nullptr);
-  EXPECT_EQ(reg.find("future"), nullptr);
-  EXPECT_EQ(reg.failures().size(), 3u);  // abi_major2, no_entry, small_struct
-  std::string why = reg.explain_missing("abi_major2");
-  EXPECT_NE(why.find("plugin ABI 2.3"), std::string::npos) << why;
-  why = reg.explain_missing("node");
-  EXPECT_NE(why.find("no loadable moni-node.so in " + kBad), std::string::npos) << why;
+  reg.scan({d.path});
+  auto newer = reg.find("newer");
+  ASSERT_NE(newer, nullptr);
+  EXPECT_EQ(newer->path, d.file("moni-n.so"));
+  EXPECT_TRUE(mapped(d.file("moni-n.so")));
+  // moni-a.so was tried on the way and released (glibc may keep a C++
+  // library mapped all the same: unique symbols make it "nodelete").
+  EXPECT_EQ(reg.plugins().size(), 1u);
+  EXPECT_EQ(reg.available(), (std::vector<std::string>{"newer", "test_sink"}));
+  // Its name is remembered: asked for later, it loads again.
+  auto sink = reg.find("test_sink");
+  ASSERT_NE(sink, nullptr);
+  EXPECT_EQ(sink->path, d.file("moni-a.so"));
+  EXPECT_TRUE(reg.failures().empty());
 }
 
-TEST(Registry, ReusesLibrariesOfAPreviousScan) {
-  PluginRegistry a, b;
-  a.scan({HOST_TEST_PLUGIN_DIR});
-  b.scan({HOST_TEST_PLUGIN_DIR}, &a);
-  ASSERT_FALSE(a.plugins().empty());
-  EXPECT_EQ(a.find("test_sink"), b.find("test_sink"));
+TEST(Registry, TheConventionalFileOfAnEarlierDirectoryWins) {
+  TempDir a, b;
+  fs::copy_file(HOST_TEST_PLUGIN_DIR "/moni-test_sink.so", a.file("moni-test_sink.so"));
+  fs::copy_file(HOST_TEST_PLUGIN_DIR "/moni-test_sink.so", b.file("moni-test_sink.so"));
+  PluginRegistry reg;
+  reg.scan({a.path, b.path});
+  auto lp = reg.find("test_sink");
+  ASSERT_NE(lp, nullptr);
+  EXPECT_EQ(lp->path, a.file("moni-test_sink.so"));
+  EXPECT_FALSE(mapped(b.file("moni-test_sink.so")));
+}
+
+TEST(Registry, ExplainsARefusedFileOrListsWhatIsAvailable) {
+  PluginRegistry reg;
+  reg.scan({kBad, "/nonexistent/dir"});
+  EXPECT_EQ(reg.find("abi_major2"), nullptr);
+  std::string why = reg.explain_missing("abi_major2");
+  EXPECT_TRUE(why.starts_with(kBad + "/moni-abi_major2.so: refused: plugin ABI 2.3")) << why;
+  ASSERT_EQ(reg.failures().size(), 1u) << "only that file was tried";
+  EXPECT_NE(reg.find("newer"), nullptr);  // moni-newer_minor.so, after abi_major2 (refused)
+  EXPECT_EQ(reg.failures().size(), 1u);
+  EXPECT_EQ(reg.find("node"), nullptr);  // no such file: every other file is tried
+  EXPECT_EQ(reg.failures().size(), 3u);  // + no_entry, small_struct
+  why = reg.explain_missing("node");
+  EXPECT_EQ(why, "no plugin named 'node' (no loadable moni-node.so in " + kBad +
+                     ", /nonexistent/dir, and no other plugin file declares it); available: newer")
+      << why;
+}
+
+TEST(Registry, ExplainsAConventionalFileThatDeclaresAnotherName) {
+  TempDir d;
+  fs::copy_file(HOST_TEST_PLUGIN_DIR "/moni-test_sink.so", d.file("moni-mine.so"));
+  PluginRegistry reg;
+  reg.scan({d.path});
+  EXPECT_EQ(reg.find("mine"), nullptr);
+  std::string why = reg.explain_missing("mine");
+  EXPECT_NE(why.find(d.file("moni-mine.so") + " declares plugin 'test_sink'"), std::string::npos)
+      << why;
+  EXPECT_NE(why.find("available: test_sink"), std::string::npos) << why;
+}
+
+TEST(Registry, KeepsAndReusesWhatAPreviousScanLoaded) {
+  TempDir d;
+  fs::copy_file(HOST_TEST_PLUGIN_DIR "/moni-test_sink.so", d.file("moni-test_sink.so"));
+  fs::copy_file(HOST_TEST_PLUGIN_DIR "/moni-test_store.so", d.file("moni-test_store.so"));
+  auto a = std::make_unique<PluginRegistry>();
+  a->scan({d.path});
+  auto sink = a->find("test_sink");
+  ASSERT_NE(sink, nullptr);
+  PluginRegistry b;
+  b.scan({d.path}, a.get());
+  a.reset();
+  sink.reset();
+  // A reload neither unloads nor reopens a plugin loaded before.
+  EXPECT_TRUE(mapped(d.file("moni-test_sink.so")));
+  EXPECT_TRUE(b.plugins().empty());
+  auto again = b.find("test_sink");
+  ASSERT_NE(again, nullptr);
+  EXPECT_FALSE(mapped(d.file("moni-test_store.so")));
+  PluginRegistry c;
+  c.scan({d.path}, &b);
+  EXPECT_EQ(c.find("test_sink"), again);
+  EXPECT_NE(c.find("test_store"), nullptr) << "a name new in this config loads";
 }

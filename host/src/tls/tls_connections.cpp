@@ -1,12 +1,16 @@
 // The TLS module's connections: sockets the host accepted on a TLS port are
-// served here, on this module's own network thread and io_context (its Asio
-// is a private copy, hidden in the module), with the host's HttpHandler.
+// served here, on this module's own network threads and io_context (its Asio
+// is a private copy, hidden in the module), with the host's HttpHandler. Two
+// threads, like the host's plain server: the handler lets at most one of
+// them run a route's handler, so a route turning slow never stalls TLS I/O.
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core/detect_ssl.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <thread>
@@ -96,14 +100,22 @@ class Detector : public std::enable_shared_from_this<Detector> {
   char scratch_[1024];
 };
 
-/// Thread-safety: serve() from any thread; everything else on thread_.
+/// Thread-safety: serve() from any thread; each connection on a strand of
+/// its own, run by threads_.
 class Connections final : public TlsConnections {
  public:
-  Connections() : guard_(net::make_work_guard(io_)), thread_([this] { io_.run(); }) {}
+  static constexpr int kThreads = 2;
+  Connections() : guard_(net::make_work_guard(io_)) {
+    for (int i = 0; i < kThreads; ++i)
+      threads_.emplace_back([this] {
+        pthread_setname_np(pthread_self(), "moni-https");
+        io_.run();
+      });
+  }
   ~Connections() override {
     guard_.reset();
     io_.stop();
-    thread_.join();
+    for (auto& t : threads_) t.join();
   }
   void serve(int fd, std::string remote, std::shared_ptr<const TlsServerContext> ctx,
              std::shared_ptr<const HttpHandler> handler) override {
@@ -115,7 +127,7 @@ class Connections final : public TlsConnections {
       socklen_t len = sizeof ss;
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
       beast::error_code ec;
-      tcp::socket s(io_);
+      tcp::socket s(net::make_strand(io_));
       s.assign(ss.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
       if (ec) {
         ::close(fd);
@@ -127,9 +139,9 @@ class Connections final : public TlsConnections {
   }
 
  private:
-  net::io_context io_{1};
+  net::io_context io_{kThreads};
   net::executor_work_guard<net::io_context::executor_type> guard_;
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 std::unique_ptr<TlsConnections> make_connections() { return std::make_unique<Connections>(); }

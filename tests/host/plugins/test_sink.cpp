@@ -3,11 +3,16 @@
 // `path` only on flush, so a test can tell
 // whether the host flushed before stopping. Serves GET <route> with the
 // number of samples received (and whether a probed storage was found).
+// GET <thread_route> answers "<calls> <thread name>"; once GET
+// <thread_route>/slow was called, it sleeps `slow` first: a fast route that
+// turns slow.
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <moni/sdk.hpp>
 #include <mutex>
 #include <string>
+#include <thread>
 
 class TestSink : public moni::Output {
  public:
@@ -22,6 +27,8 @@ class TestSink : public moni::Output {
     route_ = r.string("route", "");
     probe_ = r.optional_string("probe_storage");
     labels_ = r.boolean("labels", false);
+    thread_route_ = r.string("thread_route", "");
+    slow_ms_ = r.duration_ms("slow", 0);
     r.finish();
   }
   moni::Result<void> start() override {
@@ -33,6 +40,24 @@ class TestSink : public moni::Output {
         resp.body(std::to_string(received_.load()) + " storage=" + (storage_found_ ? "1" : "0") +
                   "\n");
       });
+      if (!r) return r;
+    }
+    if (!thread_route_.empty()) {
+      auto r =
+          ctx_.route(thread_route_, [this](const moni::HttpRequest&, moni::HttpResponse& resp) {
+            int64_t n = ++calls_;
+            if (slow_) std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_));
+            std::ifstream comm("/proc/thread-self/comm");
+            std::string name;
+            std::getline(comm, name);
+            resp.body(std::to_string(n) + " " + name + "\n");
+          });
+      if (!r) return r;
+      r = ctx_.route(thread_route_ + "/slow",
+                     [this](const moni::HttpRequest&, moni::HttpResponse& resp) {
+                       slow_ = true;
+                       resp.body("slow\n");
+                     });
       if (!r) return r;
     }
     return {};
@@ -73,7 +98,10 @@ class TestSink : public moni::Output {
 
  private:
   moni::Context& ctx_;
-  std::string path_, route_, pending_;
+  std::string path_, route_, thread_route_, pending_;
+  int64_t slow_ms_ = 0;
+  std::atomic<int64_t> calls_{0};
+  std::atomic<bool> slow_{false};
   std::optional<std::string> probe_;
   bool storage_found_ = false;
   bool labels_ = false;
