@@ -604,7 +604,8 @@ class Evaluator {
       std::string v = std::isnan(param) ? "NaN" : param > 0 ? "+Inf" : "-Inf";
       if (std::isfinite(param)) {
         char buf[64];
-        v.assign(buf, std::to_chars(buf, buf + sizeof buf, param, std::chars_format::scientific).ptr);
+        v.assign(buf,
+                 std::to_chars(buf, buf + sizeof buf, param, std::chars_format::scientific).ptr);
       }
       exec_error("Scalar value " + v + " overflows int64");
     }

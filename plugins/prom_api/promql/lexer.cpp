@@ -348,8 +348,7 @@ std::vector<Token> lex(std::string_view q) {
         case '>':
           t = Tok::Gtr;
           break;
-        default:
-        {
+        default: {
           // The whole rune, U+FFFD for an invalid byte (as Go prints it).
           bool bad = false;
           size_t n = decode_rune(q, i, bad);

@@ -1,11 +1,11 @@
 // The API's JSON writer: strings escaped as Go's encoding/json, values
 // formatted as Prometheus' API writes them (checked against Prometheus 2.42
 // itself by PromqlDiff.BodiesByteForByte).
+#include "json_format.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
-
-#include "json_format.hpp"
 
 namespace {
 
@@ -28,12 +28,14 @@ TEST(JsonFormat, StringsAsGoEncodingJson) {
   EXPECT_EQ(js("\xe2\x80\xa8\xe2\x80\xa9"), R"("\u2028\u2029")");
   // Valid multi-byte UTF-8 as is, each invalid byte one U+FFFD.
   EXPECT_EQ(js("\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbd"), "\"\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbd\"");
-  EXPECT_EQ(js("a\xff" "b"), R"("a\ufffdb")");
-  EXPECT_EQ(js("\xe2\x82<"), R"("\ufffd\ufffd\u003c")");                // truncated sequence
-  EXPECT_EQ(js("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");              // surrogate
-  EXPECT_EQ(js("\xc0\xaf"), R"("\ufffd\ufffd")");                        // overlong
-  EXPECT_EQ(js("\xf4\x90\x80\x80"), R"("\ufffd\ufffd\ufffd\ufffd")");    // > U+10FFFF
-  EXPECT_EQ(js("\xc3"), R"("\ufffd")");                                  // at the end
+  EXPECT_EQ(js("a\xff"
+               "b"),
+            R"("a\ufffdb")");
+  EXPECT_EQ(js("\xe2\x82<"), R"("\ufffd\ufffd\u003c")");               // truncated sequence
+  EXPECT_EQ(js("\xed\xa0\x80"), R"("\ufffd\ufffd\ufffd")");            // surrogate
+  EXPECT_EQ(js("\xc0\xaf"), R"("\ufffd\ufffd")");                      // overlong
+  EXPECT_EQ(js("\xf4\x90\x80\x80"), R"("\ufffd\ufffd\ufffd\ufffd")");  // > U+10FFFF
+  EXPECT_EQ(js("\xc3"), R"("\ufffd")");                                // at the end
 }
 
 std::string vector_value(double v) {
