@@ -276,8 +276,7 @@ int main(int argc, char** argv) {
             val = tg[ti][gi].step(rng);
           else if (!replays[ti].value(gi, s + phase, val))
             present[row * nser + gi] = 0;
-          if (!kept.empty() && present[row * nser + gi])
-            kept[ti * nser + gi].push_back({ts, val});
+          if (!kept.empty() && present[row * nser + gi]) kept[ti * nser + gi].push_back({ts, val});
         }
       }
     std::vector<moni::Batch> protos(ntg);

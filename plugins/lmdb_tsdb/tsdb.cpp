@@ -362,9 +362,9 @@ Result<WriteResult> Db::write(const BatchView& batch) {
       // acknowledged); a failed commit takes the record back.
       bool logged = false;
       if (rc == 0 && !rec_.empty()) {
-        rc = wal_log_->append(wal_seq_, rec_, opt_.sync != SyncMode::None,
-                              static_cast<uint32_t>(std::clamp<uint64_t>(
-                                  checkpoint() / 4, 16, 100000)));
+        rc = wal_log_->append(
+            wal_seq_, rec_, opt_.sync != SyncMode::None,
+            static_cast<uint32_t>(std::clamp<uint64_t>(checkpoint() / 4, 16, 100000)));
         logged = rc == 0;
       }
       if (rc == 0 && txn_) {

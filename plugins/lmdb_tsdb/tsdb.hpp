@@ -130,8 +130,8 @@ class Db {
   struct Series {
     int64_t max_t = INT64_MIN;
     uint64_t last_vbits = 0;
-    uint64_t head_seq = 0;  // WAL record holding the head's first sample
-    int64_t head_t0 = 0;    // the head's first timestamp (heads_[id].ts[0])
+    uint64_t head_seq = 0;    // WAL record holding the head's first sample
+    int64_t head_t0 = 0;      // the head's first timestamp (heads_[id].ts[0])
     bool p_cut_next = false;  // a cut precedes this series' next pending sample
     bool live = false;
     bool has_data = false;

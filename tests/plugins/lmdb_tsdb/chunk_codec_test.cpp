@@ -284,9 +284,12 @@ TEST(ChunkCodec, ReusedTimestampCodingGivesTheSameBytes) {
     other.push_back(1700000000000 + i * 30000LL);
   }
   const double stale = std::bit_cast<double>(uint64_t{MONI_STALE_NAN_BITS});
-  std::vector<std::vector<double>> values = {
-      std::vector<double>(240, 1.0), std::vector<double>(240, -0.0), std::vector<double>(240, stale),
-      std::vector<double>(240, 4096.0 * 12345), {}, std::vector<double>(240, 2.5)};
+  std::vector<std::vector<double>> values = {std::vector<double>(240, 1.0),
+                                             std::vector<double>(240, -0.0),
+                                             std::vector<double>(240, stale),
+                                             std::vector<double>(240, 4096.0 * 12345),
+                                             {},
+                                             std::vector<double>(240, 2.5)};
   for (int i = 0; i < 240; ++i) values[4].push_back(i * 0.25);  // a counter
   values[5][100] = std::numeric_limits<double>::infinity();
   std::vector<std::string> reused;
@@ -307,6 +310,7 @@ TEST(ChunkCodec, ReusedTimestampCodingGivesTheSameBytes) {
     EXPECT_EQ(dt, ts);
     ASSERT_EQ(dv.size(), values[k].size());
     for (size_t i = 0; i < dv.size(); ++i)
-      EXPECT_EQ(std::bit_cast<uint64_t>(dv[i]), std::bit_cast<uint64_t>(values[k][i])) << k << " " << i;
+      EXPECT_EQ(std::bit_cast<uint64_t>(dv[i]), std::bit_cast<uint64_t>(values[k][i]))
+          << k << " " << i;
   }
 }

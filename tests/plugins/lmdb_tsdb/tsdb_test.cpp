@@ -756,8 +756,8 @@ TEST(LmdbTsdb, CutChunksAreReadableWhileStoredInTheBackground) {
         bool ok = e.first.size() >= need && e.first.size() == e.second.size();
         for (size_t i = 0; ok && i < e.first.size(); ++i) {
           int64_t t = kT0 + static_cast<int64_t>(i) * 1000;
-          ok = e.first[i] == t && std::bit_cast<uint64_t>(e.second[i]) ==
-                                      std::bit_cast<uint64_t>(bg_value(i, s));
+          ok = e.first[i] == t &&
+               std::bit_cast<uint64_t>(e.second[i]) == std::bit_cast<uint64_t>(bg_value(i, s));
         }
         if (!ok) ++bad;
       }
