@@ -33,8 +33,7 @@ std::vector<GroupSpec> load_rule_files(const std::vector<std::string>& patterns,
 
 /// What the rule_files patterns match now, as a string that changes when a
 /// file is added, removed, replaced or written (path, inode, size, mtime).
-std::string rule_files_stamp(const std::vector<std::string>& patterns,
-                             const std::string& base_dir);
+std::string rule_files_stamp(const std::vector<std::string>& patterns, const std::string& base_dir);
 
 /// "file:line:col" as ConfigView::where() writes it, back to a SourcePos.
 SourcePos parse_where(const std::string& where);

@@ -643,15 +643,13 @@ void RuleEngine::adopt_state(RuleEngine& old) {
       if (r.alerting && o.alerting) r.active = std::move(o.active);
     }
     for (auto& [id, left] : by_identity)
-      for (Rule* o : left) g.stale_series.insert(g.stale_series.end(), o->prev_series.begin(),
-                                                 o->prev_series.end());
+      for (Rule* o : left)
+        g.stale_series.insert(g.stale_series.end(), o->prev_series.begin(), o->prev_series.end());
   }
   for (auto& [key, og] : old_groups) {
     for (auto& o : og->rules)
-      removed_series_.insert(removed_series_.end(), o->prev_series.begin(),
-                             o->prev_series.end());
-    removed_series_.insert(removed_series_.end(), og->stale_series.begin(),
-                           og->stale_series.end());
+      removed_series_.insert(removed_series_.end(), o->prev_series.begin(), o->prev_series.end());
+    removed_series_.insert(removed_series_.end(), og->stale_series.begin(), og->stale_series.end());
   }
   removed_series_.insert(removed_series_.end(), old.removed_series_.begin(),
                          old.removed_series_.end());

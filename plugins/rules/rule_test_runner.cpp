@@ -1,8 +1,7 @@
 #include "rule_test_runner.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <glob.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cmath>

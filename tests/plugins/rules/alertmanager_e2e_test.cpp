@@ -217,8 +217,8 @@ TEST(RulesAlertmanagerE2E, ReloadKeepsFiringAlertWithoutNotifyingAgain) {
   auto tsdb = PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"), "", "tsdb", dir.path);
   ASSERT_TRUE(tsdb) << tsdb.error().message;
   ASSERT_TRUE((*tsdb)->start());
-  std::string cfg = "interval = \"1s\"\nrule_files = [\"" + rule_file +
-                    "\"]\nalertmanagers = [\"" + am.url() + "\"]\n";
+  std::string cfg = "interval = \"1s\"\nrule_files = [\"" + rule_file + "\"]\nalertmanagers = [\"" +
+                    am.url() + "\"]\n";
   auto rules = PluginHarness::load(moni::testing::plugin_path("rules"), cfg, "rules", dir.path);
   ASSERT_TRUE(rules) << rules.error().message;
   (*rules)->set_storage((*tsdb)->reader());
@@ -236,8 +236,8 @@ TEST(RulesAlertmanagerE2E, ReloadKeepsFiringAlertWithoutNotifyingAgain) {
       if (a["state"] == "firing") firing_at = a["activeAt"];
   }
   ASSERT_FALSE(firing_at.empty()) << "never fired";
-  auto fired = am.wait_alerts(
-      [](const auto& a) { return !find_alert(a, "MoniReloadHot").is_null(); }, 20);
+  auto fired =
+      am.wait_alerts([](const auto& a) { return !find_alert(a, "MoniReloadHot").is_null(); }, 20);
   ASSERT_FALSE(find_alert(fired, "MoniReloadHot").is_null()) << fired.dump();
   for (int i = 0; i < 200 && am_received(am, "firing") < 1; ++i) test_support::sleep_poll_step();
   double firing_before = am_received(am, "firing");
@@ -269,8 +269,7 @@ TEST(RulesAlertmanagerE2E, ReloadKeepsFiringAlertWithoutNotifyingAgain) {
   // is the first thing it sends. Alertmanager counts it, and nothing else.
   ASSERT_TRUE(write_value(**tsdb, 20, t + 1));
   for (int i = 0; i < 2; ++i) ASSERT_TRUE((*rules2)->collect(t += 1000));
-  for (int i = 0; i < 200 && am_received(am, "resolved") < 1; ++i)
-    test_support::sleep_poll_step();
+  for (int i = 0; i < 200 && am_received(am, "resolved") < 1; ++i) test_support::sleep_poll_step();
   EXPECT_EQ(am_received(am, "resolved"), 1);
   EXPECT_EQ(am_received(am, "firing"), firing_before) << "a firing alert was sent again";
   for (int i = 0; i < 100 && self_metric(**rules2, "moni_rules_notifications_queue_length") != 0;

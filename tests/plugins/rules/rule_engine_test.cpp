@@ -471,12 +471,12 @@ TEST(RuleEngineReload, KeepsAlertStateOfUnchangedRulesAndMarksDroppedSeriesStale
 
   // g1 changed (r1's labels, a rule added; A is the same name and labels
   // with a new expression), g2 removed, g3 unchanged, g4 new.
-  auto new_eng = make({group("g1", {record("r1", "vector(1)", {{"v", "2"}}),
-                                    alert("A", "cond > 0.5", 2 * kMin, {{"sev", "page"}}),
-                                    record("r2", "vector(3)")}),
-                       group("g3", {alert("B", "cond > 0", 0)}),
-                       group("g4", {alert("C", "cond > 0", 5 * kMin)})},
-                      o);
+  auto new_eng = make(
+      {group("g1",
+             {record("r1", "vector(1)", {{"v", "2"}}),
+              alert("A", "cond > 0.5", 2 * kMin, {{"sev", "page"}}), record("r2", "vector(3)")}),
+       group("g3", {alert("B", "cond > 0", 0)}), group("g4", {alert("C", "cond > 0", 5 * kMin)})},
+      o);
   new_eng->adopt_state(*old_eng);
   StoreSink after(&store);
   // Every group is due within one interval.

@@ -9,15 +9,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <chrono>
-#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "memory_store.hpp"
@@ -398,8 +397,7 @@ TEST(RulesPrometheusTiming, AlertsTimelineAsARealPrometheusFromStart) {
     auto r = query("timing_evals[1h]");
     if (!r.is_array() || r.empty()) continue;
     evals.clear();
-    for (const auto& v : r[0]["values"])
-      evals.push_back(std::llround(v[0].get<double>() * 1000));
+    for (const auto& v : r[0]["values"]) evals.push_back(std::llround(v[0].get<double>() * 1000));
   }
   ASSERT_GE(evals.size(), kEvals + 1) << "prometheus evaluated too slowly";
   evals.resize(kEvals);
@@ -431,9 +429,9 @@ TEST(RulesPrometheusTiming, AlertsTimelineAsARealPrometheusFromStart) {
       for (const auto& [k, v] : m) s += "\n    " + k + " " + std::to_string(v);
       return s;
     };
-    EXPECT_EQ(sink.got[t], want[t]) << "at evaluation " << (t - evals.front()) / 1000
-                                    << "\n  moni:" << dump(sink.got[t])
-                                    << "\n  prometheus:" << dump(want[t]);
+    EXPECT_EQ(sink.got[t], want[t])
+        << "at evaluation " << (t - evals.front()) / 1000 << "\n  moni:" << dump(sink.got[t])
+        << "\n  prometheus:" << dump(want[t]);
   }
   // The timeline covers what it is meant to.
   std::set<std::string> seen;

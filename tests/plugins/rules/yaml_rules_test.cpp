@@ -276,8 +276,7 @@ TEST(RuleTestRunner, TestlessFilesPrintWhatPromtoolPrints) {
     if (!have_promtool) continue;
     std::string promtool_out;
     int rc = promql::test_support::run(
-        {"/bin/sh", "-c", "/usr/bin/promtool test rules " + path + " 2>/dev/null"},
-        &promtool_out);
+        {"/bin/sh", "-c", "/usr/bin/promtool test rules " + path + " 2>/dev/null"}, &promtool_out);
     EXPECT_EQ(rc, 0) << name;
     EXPECT_EQ(promtool_out, out.str()) << name;
   }
