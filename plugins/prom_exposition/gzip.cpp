@@ -33,6 +33,10 @@ bool accepts_gzip(std::string_view ae) {
 struct GzipEncoder::State {
   z_stream zs{};
   bool ready = false;
+  // deflate's output, sized to deflateBound but left uninitialized: only
+  // the pages it writes (the compressed size, ~1/6) become resident.
+  std::unique_ptr<char[]> buf;
+  size_t cap = 0;
 };
 
 GzipEncoder::GzipEncoder(int level) : level_(level) {}
@@ -54,17 +58,20 @@ bool GzipEncoder::compress(std::string_view data, std::string& out) {
     out.clear();
     return false;
   }
-  out.resize(deflateBound(&zs, static_cast<uLong>(data.size())) + 32);
+  size_t bound = deflateBound(&zs, static_cast<uLong>(data.size())) + 32;
+  if (bound > st_->cap) {
+    st_->buf.reset(new char[bound]);
+    st_->cap = bound;
+  }
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
   zs.avail_in = static_cast<uInt>(data.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  int rc = deflate(&zs, Z_FINISH);
-  if (rc != Z_STREAM_END) {
+  zs.next_out = reinterpret_cast<Bytef*>(st_->buf.get());
+  zs.avail_out = static_cast<uInt>(st_->cap);
+  if (deflate(&zs, Z_FINISH) != Z_STREAM_END) {
     out.clear();
     return false;
   }
-  out.resize(zs.total_out);
+  out.assign(st_->buf.get(), zs.total_out);
   return true;
 }
 
