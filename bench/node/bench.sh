@@ -82,6 +82,9 @@ interval_ms=$(awk -v p="$PERIOD" 'BEGIN{printf "%d", p*1000}')
 collect_opt=""
 interval="${interval_ms}ms"
 if [[ ${COLLECT_ON_SCRAPE:-0} == 1 ]]; then collect_opt="collect_on_scrape = true"; interval="1h"; fi
+# The same sub-collectors as node_exporter runs (moni's default enables
+# every one it has, which may be more).
+enable=$(printf '"%s", ' $collectors); enable="[${enable%, }]"
 cat >"$tmp/moni.toml" <<TOML
 [host]
 listen = "127.0.0.1:$moni_port"
@@ -90,6 +93,7 @@ log_level = "warn"
 
 [collectors.node]
 interval = "$interval"
+enable = $enable
 
 [outputs.metrics]
 plugin = "prom_exposition"
