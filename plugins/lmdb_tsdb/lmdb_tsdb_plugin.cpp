@@ -13,6 +13,7 @@
 #include "backup.hpp"
 #include "dir_lock.hpp"
 #include "importer.hpp"
+#include "shared_db.hpp"
 #include "tsdb.hpp"
 
 namespace fs = std::filesystem;
@@ -76,10 +77,16 @@ class LmdbTsdb : public Storage {
   Result<void> start() override {
     auto lock = tsdb::DirLock::acquire(opt_.path, std::string(ctx_.instance_name()));
     if (!lock) return lock.error();
-    auto db = tsdb::Db::open(opt_);
+    auto db = tsdb::open_shared(opt_);
     if (!db) return db.error();
+    if (db->reused) {
+      std::string fixed = tsdb::options_needing_restart(db->opened_with, opt_);
+      if (!fixed.empty())
+        ctx_.warn("lmdb_tsdb: " + fixed + " changed: the database at " + opt_.path +
+                  " stays open with the previous values until moni restarts");
+    }
     lock_ = std::move(lock.value());
-    db_ = std::move(db.value());
+    db_ = std::move(db->db);
     if (backup_interval_ms_ > 0) {
       // Schedule from the newest existing backup so restarts keep the period.
       next_backup_ms_ = ctx_.now_ms();
@@ -255,7 +262,8 @@ class LmdbTsdb : public Storage {
       }
       l.unlock();
       if (now >= next_retention) {
-        if (auto r = db_->enforce_retention(); !r) ctx_.error(r.error().message);
+        if (auto r = db_->enforce_retention(opt_.retention_ms, opt_.retention_bytes); !r)
+          ctx_.error(r.error().message);
         next_retention = now + housekeeping_ms_;
       }
       if (backup_interval_ms_ > 0 && now >= next_backup_ms_) {
@@ -278,7 +286,7 @@ class LmdbTsdb : public Storage {
   int backup_keep_ = 7;
   int64_t next_backup_ms_ = 0;
   std::unique_ptr<tsdb::DirLock> lock_;  // declared before db_: released after it
-  std::unique_ptr<tsdb::Db> db_;
+  std::shared_ptr<tsdb::Db> db_;  // shared with a reload's successor (shared_db.hpp)
   std::mutex mu_;
   std::condition_variable cv_;
   bool running_ = false;

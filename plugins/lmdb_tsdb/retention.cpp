@@ -105,14 +105,18 @@ Result<bool> Db::retention_pass(int64_t cutoff, bool by_size) {
 }
 
 Result<void> Db::enforce_retention() {
+  return enforce_retention(opt_.retention_ms, opt_.retention_bytes);
+}
+
+Result<void> Db::enforce_retention(int64_t retention_ms, uint64_t retention_bytes) {
   int64_t max_t = max_t_.load();
   if (max_t == INT64_MIN) return {};
-  if (opt_.retention_ms > 0 && max_t > INT64_MIN + opt_.retention_ms) {
-    auto r = retention_pass(max_t - opt_.retention_ms, false);
+  if (retention_ms > 0 && max_t > INT64_MIN + retention_ms) {
+    auto r = retention_pass(max_t - retention_ms, false);
     if (!r) return r.error();
   }
-  if (opt_.retention_bytes == 0) return {};
-  for (int round = 0; round < 256 && used_bytes() > opt_.retention_bytes; ++round) {
+  if (retention_bytes == 0) return {};
+  for (int round = 0; round < 256 && used_bytes() > retention_bytes; ++round) {
     // The oldest data: the smallest end time of any series' first chunk.
     int64_t oldest = INT64_MAX;
     {

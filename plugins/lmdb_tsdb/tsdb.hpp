@@ -89,6 +89,9 @@ class Db {
   /// oldest data while the database is larger than retention_bytes. Works
   /// in small transactions so that appends are never held up for long.
   Result<void> enforce_retention();
+  /// The same with the given limits instead of the opening options' (a
+  /// reloaded instance sharing this Db brings its own).
+  Result<void> enforce_retention(int64_t retention_ms, uint64_t retention_bytes);
   /// Cuts every head chunk into a stored chunk and empties the WAL, in one
   /// transaction (before backups: a copy then holds only encoded chunks).
   Result<void> flush_heads();

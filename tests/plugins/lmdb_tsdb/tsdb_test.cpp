@@ -852,3 +852,47 @@ TEST(LmdbTsdb, CheckpointScalesWithBatchesPerCycle) {
       }
     }
 }
+
+// A reload starts the changed instance before stopping the old one: both
+// must work on one open database, or series ids and the WAL diverge.
+TEST(LmdbTsdb, ReloadedInstanceSharesTheOpenDatabase) {
+  TempDir dir;
+  auto old_inst = load(dir.str(), "sync = \"none\"");
+  ASSERT_TRUE(old_inst);
+  auto write = [](PluginHarness& h, const std::string& job, int64_t t) {
+    Batch b;
+    for (int i = 0; i < 20; ++i)
+      b.add("up", {{"job", job}, {"instance", "h" + std::to_string(i)}}, i, t);
+    ASSERT_TRUE(h.write(b).ok());
+  };
+  write(*old_inst, "before", kT0);
+  // The successor, with a changed option, starts while the old one runs.
+  auto new_inst = load(dir.str(), "sync = \"none\"\nretention = \"30d\"\nchunk_samples = 120");
+  ASSERT_TRUE(new_inst);
+  bool warned = false;
+  for (const auto& l : new_inst->logs())
+    warned |= l.find("chunk_samples changed") != std::string::npos;
+  EXPECT_TRUE(warned) << "a change that needs a restart is reported";
+  write(*old_inst, "during_old", kT0 + 15000);
+  write(*new_inst, "during_new", kT0 + 15000);
+  old_inst->stop();
+  old_inst.reset();
+  write(*new_inst, "after", kT0 + 30000);
+  auto check = [](PluginHarness& h) {
+    StorageClient c(h.reader());
+    for (const char* job : {"before", "during_old", "during_new", "after"}) {
+      auto got = select(c, {{MatchType::Equal, "job", job}});
+      ASSERT_EQ(got.size(), 20u) << job;
+      for (const auto& s : got) {
+        ASSERT_EQ(s.vs.size(), 1u) << job;
+        EXPECT_EQ("h" + std::to_string(int(s.vs[0])), label(s, "instance")) << job;
+      }
+    }
+  };
+  check(*new_inst);
+  new_inst->stop();
+  new_inst.reset();
+  auto reopened = load(dir.str());
+  ASSERT_TRUE(reopened);
+  check(*reopened);
+}
