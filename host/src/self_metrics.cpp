@@ -48,7 +48,7 @@ void collect_self_metrics(Graph& graph, const PipelineCounters& counters, const 
   for (auto& [name, inst] : graph.instances) {
     if (inst->kind() != MONI_KIND_COLLECTOR) continue;
     auto& s = inst->stats();
-    std::initializer_list<LabelRef> l = {{"instance", name}, {"plugin", inst->plugin_name()}};
+    std::initializer_list<LabelRef> l = {{"instance_name", name}, {"plugin", inst->plugin_name()}};
     out.add(dur.name, l, s.last_duration_s.load());
     out.add(del.name, l, s.last_delivery_s.load());
     out.add(runs.name, l, static_cast<double>(s.runs.load()));
@@ -59,7 +59,7 @@ void collect_self_metrics(Graph& graph, const PipelineCounters& counters, const 
                "Batches a processor instance failed to process.");
   for (auto& [name, inst] : graph.instances)
     if (inst->kind() == MONI_KIND_PROCESSOR)
-      out.add("moni_processor_errors_total", {{"instance", name}},
+      out.add("moni_processor_errors_total", {{"instance_name", name}},
               static_cast<double>(inst->stats().errors.load()));
   out.describe("moni_pipeline_samples_total", MetricType::Counter,
                "Samples a pipeline delivered to its sinks (after its processors).");
@@ -72,7 +72,7 @@ void collect_self_metrics(Graph& graph, const PipelineCounters& counters, const 
                "Batches a storage or output instance failed to write or flush.");
   for (auto& [name, inst] : graph.instances)
     if (inst->kind() == MONI_KIND_STORAGE || inst->kind() == MONI_KIND_OUTPUT)
-      out.add("moni_sink_write_errors_total", {{"instance", name}},
+      out.add("moni_sink_write_errors_total", {{"instance_name", name}},
               static_cast<double>(inst->stats().write_errors.load()));
   out.describe("moni_plugin_load_failures_total", MetricType::Counter,
                "Plugin files the host tried to load (needed by the config) and refused (see the "

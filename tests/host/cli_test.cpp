@@ -30,7 +30,7 @@ std::string host_table(const std::string& extra_dir = "") {
 }
 
 std::string runs(const std::string& inst, const std::string& plugin = "test_collector") {
-  return "moni_collector_runs_total{instance=\"" + inst + "\",plugin=\"" + plugin + "\"}";
+  return "moni_collector_runs_total{instance_name=\"" + inst + "\",plugin=\"" + plugin + "\"}";
 }
 
 // Polls /metrics until `series` reaches `at_least` (returns the last body).
@@ -328,17 +328,17 @@ collectors = ["thrower", "failer", "slow", "fast"]
   std::string body = wait_metric(port, runs("fast"), 10);
   EXPECT_GE(metric(body, runs("fast")), 10) << body;
   EXPECT_GE(
-      metric(body, "moni_collector_errors_total{instance=\"thrower\",plugin=\"test_collector\"}"),
+      metric(body, "moni_collector_errors_total{instance_name=\"thrower\",plugin=\"test_collector\"}"),
       3)
       << body;
   EXPECT_GE(
-      metric(body, "moni_collector_errors_total{instance=\"failer\",plugin=\"test_collector\"}"), 3)
+      metric(body, "moni_collector_errors_total{instance_name=\"failer\",plugin=\"test_collector\"}"), 3)
       << body;
   EXPECT_EQ(
-      metric(body, "moni_collector_errors_total{instance=\"fast\",plugin=\"test_collector\"}"), 0)
+      metric(body, "moni_collector_errors_total{instance_name=\"fast\",plugin=\"test_collector\"}"), 0)
       << body;
   EXPECT_GE(
-      metric(body, "moni_collector_skipped_total{instance=\"slow\",plugin=\"test_collector\"}"), 3)
+      metric(body, "moni_collector_skipped_total{instance_name=\"slow\",plugin=\"test_collector\"}"), 3)
       << body;
   // 450 ms collections on a 100 ms interval: about one run per five ticks,
   // whatever the machine's speed; piled-up runs would match the fast one.

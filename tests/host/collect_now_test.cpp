@@ -33,7 +33,7 @@ std::string config(const std::string& collector_opts, const std::string& output_
 }
 
 const std::string kCount = "test_value{instance=\"c\"}";
-const std::string kSelfRuns = "moni_collector_runs_total{instance=\"self\",plugin=\"self\"}";
+const std::string kSelfRuns = "moni_collector_runs_total{instance_name=\"self\",plugin=\"self\"}";
 
 }  // namespace
 

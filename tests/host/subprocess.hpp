@@ -57,7 +57,7 @@ struct HttpReply {
 HttpReply http_get(int port, const std::string& path, const std::string& extra_headers = "");
 
 /// The value of the series whose exposition line starts with `series`
-/// (e.g. `moni_collector_runs_total{instance="a",plugin="p"}`); -1 if absent.
+/// (e.g. `moni_collector_runs_total{instance_name="a",plugin="p"}`); -1 if absent.
 double metric(const std::string& text, const std::string& series);
 
 }  // namespace moni::test
