@@ -19,6 +19,9 @@
 #    collect_on_scrape, collector interval 1h) instead of every PERIOD.
 #    GZIP=1: scrape with "Accept-Encoding: gzip" as Prometheus does (both
 #    then compress; body bytes are the compressed size).
+#    KEEPALIVE=1: every scrape of a server goes over one kept-alive
+#    connection (python3 http.client), as Prometheus reuses its connection
+#    to a target; default: a new connection per scrape (curl).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-${MONI_BENCH_BUILD_DIR:-$repo/build}}" && pwd)
@@ -121,17 +124,42 @@ ne0=$(cpu_ticks "$ne_pid"); moni0=$(cpu_ticks "$moni_pid")
 ne_bytes=0; moni_bytes=0
 accept=()
 if [[ ${GZIP:-0} == 1 ]]; then accept=(-H "Accept-Encoding: gzip"); fi
-for _ in $(seq "$N"); do
-  ne_bytes=$(curl -sf "${accept[@]}" "http://127.0.0.1:$ne_port/metrics" | wc -c)
-  moni_bytes=$(curl -sf "${accept[@]}" "http://127.0.0.1:$moni_port/metrics" | wc -c)
-  sleep "$PERIOD"
-done
+if [[ ${KEEPALIVE:-0} == 1 ]]; then
+  # One kept-alive connection per server, as Prometheus reuses its
+  # connection to a target from one scrape to the next.
+  read -r ne_bytes moni_bytes < <(python3 - "$N" "$PERIOD" "$ne_port" "$moni_port" "${GZIP:-0}" <<'PY'
+import http.client, sys, time
+n, period, gz = int(sys.argv[1]), float(sys.argv[2]), sys.argv[5] == "1"
+conns = [http.client.HTTPConnection("127.0.0.1", int(p)) for p in sys.argv[3:5]]
+headers = {"Accept-Encoding": "gzip"} if gz else {}
+sizes = [0, 0]
+for _ in range(n):
+    for i, c in enumerate(conns):
+        c.request("GET", "/metrics", headers=headers)
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200 or r.will_close:
+            sys.exit("scrape of port %s: status %d, keep-alive %s" % (sys.argv[3 + i], r.status, not r.will_close))
+        sizes[i] = len(body)
+    time.sleep(period)
+print(*sizes)
+PY
+)
+  [[ -n $moni_bytes ]] || { echo "keep-alive scrapes failed"; exit 1; }
+else
+  for _ in $(seq "$N"); do
+    ne_bytes=$(curl -sf "${accept[@]}" "http://127.0.0.1:$ne_port/metrics" | wc -c)
+    moni_bytes=$(curl -sf "${accept[@]}" "http://127.0.0.1:$moni_port/metrics" | wc -c)
+    sleep "$PERIOD"
+  done
+fi
 ne1=$(cpu_ticks "$ne_pid"); moni1=$(cpu_ticks "$moni_pid")
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
 gz=""
 if [[ ${GZIP:-0} == 1 ]]; then gz=", gzip"; fi
+if [[ ${KEEPALIVE:-0} == 1 ]]; then gz="$gz, kept-alive connections"; fi
 if [[ $interval == 1h ]]; then
   echo "== $N scrapes every ${PERIOD}s (moni collects on each scrape$gz)"
 else
