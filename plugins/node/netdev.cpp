@@ -48,6 +48,7 @@ class Netdev : public SubCollector {
       d.has_nohandler = reader_.read_u64(path_, nh, true);
       d.v[kNoHandler] = static_cast<double>(nh);
     }
+    reader_.sweep();  // closes the files of devices that are gone
     if (used_ == 0) return {};
     // Families in name order, like node_exporter's output.
     for (size_t col : order_) {

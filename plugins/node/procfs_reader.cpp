@@ -25,7 +25,19 @@ constexpr size_t kShortChunk = 2048;
 FileReader::FileReader() : buf_(4096) {}
 
 FileReader::~FileReader() {
-  for (const auto& k : kept_) ::close(k.fd);
+  for (const auto& [path, k] : kept_) ::close(k.fd);
+}
+
+void FileReader::sweep() {
+  for (auto it = kept_.begin(); it != kept_.end();) {
+    if (it->second.used) {
+      it->second.used = false;
+      ++it;
+    } else {
+      ::close(it->second.fd);
+      it = kept_.erase(it);
+    }
+  }
 }
 
 bool FileReader::read_fd(int fd, std::string_view& out) {
@@ -51,19 +63,18 @@ bool FileReader::read_fd(int fd, std::string_view& out) {
 
 bool FileReader::read(const std::string& path, std::string_view& out, bool keep_open) {
   if (keep_open) {
-    for (size_t i = 0; i < kept_.size(); ++i) {
-      if (kept_[i].path != path) continue;
-      if (read_fd(kept_[i].fd, out)) return true;
-      ::close(kept_[i].fd);  // e.g. ENODEV after the kernel object went away
-      kept_.erase(kept_.begin() + static_cast<std::ptrdiff_t>(i));
-      break;
+    if (auto it = kept_.find(path); it != kept_.end()) {
+      it->second.used = true;
+      if (read_fd(it->second.fd, out)) return true;
+      ::close(it->second.fd);  // e.g. ENODEV after the kernel object went away
+      kept_.erase(it);
     }
   }
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   bool ok = read_fd(fd, out);
   if (ok && keep_open) {
-    kept_.push_back({path, fd});
+    kept_.emplace(path, Kept{fd, true});
   } else {
     int saved = errno;
     ::close(fd);
@@ -73,9 +84,8 @@ bool FileReader::read(const std::string& path, std::string_view& out, bool keep_
 }
 
 int FileReader::kept_fd(const std::string& path) const {
-  for (const auto& k : kept_)
-    if (k.path == path) return k.fd;
-  return -1;
+  auto it = kept_.find(path);
+  return it == kept_.end() ? -1 : it->second.fd;
 }
 
 bool FileReader::read_line(const std::string& path, std::string_view& out, bool keep_open) {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <string_view>
 #include <vector>
 
@@ -31,15 +32,20 @@ class FileReader {
   bool read_u64(const std::string& path, uint64_t& out, bool keep_open = false);
   /// The descriptor kept open for `path` by an earlier read, or -1.
   int kept_fd(const std::string& path) const;
+  /// Closes the kept descriptors not read since the previous sweep: files
+  /// of objects that went away (a container's veth) are not read again, so
+  /// a caller reading a changing set of files sweeps once per cycle.
+  void sweep();
+  size_t kept_count() const { return kept_.size(); }
 
  private:
   bool read_fd(int fd, std::string_view& out);
   struct Kept {
-    std::string path;
     int fd;
+    bool used;
   };
   std::vector<char> buf_;
-  std::vector<Kept> kept_;
+  std::unordered_map<std::string, Kept> kept_;
 };
 
 /// A file read once per collection cycle and shared by the sub-collectors

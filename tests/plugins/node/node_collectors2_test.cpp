@@ -320,3 +320,41 @@ TEST(NodeNewCollectors, OnByDefaultAndSwitchable) {
             std::string::npos)
       << h.error().message;
 }
+
+// netdev keeps each device's rx_nohandler open between cycles; a device
+// that leaves /proc/net/dev (a container's veth) must have it closed, or a
+// host with churning containers runs out of descriptors.
+TEST(NodeNetdev, DevicesThatGoAwayHaveTheirFilesClosed) {
+  fs::path tmp = fs::temp_directory_path() / ("moni-netdev-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp / "proc/net");
+  auto write_dev = [&](int first, int count) {
+    std::ofstream f(tmp / "proc/net/dev");
+    f << "Inter-|   Receive                                                |  Transmit\n"
+         " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets "
+         "errs drop fifo colls carrier compressed\n";
+    for (int i = first; i < first + count; ++i) {
+      std::string name = "veth" + std::to_string(i);
+      fs::create_directories(tmp / "sys/class/net" / name / "statistics");
+      std::ofstream(tmp / "sys/class/net" / name / "statistics/rx_nohandler") << i << "\n";
+      f << "  " << name << ": " << i << " 1 0 0 0 0 0 0 " << i << " 1 0 0 0 0 0 0\n";
+    }
+  };
+  write_dev(0, 30);
+  auto p = load(only("netdev") + "procfs = '" + (tmp / "proc").string() + "'\nsysfs = '" +
+                (tmp / "sys").string() + "'\n");
+  ASSERT_TRUE(p);
+  OwnedBatch b = collect(*p);
+  EXPECT_EQ(value(b, "node_network_receive_nohandler_total", "device", "veth7"), 7);
+  size_t fds = open_fds();
+  for (int round = 1; round <= 5; ++round) {  // 30 new devices replace the old ones
+    write_dev(round * 30, 30);
+    b = collect(*p);
+    EXPECT_EQ(b.find("node_network_receive_bytes_total").size(), 30u);
+    EXPECT_EQ(value(b, "node_network_receive_nohandler_total", "device",
+                    "veth" + std::to_string(round * 30 + 7)),
+              round * 30 + 7);
+  }
+  EXPECT_LE(open_fds(), fds + 2);  // before the fix: +150
+  fs::remove_all(tmp);
+}
