@@ -299,7 +299,7 @@ ts = times()
 madd("moni_build_info", "gauge", "", [("abi_version", "1.1"), ("version", "0.1.0")], [(t, 1.0) for t in ts])
 for inst, plugin, dur, fail_every in (("node", "node", 0.012, 0), ("cgroup", "cgroup", 0.035, 37),
                                       ("self", "self", 0.001, 0), ("agents", "scrape", 0.2, 11)):
-    labels = [("instance", inst), ("plugin", plugin)]
+    labels = [("instance_name", inst), ("plugin", plugin)]
     madd("moni_collector_duration_seconds", "gauge", "", labels,
          [(t, round(dur * rnd.uniform(0.5, 2.0), 5)) for t in ts])
     runs = [(t, i + 1) for i, t in enumerate(ts)]
@@ -308,11 +308,11 @@ for inst, plugin, dur, fail_every in (("node", "node", 0.012, 0), ("cgroup", "cg
          [(t, (i // fail_every) if fail_every else 0) for i, t in enumerate(ts)])
     madd("moni_collector_skipped", "counter", "_total", labels,
          [(t, (i // 90) if plugin == "scrape" else 0) for i, t in enumerate(ts)])
-madd("moni_processor_errors", "counter", "_total", [("instance", "relabel")], [(t, i // 120) for i, t in enumerate(ts)])
+madd("moni_processor_errors", "counter", "_total", [("instance_name", "relabel")], [(t, i // 120) for i, t in enumerate(ts)])
 for p, r in (("local", 2000.0), ("remote", 500.0)):
     madd("moni_pipeline_samples", "counter", "_total", [("pipeline", p)], counter_series(ts, r))
 for inst, every in (("tsdb", 0), ("metrics", 0), ("remote", 45)):
-    madd("moni_sink_write_errors", "counter", "_total", [("instance", inst)],
+    madd("moni_sink_write_errors", "counter", "_total", [("instance_name", inst)],
          [(t, (i // every) if every else 0) for i, t in enumerate(ts)])
 madd("moni_tsdb_samples_appended", "counter", "_total", [], counter_series(ts, 2500.0))
 madd("moni_tsdb_out_of_order_samples", "counter", "_total", [], [(t, i // 30) for i, t in enumerate(ts)])
