@@ -255,13 +255,18 @@ Result<std::unique_ptr<Db::ReadTxn>> Db::begin_read() {
     rt->txn = nullptr;
     if (rc != MDB_MAP_RESIZED) return make_error(lmdb_error("beginning a read transaction", rc));
     rt->lock.unlock();
-    // Another process grew the map: adopt its size.
-    std::unique_lock<std::shared_mutex> ul(env_mu_);
-    mdb_env_set_mapsize(env_, 0);
-    MDB_envinfo info;
-    mdb_env_info(env_, &info);
-    map_size_ = info.me_mapsize;
+    adopt_map_size();
   }
+}
+
+void Db::adopt_map_size() {
+  // Another process grew the map: take its size (no transaction of ours is
+  // open here).
+  std::unique_lock<std::shared_mutex> ul(env_mu_);
+  mdb_env_set_mapsize(env_, 0);
+  MDB_envinfo info;
+  mdb_env_info(env_, &info);
+  map_size_ = info.me_mapsize;
 }
 
 Result<void> Db::grow_map(uint64_t at_least) {
@@ -394,11 +399,7 @@ Result<WriteResult> Db::write(const BatchView& batch) {
     }
     if (applied) rollback();
     if (rc == MDB_MAP_RESIZED && attempt < 4) {
-      std::unique_lock<std::shared_mutex> ul(env_mu_);
-      mdb_env_set_mapsize(env_, 0);
-      MDB_envinfo info;
-      mdb_env_info(env_, &info);
-      map_size_ = info.me_mapsize;
+      adopt_map_size();
       continue;
     }
     if (rc == MDB_MAP_FULL && attempt < 4) {
@@ -750,11 +751,7 @@ int Db::store_cuts(const std::vector<std::shared_ptr<const CutData>>& work) {
       return 0;
     }
     if (rc == MDB_MAP_RESIZED && attempt < 4) {
-      std::unique_lock<std::shared_mutex> ul(env_mu_);
-      mdb_env_set_mapsize(env_, 0);
-      MDB_envinfo info;
-      mdb_env_info(env_, &info);
-      map_size_ = info.me_mapsize;
+      adopt_map_size();
       continue;
     }
     if (rc == MDB_MAP_FULL && attempt < 4 && grow_map(map_size_.load() * 2)) continue;

@@ -201,6 +201,7 @@ class Db {
   void begin_batch_state();
   void rollback();
   Result<void> grow_map(uint64_t at_least);
+  void adopt_map_size();  // after MDB_MAP_RESIZED
   void maybe_grow_map(size_t batch_samples);
   Result<bool> retention_pass(int64_t cutoff, bool by_size);
   int delete_series(MDB_txn* txn, uint32_t id, std::string& label_bytes);

@@ -5,6 +5,7 @@
 // prints for the same tree, and their odd cases.
 #include <gtest/gtest.h>
 
+#include "node_test_util.hpp"
 #include "plugin_harness.hpp"
 #include "render.hpp"
 
@@ -24,37 +25,14 @@ namespace {
 
 const std::string kData = std::string(MONI_TEST_DATA_DIR) + "/node";
 constexpr int64_t kNow = 1700000000000;
+using moni::node_test::load;
+using moni::node_test::slurp;
+using moni::node_test::value;
+OwnedBatch collect(PluginHarness& p, int64_t now = kNow) {
+  return moni::node_test::collect(p, now);
+}
+
 constexpr time_t kMtime = 1700000100;
-
-std::unique_ptr<PluginHarness> load(const std::string& toml) {
-  auto h = PluginHarness::load(plugin_path("node"), toml);
-  EXPECT_TRUE(h.ok()) << (h.ok() ? "" : h.error().message);
-  if (!h.ok()) return nullptr;
-  auto p = std::move(h.value());
-  auto s = p->start();
-  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
-  return p;
-}
-
-OwnedBatch collect(PluginHarness& p) {
-  auto b = p.collect(kNow);
-  EXPECT_TRUE(b.ok()) << (b.ok() ? "" : b.error().message);
-  return b.ok() ? std::move(b.value()) : OwnedBatch{};
-}
-
-double value(const OwnedBatch& b, std::string_view name, std::string_view k = {},
-             std::string_view v = {}) {
-  const auto* s = b.one(name, k, v);
-  EXPECT_NE(s, nullptr) << name << " " << k << "=" << v;
-  return s ? s->value : -1;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 void replace_all(std::string& s, const std::string& from, const std::string& to) {
   for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))

@@ -3,6 +3,7 @@
 // errors, failure isolation, counter monotonicity and a hung mount.
 #include <gtest/gtest.h>
 
+#include "node_test_util.hpp"
 #include "plugin_harness.hpp"
 #include "render.hpp"
 
@@ -33,40 +34,17 @@ const std::string kWithoutNewer =
     "disable = ['arp', 'conntrack', 'netclass', 'selinux', 'softnet', 'textfile', 'timex', "
     "'udp_queues']\n";
 constexpr int64_t kNow = 1700000000000;
+using moni::node_test::load;
+using moni::node_test::slurp;
+using moni::node_test::value;
+OwnedBatch collect(PluginHarness& p, int64_t now = kNow) {
+  return moni::node_test::collect(p, now);
+}
+
 
 std::string roots(const std::string& base = kData) {
   return "procfs = '" + base + "/proc'\nsysfs = '" + base + "/sys'\nrootfs = '" + base +
          "/rootfs'\nudev_data = '" + base + "/udev'\n";
-}
-
-std::unique_ptr<PluginHarness> load(const std::string& toml) {
-  auto h = PluginHarness::load(plugin_path("node"), toml);
-  EXPECT_TRUE(h.ok()) << (h.ok() ? "" : h.error().message);
-  if (!h.ok()) return nullptr;
-  auto p = std::move(h.value());
-  auto s = p->start();
-  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);
-  return p;
-}
-
-OwnedBatch collect(PluginHarness& p, int64_t now = kNow) {
-  auto b = p.collect(now);
-  EXPECT_TRUE(b.ok()) << (b.ok() ? "" : b.error().message);
-  return b.ok() ? std::move(b.value()) : OwnedBatch{};
-}
-
-double value(const OwnedBatch& b, std::string_view name, std::string_view k = {},
-             std::string_view v = {}) {
-  const auto* s = b.one(name, k, v);
-  EXPECT_NE(s, nullptr) << name << " " << k << "=" << v;
-  return s ? s->value : -1;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
