@@ -28,11 +28,6 @@ constexpr Stat kStats[] = {
 };
 constexpr size_t kNumStats = std::size(kStats);
 
-bool parse_hex(std::string_view s, uint64_t& out) {
-  auto r = std::from_chars(s.data(), s.data() + s.size(), out, 16);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size() && !s.empty();
-}
-
 class Conntrack : public SubCollector {
  public:
   explicit Conntrack(const Options& o) {
@@ -69,7 +64,7 @@ class Conntrack : public SubCollector {
       uint64_t vals[64];
       int n = 0;
       for (std::string_view f = next_field(line); !f.empty() && n < 64; f = next_field(line)) {
-        if (!parse_hex(f, vals[n])) return make_error("conntrack: malformed line in " + stat_);
+        if (!parse_hex_u64(f, vals[n])) return make_error("conntrack: malformed line in " + stat_);
         ++n;
       }
       for (size_t s = 0; s < kNumStats; ++s)

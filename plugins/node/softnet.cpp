@@ -23,9 +23,7 @@ class Softnet : public SubCollector {
       for (double& v : r.v) {
         std::string_view f = next_field(line);
         uint64_t x = 0;
-        auto res = std::from_chars(f.data(), f.data() + f.size(), x, 16);
-        if (f.empty() || res.ec != std::errc() || res.ptr != f.data() + f.size())
-          return make_error("softnet: malformed line in " + file_);
+        if (!parse_hex_u64(f, x)) return make_error("softnet: malformed line in " + file_);
         v = static_cast<double>(x);
       }
       r.cpu = std::to_string(used_);

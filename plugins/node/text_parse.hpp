@@ -39,6 +39,13 @@ inline bool parse_u64(std::string_view s, uint64_t& out) {
   return r.ec == std::errc() && r.ptr == s.data() + s.size() && !s.empty();
 }
 
+/// The whole of `s` as a hexadecimal number without prefix (procfs's hex
+/// columns: net/udp queues, softnet_stat, nf_conntrack stats).
+inline bool parse_hex_u64(std::string_view s, uint64_t& out) {
+  auto r = std::from_chars(s.data(), s.data() + s.size(), out, 16);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size() && !s.empty();
+}
+
 inline bool parse_i64(std::string_view s, int64_t& out) {
   auto r = std::from_chars(s.data(), s.data() + s.size(), out);
   return r.ec == std::errc() && r.ptr == s.data() + s.size() && !s.empty();

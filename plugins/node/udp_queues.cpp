@@ -10,11 +10,6 @@
 namespace moni::node {
 namespace {
 
-bool parse_hex(std::string_view s, uint64_t& out) {
-  auto r = std::from_chars(s.data(), s.data() + s.size(), out, 16);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size() && !s.empty();
-}
-
 class UdpQueues : public SubCollector {
  public:
   explicit UdpQueues(const Options& o) {
@@ -42,8 +37,8 @@ class UdpQueues : public SubCollector {
         if (q.empty()) continue;
         size_t colon = q.find(':');
         uint64_t t, r;
-        if (colon == std::string_view::npos || !parse_hex(q.substr(0, colon), t) ||
-            !parse_hex(q.substr(colon + 1), r))
+        if (colon == std::string_view::npos || !parse_hex_u64(q.substr(0, colon), t) ||
+            !parse_hex_u64(q.substr(colon + 1), r))
           return make_error("udp_queues: malformed line in " + path);
         tx[i] += static_cast<double>(t);
         rx[i] += static_cast<double>(r);
