@@ -13,6 +13,7 @@
 #include <fstream>
 #include <moni/batch.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "scrape_replay.hpp"
@@ -164,6 +165,7 @@ int main(int argc, char** argv) {
   double full_hours = 1;
   std::string dir = "/tmp/bench_lmdb_tsdb";
   int scrapes_opt = 0;
+  int writers = 1;
   std::string json, om, replay_path;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
@@ -183,6 +185,8 @@ int main(int argc, char** argv) {
       replay_path = argv[i + 1];
     else if (a == "--scrapes")
       scrapes_opt = std::atoi(argv[i + 1]);
+    else if (a == "--writers")
+      writers = std::max(1, std::atoi(argv[i + 1]));
   }
   Rng rng{0x1234567};
   // Per target: the series (Gen: synthetic, or labels only when replaying
@@ -291,35 +295,56 @@ int main(int argc, char** argv) {
       const moni_batch& v = protos[ti].view();
       proto_samples[ti].assign(v.samples, v.samples + v.sample_count);
     }
-    std::vector<moni_sample> cur;
-    cur.reserve(nser);
+    // --writers K: the targets' batches come from K threads (target ti on
+    // thread ti % K, each target's batches in order), as the host's scrape
+    // workers deliver them to a storage plugin declaring concurrent writes
+    // (ABI 1.2); K = 1 is the sequential delivery of ABI 1.1.
+    const int nw = std::min<int>(writers, static_cast<int>(ntg));
+    std::vector<uint64_t> w_samples(static_cast<size_t>(nw));
+    std::vector<double> w_calls_s(static_cast<size_t>(nw)), w_calls_cpu(static_cast<size_t>(nw));
+    auto writer = [&](int w) {
+      std::vector<moni_sample> cur;
+      cur.reserve(nser);
+      for (int s = 0; s < scrapes; ++s)
+        for (size_t ti = static_cast<size_t>(w); ti < ntg; ti += static_cast<size_t>(nw)) {
+          size_t row = static_cast<size_t>(s) * ntg + ti;
+          cur.clear();
+          const double* rv = &vals[row * nser];
+          const uint8_t* rp = &present[row * nser];
+          for (size_t gi = 0; gi < nser; ++gi) {
+            if (!rp[gi]) continue;
+            moni_sample x = proto_samples[ti][gi];
+            x.value = rv[gi];
+            x.timestamp_ms = stamps[row];
+            cur.push_back(x);
+          }
+          moni_batch mb{cur.data(), cur.size(), nullptr, 0};
+          double c0 = now_s(), cc0 = thread_cpu_s();
+          auto r = (*db)->write(moni::BatchView(mb));
+          w_calls_s[static_cast<size_t>(w)] += now_s() - c0;
+          w_calls_cpu[static_cast<size_t>(w)] += thread_cpu_s() - cc0;
+          if (!r) {
+            std::fprintf(stderr, "write: %s\n", r.error().message.c_str());
+            std::exit(1);
+          }
+          w_samples[static_cast<size_t>(w)] += r->appended;
+        }
+    };
     uint64_t samples = 0;
-    double calls_s = 0, calls_cpu = 0;  // inside write() only, writer thread CPU
+    double calls_s = 0, calls_cpu = 0;  // inside write() only, writer threads' CPU
     double start = now_s(), start_cpu = cpu_s();
-    for (int s = 0; s < scrapes; ++s)
-      for (size_t ti = 0; ti < ntg; ++ti) {
-        size_t row = static_cast<size_t>(s) * ntg + ti;
-        cur.clear();
-        const double* rv = &vals[row * nser];
-        const uint8_t* rp = &present[row * nser];
-        for (size_t gi = 0; gi < nser; ++gi) {
-          if (!rp[gi]) continue;
-          moni_sample x = proto_samples[ti][gi];
-          x.value = rv[gi];
-          x.timestamp_ms = stamps[row];
-          cur.push_back(x);
-        }
-        moni_batch mb{cur.data(), cur.size(), nullptr, 0};
-        double c0 = now_s(), cc0 = thread_cpu_s();
-        auto r = (*db)->write(moni::BatchView(mb));
-        calls_s += now_s() - c0;
-        calls_cpu += thread_cpu_s() - cc0;
-        if (!r) {
-          std::fprintf(stderr, "write: %s\n", r.error().message.c_str());
-          std::exit(1);
-        }
-        samples += r->appended;
-      }
+    if (nw == 1) {
+      writer(0);
+    } else {
+      std::vector<std::thread> ths;
+      for (int w = 0; w < nw; ++w) ths.emplace_back(writer, w);
+      for (auto& t : ths) t.join();
+    }
+    for (int w = 0; w < nw; ++w) {
+      samples += w_samples[static_cast<size_t>(w)];
+      calls_s += w_calls_s[static_cast<size_t>(w)] / nw;
+      calls_cpu += w_calls_cpu[static_cast<size_t>(w)];
+    }
     // Cut chunks still being stored in the background count too.
     if (auto w = (*db)->wait_background(); !w) {
       std::fprintf(stderr, "write: %s\n", w.error().message.c_str());
@@ -334,14 +359,15 @@ int main(int argc, char** argv) {
           samples / write_s, write_s * 1000 / (scrapes * targets));
       return;
     }
-    std::printf("series: %zu (%d targets), samples: %llu over %.1f h at 15 s\n", series, targets,
-                static_cast<unsigned long long>(samples), hrs);
+    std::printf("series: %zu (%d targets), samples: %llu over %.1f h at 15 s, %d writer thread%s\n",
+                series, targets, static_cast<unsigned long long>(samples), hrs, nw,
+                nw == 1 ? "" : "s");
     std::printf(
         "ingest (sync=none, one commit per scrape of %zu samples): %.0f samples/s wall, "
         "%.0f samples per CPU-second\n",
         tg[0].size(), samples / write_s, samples / write_cpu);
     std::printf(
-        "write() calls alone (writer thread; the background thread's work not counted): "
+        "write() calls alone (writer threads; the background thread's work not counted): "
         "%.0f samples/s wall, %.0f samples per CPU-second\n",
         samples / calls_s, samples / calls_cpu);
     if (!kept.empty()) {

@@ -36,7 +36,7 @@ Result<bool> Db::retention_pass(int64_t cutoff, bool by_size) {
   bool any = false;
   uint32_t id = 1;
   for (;;) {
-    std::lock_guard<std::mutex> wl(write_mu_);
+    Exclusive ex(*this);
     if (id >= series_.size()) break;
     // A series is deleted only with no cut chunk of it still to be stored.
     if (auto w = wait_background(); !w) return w.error();

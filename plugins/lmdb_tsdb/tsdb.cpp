@@ -12,7 +12,9 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <random>
+#include <span>
 #include <system_error>
 #include <thread>
 
@@ -322,16 +324,71 @@ Result<uint64_t> Db::series_count() {
 
 // ------------------------------------------------------------------ write
 
+// Per-thread state of write(): reused across calls, so that a batch costs
+// no allocation once the buffers have grown.
+struct Db::WriteScratch {
+  std::vector<uint32_t> ids;  // per sample: series id, 0 = invalid labels, kNone = unknown
+  std::string rec;            // the batch's WAL record
+  std::string key;
+  std::shared_ptr<PosEntry> pos;
+};
+
+Db::Exclusive::Exclusive(Db& db)
+    : gate(db.gate_), series(db.series_mu_), writer(db.write_mu_) {}
+
+namespace {
+// WAL record of a batch: per sample with a known series, its id and
+// timestamp as zigzag deltas and its raw value bits. Samples the writer
+// then rejects (out of order, duplicates) stay in it: the replay applies
+// exactly the same rule (nothing at or before a series' newest sample), in
+// the same order, so it rebuilds the same heads.
+void encode_record(std::span<const moni_sample> samples, const std::vector<uint32_t>& ids,
+                   std::string& rec) {
+  if (rec.size() < samples.size() * 28) rec.resize(samples.size() * 28);
+  char* w = rec.data();
+  int64_t prev_ts = 0;
+  uint32_t prev_id = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    uint32_t id = ids[i];
+    if (id == 0 || id == UINT32_MAX) continue;
+    int64_t t = samples[i].timestamp_ms;
+    int64_t did = static_cast<int64_t>(id) - static_cast<int64_t>(prev_id);
+    w = put_varint(w, (static_cast<uint64_t>(did) << 1) ^ static_cast<uint64_t>(did >> 63));
+    uint64_t dts = static_cast<uint64_t>(t) - static_cast<uint64_t>(prev_ts);
+    w = put_varint(w, (dts << 1) ^ static_cast<uint64_t>(static_cast<int64_t>(dts) >> 63));
+    uint64_t vbits = std::bit_cast<uint64_t>(samples[i].value);
+    std::memcpy(w, &vbits, 8);
+    w += 8;
+    prev_id = id;
+    prev_ts = t;
+  }
+  rec.resize(static_cast<size_t>(w - rec.data()));
+}
+
+bool labels_valid(const moni_sample& smp) {
+  bool valid = smp.label_count > 0;
+  for (uint32_t i = 0; i < smp.label_count && valid; ++i)
+    valid = smp.labels[i].name.len > 0 && smp.labels[i].name.len <= kMaxLabelName;
+  return valid;
+}
+}  // namespace
+
+// Two phases. The first runs in parallel with other write() calls, under
+// the series table's shared lock: series ids from the labels (byte for
+// byte), the WAL record. The second, under the writer mutex: out-of-order
+// checks, the WAL append, the heads. Then, with a syncing mode, the group
+// commit: one fdatasync for every writer waiting. A batch with unknown
+// series (or new metadata) takes the series table exclusively instead and
+// creates them in one LMDB transaction first.
 Result<WriteResult> Db::write(const BatchView& batch) {
   if (opt_.read_only) return make_error("lmdb_tsdb: the database is open read-only");
-  std::lock_guard<std::mutex> wl(write_mu_);
   {
     // Cut chunks the background thread has not stored yet are held in
     // memory: past a bound, the writer waits for it (or fails with its
     // error, before anything of this batch is written).
     std::unique_lock<std::mutex> l(bg_mu_);
-    uint64_t limit =
-        std::max<uint64_t>(1u << 21, uint64_t{2} * series_.size() * opt_.head_chunk_samples);
+    uint64_t nser = static_cast<uint64_t>(std::max<int64_t>(stats_.series.load(), 1));
+    uint64_t limit = std::max<uint64_t>(1u << 21, uint64_t{2} * nser * opt_.head_chunk_samples);
     if (bg_queued_samples_ > limit) {
       bg_done_cv_.wait(l, [&] { return bg_queued_samples_ <= limit / 2 || !bg_error_.empty(); });
       if (bg_queued_samples_ > limit / 2) {
@@ -346,58 +403,245 @@ Result<WriteResult> Db::write(const BatchView& batch) {
       }
     }
   }
+  thread_local WriteScratch sc;
+  auto samples = batch.samples();
+  std::shared_lock<std::shared_mutex> shared;
+  std::optional<Exclusive> ex;
+  {
+    std::lock_guard<std::mutex> g(gate_);
+    shared = std::shared_lock<std::shared_mutex>(series_mu_);
+  }
+  if (resolve(batch, sc) == Resolve::Create) {
+    shared.unlock();
+    ex.emplace(*this);
+    if (auto r = create_series(batch); !r) {
+      sc.pos.reset();
+      return r.error();
+    }
+    (void)resolve(batch, sc);
+  }
+  encode_record(samples, sc.ids, sc.rec);
+
+  std::unique_lock<std::mutex> wl;
+  if (!ex) wl = std::unique_lock<std::mutex>(write_mu_);
+  WriteResult wr;
+  begin_batch_state();
+  batch_max_t_ = INT64_MIN;
+  cut_in_batch_ = false;
+  if (sc.pos) {
+    PosEntry& e = *sc.pos;
+    if (e.last_seq != UINT64_MAX && wal_seq_ > e.last_seq) {
+      // A longer cycle counts at once; a shorter one after a window.
+      uint64_t gap = std::min<uint64_t>(wal_seq_ - e.last_seq, 1024);
+      cycle_max_ = std::max(cycle_max_, gap);
+      cycle_ = std::max(cycle_, gap);
+    }
+    e.last_seq = wal_seq_;
+    if (wal_seq_ >= cycle_until_) {
+      cycle_ = std::clamp<uint64_t>(cycle_max_, 1, 1024);
+      cycle_max_ = 0;
+      cycle_until_ = wal_seq_ + 64 * cycle_;
+    }
+    sc.pos.reset();
+  }
+  int rc = apply(batch, sc, wr);
+  if (rc == 0 && wr.appended > 0)
+    rc = wal_log_->append(
+        wal_seq_, sc.rec, false,
+        static_cast<uint32_t>(std::clamp<uint64_t>(checkpoint() / 4, 16, 100000)));
+  if (rc) {
+    if (out_of_space(rc)) {
+      ++stats_.write_errors_disk_full;
+      return make_error("lmdb_tsdb: disk full: the batch of " + std::to_string(batch.size()) +
+                        " samples was not stored in " + opt_.path +
+                        " (free space or lower retention_size; appends resume by themselves)");
+    }
+    ++stats_.write_errors_other;
+    return make_error("lmdb_tsdb: appending a batch to the WAL in " + opt_.path +
+                      " failed: " + std::strerror(rc));
+  }
+  commit_heads();
+  enqueue_cuts();
+  if (wr.appended > 0) appended_next_.store(++wal_seq_);
+  // Durable once every record up to here is: also a batch that appended
+  // nothing (its samples may be another writer's, not synced yet).
+  uint64_t durable_at = wal_seq_;
+  if (cut_in_batch_) wal_keep_from_ = oldest_head_seq();
+  drop_wal_segments();
+  if (batch_max_t_ > max_t_.load()) max_t_ = batch_max_t_;
+  stats_.samples_appended += wr.appended;
+  stats_.out_of_order += wr.out_of_order;
+  stats_.duplicate_rejected += wr.duplicate_rejected;
+  stats_.duplicate_ignored += wr.duplicate_ignored;
+  stats_.invalid += wr.invalid;
+  ++stats_.commits;
+  if (wl.owns_lock()) wl.unlock();
+  ex.reset();
+  if (shared.owns_lock()) shared.unlock();
+  if (opt_.sync != SyncMode::None)
+    if (auto r = group_sync(durable_at); !r) return r.error();
+  return wr;
+}
+
+// One fdatasync covers every record appended before it started: a writer
+// whose record a sync already covered returns at once, the first of the
+// others syncs for all of them.
+Result<void> Db::group_sync(uint64_t upto) {
+  std::lock_guard<std::mutex> l(sync_mu_);
+  if (durable_next_ >= upto) return {};
+  if (sync_failed_upto_ >= upto) {
+    ++stats_.write_errors_other;
+    return make_error("lmdb_tsdb: syncing the WAL in " + opt_.path +
+                      " failed: " + std::strerror(sync_errno_));
+  }
+  uint64_t target = appended_next_.load();
+  if (int e = wal_log_->sync()) {
+    sync_failed_upto_ = std::max(sync_failed_upto_, target);
+    sync_errno_ = e;
+    ++(out_of_space(e) ? stats_.write_errors_disk_full : stats_.write_errors_other);
+    return make_error("lmdb_tsdb: syncing the WAL in " + opt_.path +
+                      " failed: " + std::strerror(e));
+  }
+  durable_next_ = std::max(durable_next_, target);
+  return {};
+}
+
+// Series ids of the batch's samples (shared or exclusive series lock).
+Db::Resolve Db::resolve(const BatchView& batch, WriteScratch& sc) {
+  auto samples = batch.samples();
+  sc.ids.resize(samples.size());
+  sc.pos.reset();
+  std::unique_lock<std::mutex> el;
+  uint32_t* pos = nullptr;
+  if (!samples.empty()) {
+    // Series ids by position in the previous batch with the same first
+    // label set and size.
+    uint64_t sig = label_set_hash(samples[0].labels, samples[0].label_count) ^
+                   (static_cast<uint64_t>(samples.size()) * 0x9E3779B97F4A7C15ULL);
+    {
+      std::lock_guard<std::mutex> l(pos_mu_);
+      auto it = by_position_.find(sig);
+      if (it == by_position_.end()) {
+        if (by_position_.size() > 256) by_position_.clear();
+        it = by_position_.emplace(sig, std::make_shared<PosEntry>()).first;
+      }
+      sc.pos = it->second;
+    }
+    el = std::unique_lock<std::mutex>(sc.pos->mu, std::try_to_lock);
+    if (el.owns_lock()) {
+      sc.pos->ids.resize(samples.size(), 0);
+      pos = sc.pos->ids.data();
+    }
+  }
+  bool create = false;
+  const size_t n = series_.size();
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const moni_sample& smp = samples[i];
+    uint32_t cand = pos ? pos[i] : 0;
+    // A series' labels were checked when it was created, so only samples
+    // that miss the position cache need the validity check.
+    if (cand != 0 && cand < n && series_[cand].live &&
+        labels_equal_fast(smp.labels, smp.label_count, series_[cand].key, raw_of(series_[cand]))) {
+      sc.ids[i] = cand;
+      continue;
+    }
+    if (!labels_valid(smp)) {
+      sc.ids[i] = 0;
+      continue;
+    }
+    uint32_t id = find_series(smp, sc.key);
+    if (id == 0) {
+      create = true;
+      sc.ids[i] = kNone;
+      continue;
+    }
+    sc.ids[i] = id;
+    if (pos) pos[i] = id;
+  }
+  for (const moni_metadata& m : batch.metadata()) {
+    std::string_view fam = sv(m.family);
+    if (fam.empty() || fam.size() >= kPostingKeyTruncated) continue;
+    auto it = meta_.find(std::string(fam));
+    if (it == meta_.end() || static_cast<uint32_t>(it->second.type) != m.type ||
+        it->second.help != sv(m.help) || it->second.unit != sv(m.unit))
+      create = true;
+  }
+  return create ? Resolve::Create : Resolve::Ok;
+}
+
+// The id of an existing series with these labels, or 0 (readers of the
+// series table: shared lock).
+uint32_t Db::find_series(const moni_sample& smp, std::string& key) const {
+  uint64_t h = label_set_hash(smp.labels, smp.label_count);
+  auto it = by_hash_.find(h);
+  if (it != by_hash_.end() &&
+      labels_equal_fast(smp.labels, smp.label_count, series_[it->second].key,
+                        raw_of(series_[it->second])))
+    return it->second;
+  key.clear();
+  encode_labels(smp.labels, smp.label_count, key);
+  if (auto jt = index_.find(std::string_view(key)); jt != index_.end()) return jt->second;
+  return 0;
+}
+
+// New series and changed metadata of a batch, in one LMDB transaction
+// (committed before the batch's WAL record, so a record never names a
+// series LMDB lacks). Holds Exclusive.
+Result<void> Db::create_series(const BatchView& batch) {
   maybe_grow_map(batch.size());
   for (int attempt = 0;; ++attempt) {
-    WriteResult wr;
-    int rc;
-    bool applied = false;
+    int rc = 0;
     {
       std::shared_lock<std::shared_mutex> rl(env_mu_);
       begin_batch_state();
-      rec_.clear();
       pending_meta_.clear();
-      batch_max_t_ = INT64_MIN;
-      cut_in_batch_ = false;
       txn_ = nullptr;
-      applied = true;
-      rc = apply(batch, wr);
-      // The WAL record first, then the LMDB transaction (new series, cut
-      // chunks): a crash in between leaves a last record naming series
-      // that LMDB does not know, which the replay drops (batch not
-      // acknowledged); a failed commit takes the record back.
-      bool logged = false;
-      if (rc == 0 && !rec_.empty()) {
-        rc = wal_log_->append(
-            wal_seq_, rec_, opt_.sync != SyncMode::None,
-            static_cast<uint32_t>(std::clamp<uint64_t>(checkpoint() / 4, 16, 100000)));
-        logged = rc == 0;
+      for (const moni_sample& smp : batch.samples()) {
+        if (!labels_valid(smp)) continue;
+        (void)lookup(smp, rc);
+        if (rc) break;
+      }
+      if (rc == 0 && next_id_ != next_id_before_) {
+        char nb[4];
+        put_be32(nb, next_id_);
+        MDB_val k = mval("next_id"), v = {4, nb};
+        MDB_txn* txn = nullptr;
+        if ((rc = wtxn(txn)) == 0) rc = mdb_put(txn, dbi_.meta, &k, &v, 0);
+      }
+      for (const moni_metadata& m : batch.metadata()) {
+        if (rc) break;
+        std::string_view fam = sv(m.family);
+        if (fam.empty() || fam.size() >= kPostingKeyTruncated) continue;
+        auto same = [&](const Metadata& x) {
+          return static_cast<uint32_t>(x.type) == m.type && x.help == sv(m.help) &&
+                 x.unit == sv(m.unit);
+        };
+        auto it = meta_.find(std::string(fam));
+        if (it != meta_.end() && same(it->second)) continue;
+        bool dup = false;
+        for (const auto& p : pending_meta_)
+          if (p.family == fam && same(p)) dup = true;
+        if (dup) continue;
+        encode_metadata_record(m, buf_);
+        MDB_val k = mval(fam), v = mval(buf_);
+        MDB_txn* txn = nullptr;
+        if ((rc = wtxn(txn)) || (rc = mdb_put(txn, dbi_.metadata, &k, &v, 0))) break;
+        pending_meta_.push_back({std::string(fam), static_cast<MetricType>(m.type),
+                                 std::string(sv(m.help)), std::string(sv(m.unit))});
       }
       if (rc == 0 && txn_) {
         rc = mdb_txn_commit(txn_);
         txn_ = nullptr;
-        if (rc && logged) (void)wal_log_->undo_last();
       }
       if (txn_) mdb_txn_abort(txn_);
       txn_ = nullptr;
     }
     if (rc == 0) {
-      commit_heads();
-      enqueue_cuts();
-      if (!rec_.empty()) ++wal_seq_;
-      if (cut_in_batch_) wal_keep_from_ = oldest_head_seq();
-      drop_wal_segments();
       for (auto& m : pending_meta_) meta_[m.family] = std::move(m);
-      if (batch_max_t_ > max_t_.load()) max_t_ = batch_max_t_;
       stats_.series += static_cast<int64_t>(new_keys_.size());
-      stats_.samples_appended += wr.appended;
-      stats_.out_of_order += wr.out_of_order;
-      stats_.duplicate_rejected += wr.duplicate_rejected;
-      stats_.duplicate_ignored += wr.duplicate_ignored;
-      stats_.invalid += wr.invalid;
-      ++stats_.commits;
-      return wr;
+      return {};
     }
-    if (applied) rollback();
+    rollback();
     if (rc == MDB_MAP_RESIZED && attempt < 4) {
       adopt_map_size();
       continue;
@@ -518,53 +762,20 @@ uint32_t Db::lookup(const moni_sample& smp, int& rc) {
   return id;
 }
 
-int Db::apply(const BatchView& batch, WriteResult& wr) {
+// The ordered part of a batch (write_mu_): out-of-order and duplicate
+// checks against each series' newest sample, head cuts, the pending list
+// that commit_heads() moves into the heads after the WAL append.
+int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
   int rc;
   if ((rc = flush_stale_heads())) return rc;
-  int64_t rec_prev_ts = 0;
-  uint32_t rec_prev_id = 0;
-  size_t rec_len = 0;
   auto samples = batch.samples();
-  std::vector<uint32_t>* pos_ids = nullptr;
-  if (!samples.empty()) {
-    uint64_t sig = label_set_hash(samples[0].labels, samples[0].label_count) ^
-                   (static_cast<uint64_t>(samples.size()) * 0x9E3779B97F4A7C15ULL);
-    if (by_position_.size() > 256 && !by_position_.count(sig)) by_position_.clear();
-    PosEntry& e = by_position_[sig];
-    if (e.last_seq != UINT64_MAX && wal_seq_ > e.last_seq) {
-      // A longer cycle counts at once; a shorter one after a window.
-      uint64_t gap = std::min<uint64_t>(wal_seq_ - e.last_seq, 1024);
-      cycle_max_ = std::max(cycle_max_, gap);
-      cycle_ = std::max(cycle_, gap);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    uint32_t id = sc.ids[i];
+    if (id == 0 || id == kNone) {
+      ++wr.invalid;
+      continue;
     }
-    e.last_seq = wal_seq_;
-    if (wal_seq_ >= cycle_until_) {
-      cycle_ = std::clamp<uint64_t>(cycle_max_, 1, 1024);
-      cycle_max_ = 0;
-      cycle_until_ = wal_seq_ + 64 * cycle_;
-    }
-    pos_ids = &e.ids;
-    pos_ids->resize(samples.size(), 0);
-  }
-  uint32_t* pos = pos_ids ? pos_ids->data() : nullptr;
-  for (const moni_sample& smp : samples) {
-    uint32_t cand = *pos++;
-    uint32_t id = cand;
-    // A series' labels were checked when it was created, so only samples
-    // that miss the position cache need the validity check.
-    if (cand == 0 || cand >= series_.size() || !series_[cand].live ||
-        !labels_equal_fast(smp.labels, smp.label_count, series_[cand].key, raw_of(series_[cand]))) {
-      bool valid = smp.label_count > 0;
-      for (uint32_t i = 0; i < smp.label_count && valid; ++i)
-        valid = smp.labels[i].name.len > 0 && smp.labels[i].name.len <= kMaxLabelName;
-      if (!valid) {
-        ++wr.invalid;
-        continue;
-      }
-      id = lookup(smp, rc);
-      if (rc) return rc;
-      pos[-1] = id;
-    }
+    const moni_sample& smp = samples[i];
     Series& s = series_[id];
     touch(id, s);
     int64_t t = smp.timestamp_ms;
@@ -598,48 +809,8 @@ int Db::apply(const BatchView& batch, WriteResult& wr) {
     s.p_has = true;
     s.p_max_t = t;
     s.p_vbits = vbits;
-    // WAL record entry: id and timestamp as zigzag deltas, raw value bits
-    // (at most 28 bytes, written into spare room of rec_).
-    if (rec_.size() < rec_len + 28) rec_.resize(2 * rec_.size() + 64);
-    char* w = rec_.data() + rec_len;
-    int64_t did = static_cast<int64_t>(id) - static_cast<int64_t>(rec_prev_id);
-    w = put_varint(w, (static_cast<uint64_t>(did) << 1) ^ static_cast<uint64_t>(did >> 63));
-    uint64_t dts = static_cast<uint64_t>(t) - static_cast<uint64_t>(rec_prev_ts);
-    w = put_varint(w, (dts << 1) ^ static_cast<uint64_t>(static_cast<int64_t>(dts) >> 63));
-    std::memcpy(w, &vbits, 8);
-    rec_len = static_cast<size_t>(w + 8 - rec_.data());
-    rec_prev_id = id;
-    rec_prev_ts = t;
     ++wr.appended;
     batch_max_t_ = std::max(batch_max_t_, t);
-  }
-  if (next_id_ != next_id_before_) {
-    char nb[4];
-    put_be32(nb, next_id_);
-    MDB_val k = mval("next_id"), v = {4, nb};
-    MDB_txn* txn = nullptr;
-    if ((rc = wtxn(txn)) || (rc = mdb_put(txn, dbi_.meta, &k, &v, 0))) return rc;
-  }
-  rec_.resize(rec_len);
-  for (const moni_metadata& m : batch.metadata()) {
-    std::string_view fam = sv(m.family);
-    if (fam.empty() || fam.size() >= kPostingKeyTruncated) continue;
-    auto same = [&](const Metadata& x) {
-      return static_cast<uint32_t>(x.type) == m.type && x.help == sv(m.help) &&
-             x.unit == sv(m.unit);
-    };
-    auto it = meta_.find(std::string(fam));
-    if (it != meta_.end() && same(it->second)) continue;
-    bool dup = false;
-    for (const auto& p : pending_meta_)
-      if (p.family == fam && same(p)) dup = true;
-    if (dup) continue;
-    encode_metadata_record(m, buf_);
-    MDB_val k = mval(fam), v = mval(buf_);
-    MDB_txn* txn = nullptr;
-    if ((rc = wtxn(txn)) || (rc = mdb_put(txn, dbi_.metadata, &k, &v, 0))) return rc;
-    pending_meta_.push_back({std::string(fam), static_cast<MetricType>(m.type),
-                             std::string(sv(m.help)), std::string(sv(m.unit))});
   }
   return 0;
 }
@@ -858,7 +1029,7 @@ void Db::drop_wal_segments() {
 
 Result<void> Db::flush_heads() {
   if (opt_.read_only) return {};
-  std::lock_guard<std::mutex> wl(write_mu_);
+  Exclusive ex(*this);
   begin_batch_state();
   size_t n = std::min(series_.size(), heads_.size());
   for (uint32_t id = 1; id < n; ++id) {
@@ -1029,6 +1200,7 @@ Result<void> Db::replay_wal(MDB_txn* txn) {
 Result<void> Db::replay_wal_log() {
   wal_log_ = std::make_unique<WalLog>();
   if (auto r = wal_log_->open(opt_.path, wal_token_, true); !r) return r;
+  wal_log_->set_durable(opt_.sync != SyncMode::None);
   auto r = wal_log_->replay([this](uint64_t seq, std::string_view rec) {
     if (replay_record(seq, rec, true) != Replay::Applied) return WalLog::Verdict::Stop;
     wal_seq_ = std::max(wal_seq_, seq + 1);
@@ -1037,6 +1209,8 @@ Result<void> Db::replay_wal_log() {
   if (!r) return r;
   wal_first_ = wal_log_->first_seq(wal_seq_);
   wal_keep_from_ = oldest_head_seq();
+  appended_next_ = wal_seq_;
+  durable_next_ = wal_seq_;
   return {};
 }
 

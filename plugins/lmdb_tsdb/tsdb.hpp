@@ -58,9 +58,14 @@ struct WriteResult {
            invalid = 0;
 };
 
-/// Thread-safety: write() and the housekeeping functions serialize on an
-/// internal mutex; the read functions may be called from any thread at any
-/// time (LMDB read transactions, MDB_NOTLS). A writable database runs one
+/// Thread-safety: write() may be called from several threads at once: each
+/// call resolves its series and encodes its WAL record in parallel with the
+/// others (the series table is read under a shared lock), then appends the
+/// record and updates the heads under the writer mutex, and with a syncing
+/// mode waits for one fdatasync shared by every writer waiting (group
+/// commit). New series, metadata changes and the housekeeping functions
+/// take the series table exclusively. The read functions may be called from
+/// any thread at any time (LMDB read transactions, MDB_NOTLS). A writable database runs one
 /// background thread that encodes cut head chunks and stores them in their
 /// own LMDB transactions (their samples stay in the WAL and visible to
 /// readers until then).
@@ -183,9 +188,24 @@ class Db {
   explicit Db(const Options& opt);
   Result<void> open_env();
   Result<void> load();
-  int apply(const BatchView& batch, WriteResult& wr);
+  struct PosEntry;
+  struct WriteScratch;
+  /// Holds the series table exclusively and the writer mutex (new series,
+  /// housekeeping): no write() is between its two phases meanwhile.
+  struct Exclusive {
+    explicit Exclusive(Db& db);
+    std::unique_lock<std::mutex> gate;
+    std::unique_lock<std::shared_mutex> series;
+    std::unique_lock<std::mutex> writer;
+  };
+  enum class Resolve { Ok, Create };
+  Resolve resolve(const BatchView& batch, WriteScratch& sc);
+  Result<void> create_series(const BatchView& batch);
+  int apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr);
+  Result<void> group_sync(uint64_t seq);
   int wtxn(MDB_txn*& out);
   uint32_t lookup(const moni_sample& smp, int& rc);
+  uint32_t find_series(const moni_sample& smp, std::string& key) const;
   void set_raw(Series& s);
   std::string_view raw_of(const Series& s) const { return {raw_.data() + s.raw_off, s.raw_len}; }
   void touch(uint32_t id, Series& s);
@@ -216,7 +236,21 @@ class Db {
   MDB_env* env_ = nullptr;
   Dbis dbi_;
   std::shared_mutex env_mu_;  // exclusive only while resizing the map
-  std::mutex write_mu_;       // one writer: write() or housekeeping
+  // Lock order: gate_, series_mu_, write_mu_, then pub_mu_/bg_mu_/env_mu_.
+  // series_mu_ guards the series table (series_ identity fields, index_,
+  // by_hash_, raw_, meta_, next_id_): shared for write()'s resolution,
+  // exclusive to change it. gate_ makes the exclusive side win over a
+  // stream of shared holders (taken briefly before either).
+  std::mutex gate_;
+  std::shared_mutex series_mu_;
+  std::mutex write_mu_;  // the ordered part of write(): WAL append and heads
+  // Group commit: WAL records before appended_next_ are written, before
+  // durable_next_ fdatasync'd (sync_mu_ serializes the fdatasync calls).
+  std::mutex sync_mu_;
+  std::atomic<uint64_t> appended_next_{0};
+  uint64_t durable_next_ = 0;
+  uint64_t sync_failed_upto_ = 0;
+  int sync_errno_ = 0;
   std::atomic<uint64_t> map_size_{0};
   std::atomic<int64_t> max_t_{INT64_MIN};
   Stats stats_;
@@ -233,11 +267,15 @@ class Db {
   // Each entry also remembers the WAL record of its last batch: the gap to
   // the next one is the records written per collection cycle (one per
   // target and collector), which scales the checkpoint.
+  // An entry is used by one write() at a time (its mutex; a second one
+  // with the same signature resolves without it); last_seq under write_mu_.
   struct PosEntry {
+    std::mutex mu;
     std::vector<uint32_t> ids;
     uint64_t last_seq = UINT64_MAX;
   };
-  std::unordered_map<uint64_t, PosEntry> by_position_;
+  std::mutex pos_mu_;  // the map itself
+  std::unordered_map<uint64_t, std::shared_ptr<PosEntry>> by_position_;
   uint64_t cycle_ = 1, cycle_max_ = 0, cycle_until_ = 64, next_stale_scan_ = 0;
   /// WAL records after which a head counts as stale: checkpoint_records
   /// collection cycles.

@@ -130,8 +130,15 @@ void sync_dir(const std::string& dir) {
 WalLog::~WalLog() { close_current(); }
 
 void WalLog::close_current() {
+  std::lock_guard<std::mutex> l(fd_mu_);
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+int WalLog::sync() {
+  std::lock_guard<std::mutex> l(fd_mu_);
+  if (fd_ < 0) return 0;  // closed: its records were synced or are in stored chunks
+  return ::fdatasync(fd_) == 0 ? 0 : errno;
 }
 
 Result<void> WalLog::open(const std::string& db_dir, uint64_t token, bool writable) {
@@ -190,6 +197,7 @@ Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_vi
 }
 
 int WalLog::open_segment(uint64_t seq) {
+  if (durable_ && fd_ >= 0 && ::fdatasync(fd_) != 0) return errno;
   close_current();
   std::string path = dir_ + "/" + seg_name(seq);
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -202,7 +210,10 @@ int WalLog::open_segment(uint64_t seq) {
     ::unlink(path.c_str());
     return e;
   }
-  fd_ = fd;
+  {
+    std::lock_guard<std::mutex> l(fd_mu_);
+    fd_ = fd;
+  }
   off_ = kHeader;
   records_ = 0;
   if (segs_.empty() || segs_.back() != seq) segs_.push_back(seq);
@@ -214,7 +225,7 @@ int WalLog::append(uint64_t seq, std::string_view payload, bool sync, uint32_t r
   if (fd_ < 0 || records_ >= roll_records) {
     if (int e = open_segment(seq)) return e;
     undo_new_segment_ = true;
-    if (sync) sync_dir(dir_);
+    if (sync || durable_) sync_dir(dir_);
   }
   char frame[kFrame];
   auto len = static_cast<uint32_t>(payload.size());

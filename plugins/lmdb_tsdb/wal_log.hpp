@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <moni/result.hpp>
 #include <string>
 #include <string_view>
@@ -18,7 +19,8 @@ namespace moni::tsdb {
 /// token is not the database's (a restored or copied data.mdb) is ignored
 /// and removed; a torn or corrupt record ends the log there (the file is
 /// cut back, later segments removed).
-/// Thread-safety: none; the database's writer lock serializes every call.
+/// Thread-safety: the database's writer lock serializes every call but
+/// sync(), which may run on another thread at the same time (group commit).
 class WalLog {
  public:
   WalLog() = default;
@@ -37,6 +39,13 @@ class WalLog {
   /// `roll_records`); fdatasync when `sync`. On failure nothing is left
   /// appended; returns 0 or an errno value.
   int append(uint64_t seq, std::string_view payload, bool sync, uint32_t roll_records);
+  /// With durable, records appended without `sync` still never go missing
+  /// behind a later fdatasync: a segment is synced before the next one
+  /// starts (and the directory after a segment is created).
+  void set_durable(bool durable) { durable_ = durable; }
+  /// fdatasync of every record appended so far; 0 or an errno value.
+  /// Thread-safe against append() (group commit).
+  int sync();
   /// Removes the record appended last (its batch failed to commit).
   int undo_last();
   /// Deletes the segments whose records are all older than `seq`; the next
@@ -58,7 +67,9 @@ class WalLog {
   uint64_t token_ = 0;
   bool writable_ = false;
   std::vector<uint64_t> segs_;  // first seqs of the segment files, ascending
-  int fd_ = -1;                 // the newest segment, open for appends
+  bool durable_ = false;
+  std::mutex fd_mu_;  // fd_ changes under it (append's writes need not: one writer)
+  int fd_ = -1;       // the newest segment, open for appends
   uint64_t off_ = 0, undo_off_ = 0;
   uint64_t end_seq_ = 0, undo_end_seq_ = 0;  // seq after the newest record
   uint32_t records_ = 0;                     // records in the current segment
