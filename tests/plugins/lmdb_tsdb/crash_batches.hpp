@@ -25,11 +25,20 @@ inline double value(uint64_t k, int s) {
   return std::bit_cast<double>(x);
 }
 
-inline void fill(moni::Batch& b, uint64_t k) {
+// Writer w >= 0 (concurrent writers) has series of its own (label
+// "writer"), with values of their own.
+inline void fill(moni::Batch& b, uint64_t k, int w = -1) {
   b.clear();
-  for (int s = 0; s < kSeries; ++s)
-    b.add("crash_metric", {{"series", std::to_string(s)}}, value(k, s),
-          kT0 + static_cast<int64_t>(k) * 1000);
+  std::string ws = std::to_string(w);
+  for (int s = 0; s < kSeries; ++s) {
+    double v = value(k, s + (w + 1) * kSeries);
+    if (w < 0)
+      b.add("crash_metric", {{"series", std::to_string(s)}}, v,
+            kT0 + static_cast<int64_t>(k) * 1000);
+    else
+      b.add("crash_metric", {{"series", std::to_string(s)}, {"writer", ws}}, v,
+            kT0 + static_cast<int64_t>(k) * 1000);
+  }
 }
 
 }  // namespace crash

@@ -21,10 +21,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Runs the child from `first` for about `ms` milliseconds, kills it, and
-// returns the batch ids it acknowledged.
-std::vector<uint64_t> run_and_kill(const std::string& dir, uint64_t first, int ms,
-                                   const char* sync) {
+// Runs the child (writer w from firsts[w]) for about `ms` milliseconds,
+// kills it, and returns the batch ids each writer acknowledged.
+std::vector<std::vector<uint64_t>> run_and_kill(const std::string& dir,
+                                                const std::vector<uint64_t>& firsts, int ms,
+                                                const char* sync) {
   int fds[2];
   EXPECT_EQ(::pipe(fds), 0);
   pid_t pid = ::fork();
@@ -32,12 +33,15 @@ std::vector<uint64_t> run_and_kill(const std::string& dir, uint64_t first, int m
     ::dup2(fds[1], 1);
     ::close(fds[0]);
     ::close(fds[1]);
-    std::string f = std::to_string(first);
-    ::execl(CRASH_CHILD, CRASH_CHILD, dir.c_str(), f.c_str(), sync, static_cast<char*>(nullptr));
+    std::string f, n = std::to_string(firsts.size());
+    for (uint64_t x : firsts) f += (f.empty() ? "" : ",") + std::to_string(x);
+    ::execl(CRASH_CHILD, CRASH_CHILD, dir.c_str(), f.c_str(), sync, n.c_str(),
+            static_cast<char*>(nullptr));
     ::_exit(127);
   }
   ::close(fds[1]);
-  std::vector<uint64_t> acked;
+  std::vector<std::vector<uint64_t>> acked(firsts.size());
+  size_t lines = 0;
   std::string buf;
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
   bool started = false;
@@ -50,7 +54,11 @@ std::vector<uint64_t> run_and_kill(const std::string& dir, uint64_t first, int m
     buf.append(tmp, static_cast<size_t>(n));
     size_t nl;
     while ((nl = buf.find('\n')) != std::string::npos) {
-      acked.push_back(std::stoull(buf.substr(0, nl)));
+      size_t sp = buf.find(' ');
+      auto w = static_cast<size_t>(std::stoul(buf.substr(0, sp)));
+      EXPECT_LT(w, acked.size());
+      if (w < acked.size()) acked[w].push_back(std::stoull(buf.substr(sp + 1, nl - sp - 1)));
+      ++lines;
       buf.erase(0, nl + 1);
     }
     return true;
@@ -60,7 +68,7 @@ std::vector<uint64_t> run_and_kill(const std::string& dir, uint64_t first, int m
   auto start_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (!started && std::chrono::steady_clock::now() < start_deadline) {
     drain(50);
-    if (!acked.empty()) {
+    if (lines > 0) {
       started = true;
       deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
     }
@@ -77,26 +85,37 @@ std::vector<uint64_t> run_and_kill(const std::string& dir, uint64_t first, int m
   return acked;
 }
 
-// Kills the child 6 times, then checks every acknowledged batch bit for bit.
-void crash_rounds(const char* sync) {
+// Kills the child 6 times, then checks every acknowledged batch of every
+// writer bit for bit.
+void crash_rounds(const char* sync, int writers = 1) {
   fs::path dir = fs::temp_directory_path() /
-                 ("lmdb_tsdb_crash_" + std::string(sync) + "_" + std::to_string(::getpid()));
+                 ("lmdb_tsdb_crash_" + std::string(sync) + "_" + std::to_string(writers) + "_" +
+                  std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::random_device rd;
   unsigned seed = rd();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
-  std::vector<uint64_t> acked;
-  uint64_t next = 0;
+  auto nw = static_cast<size_t>(writers);
+  std::vector<std::vector<uint64_t>> acked(nw);
+  std::vector<uint64_t> next(nw, 0);
   for (int round = 0; round < 6; ++round) {
     auto got = run_and_kill(dir.string(), next, 30 + static_cast<int>(rng() % 400), sync);
-    ASSERT_FALSE(got.empty()) << "round " << round << ": the child acknowledged nothing";
-    for (size_t i = 1; i < got.size(); ++i) ASSERT_EQ(got[i], got[i - 1] + 1);
-    acked.insert(acked.end(), got.begin(), got.end());
-    // Batches after the last acknowledged one may or may not be stored;
-    // writing them again is harmless (identical duplicates are ignored).
-    next = got.back() + 1;
+    size_t any = 0;
+    for (size_t w = 0; w < nw; ++w) {
+      const auto& g = got[w];
+      any += g.size();
+      for (size_t i = 1; i < g.size(); ++i) ASSERT_EQ(g[i], g[i - 1] + 1);
+      if (!g.empty()) {
+        ASSERT_EQ(g.front(), next[w]);
+      }
+      acked[w].insert(acked[w].end(), g.begin(), g.end());
+      // Batches after the last acknowledged one may or may not be stored;
+      // writing them again is harmless (identical duplicates are ignored).
+      if (!g.empty()) next[w] = g.back() + 1;
+    }
+    ASSERT_GT(any, 0u) << "round " << round << ": the child acknowledged nothing";
   }
 
   auto h = moni::testing::PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"),
@@ -106,31 +125,39 @@ void crash_rounds(const char* sync) {
   auto st = (*h)->start();
   ASSERT_TRUE(st.ok()) << "the database must open without repair: " << st.error().message;
   moni::StorageClient c((*h)->reader());
-  std::map<int, std::map<int64_t, uint64_t>> stored;  // series -> ts -> value bits
+  // (writer, series) -> ts -> value bits; writer -1: the single writer.
+  std::map<std::pair<int, int>, std::map<int64_t, uint64_t>> stored;
   std::vector<moni::Matcher> ms{{moni::MatchType::Equal, "__name__", "crash_metric"}};
   auto r = c.select(ms, INT64_MIN, INT64_MAX, true, [&](const moni::SeriesView& v) {
     int s = std::stoi(std::string(v.label("series")));
+    std::string ws(v.label("writer"));
+    int w = ws.empty() ? -1 : std::stoi(ws);
     for (size_t i = 0; i < v.timestamps_ms.size(); ++i)
-      stored[s][v.timestamps_ms[i]] = std::bit_cast<uint64_t>(v.values[i]);
+      stored[{w, s}][v.timestamps_ms[i]] = std::bit_cast<uint64_t>(v.values[i]);
     return true;
   });
   ASSERT_TRUE(r.ok()) << r.error().message;
-  ASSERT_EQ(stored.size(), static_cast<size_t>(crash::kSeries));
-  size_t checked = 0;
-  for (uint64_t k : acked)
-    for (int s = 0; s < crash::kSeries; ++s) {
-      int64_t ts = crash::kT0 + static_cast<int64_t>(k) * 1000;
-      auto it = stored[s].find(ts);
-      ASSERT_NE(it, stored[s].end()) << "acknowledged batch " << k << " series " << s << " lost";
-      ASSERT_EQ(it->second, std::bit_cast<uint64_t>(crash::value(k, s)))
-          << "batch " << k << " series " << s;
-      ++checked;
-    }
+  size_t checked = 0, batches = 0;
+  for (size_t wi = 0; wi < nw; ++wi) {
+    int w = writers > 1 ? static_cast<int>(wi) : -1;
+    batches += acked[wi].size();
+    for (uint64_t k : acked[wi])
+      for (int s = 0; s < crash::kSeries; ++s) {
+        int64_t ts = crash::kT0 + static_cast<int64_t>(k) * 1000;
+        auto& m = stored[{w, s}];
+        auto it = m.find(ts);
+        ASSERT_NE(it, m.end()) << "acknowledged batch " << k << " of writer " << w << " series "
+                               << s << " lost";
+        ASSERT_EQ(it->second, std::bit_cast<uint64_t>(crash::value(k, s + (w + 1) * crash::kSeries)))
+            << "batch " << k << " writer " << w << " series " << s;
+        ++checked;
+      }
+  }
   EXPECT_GT(checked, 0u);
-  std::printf("verified %zu acknowledged batches (%zu samples) over 6 kills\n", acked.size(),
-              checked);
+  std::printf("verified %zu acknowledged batches (%zu samples) of %d writer(s) over 6 kills\n",
+              batches, checked, writers);
   // Nothing beyond what was written, and no gaps.
-  for (auto& [s, m] : stored)
+  for (auto& [ws, m] : stored)
     EXPECT_EQ(m.size(), m.empty() ? 0 : (m.rbegin()->first - m.begin()->first) / 1000 + 1);
   (*h)->stop();
   fs::remove_all(dir);
@@ -144,3 +171,11 @@ TEST(LmdbTsdbCrash, AcknowledgedBatchesSurviveSigkill) { crash_rounds("full"); }
 // while cut chunks wait in the chunk thread's queue: their samples must
 // come back from the WAL (the OS keeps the written pages).
 TEST(LmdbTsdbCrash, AcknowledgedBatchesSurviveSigkillWithQueuedCuts) { crash_rounds("none"); }
+
+// Four threads writing concurrently (group commit with "full"): every
+// batch any of them had acknowledged survives, bit for bit.
+TEST(LmdbTsdbCrash, ConcurrentWritersAcknowledgedBatchesSurviveSigkill) {
+  crash_rounds("full", 4);
+}
+
+TEST(LmdbTsdbCrash, ConcurrentWritersWithQueuedCutsSurviveSigkill) { crash_rounds("none", 4); }
