@@ -639,6 +639,9 @@ Result<void> Db::create_series(const BatchView& batch) {
     if (rc == 0) {
       for (auto& m : pending_meta_) meta_[m.family] = std::move(m);
       stats_.series += static_cast<int64_t>(new_keys_.size());
+      // apply() writes into heads_[id] before commit_heads().
+      std::unique_lock<std::shared_mutex> pl(pub_mu_);
+      if (heads_.size() < series_.size()) heads_.resize(series_.size());
       return {};
     }
     rollback();
@@ -691,7 +694,7 @@ uint64_t Db::oldest_head_seq() const {
   uint64_t m = wal_seq_;
   size_t n = std::min(series_.size(), heads_.size());
   for (size_t id = 1; id < n; ++id)
-    if (series_[id].live && !heads_[id].ts.empty()) m = std::min(m, series_[id].head_seq);
+    if (series_[id].live && heads_[id].n > 0) m = std::min(m, series_[id].head_seq);
   return m;
 }
 
@@ -705,7 +708,8 @@ void Db::touch(uint32_t id, Series& s) {
   s.p_drop = false;
   s.p_cut_next = false;
   const Head* h = id < heads_.size() ? &heads_[id] : nullptr;
-  s.p_head_n = h ? static_cast<uint32_t>(h->ts.size()) : 0;
+  s.p_head_n = h ? h->n : 0;
+  s.p_inplace = s.p_head_n;
   s.p_head_t0 = s.p_head_n ? s.head_t0 : 0;
   touched_.push_back(id);
 }
@@ -769,7 +773,19 @@ int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
   int rc;
   if ((rc = flush_stale_heads())) return rc;
   auto samples = batch.samples();
+  const size_t nheads = heads_.size();
   for (size_t i = 0; i < samples.size(); ++i) {
+    // Each sample touches its series' state and head arrays, all over
+    // memory: fetch them a few samples ahead (the ids are known already).
+    if (i + 8 < samples.size() && sc.ids[i + 8] < nheads) {
+      __builtin_prefetch(&series_[sc.ids[i + 8]], 1);
+      __builtin_prefetch(&heads_[sc.ids[i + 8]], 0);
+    }
+    if (i + 4 < samples.size() && sc.ids[i + 4] < nheads) {
+      const Head& a = heads_[sc.ids[i + 4]];
+      __builtin_prefetch(a.ts.data() + a.n, 1);
+      __builtin_prefetch(a.vs.data() + a.n, 1);
+    }
     uint32_t id = sc.ids[i];
     if (id == 0 || id == kNone) {
       ++wr.invalid;
@@ -793,6 +809,23 @@ int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
                            static_cast<uint64_t>(t) - static_cast<uint64_t>(s.p_head_t0) >=
                                static_cast<uint64_t>(opt_.max_chunk_range_ms)))
       if ((rc = cut(id, s))) return rc;
+    if (!s.p_drop) {
+      // Into the head, past its published count: readers do not look there
+      // until commit_heads() publishes it after the WAL append.
+      Head& h = heads_[id];
+      if (h.ts.size() <= s.p_inplace) head_room(h, s.p_inplace + 1, true);
+      h.ts[s.p_inplace] = t;
+      h.vs[s.p_inplace] = smp.value;
+      ++s.p_inplace;
+      if (s.p_head_n == 0) s.p_head_t0 = t;
+      ++s.p_head_n;
+      s.p_has = true;
+      s.p_max_t = t;
+      s.p_vbits = vbits;
+      ++wr.appended;
+      batch_max_t_ = std::max(batch_max_t_, t);
+      continue;
+    }
     auto idx = static_cast<uint32_t>(pend_.size());
     pend_.push_back({s.p_cut_next ? id | kCutBit : id, kNone, t, smp.value});
     s.p_cut_next = false;
@@ -1007,7 +1040,7 @@ int Db::flush_stale_heads() {
   size_t n = std::min(series_.size(), heads_.size());
   for (uint32_t id = 1; id < n; ++id) {
     Series& s = series_[id];
-    if (!s.live || heads_[id].ts.empty() || s.head_seq + cp > wal_seq_) continue;
+    if (!s.live || heads_[id].n == 0 || s.head_seq + cp > wal_seq_) continue;
     touch(id, s);
     if (int rc = cut(id, s)) return rc;
   }
@@ -1034,7 +1067,7 @@ Result<void> Db::flush_heads() {
   size_t n = std::min(series_.size(), heads_.size());
   for (uint32_t id = 1; id < n; ++id) {
     Series& s = series_[id];
-    if (!s.live || heads_[id].ts.empty()) continue;
+    if (!s.live || heads_[id].n == 0) continue;
     touch(id, s);
     (void)cut(id, s);
   }
@@ -1063,45 +1096,38 @@ Result<void> Db::flush_heads() {
   return {};
 }
 
-// After a commit: readers now see this batch's samples in the heads. The
-// heads cut in this batch move (without a copy) to new_cuts_, still
-// readable through Head::cuts until the background thread stored them.
+// After the WAL append: readers now see this batch's samples in the heads
+// (written in place by apply(), published here by their count). The heads
+// cut in this batch move (without a copy) to new_cuts_, still readable
+// through Head::cuts until the background thread stored them.
 void Db::commit_heads() {
   std::unique_lock<std::shared_mutex> pl(pub_mu_);
   if (heads_.size() < series_.size()) heads_.resize(series_.size());
   for (size_t k = 0; k < touched_.size(); ++k) {
-    // The heads are separate arrays: fetch a few series ahead.
-    if (k + 4 < touched_.size()) {
-      const Head& a = heads_[touched_[k + 4]];
-      __builtin_prefetch(a.ts.data() + a.ts.size(), 1);
-      __builtin_prefetch(a.vs.data() + a.vs.size(), 1);
-    }
     uint32_t id = touched_[k];
     Series& s = series_[id];
     Head& h = heads_[id];
     if (!s.p_drop) {
-      uint32_t from = s.p_first;
-      if (from != kNone && h.ts.empty()) {
+      if (h.n == 0 && s.p_inplace > 0) {
         s.head_seq = wal_seq_;
-        s.head_t0 = pend_[from].t;
-        h.ts.reserve(opt_.head_chunk_samples);
-        h.vs.reserve(opt_.head_chunk_samples);
+        s.head_t0 = h.ts[0];
       }
-      for (uint32_t i = from; i != kNone; i = pend_[i].next) {
-        h.ts.push_back(pend_[i].t);
-        h.vs.push_back(pend_[i].v);
-      }
+      h.n = s.p_inplace;
     } else {
-      // The committed head, then this batch's samples; each one marked
-      // with kCutBit starts a new chunk. What follows the last cut is the
-      // new head, unless the batch ended with a cut.
+      // The head (committed samples and those this batch wrote in place
+      // before the cut), then the pending samples; each one marked with
+      // kCutBit starts a new chunk. What follows the last cut is the new
+      // head, unless the batch ended with a cut.
       auto cd = std::make_shared<CutData>();
       cd->id = id;
-      cd->seq = h.ts.empty() ? wal_seq_ : s.head_seq;
+      cd->seq = h.n == 0 ? wal_seq_ : s.head_seq;
       cd->ts = std::move(h.ts);
       cd->vs = std::move(h.vs);
+      cd->ts.resize(s.p_inplace);
+      cd->vs.resize(s.p_inplace);
       h.ts = {};
       h.vs = {};
+      h.n = 0;
       cd->starts.push_back(0);
       for (uint32_t i = s.p_first; i != kNone; i = pend_[i].next) {
         if ((pend_[i].id & kCutBit) && !cd->ts.empty())
@@ -1110,11 +1136,13 @@ void Db::commit_heads() {
         cd->vs.push_back(pend_[i].v);
       }
       size_t tail = s.p_cut_next ? cd->ts.size() : cd->starts.back();
-      h.ts.reserve(opt_.head_chunk_samples);
-      h.vs.reserve(opt_.head_chunk_samples);
-      if (tail < cd->ts.size()) {
-        h.ts.assign(cd->ts.begin() + static_cast<std::ptrdiff_t>(tail), cd->ts.end());
-        h.vs.assign(cd->vs.begin() + static_cast<std::ptrdiff_t>(tail), cd->vs.end());
+      size_t keep = cd->ts.size() - tail;
+      h.ts.resize(std::max<size_t>(opt_.head_chunk_samples, keep));
+      h.vs.resize(h.ts.size());
+      if (keep > 0) {
+        std::copy(cd->ts.begin() + static_cast<std::ptrdiff_t>(tail), cd->ts.end(), h.ts.begin());
+        std::copy(cd->vs.begin() + static_cast<std::ptrdiff_t>(tail), cd->vs.end(), h.vs.begin());
+        h.n = static_cast<uint32_t>(keep);
         s.head_seq = wal_seq_;
         s.head_t0 = h.ts[0];
         cd->ts.resize(tail);
@@ -1131,6 +1159,18 @@ void Db::commit_heads() {
     s.max_t = s.p_max_t;
     s.last_vbits = s.p_vbits;
   }
+}
+
+// A head's arrays have room for `need` samples. They are resized (a new
+// allocation) only while readers cannot look: pub_mu_ held exclusively, or
+// during load().
+void Db::head_room(Head& h, size_t need, bool lock) {
+  if (h.ts.size() >= need) return;
+  std::unique_lock<std::shared_mutex> pl(pub_mu_, std::defer_lock);
+  if (lock) pl.lock();
+  size_t cap = std::max<size_t>({need, opt_.head_chunk_samples, h.ts.size() * 2});
+  h.ts.resize(cap);
+  h.vs.resize(cap);
 }
 
 // Applies one WAL record (series id and timestamp as zigzag deltas, raw
@@ -1159,12 +1199,14 @@ Db::Replay Db::replay_record(uint64_t seq, std::string_view rec, bool check_ids)
       Series& s = series_[id];
       if (s.has_data && t <= s.max_t) continue;  // already in a stored chunk
       Head& h = heads_[id];
-      if (h.ts.empty()) {
+      if (h.n == 0) {
         s.head_seq = seq;
         s.head_t0 = t;
       }
-      h.ts.push_back(t);
-      h.vs.push_back(std::bit_cast<double>(vbits));
+      head_room(h, h.n + 1, false);
+      h.ts[h.n] = t;
+      h.vs[h.n] = std::bit_cast<double>(vbits);
+      ++h.n;
       s.has_data = true;
       s.max_t = t;
       s.last_vbits = vbits;
@@ -1225,20 +1267,20 @@ Result<std::unique_ptr<Db::ReadTxn>> Db::begin_read_with_head(uint32_t id, int64
   if (!rt) return rt;
   ts.clear();
   vs.clear();
-  auto add = [&](const std::vector<int64_t>& hts, const std::vector<double>& hvs) {
-    auto lo = std::lower_bound(hts.begin(), hts.end(), mint) - hts.begin();
-    auto hi = std::upper_bound(hts.begin(), hts.end(), maxt) - hts.begin();
+  auto add = [&](const int64_t* hts, const double* hvs, size_t n) {
+    auto lo = std::lower_bound(hts, hts + n, mint) - hts;
+    auto hi = std::upper_bound(hts, hts + n, maxt) - hts;
     if (lo < hi) {
-      ts.insert(ts.end(), hts.begin() + lo, hts.begin() + hi);
-      vs.insert(vs.end(), hvs.begin() + lo, hvs.begin() + hi);
+      ts.insert(ts.end(), hts + lo, hts + hi);
+      vs.insert(vs.end(), hvs + lo, hvs + hi);
     }
   };
   if (id < heads_.size()) {
     // Cut samples the background thread has not stored yet come first (a
     // snapshot that already has their chunk skips them as seen).
     const Head& h = heads_[id];
-    for (const auto& cd : h.cuts) add(cd->ts, cd->vs);
-    add(h.ts, h.vs);
+    for (const auto& cd : h.cuts) add(cd->ts.data(), cd->vs.data(), cd->ts.size());
+    add(h.ts.data(), h.vs.data(), h.n);
   }
   return rt;
 }

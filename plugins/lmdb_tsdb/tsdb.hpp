@@ -154,6 +154,7 @@ class Db {
     uint32_t p_first = kNone, p_last = kNone;  // chain of this batch's samples
     uint32_t p_head_start = kNone;             // first pending sample of a new head
     uint32_t p_head_n = 0;                     // samples in the head as of this sample
+    uint32_t p_inplace = 0;  // head samples incl. those written in place by this batch
   };
   /// Samples of one series cut from its head in one batch, waiting for the
   /// background thread to store them as chunks; immutable once queued.
@@ -167,8 +168,12 @@ class Db {
   /// The in-memory head chunk: raw samples, encoded once when cut; cut
   /// samples not stored yet stay readable in `cuts` (older than ts).
   struct Head {
+    // Samples [0, n) are committed; write() fills the arrays past n in
+    // place (readers never look there) and publishes n under pub_mu_. The
+    // arrays are reallocated only under pub_mu_ held exclusively.
     std::vector<int64_t> ts;
     std::vector<double> vs;
+    uint32_t n = 0;
     std::vector<std::shared_ptr<const CutData>> cuts;
   };
   // One sample of the batch; kCutBit in `next` marks that the series' head
@@ -218,6 +223,7 @@ class Db {
   int flush_stale_heads();
   void drop_wal_segments();
   void commit_heads();
+  void head_room(Head& h, size_t need, bool lock);
   void begin_batch_state();
   void rollback();
   Result<void> grow_map(uint64_t at_least);
