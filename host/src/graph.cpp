@@ -40,17 +40,28 @@ int append_to_batch(void* ctx, const moni_batch* b) {
   return MONI_OK;
 }
 
+// One collection's emit target. From ABI 1.2 a collector may emit from
+// several threads at once, so the delivery time is the wall time during
+// which at least one emit was delivering (overlapping deliveries count
+// once): the collector's own duration is its wall time minus that.
 struct CollectCtx {
   Graph* graph;
   CollectorJob* job;
-  std::chrono::steady_clock::duration delivering{};
+  std::mutex mu;
+  int active = 0;                                  // guarded by mu
+  std::chrono::steady_clock::time_point since;     // guarded by mu: when active became > 0
+  std::chrono::steady_clock::duration delivering{};  // guarded by mu
 };
 
 int deliver_collected(void* ctx, const moni_batch* b) {
   auto* c = static_cast<CollectCtx*>(ctx);
-  auto t0 = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(c->mu);
+    if (c->active++ == 0) c->since = std::chrono::steady_clock::now();
+  }
   for (Pipeline* p : c->job->pipelines) c->graph->deliver(*p, *b);
-  c->delivering += std::chrono::steady_clock::now() - t0;
+  std::lock_guard lock(c->mu);
+  if (--c->active == 0) c->delivering += std::chrono::steady_clock::now() - c->since;
   return MONI_OK;
 }
 
@@ -123,7 +134,7 @@ bool CollectorJob::wait(uint64_t target, std::chrono::steady_clock::time_point d
 }
 
 Result<void> Graph::run_collector(CollectorJob& job, int64_t now_ms, double* deliver_s) {
-  CollectCtx ctx{this, &job};
+  CollectCtx ctx{this, &job, {}, 0, {}, {}};
   Instance& inst = *job.instance;
   Result<void> r;
   if (inst.config().builtin_self) {
@@ -131,6 +142,7 @@ Result<void> Graph::run_collector(CollectorJob& job, int64_t now_ms, double* del
   } else {
     r = inst.collect(now_ms, &deliver_collected, &ctx);
   }
+  std::lock_guard lock(ctx.mu);  // every emit has returned; this orders their writes
   if (deliver_s) *deliver_s = std::chrono::duration<double>(ctx.delivering).count();
   return r;
 }

@@ -67,7 +67,9 @@ struct CollectorJob {
 };
 
 /// Thread-safety: immutable after build(); deliver() may run on any thread
-/// concurrently (instances serialize themselves).
+/// concurrently, also for batches of one collection (a collector emitting
+/// from several threads, ABI 1.2): counters are atomic, and each instance
+/// serializes the calls its plugin did not flag as concurrent.
 class Graph {
  public:
   HostConfig config;

@@ -25,17 +25,31 @@ Instance::Instance(InstanceConfig config, std::shared_ptr<const toml::table> doc
       doc_(std::move(doc)),
       plugin_(std::move(plugin)),
       data_dir_(std::move(data_dir)),
-      services_(services) {
-  api_ = moni_host_api{
-      sizeof(moni_host_api), MONI_ABI_MAJOR,    MONI_ABI_MINOR, this,       ms(config_.name),
-      ms(data_dir_),         toml_config_api(), &api_log,       &api_route, &api_status,
-      &api_header,           &api_body,         &api_storage,   &api_now,
-      &api_route_fallback,   &api_collect_now};
+      services_(services),
+      concurrent_write_((flags() & MONI_PLUGIN_CONCURRENT_WRITE) != 0),
+      concurrent_process_((flags() & MONI_PLUGIN_CONCURRENT_PROCESS) != 0) {
+  api_ = moni_host_api{.struct_size = sizeof(moni_host_api),
+                      .abi_major = MONI_ABI_MAJOR,
+                      .abi_minor = MONI_ABI_MINOR,
+                      .ctx = this,
+                      .instance_name = ms(config_.name),
+                      .data_dir = ms(data_dir_),
+                      .config = toml_config_api(),
+                      .log = &api_log,
+                      .http_route = &api_route,
+                      .http_status = &api_status,
+                      .http_header = &api_header,
+                      .http_body = &api_body,
+                      .storage = &api_storage,
+                      .now_ms = &api_now,
+                      .http_route_fallback = &api_route_fallback,
+                      .collect_now = &api_collect_now};
 }
 
 Instance::~Instance() {
   if (!inst_) return;
   if (started_) stop();
+  std::lock_guard lock(call_mu_);
   plugin_->desc.destroy(inst_);
   inst_ = nullptr;
 }
@@ -60,6 +74,7 @@ Result<void> Instance::start() {
     return {};
   }
   moni_error err{};
+  std::lock_guard lock(call_mu_);
   if (plugin_->desc.start && plugin_->desc.start(inst_, &err) != MONI_OK)
     return make_error(label() + ": start failed: " + message_of(err, "no message"));
   started_ = true;
@@ -77,19 +92,31 @@ Result<void> Instance::collect(int64_t now_ms, moni_emit_fn emit, void* emit_ctx
 
 Result<void> Instance::process(const moni_batch& in, moni_emit_fn emit, void* emit_ctx) {
   if (!inst_ || !plugin_->desc.process) return make_error("not a processor");
-  std::lock_guard lock(call_mu_);
   moni_error err{};
-  if (plugin_->desc.process(inst_, &in, emit, emit_ctx, &err) != MONI_OK)
-    return make_error(message_of(err, "process failed without a message"));
+  int rc;
+  if (concurrent_process_) {
+    std::shared_lock lock(call_mu_);
+    rc = plugin_->desc.process(inst_, &in, emit, emit_ctx, &err);
+  } else {
+    std::lock_guard lock(call_mu_);
+    rc = plugin_->desc.process(inst_, &in, emit, emit_ctx, &err);
+  }
+  if (rc != MONI_OK) return make_error(message_of(err, "process failed without a message"));
   return {};
 }
 
 Result<void> Instance::write(const moni_batch& batch) {
   if (!inst_ || !plugin_->desc.write) return make_error("not a sink");
-  std::lock_guard lock(call_mu_);
   moni_error err{};
-  if (plugin_->desc.write(inst_, &batch, &err) != MONI_OK)
-    return make_error(message_of(err, "write failed without a message"));
+  int rc;
+  if (concurrent_write_) {
+    std::shared_lock lock(call_mu_);
+    rc = plugin_->desc.write(inst_, &batch, &err);
+  } else {
+    std::lock_guard lock(call_mu_);
+    rc = plugin_->desc.write(inst_, &batch, &err);
+  }
+  if (rc != MONI_OK) return make_error(message_of(err, "write failed without a message"));
   return {};
 }
 

@@ -40,10 +40,13 @@ struct InstanceStats {
   std::atomic<double> last_duration_s{0}, last_delivery_s{0};
 };
 
-/// Thread-safety: collect/process/write/flush are serialized by the instance
-/// itself (the ABI's promise to plugins); start/stop are called by the
-/// runtime from one thread at a time; HTTP handlers enter through
-/// handler_guard().
+/// Thread-safety: collect/process/write/flush/start/stop are serialized by
+/// the instance itself (the ABI's promise to plugins), except that write()
+/// of a plugin flagged MONI_PLUGIN_CONCURRENT_WRITE (process() with
+/// MONI_PLUGIN_CONCURRENT_PROCESS) runs concurrently with itself, yet never
+/// with the others: those wait for the calls in flight. start/stop are
+/// called by the runtime from one thread at a time; HTTP handlers enter
+/// through run_handler().
 class Instance : public std::enable_shared_from_this<Instance> {
  public:
   /// `config` is the instance's table; `doc` keeps the tree it belongs to alive.
@@ -79,6 +82,8 @@ class Instance : public std::enable_shared_from_this<Instance> {
   const std::string& plugin_name() const { return config_.plugin; }
   const LoadedPlugin* plugin() const { return plugin_.get(); }
   uint32_t kind() const { return config_.kind; }
+  /// The plugin's MONI_PLUGIN_CONCURRENT_* flags (0: built-in, or ABI < 1.2).
+  uint64_t flags() const { return plugin_ ? plugin_->desc.flags : 0; }
   bool started() const { return started_; }
   bool uses_storage() const { return uses_storage_; }
   /// Whether it holds a storage reader (its HTTP handlers may then block on queries).
@@ -113,7 +118,9 @@ class Instance : public std::enable_shared_from_this<Instance> {
   std::atomic<bool> started_{false};
   std::atomic<bool> uses_storage_{false};  // asked for storage, even if none was there
   std::atomic<bool> reads_storage_{false};
-  std::mutex call_mu_;
+  // Exclusive for every call, shared for write()/process() of a flagged plugin.
+  std::shared_mutex call_mu_;
+  bool concurrent_write_ = false, concurrent_process_ = false;
   std::shared_mutex handler_mu_;
   InstanceStats stats_;
 };

@@ -58,22 +58,22 @@ int loader_collect_now(void*, int64_t, moni_error* err) {
   std::snprintf(err->message, sizeof err->message, "collect_now is not available while loading");
   return MONI_ERR;
 }
-const moni_host_api kLoaderApi = {sizeof(moni_host_api),
-                                  MONI_ABI_MAJOR,
-                                  MONI_ABI_MINOR,
-                                  nullptr,
-                                  {"", 0},
-                                  {"", 0},
-                                  nullptr,
-                                  &loader_log,
-                                  &loader_route,
-                                  &loader_status,
-                                  &loader_header,
-                                  &loader_body,
-                                  &loader_storage,
-                                  &loader_now,
-                                  &loader_route,
-                                  &loader_collect_now};
+const moni_host_api kLoaderApi = {.struct_size = sizeof(moni_host_api),
+                                  .abi_major = MONI_ABI_MAJOR,
+                                  .abi_minor = MONI_ABI_MINOR,
+                                  .ctx = nullptr,
+                                  .instance_name = {"", 0},
+                                  .data_dir = {"", 0},
+                                  .config = nullptr,
+                                  .log = &loader_log,
+                                  .http_route = &loader_route,
+                                  .http_status = &loader_status,
+                                  .http_header = &loader_header,
+                                  .http_body = &loader_body,
+                                  .storage = &loader_storage,
+                                  .now_ms = &loader_now,
+                                  .http_route_fallback = &loader_route,
+                                  .collect_now = &loader_collect_now};
 
 // A root-run host must not load code that anyone but the owner can replace.
 Result<void> check_permissions(const std::string& path) {

@@ -152,7 +152,7 @@ collectors = ["c", "self"]
   std::string body = wait_metric(port, "moni_pipeline_samples_total{pipeline=\"p\"}", 2);
   auto m = http_get(port, "/metrics");
   EXPECT_NE(m.headers.find("text/plain; version=0.0.4"), std::string::npos) << m.headers;
-  EXPECT_EQ(metric(m.body, "moni_build_info{abi_version=\"1.1\",version=\"0.1.0\"}"), 1);
+  EXPECT_EQ(metric(m.body, "moni_build_info{abi_version=\"" + kAbi + "\",version=\"0.1.0\"}"), 1);
   EXPECT_GE(metric(m.body, runs("c")), 1);
   EXPECT_GE(metric(m.body, runs("self", "self")), 1);
   EXPECT_EQ(metric(m.body, "moni_plugin_load_failures_total"), 0);

@@ -38,7 +38,10 @@ TEST(Loader, RefusesAnotherAbiMajorNamingBothVersions) {
   ASSERT_FALSE(r.ok());
   expect_one_line_refusal(r.error().message, path);
   EXPECT_NE(r.error().message.find("plugin ABI 2.3"), std::string::npos) << r.error().message;
-  EXPECT_NE(r.error().message.find("host's ABI 1.1"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("host's ABI " + std::to_string(MONI_ABI_MAJOR) + "." +
+                                   std::to_string(MONI_ABI_MINOR)),
+            std::string::npos)
+      << r.error().message;
 }
 
 TEST(Loader, RefusesMissingEntrySymbol) {
@@ -65,6 +68,26 @@ TEST(Loader, LoadsANewerMinorReadingOnlyKnownFields) {
   EXPECT_EQ((*r)->name, "newer");
   EXPECT_EQ((*r)->desc.abi_minor, 7);
   EXPECT_EQ((*r)->desc.struct_size, sizeof(moni_plugin_descriptor) + 4 * sizeof(void*));
+  EXPECT_EQ((*r)->desc.flags, uint64_t{MONI_PLUGIN_CONCURRENT_WRITE}) << "1.2's flags are read";
+}
+
+TEST(Loader, LoadsAnOlderMinorWithoutReadingPastItsStructSize) {
+  // A 1.1 descriptor followed by 0xff bytes where 1.2 has `flags`.
+  auto r = load_plugin(HOST_OLD_PLUGIN_DIR "/moni-minor1.so");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ((*r)->name, "minor1");
+  EXPECT_EQ((*r)->desc.abi_minor, 1);
+  EXPECT_EQ((*r)->desc.struct_size, offsetof(moni_plugin_descriptor, flags));
+  EXPECT_EQ((*r)->desc.flags, 0u);
+  EXPECT_NE((*r)->desc.write, nullptr);
+}
+
+TEST(Loader, SdkPluginsDeclareFlagsFromPluginFlags) {
+  auto plain = load_plugin(HOST_TEST_PLUGIN_DIR "/moni-test_sink.so");
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_EQ((*plain)->desc.abi_minor, MONI_ABI_MINOR);
+  EXPECT_EQ((*plain)->desc.struct_size, sizeof(moni_plugin_descriptor));
+  EXPECT_EQ((*plain)->desc.flags, 0u) << "no plugin_flags member: 0";
 }
 
 TEST(Loader, RefusesAFileThatIsNotASharedObject) {

@@ -117,6 +117,14 @@ class Batch {
     emit_fn_ = fn;
     emit_ctx_ = ctx;
   }
+  /// Makes this batch emit where `other` does, with its default timestamp:
+  /// a collector building batches on several threads (one Batch each) during
+  /// collect() when Context::concurrent_emit() allows it.
+  void share_emitter(const Batch& other) {
+    emit_fn_ = other.emit_fn_;
+    emit_ctx_ = other.emit_ctx_;
+    default_ts_ = other.default_ts_;
+  }
 
  private:
   struct Span {

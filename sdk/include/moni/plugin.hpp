@@ -16,6 +16,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -95,6 +96,12 @@ class Context {
     return StorageClient(r);
   }
 
+  /// The host's ABI minor version (its major equals the plugin's).
+  uint16_t host_abi_minor() const { return host_->abi_minor; }
+  /// Whether a collector may call Batch::emit() from several threads at once
+  /// during collect() (a host of ABI 1.2 or later; see plugin_abi.h).
+  bool concurrent_emit() const { return host_->abi_minor >= 2; }
+
   const moni_host_api* host_api() const { return host_; }
 
  private:
@@ -144,18 +151,37 @@ class Plugin {
 class Collector : public Plugin {
  public:
   /// Add this cycle's samples to `out` (its default timestamp is the cycle's
-  /// time); `out.emit()` may hand over partial batches.
+  /// time); `out.emit()` may hand over partial batches. When
+  /// Context::concurrent_emit() is true, other Batch objects given `out`'s
+  /// emitter (Batch::share_emitter) may emit from other threads at once, as
+  /// long as they all finished before collect() returns.
   virtual Result<void> collect(Batch& out) = 0;
 };
 
-/// Transforms batches (relabel, filter). Never called concurrently with itself.
+/// Plugin flags: a plugin class may declare
+/// `static constexpr uint64_t plugin_flags = MONI_PLUGIN_CONCURRENT_WRITE;`
+/// (or MONI_PLUGIN_CONCURRENT_PROCESS) when its write() (process()) is safe to
+/// call from several threads at once; the host then delivers batches to it
+/// without serializing them. Without the member the flags are 0.
+template <class T>
+constexpr uint64_t plugin_flags_of() {
+  if constexpr (requires { T::plugin_flags; })
+    return static_cast<uint64_t>(T::plugin_flags);
+  else
+    return 0;
+}
+
+/// Transforms batches (relabel, filter). Never called concurrently with
+/// itself, unless the class declares plugin_flags with
+/// MONI_PLUGIN_CONCURRENT_PROCESS.
 class Processor : public Plugin {
  public:
   virtual Result<void> process(const BatchView& in, Batch& out) = 0;
 };
 
 /// Consumes batches (exposition, remote_write, ...). write() is never called
-/// concurrently with itself, but may be concurrently with HTTP handlers.
+/// concurrently with itself (unless the class declares plugin_flags with
+/// MONI_PLUGIN_CONCURRENT_WRITE), but may be concurrently with HTTP handlers.
 class Output : public Plugin {
  public:
   virtual Result<void> write(const BatchView& batch) {
@@ -165,8 +191,9 @@ class Output : public Plugin {
 };
 
 /// Stores batches and answers selections. write() returning success means
-/// the batch is durable. The read side may be called from any thread,
-/// concurrently with write().
+/// the batch is durable. write() is never called concurrently with itself
+/// unless the class declares plugin_flags with MONI_PLUGIN_CONCURRENT_WRITE.
+/// The read side may be called from any thread, concurrently with write().
 class Storage : public Plugin {
  public:
   virtual Result<void> write(const BatchView& batch) = 0;
@@ -197,6 +224,22 @@ struct Instance {
   std::unique_ptr<T> obj;
   Batch batch;
   moni_storage_reader reader{};
+  // Output batches of a processor whose process() runs concurrently: one per
+  // call in flight, reused (no allocation per call once warm).
+  std::mutex pool_mu;
+  std::vector<std::unique_ptr<Batch>> pool;
+
+  std::unique_ptr<Batch> take_batch() {
+    std::lock_guard lock(pool_mu);
+    if (pool.empty()) return std::make_unique<Batch>();
+    auto b = std::move(pool.back());
+    pool.pop_back();
+    return b;
+  }
+  void give_batch(std::unique_ptr<Batch> b) {
+    std::lock_guard lock(pool_mu);
+    pool.push_back(std::move(b));
+  }
 };
 
 template <class T>
@@ -286,13 +329,28 @@ struct Trampolines {
                      moni_error* err) noexcept {
     return guarded(err, [&]() -> Result<void> {
       if constexpr (std::is_base_of_v<Processor, T>) {
-        Batch& b = self<T>(i)->batch;
-        b.clear();
-        b.set_emitter(emit, ectx);
-        Result<void> r = self<T>(i)->obj->process(BatchView(*in), b);
-        if (!r) return r;
-        if (!b.emit()) return make_error("the host refused the batch");
-        return {};
+        auto run = [&](Batch& b) -> Result<void> {
+          b.clear();
+          b.set_emitter(emit, ectx);
+          Result<void> r = self<T>(i)->obj->process(BatchView(*in), b);
+          if (!r) return r;
+          if (!b.emit()) return make_error("the host refused the batch");
+          return {};
+        };
+        if constexpr ((plugin_flags_of<T>() & MONI_PLUGIN_CONCURRENT_PROCESS) != 0) {
+          // Calls may overlap: each gets a batch of its own.
+          struct Lease {
+            Instance<T>* inst;
+            std::unique_ptr<Batch> b;
+            ~Lease() {
+              b->clear();
+              inst->give_batch(std::move(b));
+            }
+          } lease{self<T>(i), self<T>(i)->take_batch()};
+          return run(*lease.b);
+        } else {
+          return run(self<T>(i)->batch);
+        }
       } else {
         return make_error("not a processor");
       }
@@ -440,6 +498,7 @@ const moni_plugin_descriptor* entry(const moni_host_api* host) noexcept {
       &Tr::self_metrics,
       k == MONI_KIND_STORAGE ? &Tr::reader : nullptr,
       &Tr::command,
+      plugin_flags_of<T>(),
   };
   return &d;
 }
@@ -450,7 +509,8 @@ const moni_plugin_descriptor* entry(const moni_host_api* host) noexcept {
 /// Exports plugin class T from this shared object. T derives from one of
 /// moni::Collector/Processor/Storage/Output, has a constructor
 /// T(moni::Context&, const moni::ConfigView&) and static string_view members
-/// plugin_name, plugin_version, plugin_description and sample_config.
+/// plugin_name, plugin_version, plugin_description and sample_config, and
+/// optionally `static constexpr uint64_t plugin_flags` (MONI_PLUGIN_CONCURRENT_*).
 #define MONI_EXPORT_PLUGIN(T)                                                            \
   extern "C" MONI_ABI_EXPORT const moni_plugin_descriptor* moni_plugin_entry(            \
       const moni_host_api* host) {                                                       \

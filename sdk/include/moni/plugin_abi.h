@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 #define MONI_ABI_MAJOR 1
-#define MONI_ABI_MINOR 1
+#define MONI_ABI_MINOR 2
 
 /* The one symbol every plugin exports. */
 #define MONI_PLUGIN_ENTRY_SYMBOL "moni_plugin_entry"
@@ -283,13 +283,30 @@ typedef enum moni_plugin_kind {
 
 typedef struct moni_instance moni_instance; /* plugin-owned */
 
+/* Descriptor flags (ABI 1.2, moni_plugin_descriptor.flags). */
+/* write() may be called from several threads at once (on different batches). */
+#define MONI_PLUGIN_CONCURRENT_WRITE (1u << 0)
+/* process() may be called from several threads at once (on different batches). */
+#define MONI_PLUGIN_CONCURRENT_PROCESS (1u << 1)
+
 /*
  * Lifecycle: create (parse and validate config, no side effects: it also
  * runs for `moni check-config`) -> start (open files, bind routes) ->
  * collect/process/write any number of times -> stop (flush) -> destroy.
  * The host never runs two of collect/process/write/flush on one instance at
- * once; HTTP handlers and storage readers may run concurrently with them.
+ * once, with one exception: write() of an instance flagged
+ * MONI_PLUGIN_CONCURRENT_WRITE (process() with MONI_PLUGIN_CONCURRENT_PROCESS)
+ * may run on several threads at once, though never concurrently with its
+ * start/flush/stop/destroy (those wait for calls in flight). HTTP handlers
+ * and storage readers may run concurrently with all of them.
  * Optional functions are NULL.
+ *
+ * Concurrent emit (ABI 1.2): during collect() a collector may call `emit`
+ * from several threads at once, provided every call has returned before
+ * collect() returns; check the host's abi_minor >= 2 first (a 1.0/1.1 host
+ * requires one emit at a time). Each emitted batch passes through the
+ * pipeline on the emitting thread; the host serializes calls per processor
+ * or sink only for instances without the matching flag above.
  */
 typedef struct moni_plugin_descriptor {
   uint32_t struct_size;
@@ -326,6 +343,11 @@ typedef struct moni_plugin_descriptor {
    * through the host's log. */
   int (*command)(moni_instance* inst, moni_str name, const moni_str* args, size_t arg_count,
                  moni_error* err);
+
+  /* ---- ABI 1.2: the host reads these only when struct_size covers them. */
+
+  /* MONI_PLUGIN_CONCURRENT_*; other bits are reserved and must be 0. */
+  uint64_t flags;
 } moni_plugin_descriptor;
 
 typedef const moni_plugin_descriptor* (*moni_plugin_entry_fn)(const moni_host_api* host);

@@ -1,5 +1,6 @@
 /* A plugin built against a newer minor (1.7) whose descriptor has extra
- * fields: loaded, and the host reads only the fields it knows. */
+ * fields: loaded, and the host reads only the fields it knows (1.2's flags
+ * among them). */
 #include <moni/plugin_abi.h>
 #include <string.h>
 
@@ -37,6 +38,7 @@ MONI_ABI_EXPORT const moni_plugin_descriptor* moni_plugin_entry(const moni_host_
   d.v1.version.ptr = "9.9";
   d.v1.version.len = 3;
   d.v1.kind = MONI_KIND_COLLECTOR;
+  d.v1.flags = MONI_PLUGIN_CONCURRENT_WRITE;
   d.v1.create = create;
   d.v1.collect = collect;
   d.v1.destroy = destroy;
