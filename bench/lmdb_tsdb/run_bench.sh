@@ -8,10 +8,13 @@
 #  - `promtool tsdb create-blocks-from openmetrics` on exactly the samples
 #    moni stored, for bytes per sample in Prometheus's block format.
 # moni's side writes what the host writes for TARGETS scrape targets: one
-# batch per target, one after another from one thread (the host delivers a
-# collector's batches sequentially and serializes writes to a storage
-# instance); see README.md here.
-# Usage: [ROUNDS=3] bench/lmdb_tsdb/run_bench.sh BUILD_DIR [TARGETS] [HOURS] [DATA]
+# batch per target, from WRITERS threads (default 2, the cores of this
+# machine): the host's scrape workers deliver a collector's targets'
+# batches concurrently to a storage plugin that declares concurrent writes
+# (ABI 1.2, as lmdb_tsdb does), each target's batches in order. WRITERS=1
+# is the sequential delivery of ABI 1.1 (the earlier figures); see
+# README.md here.
+# Usage: [ROUNDS=3] [WRITERS=2] bench/lmdb_tsdb/run_bench.sh BUILD_DIR [TARGETS] [HOURS] [DATA]
 # ROUNDS: moni and promtool runs alternate this many times each; the
 # summary gives the median rates of both and their ratio.
 # BASELINE_BIN: another build's bench_lmdb_tsdb (e.g. of an older commit),
@@ -36,6 +39,7 @@ if [ "$data" != synthetic ]; then
   replay=(--replay "$work/scrapes.txt")
 fi
 rounds=${ROUNDS:-3}
+writers=${WRITERS:-2}
 med() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 echo "load before: $(uptime)"
 # moni and promtool alternate, ROUNDS times each, so that load from other
@@ -44,9 +48,9 @@ echo "load before: $(uptime)"
 for r in $(seq "$rounds"); do
   extra=(--full-sync-hours 0)
   if [ "$r" = 1 ]; then extra=(--series-json "$work/series.json" --openmetrics "$work/data.om"); fi
-  echo "== round $r/$rounds: moni lmdb_tsdb ($(uptime | sed 's/.*load/load/'))"
+  echo "== round $r/$rounds: moni lmdb_tsdb, $writers writer thread(s) ($(uptime | sed 's/.*load/load/'))"
   "$build/bin/bench_lmdb_tsdb" --targets "$targets" --scrapes "$scrapes" --dir "$work/moni" \
-    "${extra[@]}" "${replay[@]}" > "$work/moni$r.txt"
+    --writers "$writers" "${extra[@]}" "${replay[@]}" > "$work/moni$r.txt"
   cat "$work/moni$r.txt"
   [ "$r" = 1 ] && cp "$work/moni1.txt" "$work/moni.txt"
   n=$(wc -l < "$work/series.json")
@@ -65,7 +69,7 @@ for r in $(seq "$rounds"); do
   if [ -n "${BASELINE_BIN:-}" ]; then
     echo "== round $r/$rounds: baseline $BASELINE_BIN ($(uptime | sed 's/.*load/load/'))"
     "$BASELINE_BIN" --targets "$targets" --scrapes "$scrapes" --dir "$work/base" \
-      --full-sync-hours 0 "${replay[@]}" > "$work/base.txt"
+      --writers "$writers" --full-sync-hours 0 "${replay[@]}" > "$work/base.txt"
     grep '^ingest' "$work/base.txt"
     br=$(awk '/^ingest \(sync=none/ { print $(NF-6) }' "$work/base.txt")
     bc=$(awk '/^ingest \(sync=none/ { print $(NF-3) }' "$work/base.txt")
@@ -86,7 +90,7 @@ moni_bps=$(awk '/^bytes\/sample:/ { print $2 }' "$work/moni.txt")
 moni_live=$(awk '/^bytes\/sample:/ { print $NF }' "$work/moni.txt")
 moni_read=$(awk '/^read one series/ { print $(NF-4) }' "$work/moni.txt")
 echo
-echo "== summary: $n series, $scrapes scrapes, $samples samples (moni) / $prom_total (promtool), median of $rounds interleaved rounds"
+echo "== summary: $n series, $scrapes scrapes, $samples samples (moni, $writers writer thread(s)) / $prom_total (promtool), median of $rounds interleaved rounds"
 awk -v m="$moni_rate" -v p="$prom_rate" -v mc="$moni_cpu_rate" -v pc="$prom_cpu_rate" \
   -v mb="$moni_bps" -v ml="$moni_live" -v bb="$bb" -v ns="$samples" -v rd="$moni_read" -v rs="$ratios" \
   -v bw="$(awk '{ print $5 }' "$work/rates" | med)" -v bcpu="$(awk '{ print $6 }' "$work/rates" | med)" 'BEGIN {

@@ -22,6 +22,10 @@ using namespace moni;
 class LmdbTsdb : public Storage {
  public:
   static constexpr std::string_view plugin_name = "lmdb_tsdb";
+  // Db::write() is safe to call from several threads (series resolution
+  // and WAL encoding in parallel, group commit): the host need not
+  // serialize the batches of its collectors' workers (ABI 1.2).
+  static constexpr uint64_t plugin_flags = MONI_PLUGIN_CONCURRENT_WRITE;
   static constexpr std::string_view plugin_version = "1.0.0";
   static constexpr std::string_view plugin_description =
       "time-series storage on LMDB: compressed chunks, label index, retention, backups";

@@ -1018,3 +1018,36 @@ TEST(LmdbTsdb, ConcurrentWritersAndReaders) {
   ASSERT_TRUE(md.ok());
   EXPECT_EQ(md->size(), 3u);
 }
+
+// The plugin declares concurrent writes (ABI 1.2), and its write() taken
+// from several threads through the plugin ABI stores every batch.
+TEST(LmdbTsdb, PluginDeclaresAndTakesConcurrentWrites) {
+  TempDir dir;
+  auto h = load(dir.str(), "sync = \"full\"");
+  ASSERT_TRUE(h);
+  EXPECT_NE(h->descriptor().flags & MONI_PLUGIN_CONCURRENT_WRITE, 0u);
+  constexpr int kThreads = 3, kBatches = 40, kSeries = 20;
+  std::vector<std::thread> ts;
+  std::atomic<int> failed{0};
+  for (int w = 0; w < kThreads; ++w)
+    ts.emplace_back([&, w] {
+      for (int k = 0; k < kBatches; ++k) {
+        Batch b;
+        for (int s = 0; s < kSeries; ++s)
+          b.add("pc", {{"s", std::to_string(s)}, {"target", std::to_string(w)}}, k * 2.5 + s,
+                kT0 + k * 15000LL);
+        if (!h->write(b).ok()) ++failed;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(metric(*h, "moni_tsdb_samples_appended_total"), kThreads * kBatches * kSeries);
+  StorageClient c(h->reader());
+  auto got = select(c, {{MatchType::Equal, "__name__", "pc"}});
+  ASSERT_EQ(got.size(), static_cast<size_t>(kThreads * kSeries));
+  for (const auto& s : got) {
+    ASSERT_EQ(s.ts.size(), static_cast<size_t>(kBatches));
+    int si = std::stoi(label(s, "s"));
+    for (int k = 0; k < kBatches; ++k) EXPECT_EQ(s.vs[static_cast<size_t>(k)], k * 2.5 + si);
+  }
+}
