@@ -187,11 +187,13 @@ class PromExposition : public moni::Output {
     auto s = take_scratch();
     s->body.clear();
     SeriesStore::SnapshotInfo info = store_->snapshot(
-        now, s->samples, [&](std::span<const moni_sample> smp, std::span<const moni_metadata> m) {
+        now, s->samples,
+        [&](std::span<const moni_sample> smp, std::span<const moni_metadata> m, uint64_t layout) {
           moni_batch b{smp.data(), smp.size(), m.data(), m.size()};
           text::RenderOptions o;
           o.format = f;
           o.timestamps = timestamps_;
+          o.layout_key = layout;  // the family grouping is reused while series stay put
           s->renderer.render(b, s->body, o);
         });
     last_render_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -221,18 +223,20 @@ class PromExposition : public moni::Output {
     return true;
   }
 
-  void remember(const Scratch& s, text::Format f, bool gz, const SeriesStore::SnapshotInfo& info) {
+  // Keeps the scratch's body (and gzip form) by swapping buffers with the
+  // cache, not copying: the scratch gets the old buffers' capacity back.
+  void remember(Scratch& s, text::Format f, bool gz, const SeriesStore::SnapshotInfo& info) {
     std::lock_guard lock(cache_mu_);
     Cached& c = cache_;
     bool same = c.valid && c.generation == info.generation && c.format == f;
     if (c.valid && info.generation < c.generation) return;  // a newer one is held
     if (same && (!gz || c.has_gz)) return;
     if (!same) {
-      c.body.assign(s.body);
+      c.body.swap(s.body);
       c.has_gz = false;
     }
     if (gz) {
-      c.gz.assign(s.gz);
+      c.gz.swap(s.gz);
       c.has_gz = true;
     }
     c.valid = true;

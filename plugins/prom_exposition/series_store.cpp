@@ -127,6 +127,7 @@ void SeriesStore::write(const BatchView& batch, int64_t now_ms) {
   if (redefined)
     for (SeenMeta& seen : last_meta_) seen.type = UINT32_MAX;
   if (meta_view_.size() != meta_.size()) {
+    ++layout_;
     meta_view_.clear();
     meta_view_.reserve(meta_.size());
     for (const auto& [family, m] : meta_)
@@ -179,6 +180,7 @@ void SeriesStore::write(const BatchView& batch, int64_t now_ms) {
   if (changed) {
     // First-seen order keeps what collectors emit together together (and
     // histogram buckets in their ascending order).
+    ++layout_;
     order_.clear();
     order_.reserve(series_.size());
     for (const auto& [h, e] : series_) order_.push_back(&e);

@@ -9,6 +9,7 @@
 #include <moni/sdk.hpp>
 #include <shared_mutex>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -43,6 +44,10 @@ class SeriesStore {
   /// stale_after of `now_ms` are left out), in the order series were first
   /// seen, while holding the shared lock. `scratch` holds the sample views
   /// (kept by the caller so that a scrape does not allocate them).
+  /// fn(samples, metadata, layout_key) also gets a key that is the same for
+  /// two snapshots only when they hold the same series in the same order,
+  /// with label and metadata text at the same addresses (text::RenderOptions::
+  /// layout_key); 0 when series were left out as stale.
   template <class F>
   SnapshotInfo snapshot(int64_t now_ms, std::vector<moni_sample>& scratch, F&& fn) const {
     std::shared_lock lock(mu_);
@@ -55,7 +60,12 @@ class SeriesStore {
       scratch.push_back(
           {e->labels.data(), static_cast<uint32_t>(e->labels.size()), e->value, e->ts_ms});
     }
-    fn(std::span<const moni_sample>(scratch), std::span<const moni_metadata>(meta_view_));
+    std::span<const moni_sample> smp(scratch);
+    std::span<const moni_metadata> meta(meta_view_);
+    if constexpr (std::is_invocable_v<F, decltype(smp), decltype(meta), uint64_t>)
+      fn(smp, meta, scratch.size() == order_.size() ? layout_ : uint64_t{0});
+    else
+      fn(smp, meta);
     return {generation_.load(std::memory_order_relaxed), until};
   }
 
@@ -110,6 +120,8 @@ class SeriesStore {
   int64_t last_purge_ms_ = 0;
   uint64_t next_seq_ = 0;
   uint64_t epoch_ = 1;
+  // Bumped when order_ or meta_view_ is rebuilt: see snapshot()'s layout key.
+  uint64_t layout_ = 1;
   // Bumped under the exclusive lock at the start of each write(), so a
   // reader that sees the old value saw the store as it was before it.
   std::atomic<uint64_t> generation_{1};

@@ -970,6 +970,12 @@ struct RenderOptions {
   bool timestamps = false;
   /// Leave out staleness markers (a stale series is absent, not NaN).
   bool skip_stale = true;
+  /// Non-zero: the caller's promise that a batch rendered with the same
+  /// key by the same Renderer has the same samples in the same order, with
+  /// label text (and metadata) at the same addresses and unchanged, only
+  /// values and timestamps differing. The renderer then reuses its family
+  /// grouping and size bound instead of rebuilding them. 0: no such promise.
+  uint64_t layout_key = 0;
 };
 
 /// What render() wrote.
@@ -1124,6 +1130,11 @@ class Renderer {
                      std::span<const moni_metadata> extra_metadata = {}) {
     RenderStats st;
     const Format f = opt.format;
+    if (opt.layout_key != 0 && opt.layout_key == cached_key_ && f == cached_format_ &&
+        opt.skip_stale == cached_skip_stale_ && batch.sample_count == cached_samples_ &&
+        extra_metadata.empty())
+      return write_all(batch, out, opt, cached_stats_, cached_bound_);
+    cached_key_ = 0;
     metas_.clear();
     meta_.reset(batch.metadata_count + extra_metadata.size());
     for (size_t i = 0; i < batch.metadata_count; ++i) add_meta(batch.metadata[i]);
@@ -1178,29 +1189,50 @@ class Renderer {
       order_[g.start + g.count++] = static_cast<uint32_t>(i);
     }
 
-    // One growth of `out` to an upper bound, raw writes, one trim: no
-    // per-piece capacity checks.
     size_t bound = 16;
     for (const Group& g : groups_) {
       bound += header_bound(g);
       for (uint32_t k = 0; k < g.count; ++k) bound += sample_bound(batch.samples[order_[g.start + k]]);
     }
+    if (opt.layout_key != 0 && extra_metadata.empty()) {
+      cached_key_ = opt.layout_key;
+      cached_format_ = f;
+      cached_skip_stale_ = opt.skip_stale;
+      cached_samples_ = batch.sample_count;
+      cached_stats_ = st;
+      cached_bound_ = bound;
+    }
+    return write_all(batch, out, opt, st, bound);
+  }
+
+ private:
+  // One growth of `out` to an upper bound, raw writes, one trim: no
+  // per-piece capacity checks.
+  RenderStats write_all(const moni_batch& batch, std::string& out, const RenderOptions& opt,
+                        RenderStats st, size_t bound) {
+    const Format f = opt.format;
     const size_t base = out.size();
     out.resize(base + bound);
     char* p = out.data() + base;
     for (const Group& g : groups_) {
       p = write_header(p, g, f);
-      for (uint32_t k = 0; k < g.count; ++k)
-        p = write_sample(p, batch.samples[order_[g.start + k]], opt);
+      for (uint32_t k = 0; k < g.count; ++k) {
+        const moni_sample& s = batch.samples[order_[g.start + k]];
+        // Only a reused grouping can meet a marker here (its value changed).
+        if (opt.skip_stale && is_stale_nan(s.value)) {
+          ++st.skipped;
+          continue;
+        }
+        p = write_sample(p, s, opt);
+        ++st.samples;
+      }
       ++st.families;
-      st.samples += g.count;
     }
     if (f == Format::OpenMetrics) p = detail::put(p, "# EOF\n");
     out.resize(static_cast<size_t>(p - out.data()));
     return st;
   }
 
- private:
   struct Group {
     std::string_view key;        // family name as written in the format
     const moni_metadata* meta;   // nullptr: untyped, no HELP/TYPE
@@ -1422,6 +1454,13 @@ class Renderer {
   detail::FlatIndex group_index_;
   std::vector<uint32_t> sample_group_;
   std::vector<uint32_t> order_;
+  // What the grouping above was built for (RenderOptions::layout_key).
+  uint64_t cached_key_ = 0;
+  Format cached_format_ = Format::Text;
+  bool cached_skip_stale_ = true;
+  size_t cached_samples_ = 0;
+  RenderStats cached_stats_;  // skipped count of that render
+  size_t cached_bound_ = 0;
 };
 
 /// Renders `batch` (plus `extra_metadata`) into `out` (appending).

@@ -74,3 +74,48 @@ TEST(SeriesStore, SameSeriesWhetherLabelTextIsOneRunOrScattered) {
   EXPECT_EQ(got[2].second, 4.0);
   EXPECT_EQ(st.size(), 3u);
 }
+
+// The layout key given to snapshot()'s callback stays while only values
+// change, and changes when a series comes, goes, or metadata changes.
+TEST(SeriesStore, LayoutKeyChangesOnlyWithTheSeriesOrMetadata) {
+  moni::expo::SeriesStore st(60'000);
+  auto key = [&](int64_t now = 1000) {
+    uint64_t k = 0;
+    st.snapshot(now, [&](std::span<const moni_sample>, std::span<const moni_metadata>,
+                         uint64_t layout) { k = layout; });
+    return k;
+  };
+  moni::Batch b;
+  b.add("up", {{"job", "a"}}, 1);
+  b.add("up", {{"job", "b"}}, 1);
+  b.describe("up", moni::MetricType::Gauge, "Up.");
+  st.write(moni::BatchView(b.view()), 1000);
+  uint64_t k1 = key();
+  EXPECT_NE(k1, 0u);
+  moni::Batch v;  // new values, same series
+  v.add("up", {{"job", "a"}}, 0);
+  v.add("up", {{"job", "b"}}, 0);
+  v.describe("up", moni::MetricType::Gauge, "Up.");
+  st.write(moni::BatchView(v.view()), 1000);
+  EXPECT_EQ(key(), k1);
+  moni::Batch n;  // one more series
+  n.add("up", {{"job", "a"}}, 0);
+  n.add("up", {{"job", "b"}}, 0);
+  n.add("up", {{"job", "c"}}, 0);
+  n.describe("up", moni::MetricType::Gauge, "Up.");
+  st.write(moni::BatchView(n.view()), 1000);
+  uint64_t k2 = key();
+  EXPECT_NE(k2, k1);
+  moni::Batch h;  // new help text
+  h.add("up", {{"job", "a"}}, 0);
+  h.describe("up", moni::MetricType::Gauge, "Up or not.");
+  st.write(moni::BatchView(h.view()), 1000);
+  uint64_t k3 = key();
+  EXPECT_NE(k3, k2);
+  moni::Batch g;  // a series goes away (staleness marker)
+  g.add("up", {{"job", "c"}}, moni::stale_nan());
+  st.write(moni::BatchView(g.view()), 1000);
+  EXPECT_NE(key(), k3);
+  // Series left out as stale at read time: no promise.
+  EXPECT_EQ(key(1000 + 60'001), 0u);
+}

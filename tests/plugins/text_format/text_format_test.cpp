@@ -455,3 +455,53 @@ TEST(TextParse, DuplicateSeriesAndManySamples) {
   o.max_samples = 9999;
   EXPECT_FALSE(p.parse(body, o).ok());
 }
+
+// RenderOptions::layout_key: a second render of the same layout reuses the
+// grouping, and its output is what a fresh render of the new values gives,
+// including a value turned into a staleness marker; another key regroups.
+TEST(Renderer, ReusedLayoutRendersNewValuesAsAFreshRender) {
+  auto make = [](double a, double b, double c) {
+    moni::Batch x;
+    x.add("req_total", {{"code", "200"}}, a);
+    x.add("temp", {{"room", "a"}}, b);
+    x.add("req_total", {{"code", "500"}}, c);
+    x.describe("req_total", moni::MetricType::Counter, "Requests.");
+    return x;
+  };
+  moni::Batch b = make(1, 2, 3);
+  // One batch whose values change in place: same addresses, as the
+  // exposition store's snapshot gives.
+  std::vector<moni_sample> smp(b.view().samples, b.view().samples + b.view().sample_count);
+  moni_batch mb{smp.data(), smp.size(), b.view().metadata, b.view().metadata_count};
+  t::Renderer r;
+  t::RenderOptions o;
+  o.layout_key = 7;
+  std::string out;
+  r.render(mb, out, o);
+  EXPECT_EQ(out,
+            "# HELP req_total Requests.\n# TYPE req_total counter\n"
+            "req_total{code=\"200\"} 1\nreq_total{code=\"500\"} 3\ntemp{room=\"a\"} 2\n");
+  for (auto& s : smp) s.value *= 10;
+  smp[1].value = moni::stale_nan();  // temp
+  std::string again, fresh;
+  auto st = r.render(mb, again, o);
+  t::render(mb, fresh);
+  EXPECT_EQ(again, fresh);
+  EXPECT_EQ(again,
+            "# HELP req_total Requests.\n# TYPE req_total counter\n"
+            "req_total{code=\"200\"} 10\nreq_total{code=\"500\"} 30\n");
+  EXPECT_EQ(st.samples, 2u);
+  EXPECT_EQ(st.skipped, 1u);
+  // A new key (the layout changed): grouped again from the batch.
+  moni::Batch c;
+  c.add("other", {}, 5);
+  o.layout_key = 8;
+  out.clear();
+  r.render(c.view(), out, o);
+  EXPECT_EQ(out, "other 5\n");
+  // Same key as the cached one but another sample count: not reused.
+  o.layout_key = 7;
+  out.clear();
+  r.render(c.view(), out, o);
+  EXPECT_EQ(out, "other 5\n");
+}
