@@ -290,7 +290,7 @@ class LmdbTsdb : public Storage {
   int backup_keep_ = 7;
   int64_t next_backup_ms_ = 0;
   std::unique_ptr<tsdb::DirLock> lock_;  // declared before db_: released after it
-  std::shared_ptr<tsdb::Db> db_;  // shared with a reload's successor (shared_db.hpp)
+  std::shared_ptr<tsdb::Db> db_;         // shared with a reload's successor (shared_db.hpp)
   std::mutex mu_;
   std::condition_variable cv_;
   bool running_ = false;

@@ -333,8 +333,7 @@ struct Db::WriteScratch {
   std::shared_ptr<PosEntry> pos;
 };
 
-Db::Exclusive::Exclusive(Db& db)
-    : gate(db.gate_), series(db.series_mu_), writer(db.write_mu_) {}
+Db::Exclusive::Exclusive(Db& db) : gate(db.gate_), series(db.series_mu_), writer(db.write_mu_) {}
 
 namespace {
 // WAL record of a batch: per sample with a known series, its id and
@@ -446,9 +445,9 @@ Result<WriteResult> Db::write(const BatchView& batch) {
   }
   int rc = apply(batch, sc, wr);
   if (rc == 0 && wr.appended > 0)
-    rc = wal_log_->append(
-        wal_seq_, sc.rec, false,
-        static_cast<uint32_t>(std::clamp<uint64_t>(checkpoint() / 4, 16, 100000)));
+    rc =
+        wal_log_->append(wal_seq_, sc.rec, false,
+                         static_cast<uint32_t>(std::clamp<uint64_t>(checkpoint() / 4, 16, 100000)));
   if (rc) {
     if (out_of_space(rc)) {
       ++stats_.write_errors_disk_full;

@@ -5,8 +5,8 @@
 
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <moni/result.hpp>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>

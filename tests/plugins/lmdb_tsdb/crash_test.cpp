@@ -88,9 +88,9 @@ std::vector<std::vector<uint64_t>> run_and_kill(const std::string& dir,
 // Kills the child 6 times, then checks every acknowledged batch of every
 // writer bit for bit.
 void crash_rounds(const char* sync, int writers = 1) {
-  fs::path dir = fs::temp_directory_path() /
-                 ("lmdb_tsdb_crash_" + std::string(sync) + "_" + std::to_string(writers) + "_" +
-                  std::to_string(::getpid()));
+  fs::path dir =
+      fs::temp_directory_path() / ("lmdb_tsdb_crash_" + std::string(sync) + "_" +
+                                   std::to_string(writers) + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::random_device rd;
@@ -148,7 +148,8 @@ void crash_rounds(const char* sync, int writers = 1) {
         auto it = m.find(ts);
         ASSERT_NE(it, m.end()) << "acknowledged batch " << k << " of writer " << w << " series "
                                << s << " lost";
-        ASSERT_EQ(it->second, std::bit_cast<uint64_t>(crash::value(k, s + (w + 1) * crash::kSeries)))
+        ASSERT_EQ(it->second,
+                  std::bit_cast<uint64_t>(crash::value(k, s + (w + 1) * crash::kSeries)))
             << "batch " << k << " writer " << w << " series " << s;
         ++checked;
       }
@@ -174,8 +175,6 @@ TEST(LmdbTsdbCrash, AcknowledgedBatchesSurviveSigkillWithQueuedCuts) { crash_rou
 
 // Four threads writing concurrently (group commit with "full"): every
 // batch any of them had acknowledged survives, bit for bit.
-TEST(LmdbTsdbCrash, ConcurrentWritersAcknowledgedBatchesSurviveSigkill) {
-  crash_rounds("full", 4);
-}
+TEST(LmdbTsdbCrash, ConcurrentWritersAcknowledgedBatchesSurviveSigkill) { crash_rounds("full", 4); }
 
 TEST(LmdbTsdbCrash, ConcurrentWritersWithQueuedCutsSurviveSigkill) { crash_rounds("none", 4); }

@@ -963,8 +963,7 @@ TEST(LmdbTsdb, ConcurrentWritersAndReaders) {
           auto ws = (*db)->label_values("w", {}, INT64_MIN, INT64_MAX);
           std::vector<Matcher> ms{{MatchType::Regex, "__name__", "cw_.*"}};
           auto ss = (*db)->label_values("s", ms, kT0, kT0 + kBatches * 1000LL);
-          if (!names.ok() || !ws.ok() || !ss.ok() || ws->size() > kWriters ||
-              ss->size() > kSeries)
+          if (!names.ok() || !ws.ok() || !ss.ok() || ws->size() > kWriters || ss->size() > kSeries)
             ++bad;
         }
         ++reads;
@@ -976,12 +975,11 @@ TEST(LmdbTsdb, ConcurrentWritersAndReaders) {
       for (int k = 0; k < kBatches; ++k) {
         Batch b;
         for (int s = 0; s <= std::min(k, kSeries - 1); ++s)
-          b.add("cw_" + std::to_string(s % 3),
-                {{"s", std::to_string(s)}, {"w", std::to_string(w)}}, value(w, s, k),
-                kT0 + k * 1000LL);
+          b.add("cw_" + std::to_string(s % 3), {{"s", std::to_string(s)}, {"w", std::to_string(w)}},
+                value(w, s, k), kT0 + k * 1000LL);
         if (k % 20 == w)
           b.describe("cw_" + std::to_string(w % 3), moni::MetricType::Gauge,
-                         "help " + std::to_string(k), "");
+                     "help " + std::to_string(k), "");
         auto r = (*db)->write(BatchView(b.view()));
         if (!r.ok() || r->appended != b.size()) {
           ADD_FAILURE() << "writer " << w << " batch " << k << ": "
@@ -993,7 +991,8 @@ TEST(LmdbTsdb, ConcurrentWritersAndReaders) {
       }
     });
   std::thread flusher([&] {
-    while (acked[0].load() < kBatches / 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (acked[0].load() < kBatches / 2)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     EXPECT_TRUE((*db)->flush_heads().ok());
   });
   for (auto& t : writers) t.join();
