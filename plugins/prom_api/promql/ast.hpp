@@ -106,6 +106,9 @@ struct Expr {
   // Children: Unary/Paren/MatrixSelector/Subquery: [0]; Binary: [0],[1];
   // Aggregate: [0]; Call: the arguments.
   std::vector<ExprPtr> args;
+  // Levels of nodes from here down (1: a leaf); the parser bounds it so
+  // that evaluating, printing and destroying the tree cannot run out of stack.
+  uint32_t height = 1;
 
   ValueType type() const;
 

@@ -409,6 +409,10 @@ class Evaluator {
         else
           vec = std::move(v.vec);
         count_samples(static_cast<int64_t>(vec.size()));
+        // Empty steps are not kept: `nonexistent[1y:1ms]` would otherwise
+        // grow the memo by 3e10 entries before the timeout, uncounted by
+        // max_samples.
+        if (vec.empty()) continue;
         it = memo.emplace(t, std::move(vec)).first;
       }
       for (const auto& s : it->second) {

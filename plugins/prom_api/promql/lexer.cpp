@@ -118,7 +118,12 @@ std::vector<Token> lex(std::string_view q) {
     push(Tok::Error, at, at, std::move(msg));
     return out;
   };
+  // Tokens take ~50 times the bytes of their text: a 64 MB form body of
+  // "((((" must not become gigabytes before the parser refuses its depth.
+  constexpr size_t kMaxTokens = 1'000'000;
   while (i < q.size()) {
+    if (out.size() >= kMaxTokens)
+      return fail(i, "query too long: more than " + std::to_string(kMaxTokens) + " tokens");
     char c = q[i];
     if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
       ++i;

@@ -3,7 +3,9 @@
 #include <re2/re2.h>
 #include <strings.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <moni/duration.hpp>
 #include <stdexcept>
@@ -91,6 +93,17 @@ int precedence(Op op) {
   }
 }
 
+// Deepest expression tree and parser recursion accepted. Prometheus has no
+// limit (its parser keeps its stack on the heap); here every level costs
+// stack in the parser, the engine and the tree's destructor (about 8 KB per
+// level in the parser under ASan: 1000 levels overflowed 8 MB), and a query
+// of 64 MB of "(" must not overflow a worker thread's stack. No real query
+// comes near it.
+constexpr uint32_t kMaxNesting = 256;
+// An @ time's bound, far enough from int64's limits that subtracting
+// offsets, ranges and the lookback delta (each < 2^63 ns) cannot overflow.
+constexpr int64_t kMaxAtMs = INT64_MAX / 4;
+
 class Parser {
  public:
   explicit Parser(std::string_view q) : q_(q), toks_(lex(q)) {
@@ -120,6 +133,32 @@ class Parser {
     if (peek().type != t) unexpected(peek(), context, expected);
     return next();
   }
+
+  // Sets e's height from its children's; a tree deeper than kMaxNesting is
+  // refused before it grows further.
+  void grown(Expr& e) {
+    uint32_t h = 0;
+    for (const auto& a : e.args) h = std::max(h, a->height);
+    if (e.param) h = std::max(h, e.param->height);
+    e.height = h + 1;
+    if (e.height > kMaxNesting) too_deep(e.pos);
+  }
+  [[noreturn]] void too_deep(size_t pos) {
+    fail(pos, "expression nested too deeply (more than " + std::to_string(kMaxNesting) +
+                  " levels of operators, function calls, aggregations or parentheses)");
+  }
+  // Bounds the recursion of expr(): unary signs ("----1") nest calls without
+  // growing the tree.
+  struct Nest {
+    Parser& p;
+    size_t pos;
+    Nest(Parser& parser, size_t at) : p(parser), pos(at) {
+      if (++p.nesting_ > kMaxNesting) p.too_deep(pos);
+    }
+    ~Nest() { --p.nesting_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+  };
 
   ExprPtr make(ExprKind k, size_t pos) {
     auto e = std::make_unique<Expr>();
@@ -168,6 +207,7 @@ class Parser {
   }
 
   ExprPtr expr(int min_prec) {
+    Nest nest(*this, peek().pos);
     ExprPtr lhs = unary();
     for (;;) {
       Op op = peek_binop();
@@ -223,6 +263,7 @@ class Parser {
             fail(op_pos, "label \"" + l1 + "\" must not occur in ON and GROUP clause at once");
       b->args.push_back(std::move(lhs));
       b->args.push_back(std::move(rhs));
+      grown(*b);
       lhs = std::move(b);
     }
   }
@@ -246,6 +287,7 @@ class Parser {
       u->op = neg ? Op::Sub : Op::Add;
       u->end = operand->end;
       u->args.push_back(std::move(operand));
+      grown(*u);
       return u;
     }
     return postfix(primary());
@@ -264,9 +306,11 @@ class Parser {
     return v;
   }
 
+  // A duration token; Prometheus refuses 0 for ranges, steps and offsets.
   int64_t duration(const Token& t) {
     auto d = parse_promql_duration(t.text);
-    if (!d) fail(t.pos, "bad duration syntax: \"" + t.text + "\"");
+    if (!d) fail(t.pos, d.error().message);
+    if (*d == 0) fail(t.pos, "duration must be greater than 0");
     return *d;
   }
 
@@ -292,6 +336,7 @@ class Parser {
         auto e = make(ExprKind::Paren, t.pos);
         e->args.push_back(expr(1));
         e->end = expect(Tok::RParen, "paren expression", "\")\"").end;
+        grown(*e);
         return e;
       }
       case Tok::LBrace: {
@@ -464,6 +509,7 @@ class Parser {
       fail(inner->pos, std::string("expected type instant vector in aggregation expression, got ") +
                            value_type_name(inner->type()));
     e->args.push_back(std::move(inner));
+    grown(*e);
     return e;
   }
 
@@ -485,6 +531,7 @@ class Parser {
       }
     }
     e->end = expect(Tok::RParen, "function call arguments", "\",\" or \")\"").end;
+    grown(*e);
     int nargs = static_cast<int>(f->arg_types.size());
     int got = static_cast<int>(e->args.size());
     auto n = [](int x) { return std::to_string(x); };
@@ -535,6 +582,7 @@ class Parser {
           s->step_ms = step;
           s->end = end;
           s->args.push_back(std::move(e));
+          grown(*s);
           e = std::move(s);
         } else {
           size_t end = expect(Tok::RBracket, "range", "\"]\"").end;
@@ -546,6 +594,7 @@ class Parser {
           m->range_ms = range;
           m->end = end;
           m->args.push_back(std::move(e));
+          grown(*m);
           e = std::move(m);
         }
         continue;
@@ -584,9 +633,23 @@ class Parser {
           unexpected(num, "@", "timestamp");
         next();
         double secs = parse_number(num) * (neg ? -1 : 1);
-        double ms_ = std::round(secs * 1000.0);
-        if (!std::isfinite(ms_) || ms_ > 9.2e18 || ms_ < -9.2e18)
-          fail(num.pos, "timestamp out of bounds for @ modifier: " + num.text);
+        // Prometheus's bounds (seconds within int64, the position of the
+        // modified expression, %f); beyond kMaxAtMs the time is clamped,
+        // where Prometheus's conversion to milliseconds wraps around.
+        if (!std::isfinite(secs) || secs >= 9.223372036854775807e18 ||
+            secs <= -9.223372036854775808e18) {
+          std::string shown = std::isnan(secs)   ? "NaN"
+                              : std::isinf(secs) ? (secs > 0 ? "+Inf" : "-Inf")
+                                                 : std::string();
+          if (shown.empty()) {
+            char buf[400];
+            std::snprintf(buf, sizeof buf, "%f", secs);
+            shown = buf;
+          }
+          fail(e->pos, "timestamp out of bounds for @ modifier: " + shown);
+        }
+        double ms_ = std::clamp(std::round(secs * 1000.0), -static_cast<double>(kMaxAtMs),
+                                static_cast<double>(kMaxAtMs));
         target->at = AtKind::Fixed;
         target->at_ms = static_cast<int64_t>(ms_);
         e->end = num.end;
@@ -607,11 +670,58 @@ class Parser {
   std::string_view q_;
   std::vector<Token> toks_;
   size_t i_ = 0;
+  uint32_t nesting_ = 0;
 };
 
 }  // namespace
 
-Result<int64_t> parse_promql_duration(std::string_view s) { return parse_duration_ms(s); }
+// As Prometheus's model.ParseDuration: <int>y<int>w<int>d<int>h<int>m<int>s<int>ms,
+// each part optional, in this order; the total must fit time.Duration (int64
+// nanoseconds, about 292 years), so that time arithmetic on it cannot overflow.
+Result<int64_t> parse_promql_duration(std::string_view s) {
+  if (s == "0") return int64_t{0};
+  if (s.empty()) return make_error("empty duration string");
+  static constexpr struct {
+    std::string_view unit;
+    int64_t ms;
+  } kUnits[] = {{"y", 365LL * 86'400'000},
+                {"w", 7LL * 86'400'000},
+                {"d", 86'400'000},
+                {"h", 3'600'000},
+                {"m", 60'000},
+                {"s", 1000},
+                {"ms", 1}};
+  constexpr int64_t kMaxMs = INT64_MAX / 1'000'000;  // time.Duration's range in ms
+  auto invalid = [&] {
+    return make_error("not a valid duration string: \"" + std::string(s) + "\"");
+  };
+  int64_t total = 0;
+  bool overflow = false;
+  size_t i = 0, next_unit = 0;
+  while (i < s.size()) {
+    size_t j = i;
+    int64_t n = 0;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') {
+      if (n <= kMaxMs) n = n * 10 + (s[j] - '0');  // beyond kMaxMs it overflows anyway
+      ++j;
+    }
+    if (j == i) return invalid();
+    size_t k = j;
+    while (k < s.size() && ((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z'))) ++k;
+    std::string_view unit = s.substr(j, k - j);
+    size_t u = next_unit;
+    while (u < std::size(kUnits) && kUnits[u].unit != unit) ++u;
+    if (u == std::size(kUnits)) return invalid();
+    next_unit = u + 1;
+    if (n > kMaxMs / kUnits[u].ms || total + n * kUnits[u].ms > kMaxMs)
+      overflow = true;
+    else
+      total += n * kUnits[u].ms;
+    i = k;
+  }
+  if (overflow) return make_error("duration out of range");
+  return total;
+}
 
 Result<ExprPtr> parse(std::string_view query, ParseError* err) {
   try {
