@@ -1,12 +1,19 @@
 #include "http_server.hpp"
 
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -25,6 +32,10 @@ namespace {
 
 // The route whose handler runs inline on this thread, if any.
 thread_local RouteSpeed* t_inline_route = nullptr;
+// True on the rescue loop's thread, which never runs a handler inline.
+thread_local bool t_rescue_loop = false;
+// True on the main loop's thread: its inline handlers arm the watchdog.
+thread_local bool t_main_loop = false;
 
 struct PlainTraits {
   static constexpr bool kTls = false;
@@ -51,6 +62,12 @@ struct Shared {
   std::unique_ptr<TlsConnections> tls_connections;  // from the TLS module, once TLS was on
   /// A handler is running on a network thread (at most one at a time).
   std::atomic<bool> inline_busy{false};
+  /// timerfd armed while the main loop runs a handler inline; when it
+  /// fires, the rescue loop accepts (see HttpServer::Net). -1: none.
+  int watchdog_fd = -1;
+  /// Set by the rescue loop when it started accepting.
+  std::atomic<bool> rescuing{false};
+  std::function<void()> end_rescue;  // posts the end of rescue accepting
   std::shared_ptr<const BasicAuth> get_auth() {
     std::lock_guard lock(mu);
     return auth;
@@ -100,13 +117,25 @@ void handle(Shared& sh, const moni_http_request& req, HttpResponseData& data, bo
 // run took the one place (a 404 needs none).
 bool runs_inline(Shared& sh, std::string_view raw_path, bool& slot) {
   slot = false;
-  if (raw_path.find('%') != std::string_view::npos || sh.get_auth()) return false;
+  if (t_rescue_loop || raw_path.find('%') != std::string_view::npos || sh.get_auth()) return false;
   auto route = sh.routes.find(std::string(raw_path));
   if (!route) return true;
   if (!route->speed->fast() || (route->may_block && route->may_block())) return false;
   bool idle = false;
   slot = sh.inline_busy.compare_exchange_strong(idle, true, std::memory_order_acquire);
   return slot;
+}
+
+// A handler running inline on the main loop for longer than this lets the
+// rescue loop accept connections until it returns.
+constexpr int64_t kRescueAfterNs = 20'000'000;
+
+// One-shot in `ns` (0: disarmed).
+void set_watchdog(int fd, int64_t ns) {
+  itimerspec t{};
+  t.it_value.tv_sec = ns / 1'000'000'000;
+  t.it_value.tv_nsec = ns % 1'000'000'000;
+  ::timerfd_settime(fd, 0, &t, nullptr);
 }
 
 std::shared_ptr<const HttpHandler> make_handler(const std::shared_ptr<Shared>& sh) {
@@ -117,10 +146,16 @@ std::shared_ptr<const HttpHandler> make_handler(const std::shared_ptr<Shared>& s
   thread_local bool holds_slot = false;
   h->handle = [w](const moni_http_request& req, HttpResponseData& data) {
     auto s = w.lock();
+    const bool watch = s && on_network_thread && t_main_loop && s->watchdog_fd >= 0;
+    if (watch) set_watchdog(s->watchdog_fd, kRescueAfterNs);
     if (s)
       handle(*s, req, data, on_network_thread);
     else
       data = HttpResponseData{503, {}, "moni is stopping\n"};
+    if (watch) {
+      set_watchdog(s->watchdog_fd, 0);
+      if (s->rescuing.load(std::memory_order_acquire)) s->end_rescue();
+    }
     if (holds_slot && s) s->inline_busy.store(false, std::memory_order_release);
     on_network_thread = holds_slot = false;
   };
@@ -143,66 +178,163 @@ std::shared_ptr<const HttpHandler> make_handler(const std::shared_ptr<Shared>& s
   return h;
 }
 
-std::string remote_of(const tcp::socket& s) {
-  beast::error_code ec;
-  auto ep = s.remote_endpoint(ec);
-  return ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
-}
-
 }  // namespace
 
 void note_blocking_in_handler() {
   if (t_inline_route) t_inline_route->never_inline.store(true, std::memory_order_relaxed);
 }
 
-// The network threads' io_context; outlives every connection's objects.
+// The network threads: one io_context each (concurrency hint 1: no locking,
+// and a completion runs on the thread that saw it; on one io_context shared
+// by two threads every completion woke the other thread: ~8 context
+// switches per scrape). The main loop accepts (TCP_DEFER_ACCEPT: once the
+// request is there, so accept, read and answer take one wake-up), serves
+// its connections and runs fast routes' handlers inline. The rescue loop
+// sleeps until a handler has held the main loop for kRescueAfterNs (a
+// timerfd armed around each inline handler), then accepts and serves new
+// connections (their handlers on the pool) until that handler returns:
+// a fast route turning slow never stops the server from answering.
+// Outlives every connection's objects.
 struct HttpServer::Net {
-  net::io_context io{HttpServer::kNetworkThreads};
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> guard;
+  static_assert(HttpServer::kNetworkThreads == 2);
+  // The rescue loop's handlers hold the Impl weakly and rescue_io is
+  // destroyed last: the Impl (held by main_io's pending accept) goes with
+  // main_io while the rescue loop's objects still have their context.
+  net::io_context rescue_io{1};
+  net::io_context main_io{1};
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> main_guard, rescue_guard;
   std::vector<std::thread> threads;
 };
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(net::io_context& io, RouteTable& r, std::function<void(std::function<void()>)> w)
-      : io(io), acceptor(net::make_strand(io)), shared(std::make_shared<Shared>(r, std::move(w))) {
+  Impl(net::io_context& main_io, net::io_context& rescue_io, RouteTable& r,
+       std::function<void(std::function<void()>)> w)
+      : main_io(main_io),
+        rescue_io(rescue_io),
+        acceptor(main_io),
+        rescue_acceptor(rescue_io),
+        watchdog(rescue_io),
+        shared(std::make_shared<Shared>(r, std::move(w))) {
     shared->handler = make_handler(shared);
   }
+
+  // Sets up the rescue loop's acceptor (a duplicate of the listening
+  // socket, idle until needed) and the watchdog timer. Without them (no
+  // descriptors left) the server still works, without the rescue.
+  void prepare_rescue() {
+    int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    int lfd = ::fcntl(acceptor.native_handle(), F_DUPFD_CLOEXEC, 0);
+    beast::error_code ec;
+    if (tfd >= 0 && lfd >= 0) watchdog.assign(tfd, ec);
+    if (tfd < 0 || lfd < 0 || ec) {
+      if (tfd >= 0 && !watchdog.is_open()) ::close(tfd);
+      if (lfd >= 0) ::close(lfd);
+      log_warn("http", "no rescue loop for slow handlers: " +
+                           (ec ? ec.message() : std::string(std::strerror(errno))));
+      return;
+    }
+    rescue_fd = lfd;
+    shared->watchdog_fd = tfd;
+    std::weak_ptr<Impl> w = shared_from_this();
+    shared->end_rescue = [w, io = &rescue_io] {
+      net::post(*io, [w] {
+        auto self = w.lock();
+        if (!self || !self->shared->rescuing.exchange(false)) return;
+        self->stop_rescue();
+      });
+    };
+    wait_watchdog();
+  }
+
+  void wait_watchdog() {
+    watchdog.async_wait(net::posix::descriptor_base::wait_read,
+                        [w = weak_from_this()](beast::error_code ec) {
+                          auto self = w.lock();
+                          if (ec || !self) return;  // closed
+                          uint64_t n;
+                          (void)!::read(self->watchdog.native_handle(), &n, sizeof n);
+                          if (self->inline_busy_on_main() && !self->shared->rescuing.exchange(true)) {
+                            log_debug("http", "a handler holds the main network thread; "
+                                              "accepting on the rescue thread");
+                            // Registered only while rescuing: otherwise every
+                            // connection would wake this thread too.
+                            beast::error_code aec;
+                            if (!self->rescue_acceptor.is_open())
+                              self->rescue_acceptor.assign(self->protocol, self->rescue_fd, aec);
+                            if (!aec) self->rescue_accept();
+                          }
+                          self->wait_watchdog();
+                        });
+  }
+  bool inline_busy_on_main() const { return shared->inline_busy.load(std::memory_order_acquire); }
+
   void accept() {
-    // Each connection on a strand of its own: its reads, writes and timer
-    // never run on two network threads at once.
-    acceptor.async_accept(net::make_strand(io), [self = shared_from_this()](beast::error_code ec,
-                                                                            tcp::socket s) {
+    acceptor.async_accept(main_io, peer, [self = shared_from_this()](beast::error_code ec,
+                                                                     tcp::socket s) {
       if (ec == net::error::operation_aborted || !self->acceptor.is_open()) return;
-      if (!ec) {
-        std::shared_ptr<const TlsServerContext> tls;
-        TlsConnections* tls_connections = nullptr;
-        {
-          std::lock_guard lock(self->shared->mu);
-          tls = self->shared->tls;
-          tls_connections = self->shared->tls_connections.get();
-        }
-        std::string remote = remote_of(s);
-        if (tls && tls_connections) {
-          int fd = s.release(ec);
-          if (!ec)
-            tls_connections->serve(fd, std::move(remote), std::move(tls), self->shared->handler);
-        } else {
-          std::make_shared<PlainSession>(beast::tcp_stream(std::move(s)), self->shared->handler,
-                                         nullptr, beast::flat_buffer(), std::move(remote), 0)
-              ->start();
-        }
-      }
+      if (!ec) self->serve(std::move(s), self->peer);
       self->accept();
     });
   }
-  net::io_context& io;
-  tcp::acceptor acceptor;  // on a strand: accept() and close() never overlap
+  void rescue_accept() {
+    rescue_acceptor.async_accept(rescue_io, rescue_peer, [w = weak_from_this()](
+                                                             beast::error_code ec, tcp::socket s) {
+      auto self = w.lock();
+      if (!self || ec == net::error::operation_aborted || !self->rescue_acceptor.is_open()) return;
+      if (!ec) self->serve(std::move(s), self->rescue_peer);
+      // Until the slow handler returned (its end_rescue may have raced
+      // with the watchdog: then the slot is free and this stops here).
+      if (self->shared->rescuing.load(std::memory_order_acquire) && self->inline_busy_on_main())
+        self->rescue_accept();
+      else if (self->shared->rescuing.exchange(false))
+        self->stop_rescue();
+    });
+  }
+  // Rescue loop: deregisters the duplicated listening socket (kept open).
+  void stop_rescue() {
+    beast::error_code ec;
+    if (rescue_acceptor.is_open()) rescue_acceptor.release(ec);
+  }
+  ~Impl() {
+    if (!rescue_acceptor.is_open() && rescue_fd >= 0) ::close(rescue_fd);
+  }
+
+  // On the loop that accepted `s` (the peer's address came with the accept:
+  // no getpeername per connection).
+  void serve(tcp::socket s, const tcp::endpoint& from) {
+    std::string remote = from.address().to_string() + ":" + std::to_string(from.port());
+    std::shared_ptr<const TlsServerContext> tls;
+    TlsConnections* tls_connections = nullptr;
+    {
+      std::lock_guard lock(shared->mu);
+      tls = shared->tls;
+      tls_connections = shared->tls_connections.get();
+    }
+    if (tls && tls_connections) {
+      beast::error_code ec;
+      int fd = s.release(ec);
+      if (!ec) tls_connections->serve(fd, std::move(remote), std::move(tls), shared->handler);
+      return;
+    }
+    std::make_shared<PlainSession>(beast::tcp_stream(std::move(s)), shared->handler, nullptr,
+                                   beast::flat_buffer(), std::move(remote), 0)
+        ->start();
+  }
+
+  net::io_context& main_io;
+  net::io_context& rescue_io;
+  tcp::acceptor acceptor;         // main loop: accept() and close() never overlap
+  tcp::acceptor rescue_acceptor;  // rescue loop; rescue_fd while rescuing
+  int rescue_fd = -1;             // the listening socket, duplicated
+  net::posix::stream_descriptor watchdog;  // rescue loop; the timerfd
+  tcp protocol = tcp::v4();       // the listening socket's
+  tcp::endpoint peer, rescue_peer;  // of the connection being accepted
   std::shared_ptr<Shared> shared;
 };
 
 HttpServer::HttpServer(RouteTable& routes, std::function<void(std::function<void()>)> to_workers)
     : net_(std::make_unique<Net>()),
-      impl_(std::make_shared<Impl>(net_->io, routes, std::move(to_workers))) {}
+      impl_(std::make_shared<Impl>(net_->main_io, net_->rescue_io, routes, std::move(to_workers))) {}
 
 HttpServer::~HttpServer() { stop(); }
 
@@ -225,11 +357,20 @@ Result<void> HttpServer::listen(const std::string& address) {
     return make_error("cannot listen on " + address + ": " + ec.message());
   }
   port_ = a.local_endpoint(ec).port();
+  impl_->protocol = ep.protocol();
+  // Woken when a request has arrived, not at the handshake: accepting and
+  // answering is one wake-up (Prometheus sends its request at once).
+  int defer_s = 1;
+  ::setsockopt(a.native_handle(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof defer_s);
+  impl_->prepare_rescue();
   impl_->accept();
-  net_->guard.emplace(net_->io.get_executor());
-  for (int i = 0; i < kNetworkThreads; ++i)
-    net_->threads.emplace_back([io = &net_->io] {
+  net_->main_guard.emplace(net_->main_io.get_executor());
+  net_->rescue_guard.emplace(net_->rescue_io.get_executor());
+  for (net::io_context* io : {&net_->main_io, &net_->rescue_io})
+    net_->threads.emplace_back([io, main = io == &net_->main_io] {
       pthread_setname_np(pthread_self(), "moni-http");
+      t_main_loop = main;
+      t_rescue_loop = !main;
       io->run();
     });
   return {};
@@ -269,17 +410,33 @@ void HttpServer::set_tls(std::shared_ptr<const TlsServerContext> tls) {
 }
 
 void HttpServer::close() {
-  net::post(impl_->acceptor.get_executor(), [impl = impl_] {
+  // Weak: a job left queued when stop() stops the loops must not keep the
+  // Impl (and its io objects) alive past the io_contexts (see Net).
+  std::weak_ptr<Impl> w = impl_;
+  net::post(impl_->acceptor.get_executor(), [w] {
+    auto impl = w.lock();
     beast::error_code ec;
-    if (impl->acceptor.is_open()) impl->acceptor.close(ec);
+    if (impl && impl->acceptor.is_open()) impl->acceptor.close(ec);
+  });
+  net::post(impl_->rescue_acceptor.get_executor(), [w] {
+    auto impl = w.lock();
+    if (!impl) return;
+    beast::error_code ec;
+    impl->shared->rescuing.store(false);
+    if (impl->rescue_acceptor.is_open()) impl->rescue_acceptor.close(ec);
+    else if (impl->rescue_fd >= 0) ::close(impl->rescue_fd);
+    impl->rescue_fd = -1;
+    if (impl->watchdog.is_open()) impl->watchdog.close(ec);
   });
 }
 
 void HttpServer::stop() {
   if (net_->threads.empty()) return;
   close();
-  net_->guard.reset();
-  net_->io.stop();
+  net_->main_guard.reset();
+  net_->rescue_guard.reset();
+  net_->main_io.stop();
+  net_->rescue_io.stop();
   for (auto& t : net_->threads) t.join();
   net_->threads.clear();
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -117,9 +118,69 @@ class Session : public std::enable_shared_from_this<Session<Stream, Traits>> {
     lowest().expires_after(std::chrono::seconds(120));
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
-                       if (ec) return self->close();
+                       if (ec) return self->fail(ec);
                        self->dispatch();
                      });
+  }
+
+  // A request that cannot be parsed gets its status before the connection
+  // closes, as mature servers answer (Go's net/http: 400, 431); a client
+  // that went away or timed out gets nothing.
+  void fail(beast::error_code ec) {
+    unsigned status = error_status(ec);
+    if (status == 0) return close();
+    handler_->log_debug("bad request from " + remote_ + ": " + ec.message() + "; answered " +
+                        std::to_string(status));
+    auto res = std::make_shared<Response>(static_cast<http::status>(status), 11);
+    res->set(http::field::content_type, "text/plain; charset=utf-8");
+    res->set(http::field::connection, "close");
+    res->body() = std::to_string(status) + " " + std::string(http::obsolete_reason(res->result())) +
+                  "\n";
+    res->keep_alive(false);
+    res->prepare_payload();
+    lowest().expires_after(std::chrono::seconds(5));
+    http::async_write(stream_, *res, [self = this->shared_from_this(), res](beast::error_code e, size_t) {
+      if (e) return self->close();
+      self->linger();
+    });
+  }
+
+  /// The status answering a read error, 0 for none (the peer closed or
+  /// timed out, or the error is not the request's).
+  static unsigned error_status(beast::error_code ec) {
+    if (ec.category() != http::make_error_code(http::error::end_of_stream).category()) return 0;
+    switch (static_cast<http::error>(ec.value())) {
+      case http::error::end_of_stream:
+      case http::error::partial_message: return 0;
+      case http::error::header_limit:
+      case http::error::buffer_overflow: return 431;
+      case http::error::body_limit: return 413;
+      default: return 400;
+    }
+  }
+
+  // After an error answer: the client may still be sending the rest of its
+  // request; closing with unread bytes would reset the connection and could
+  // destroy the answer before the client reads it. So half-close, then read
+  // and discard for a bounded time and size (as Go's closeWriteAndWait).
+  void linger() {
+    if constexpr (Traits::kTls) {
+      return close();
+    } else {
+      beast::error_code ec;
+      lowest().socket().shutdown(net::socket_base::shutdown_send, ec);
+      if (ec) return;
+      lowest().expires_after(std::chrono::milliseconds(500));
+      discard(0);
+    }
+  }
+  void discard(size_t total) {
+    if (total > (1u << 20)) return;  // the session and its socket end here
+    auto buf = std::make_shared<std::array<char, 4096>>();
+    lowest().async_read_some(net::buffer(*buf), [self = this->shared_from_this(), buf, total](
+                                                    beast::error_code ec, size_t n) {
+      if (!ec) self->discard(total + n);
+    });
   }
 
   void dispatch() {
