@@ -10,7 +10,8 @@
 #    [collectors.node] (interval = PERIOD) and /metrics, and
 #    prometheus-node-exporter with the same 17 collectors, run side by side
 #    on free loopback ports and scraped N times each, every PERIOD seconds.
-#    Prints CPU seconds per scrape (utime+stime from /proc/PID/stat), RSS
+#    Prints CPU seconds per scrape (utime+stime from /proc/PID/stat, 10 ms
+#    ticks; and the threads' schedstat run time, ns resolution), RSS
 #    (VmRSS, VmHWM, and VmRSS split into anonymous and file-backed pages) of
 #    both, and the machine's load average before and after the run (the
 #    figures are only comparable at similar load). Without the host it
@@ -37,6 +38,10 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# ns-resolution CPU time: the sum over the process's live threads of
+# /proc/PID/task/TID/schedstat's run time (threads that exit in between are
+# not counted; moni's and node_exporter's threads live as long as they do).
+sched_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%d", s}'; }
 status_kib() { awk -v k="$2:" '$1==k {print $2}' "/proc/$1/status"; }
 wait_metrics() {  # port, pattern
   for _ in $(seq 100); do
@@ -121,6 +126,7 @@ done
 
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 ne0=$(cpu_ticks "$ne_pid"); moni0=$(cpu_ticks "$moni_pid")
+ne_ns0=$(sched_ns "$ne_pid"); moni_ns0=$(sched_ns "$moni_pid")
 ne_bytes=0; moni_bytes=0
 accept=()
 if [[ ${GZIP:-0} == 1 ]]; then accept=(-H "Accept-Encoding: gzip"); fi
@@ -154,6 +160,7 @@ else
   done
 fi
 ne1=$(cpu_ticks "$ne_pid"); moni1=$(cpu_ticks "$moni_pid")
+ne_ns1=$(sched_ns "$ne_pid"); moni_ns1=$(sched_ns "$moni_pid")
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 echo
@@ -172,6 +179,7 @@ awk -v n="$N" -v tick="$tick" \
   -v ne_hwm="$(status_kib "$ne_pid" VmHWM)" -v moni_hwm="$(status_kib "$moni_pid" VmHWM)" \
   -v ne_anon="$(status_kib "$ne_pid" RssAnon)" -v moni_anon="$(status_kib "$moni_pid" RssAnon)" \
   -v ne_file="$(status_kib "$ne_pid" RssFile)" -v moni_file="$(status_kib "$moni_pid" RssFile)" \
+  -v ne_ns="$((ne_ns1 - ne_ns0))" -v moni_ns="$((moni_ns1 - moni_ns0))" \
   -v ne_b="$ne_bytes" -v moni_b="$moni_bytes" 'BEGIN {
   ne_ms = ne_cpu / tick * 1000 / n; moni_ms = moni_cpu / tick * 1000 / n
   printf "%-15s %14s %10s %10s %10s %10s %12s\n", "", "CPU ms/scrape", "VmRSS MiB", "anon MiB", "file MiB", "VmHWM MiB", "body bytes"
@@ -180,6 +188,9 @@ awk -v n="$N" -v tick="$tick" \
   if (ne_ms > 0) printf "moni/node_exporter CPU: %.3f (goal <= 0.200)\n", moni_ms / ne_ms
   if (ne_rss > 0) printf "moni/node_exporter RSS: %.3f (goal <= 0.333)\n", moni_rss / ne_rss
   printf "(CPU resolution: 1/%d s over %d scrapes = %.2f ms/scrape)\n", tick, n, 1000 / tick / n
+  ne_s = ne_ns / 1e6 / n; moni_s = moni_ns / 1e6 / n
+  printf "CPU ms/scrape from schedstat (ns resolution): node_exporter %.3f, moni %.3f\n", ne_s, moni_s
+  if (ne_s > 0) printf "moni/node_exporter CPU (schedstat): %.3f (goal <= 0.200)\n", moni_s / ne_s
 }'
 echo "moni's largest mappings (KiB resident):"
 awk '/^[0-9a-f]+-[0-9a-f]+ / {f=$6} /^Rss:/ {if (f != "") r[f]+=$2} END {for (k in r) if (r[k] >= 256) printf "  %6d  %s\n", r[k], k}' \

@@ -28,17 +28,32 @@ constexpr size_t kN = std::size(kFamilies);
 
 class Cpufreq : public SubCollector {
  public:
-  explicit Cpufreq(const Options& o) { join(dir_, o.sysfs, "devices/system/cpu"); }
+  explicit Cpufreq(const Options& o) {
+    join(dir_, o.sysfs, "devices/system/cpu");
+    join(present_, dir_, "present");
+  }
   Result<void> collect(Batch& out) override {
-    used_ = 0;
-    if (!dirs_.list(dir_, [&](std::string_view name) {
-          uint64_t id;
-          if (name.size() <= 3 || !starts_with(name, "cpu") || !parse_u64(name.substr(3), id))
-            return;
-          if (used_ == cpus_.size()) cpus_.emplace_back();
-          cpus_[used_++].name.assign(name.substr(3));
-        }, true))
-      return io_error("cpufreq", dir_);
+    // The cpuN directories are those of the present CPUs: while
+    // <cpu>/present reads the same, the last listing stands (a small sysfs
+    // read instead of reading the whole directory). Without the file
+    // (older kernels, fixture trees) the directory is listed every time.
+    std::string_view present;
+    bool same_cpus =
+        reader_.read(present_, present, true) && listed_ && present == last_present_;
+    if (!same_cpus) {
+      last_present_.assign(present);
+      listed_ = false;
+      used_ = 0;
+      if (!dirs_.list(dir_, [&](std::string_view name) {
+            uint64_t id;
+            if (name.size() <= 3 || !starts_with(name, "cpu") || !parse_u64(name.substr(3), id))
+              return;
+            if (used_ == cpus_.size()) cpus_.emplace_back();
+            cpus_[used_++].name.assign(name.substr(3));
+          }, true))
+        return io_error("cpufreq", dir_);
+      listed_ = !present.empty();
+    }
     for (size_t c = 0; c < used_; ++c) {
       auto& cpu = cpus_[c];
       rel_.assign("cpu").append(cpu.name).append("/cpufreq");
@@ -80,7 +95,8 @@ class Cpufreq : public SubCollector {
     double hz[kN] = {};
     bool has[kN] = {};
   };
-  std::string dir_, rel_;
+  std::string dir_, rel_, present_, last_present_;
+  bool listed_ = false;  // cpus_ holds the listing made while present read last_present_
   DirLister dirs_;
   std::vector<CpuFreq> cpus_;
   size_t used_ = 0;

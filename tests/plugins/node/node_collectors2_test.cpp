@@ -336,3 +336,34 @@ TEST(NodeNetdev, DevicesThatGoAwayHaveTheirFilesClosed) {
   EXPECT_LE(open_fds(), fds + 2);  // before the fix: +150
   fs::remove_all(tmp);
 }
+
+// cpufreq lists <sysfs>/devices/system/cpu again only when its "present"
+// file changes (a CPU was added); the frequencies themselves are read on
+// every collection. (Without the file, as in the fixture tree of
+// node_fixture_test, the directory is listed every time.)
+TEST(NodeCpufreq, ListsCpusAgainWhenPresentChanges) {
+  char tmpl[] = "/tmp/moni-cpufreq-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const fs::path root(tmpl);
+  const fs::path cpu = root / "devices/system/cpu";
+  auto put = [](const fs::path& p, const std::string& text) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+  };
+  put(cpu / "present", "0\n");
+  put(cpu / "cpu0/cpufreq/scaling_cur_freq", "1000\n");
+  auto p = load("sysfs = '" + root.string() + "'\n" + only("cpufreq"));
+  ASSERT_TRUE(p);
+  auto b = collect(*p);
+  EXPECT_EQ(value(b, "node_cpu_scaling_frequency_hertz", "cpu", "0"), 1e6);
+  put(cpu / "cpu0/cpufreq/scaling_cur_freq", "1500\n");
+  put(cpu / "cpu1/cpufreq/scaling_cur_freq", "2000\n");  // present still says 0
+  b = collect(*p);
+  EXPECT_EQ(value(b, "node_cpu_scaling_frequency_hertz", "cpu", "0"), 1.5e6);
+  EXPECT_EQ(b.one("node_cpu_scaling_frequency_hertz", "cpu", "1"), nullptr);
+  put(cpu / "present", "0-1\n");
+  b = collect(*p);
+  EXPECT_EQ(value(b, "node_cpu_scaling_frequency_hertz", "cpu", "1"), 2e6);
+  p.reset();
+  fs::remove_all(root);
+}
