@@ -82,7 +82,10 @@ bool parse_rfc3339(std::string_view s, int64_t& ms) {
 Result<int64_t> parse_time(std::string_view s) {
   double f;
   if (parse_float(s, f)) {
-    if (!std::isfinite(f) || std::fabs(f) > 9.2e15)
+    // Beyond ±kMaxTimeMs (±73 million years) Prometheus's conversion wraps
+    // around; here such a time is refused, so that the engine's arithmetic
+    // (time - offset - range - lookback) cannot overflow.
+    if (!std::isfinite(f) || std::fabs(f) > static_cast<double>(kMaxTimeMs / 1000))
       return make_error("cannot parse \"" + std::string(s) + "\" to a valid timestamp");
     double ip;
     double frac = std::modf(f, &ip);
@@ -90,7 +93,7 @@ Result<int64_t> parse_time(std::string_view s) {
     return static_cast<int64_t>(ip) * 1000 + static_cast<int64_t>(std::llround(frac * 1000));
   }
   int64_t ms;
-  if (parse_rfc3339(s, ms)) return ms;
+  if (parse_rfc3339(s, ms)) return ms;  // years 0000-9999: within the bounds
   return make_error("cannot parse \"" + std::string(s) + "\" to a valid timestamp");
 }
 

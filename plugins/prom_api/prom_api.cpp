@@ -1,13 +1,16 @@
 // prom_api: serves Prometheus's HTTP query API (/api/v1/...) over a moni
 // storage instance, so Grafana and promtool read moni as they read Prometheus.
 #include <algorithm>
+#include <charconv>
 #include <map>
 #include <moni/sdk.hpp>
+#include <optional>
 #include <set>
 
 #include "api_params.hpp"
 #include "json_format.hpp"
 #include "promql/engine.hpp"
+#include "promql/lexer.hpp"
 #include "promql/parser.hpp"
 #include "storage_queryable.hpp"
 
@@ -90,12 +93,18 @@ class PromApi : public moni::Output {
     return *c;
   }
 
-  static int64_t time_param(const moni::Params& p, const char* key, int64_t def) {
+  // Prometheus 2.42 words a bad time "Invalid time value for 'time': ..."
+  // where it reads it with parseTimeParam (query's time, the start and end
+  // of series, labels and label values), without it in query_range.
+  static int64_t time_param(const moni::Params& p, const char* key, int64_t def,
+                            bool wrapped = true) {
     auto v = moni::param(p, key);
     if (!v || v->empty()) return def;
     auto t = moni::prom_api::parse_time(*v);
     if (!t)
-      fail("bad_data", std::string("invalid parameter \"") + key + "\": " + t.error().message);
+      fail("bad_data", std::string("invalid parameter \"") + key + "\": " +
+                           (wrapped ? std::string("Invalid time value for '") + key + "': " : "") +
+                           t.error().message);
     return *t;
   }
 
@@ -139,12 +148,12 @@ class PromApi : public moni::Output {
     int64_t start, end, step = 0;
     if (is_range) {
       auto s = moni::param(p, "start"), e = moni::param(p, "end");
-      start = time_param(p, "start", 0);
+      start = time_param(p, "start", 0, false);
       if (!s || s->empty())
         fail("bad_data", "invalid parameter \"start\": cannot parse \"\" to a valid timestamp");
       if (!e || e->empty())
         fail("bad_data", "invalid parameter \"end\": cannot parse \"\" to a valid timestamp");
-      end = time_param(p, "end", 0);
+      end = time_param(p, "end", 0, false);
       if (end < start) fail("bad_data", "end timestamp must not be before start time");
       auto st = moni::param(p, "step");
       auto d = moni::prom_api::parse_duration(st ? *st : "");
@@ -186,13 +195,41 @@ class PromApi : public moni::Output {
     std::vector<std::vector<moni::Matcher>> out;
     for (const auto& m : moni::params_all(p, "match[]")) {
       auto e = moni::promql::parse(m);
-      if (!e) fail("bad_data", "invalid parameter \"match[]\": " + e.error().message);
-      if ((*e)->kind != moni::promql::ExprKind::VectorSelector)
+      // Prometheus parses match[] with ParseMetricSelector: a selector and
+      // nothing after it, in its own words.
+      if (!e && e.error().message.ends_with("must contain at least one non-empty matcher"))
         fail("bad_data",
-             "invalid parameter \"match[]\": 1:1: parse error: expected vector selector");
+             "invalid parameter \"match[]\": match[] must contain at least one non-empty matcher");
+      if (!e || (*e)->kind != moni::promql::ExprKind::VectorSelector) {
+        if (auto after = after_selector(m))
+          fail("bad_data", "invalid parameter \"match[]\": " + *after);
+        fail("bad_data", "invalid parameter \"match[]\": " + e.error().message);
+      }
       out.push_back((*e)->matchers);
     }
     return out;
+  }
+
+  // Prometheus's error for a match[] that is a selector followed by more
+  // ("rate(up[1m])": `1:5: parse error: unexpected "("`), or for an empty
+  // one; nullopt when the text does not start with a selector.
+  static std::optional<std::string> after_selector(std::string_view m) {
+    auto toks = moni::promql::lex(m);
+    if (toks.back().type == moni::promql::Tok::Error) return std::nullopt;
+    size_t i = 0;
+    auto at = [&](const moni::promql::Token& t, const std::string& what) {
+      return "1:" + std::to_string(t.pos + 1) + ": parse error: unexpected " + what;
+    };
+    if (toks[0].type == moni::promql::Tok::End) return at(toks[0], "end of input");
+    if (toks[i].type == moni::promql::Tok::Ident) ++i;
+    if (i < toks.size() && toks[i].type == moni::promql::Tok::LBrace) {
+      while (i < toks.size() && toks[i].type != moni::promql::Tok::RBrace &&
+             toks[i].type != moni::promql::Tok::End)
+        ++i;
+      if (i < toks.size() && toks[i].type == moni::promql::Tok::RBrace) ++i;
+    }
+    if (i == 0 || i >= toks.size() || toks[i].type == moni::promql::Tok::End) return std::nullopt;
+    return at(toks[i], moni::promql::describe(toks[i]));
   }
 
   std::string series(const moni::Params& p) {
@@ -284,9 +321,19 @@ class PromApi : public moni::Output {
 
   std::string metadata(const moni::Params& p) {
     auto metric = moni::param(p, "metric");
+    // 2.42: limit is an int ("limit must be a number"), negative for all,
+    // 0 for none.
+    int64_t limit = -1;
+    if (auto l = moni::param(p, "limit"); l && !l->empty()) {
+      const char* b = l->data();
+      const char* e = b + l->size();
+      if (*b == '+') ++b;
+      auto [ptr, ec] = std::from_chars(b, e, limit);
+      if (ec != std::errc() || ptr != e || b == e) fail("bad_data", "limit must be a number");
+    }
+    if (limit == 0) return moni::prom_api::success("{}");
     auto r = storage().metadata(metric ? *metric : "");
     if (!r) fail("internal", r.error().message);
-    int64_t limit = limit_param(p);
     // Written by hand, not with nlohmann::json: help texts are not
     // checked UTF-8 (dump() would throw), and invalid bytes go out as
     // \ufffd like every other string of the API.

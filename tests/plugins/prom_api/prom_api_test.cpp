@@ -90,7 +90,8 @@ TEST_F(PromApi, ErrorsHavePrometheusTypesAndCodes) {
   EXPECT_EQ(j["errorType"], "bad_data");
   EXPECT_EQ(j["error"], "invalid parameter \"query\": 1:5: parse error: unexpected end of input");
   EXPECT_EQ(get("/api/v1/query?query=up&time=yesterday", 400)["error"],
-            "invalid parameter \"time\": cannot parse \"yesterday\" to a valid timestamp");
+            "invalid parameter \"time\": Invalid time value for 'time': cannot parse "
+            "\"yesterday\" to a valid timestamp");
   EXPECT_EQ(get("/api/v1/query_range?query=up&start=10&end=5&step=1", 400)["error"],
             "end timestamp must not be before start time");
   EXPECT_EQ(
@@ -134,6 +135,78 @@ TEST(PromApiConfig, RejectsUnknownKeys) {
   auto h = PluginHarness::load(moni::testing::plugin_path("prom_api"), "bogus = 1");
   ASSERT_FALSE(h.ok());
   EXPECT_NE(h.error().message.find("bogus"), std::string::npos) << h.error().message;
+}
+
+// Hostile parameters, answered as Prometheus 2.42 answers them (checked
+// against a running 2.42), or with a clean error where it misbehaves.
+TEST_F(PromApi, HostileParametersGetPrometheusErrors) {
+  auto err = [&](const std::string& target) {
+    return get(target, 400)["error"].get<std::string>();
+  };
+  // Bad times: wrapped as parseTimeParam wraps them, except in query_range.
+  EXPECT_EQ(err("/api/v1/series?match[]=up&start=abc"),
+            "invalid parameter \"start\": Invalid time value for 'start': cannot parse \"abc\" "
+            "to a valid timestamp");
+  EXPECT_EQ(err("/api/v1/labels?end=abc"),
+            "invalid parameter \"end\": Invalid time value for 'end': cannot parse \"abc\" to a "
+            "valid timestamp");
+  EXPECT_EQ(err("/api/v1/query_range?query=1&start=abc&end=1&step=1"),
+            "invalid parameter \"start\": cannot parse \"abc\" to a valid timestamp");
+  // Times whose milliseconds would overflow the engine's arithmetic
+  // (Prometheus wraps them around and answers nonsense).
+  EXPECT_EQ(err("/api/v1/query?query=up&time=1e16"),
+            "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"1e16\" to "
+            "a valid timestamp");
+  EXPECT_EQ(err("/api/v1/query_range?query=up&start=-2e15&end=2e15&step=1e9"),
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query "
+            "resolution (?step=XX)");
+  EXPECT_EQ(err("/api/v1/query_range?query=1&start=0&end=100&step=1e20"),
+            "invalid parameter \"step\": cannot parse \"1e20\" to a valid duration. It overflows "
+            "int64");
+  EXPECT_EQ(err("/api/v1/query?query=up%5B293y%5D"),
+            "invalid parameter \"query\": 1:4: parse error: duration out of range");
+  EXPECT_EQ(err("/api/v1/query?query=up%20%40%201e20"),
+            "invalid parameter \"query\": 1:1: parse error: timestamp out of bounds for @ "
+            "modifier: 100000000000000000000.000000");
+  // The largest accepted times with the largest offsets evaluate (UBSan
+  // watches the arithmetic).
+  EXPECT_EQ(get("/api/v1/query?query=up%20offset%20-292y&time=2.3e15")["status"], "success");
+  EXPECT_EQ(get("/api/v1/query?query=rate(up%5B292y%5D%20%40%20-9e15%20offset%20292y)&time=-2.3e15")
+                ["status"],
+            "success");
+  EXPECT_EQ(get("/api/v1/query_range?query=up%20offset%20292y&start=-2.3e15&end=-2.299999999e15&"
+                "step=1000")["status"],
+            "success");
+  // match[] as ParseMetricSelector words it.
+  EXPECT_EQ(err("/api/v1/series?match[]=%7B%7D"),
+            "invalid parameter \"match[]\": match[] must contain at least one non-empty matcher");
+  EXPECT_EQ(err("/api/v1/series?match[]=rate(up%5B1m%5D)"),
+            "invalid parameter \"match[]\": 1:5: parse error: unexpected \"(\"");
+  EXPECT_EQ(err("/api/v1/series?match[]="),
+            "invalid parameter \"match[]\": 1:1: parse error: unexpected end of input");
+  // metadata's limit as 2.42: a number, 0 for nothing, negative for all.
+  EXPECT_EQ(err("/api/v1/metadata?limit=abc"), "limit must be a number");
+  EXPECT_EQ(get("/api/v1/metadata?limit=0")["data"], json::object());
+  EXPECT_EQ(get("/api/v1/metadata?limit=-5")["status"], "success");
+}
+
+// Megabytes of "(" in a form body: a parse error, not a stack overflow;
+// 32 MB of tokens: refused before they take gigabytes.
+TEST_F(PromApi, DeeplyNestedOrHugeQueryInAFormBodyIsAParseError) {
+  auto post = [&](const std::string& q) {
+    return harness->http("POST", "/api/v1/query", "query=" + q,
+                         {{"content-type", "application/x-www-form-urlencoded"}});
+  };
+  auto r = post(std::string(500000, '(') + "1");
+  ASSERT_EQ(r.status, 400u) << r.body.substr(0, 200);
+  EXPECT_NE(r.body.find("expression nested too deeply"), std::string::npos)
+      << r.body.substr(0, 200);
+  std::string wide;
+  for (int i = 0; i < 4'000'000; ++i) wide += "1,";
+  r = post("vector(" + wide + "1)");
+  ASSERT_EQ(r.status, 400u) << r.body.substr(0, 200);
+  EXPECT_NE(r.body.find("query too long: more than 1000000 tokens"), std::string::npos)
+      << r.body.substr(0, 200);
 }
 
 }  // namespace
