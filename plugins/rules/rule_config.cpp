@@ -227,15 +227,20 @@ std::string rule_files_stamp(const std::vector<std::string>& patterns,
 
 std::vector<GroupSpec> load_rule_files(const std::vector<std::string>& patterns,
                                        const std::string& base_dir,
-                                       std::vector<std::string>& errors) {
+                                       std::vector<std::string>& errors,
+                                       const std::vector<std::string>* where) {
   std::vector<GroupSpec> out;
   std::set<std::string> loaded;
-  for (const auto& pat : patterns) {
+  for (size_t pi = 0; pi < patterns.size(); ++pi) {
+    const std::string& pat = patterns[pi];
     std::vector<std::string> files = expand_pattern(pat, base_dir);
     if (files.size() == 1 && files[0].find_first_of("*?[") == std::string::npos) {
       struct stat st {};
       if (::stat(files[0].c_str(), &st) != 0) {
-        errors.push_back("rules: rule_files: " + files[0] + " does not exist");
+        std::string at = where && pi < where->size() && !(*where)[pi].empty() ? (*where)[pi] + ": "
+                                                                              : std::string();
+        errors.push_back(at + "rules: rule_files[" + std::to_string(pi) + "]: " + files[0] +
+                         " does not exist");
         continue;
       }
     }

@@ -26,10 +26,13 @@ std::vector<GroupSpec> load_toml_rule_file(const std::string& path,
 
 /// Expands rule_files patterns (glob; relative ones against `base_dir`) and
 /// loads every file: TOML by default, YAML (.yml/.yaml) through the
-/// Prometheus rule file loader when it is built in.
+/// Prometheus rule file loader when it is built in. `where`, when given,
+/// holds each pattern's "file:line:col" in the config, which prefixes the
+/// errors about the pattern itself (a missing file).
 std::vector<GroupSpec> load_rule_files(const std::vector<std::string>& patterns,
                                        const std::string& base_dir,
-                                       std::vector<std::string>& errors);
+                                       std::vector<std::string>& errors,
+                                       const std::vector<std::string>* where = nullptr);
 
 /// What the rule_files patterns match now, as a string that changes when a
 /// file is added, removed, replaced or written (path, inode, size, mtime).

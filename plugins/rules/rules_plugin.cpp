@@ -150,6 +150,9 @@ class RulesPlugin : public moni::Collector {
     notifier_opts_ = moni::rules::parse_notifier_options(r);
     o.external_url = notifier_opts_.external_url;  // also $externalURL in templates
     files_ = r.strings("rule_files", {});
+    // Each entry's position, for errors about the entry (a missing file).
+    if (auto rf = cfg.get("rule_files"); rf.present())
+      for (size_t i = 0; i < rf.size(); ++i) files_where_.push_back(rf.at(i).where());
     base_dir_ = dir_of(cfg.where());
     inline_groups_ = moni::rules::read_groups(r, "group");
     tick_ms_ = tick_ms;
@@ -321,7 +324,7 @@ class RulesPlugin : public moni::Collector {
   // (file:line:col) are appended to `errors`.
   std::vector<GroupSpec> assemble_groups(std::vector<std::string>& errors) const {
     std::vector<GroupSpec> groups = inline_groups_;
-    auto from_files = moni::rules::load_rule_files(files_, base_dir_, errors);
+    auto from_files = moni::rules::load_rule_files(files_, base_dir_, errors, &files_where_);
     for (auto& g : from_files) groups.push_back(std::move(g));
     auto v = moni::rules::validate_groups(groups);
     errors.insert(errors.end(), v.begin(), v.end());
@@ -399,6 +402,7 @@ class RulesPlugin : public moni::Collector {
   std::shared_ptr<moni::rules::RuleEngine> engine_;
   std::shared_ptr<moni::rules::RuleEngine> shown_before_takeover_;  // guarded by engine_mu_
   std::vector<std::string> files_;
+  std::vector<std::string> files_where_;  // "file:line:col" of each rule_files entry
   std::string base_dir_;
   std::vector<GroupSpec> inline_groups_;
   moni::rules::EngineOptions opts_;

@@ -127,11 +127,17 @@ expr = "sum by (job) (up)"
   EXPECT_EQ(j["data"]["groups"][1]["rules"][0]["health"], "unknown");
 
   d.write("bad.toml", "[[group]]\nname = \"x\"\n[[group.rule]]\nalert = \"A\"\nexpr = \"up ==\"\n");
-  std::string e =
-      load_error("rule_files = [\"" + d.path + "/bad.toml\", \"" + d.path + "/missing.toml\"]\n");
+  std::string body =
+      "rule_files = [\"" + d.path + "/bad.toml\", \"" + d.path + "/missing.toml\"]\n";
+  std::string e = load_error(body);
   EXPECT_TRUE(has_line(e, d.path + "/bad.toml:5:")) << e;
   EXPECT_TRUE(has_line(e, "could not parse expression")) << e;
-  EXPECT_TRUE(has_line(e, d.path + "/missing.toml does not exist")) << e;
+  // The missing entry is named by its position in the config, as every
+  // other config error is.
+  size_t col = body.find("\"" + d.path + "/missing.toml") + 1;
+  EXPECT_TRUE(has_line(e, "test.toml:1:" + std::to_string(col) +
+                              ": rules: rule_files[1]: " + d.path + "/missing.toml does not exist"))
+      << e;
 }
 
 TEST(RulesPlugin, CollectEmitsRecordedSeriesAlertsAndServesThem) {
