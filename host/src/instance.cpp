@@ -43,7 +43,8 @@ Instance::Instance(InstanceConfig config, std::shared_ptr<const toml::table> doc
                       .storage = &api_storage,
                       .now_ms = &api_now,
                       .http_route_fallback = &api_route_fallback,
-                      .collect_now = &api_collect_now};
+                      .collect_now = &api_collect_now,
+                      .listen_urls = &api_listen_urls};
 }
 
 Instance::~Instance() {
@@ -195,6 +196,14 @@ int Instance::api_collect_now(void* ctx, int64_t timeout_ms, moni_error* err) {
     return MONI_ERR;
   }
   return MONI_OK;
+}
+
+int Instance::api_listen_urls(void* ctx, moni_str_fn fn, void* user) {
+  Instance* self = of(ctx);
+  if (!self->services_) return 0;
+  auto urls = self->services_->listen_urls();
+  for (const auto& u : urls) fn(user, ms(u));
+  return static_cast<int>(urls.size());
 }
 
 int Instance::add_route(void* ctx, moni_str path, moni_http_handler_fn fn, void* user,

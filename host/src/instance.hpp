@@ -31,6 +31,8 @@ class HostServices {
   /// One collection cycle of every pipeline `caller` is a sink of, written to
   /// it before this returns (ABI 1.1 collect_now).
   virtual Result<void> collect_now(Instance& caller, int64_t timeout_ms) = 0;
+  /// The HTTP listeners as "scheme://host:port" (ABI 1.2 listen_urls).
+  virtual std::vector<std::string> listen_urls() { return {}; }
 };
 
 /// Counters of one instance (kept across reloads while the instance is).
@@ -102,6 +104,7 @@ class Instance : public std::enable_shared_from_this<Instance> {
   static int add_route(void* ctx, moni_str path, moni_http_handler_fn fn, void* user,
                        bool fallback, moni_error* err);
   static int api_collect_now(void* ctx, int64_t timeout_ms, moni_error* err);
+  static int api_listen_urls(void* ctx, moni_str_fn fn, void* user);
   static void api_status(moni_http_response* r, uint32_t status);
   static void api_header(moni_http_response* r, moni_str name, moni_str value);
   static void api_body(moni_http_response* r, moni_str chunk);

@@ -58,6 +58,7 @@ int loader_collect_now(void*, int64_t, moni_error* err) {
   std::snprintf(err->message, sizeof err->message, "collect_now is not available while loading");
   return MONI_ERR;
 }
+int loader_listen_urls(void*, moni_str_fn, void*) { return 0; }
 const moni_host_api kLoaderApi = {.struct_size = sizeof(moni_host_api),
                                   .abi_major = MONI_ABI_MAJOR,
                                   .abi_minor = MONI_ABI_MINOR,
@@ -73,7 +74,8 @@ const moni_host_api kLoaderApi = {.struct_size = sizeof(moni_host_api),
                                   .storage = &loader_storage,
                                   .now_ms = &loader_now,
                                   .http_route_fallback = &loader_route,
-                                  .collect_now = &loader_collect_now};
+                                  .collect_now = &loader_collect_now,
+                                  .listen_urls = &loader_listen_urls};
 
 // A root-run host must not load code that anyone but the owner can replace.
 Result<void> check_permissions(const std::string& path) {

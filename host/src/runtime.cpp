@@ -66,6 +66,7 @@ class Runtime final : public HostServices {
 
     http_->set_auth(auth_of(*cfg));
     http_->set_tls(cfg->tls);
+    tls_on_ = cfg->tls != nullptr;
     auto g = build_graph(std::move(*cfg), *registry_, data_dir_, this, nullptr, counters_);
     note_plugin_failures(*registry_);
     if (!g) {
@@ -179,6 +180,15 @@ class Runtime final : public HostServices {
     }
     if (!errors.empty()) return make_error("collect_now: " + errors);
     return {};
+  }
+
+  std::vector<std::string> listen_urls() override {
+    uint16_t port = http_ ? http_->port() : 0;
+    std::string host;
+    uint16_t configured = 0;
+    if (port == 0 || !split_listen(listen_, host, configured)) return {};
+    if (host.find(':') != std::string::npos) host = "[" + host + "]";
+    return {std::string(tls_on_ ? "https" : "http") + "://" + host + ":" + std::to_string(port)};
   }
 
   const moni_storage_reader* storage(Instance& caller, std::string_view name) override {
@@ -417,6 +427,7 @@ class Runtime final : public HostServices {
     net::post(io_, [this, graph, old, reg, auth, tls] {
       http_->set_auth(auth);
       http_->set_tls(tls);
+      tls_on_ = tls != nullptr;
       swap(graph, old, reg);
     });
   }
@@ -497,6 +508,7 @@ class Runtime final : public HostServices {
   const Graph* scheduled_ = nullptr;                        // io thread only
   std::mt19937_64 rng_{std::random_device{}()};
   std::atomic<bool> ready_{false}, stopping_{false}, reloading_{false};
+  std::atomic<bool> tls_on_{false};  // the listener serves HTTPS (for listen_urls)
 };
 
 }  // namespace

@@ -8,10 +8,13 @@
 
 namespace {
 
-/// Thread-safety: process() is never called concurrently with itself;
-/// counters are atomics for self_metrics().
+/// Thread-safety: process() may run on several threads at once (flagged
+/// MONI_PLUGIN_CONCURRENT_PROCESS): the rules are immutable after the
+/// constructor (RE2 matching is const and thread-safe), the scratch label
+/// set is per thread, and the counters are atomics (also for self_metrics()).
 class RelabelProcessor : public moni::Processor {
  public:
+  static constexpr uint64_t plugin_flags = MONI_PLUGIN_CONCURRENT_PROCESS;
   static constexpr std::string_view plugin_name = "relabel";
   static constexpr std::string_view plugin_version = MONI_VERSION_STRING;
   static constexpr std::string_view plugin_description =
@@ -37,21 +40,25 @@ class RelabelProcessor : public moni::Processor {
       out.describe(moni::sv(m.family), static_cast<moni::MetricType>(m.type), moni::sv(m.help),
                    moni::sv(m.unit));
     size_t dropped = 0;
+    // Per thread, so that concurrent calls share nothing and a warm thread
+    // allocates nothing per sample.
+    thread_local moni::relabel::LabelSet ls;
+    thread_local std::vector<moni::LabelRef> refs;
     for (const auto& s : in.samples()) {
-      ls_.resize(s.label_count);
+      ls.resize(s.label_count);
       for (uint32_t i = 0; i < s.label_count; ++i) {
-        ls_[i].name.assign(moni::sv(s.labels[i].name));
-        ls_[i].value.assign(moni::sv(s.labels[i].value));
+        ls[i].name.assign(moni::sv(s.labels[i].name));
+        ls[i].value.assign(moni::sv(s.labels[i].value));
       }
-      if (!moni::relabel::apply(rules_, ls_) ||
-          !std::binary_search(ls_.begin(), ls_.end(), moni::Label{"__name__", {}},
+      if (!moni::relabel::apply(rules_, ls) ||
+          !std::binary_search(ls.begin(), ls.end(), moni::Label{"__name__", {}},
                               [](const moni::Label& a, const moni::Label& b) { return a.name < b.name; })) {
         ++dropped;
         continue;
       }
-      refs_.clear();
-      for (const auto& l : ls_) refs_.push_back({l.name, l.value});
-      out.add_sorted(refs_, s.value, s.timestamp_ms);
+      refs.clear();
+      for (const auto& l : ls) refs.push_back({l.name, l.value});
+      out.add_sorted(refs, s.value, s.timestamp_ms);
     }
     in_ += in.size();
     dropped_ += dropped;
@@ -72,9 +79,7 @@ class RelabelProcessor : public moni::Processor {
 
  private:
   moni::Context& ctx_;
-  std::vector<moni::relabel::Rule> rules_;
-  moni::relabel::LabelSet ls_;
-  std::vector<moni::LabelRef> refs_;
+  std::vector<moni::relabel::Rule> rules_;  // not modified after the constructor
   std::atomic<uint64_t> in_{0}, dropped_{0};
 };
 

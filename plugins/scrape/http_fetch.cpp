@@ -53,11 +53,13 @@ std::string handshake_error(SSL* ssl, beast::error_code ec, const std::string& n
 
 // One request's state machine: resolve -> connect -> write -> read.
 struct Fetch : std::enable_shared_from_this<Fetch> {
-  Fetch(asio::io_context& io, const FetchRequest& rq, FetchResult& out)
-      : req(rq), res(out), resolver(io), stream(io), timer(io) {}
+  Fetch(asio::io_context& io, const FetchRequest& rq, FetchResult& out,
+        std::function<void()> on_done)
+      : req(rq), res(out), on_done(std::move(on_done)), resolver(io), stream(io), timer(io) {}
 
   const FetchRequest& req;
-  FetchResult& res;
+  FetchResult& res;  // not touched after done(): the caller may then hand it on
+  std::function<void()> on_done;
   tcp::resolver resolver;
   beast::tcp_stream stream;
   std::unique_ptr<asio::ssl::context> ssl_ctx;
@@ -181,33 +183,51 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
     beast::error_code ignored;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
     lowest().socket().close(ignored);
+    if (on_done) on_done();
   }
 };
 
 }  // namespace
 
 std::vector<FetchResult> fetch_all(const std::vector<FetchRequest>& requests) {
-  std::vector<FetchResult> out(requests.size());
+  std::vector<FetchResult> out;
+  fetch_each(requests, out, {});
+  return out;
+}
+
+void fetch_each(const std::vector<FetchRequest>& requests, std::vector<FetchResult>& out,
+                const std::function<void(size_t)>& on_done) {
+  out.assign(requests.size(), FetchResult{});
+  std::vector<char> reported(requests.size(), 0);
+  auto report = [&](size_t i) {
+    reported[i] = 1;
+    if (on_done) on_done(i);
+  };
   try {
     asio::io_context io;
     for (size_t i = 0; i < requests.size(); ++i) {
       if (!requests[i].setup_error.empty()) {
         out[i].error = requests[i].setup_error;
+        report(i);
         continue;
       }
-      auto f = std::make_shared<Fetch>(io, requests[i], out[i]);
+      auto f = std::make_shared<Fetch>(io, requests[i], out[i], [&report, i] { report(i); });
       if (requests[i].tls && !f->setup_tls(io)) {
         out[i].error = "TLS setup for " + requests[i].host + ": " + openssl_errors();
+        report(i);
         continue;
       }
       f->start();
     }
     io.run();
   } catch (const std::exception& e) {
-    for (auto& r : out)
-      if (!r.ok && r.error.empty()) r.error = std::string("http client: ") + e.what();
+    // Only the requests not reported yet: the others may be in use elsewhere.
+    for (size_t i = 0; i < out.size(); ++i)
+      if (!reported[i] && !out[i].ok && out[i].error.empty())
+        out[i].error = std::string("http client: ") + e.what();
   }
-  return out;
+  for (size_t i = 0; i < out.size(); ++i)
+    if (!reported[i]) report(i);
 }
 
 }  // namespace moni::scrape

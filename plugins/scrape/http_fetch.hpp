@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -38,5 +39,12 @@ struct FetchResult {
 /// Runs every request concurrently on the calling thread and returns the
 /// results in request order. Thread-safety: reentrant.
 std::vector<FetchResult> fetch_all(const std::vector<FetchRequest>& requests);
+
+/// Like fetch_all, into `out` (resized to requests.size() first), calling
+/// `on_done(i)` on the calling thread once for each request, as soon as
+/// out[i] is final: from then on fetch_each does not touch out[i], so the
+/// callee may hand it to another thread while the other requests go on.
+void fetch_each(const std::vector<FetchRequest>& requests, std::vector<FetchResult>& out,
+                const std::function<void(size_t)>& on_done);
 
 }  // namespace moni::scrape

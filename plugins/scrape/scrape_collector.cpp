@@ -15,10 +15,14 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <thread>
 #include <unordered_set>
 
 namespace {
@@ -101,7 +105,8 @@ std::string series_key(const LabelSet& ls) {
 }
 
 /// One scrape target and what the last scrape of it saw.
-/// Thread-safety: used by collect() only.
+/// Thread-safety: used by collect() only, by one thread at a time (the
+/// worker that parses this cycle's response of it).
 struct Target {
   std::string key;  // identity: url + labels
   std::string scheme, host, port, path;
@@ -119,8 +124,53 @@ constexpr std::string_view kSynthetic[] = {"up", "scrape_duration_seconds", "scr
                                            "scrape_samples_post_metric_relabeling",
                                            "scrape_series_added"};
 
-/// Thread-safety: collect() is never concurrent with itself; self_metrics()
-/// reads atomics and the target count under a mutex.
+/// What one parsing thread reuses from cycle to cycle: the batch a target's
+/// samples are emitted in, and scratch space.
+struct Worker {
+  moni::Batch out;  // one target's batch at a time
+  moni::Batch tb;   // the samples of the scrape being checked against sample_limit
+  LabelSet ls;
+};
+
+/// Indices of fetched targets, handed from the fetching thread to the
+/// parsing workers. Thread-safety: all methods lock.
+class ReadyQueue {
+ public:
+  void push(size_t i) {
+    {
+      std::lock_guard lock(mu_);
+      ready_.push_back(i);
+    }
+    cv_.notify_one();
+  }
+  /// No more pushes: pop() returns nullopt once the queue is empty.
+  void close() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+  }
+  std::optional<size_t> pop() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return closed_ || !ready_.empty(); });
+    if (ready_.empty()) return std::nullopt;
+    size_t i = ready_.front();
+    ready_.pop_front();
+    return i;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<size_t> ready_;
+  bool closed_ = false;
+};
+
+/// Thread-safety: collect() is never concurrent with itself; on a host of
+/// ABI 1.2 it parses and emits targets on several threads (each target on
+/// one, with a Worker of its own; shared state is immutable during the
+/// cycle or atomic). self_metrics() reads atomics.
 class ScrapeCollector : public moni::Collector {
  public:
   static constexpr std::string_view plugin_name = "scrape";
@@ -142,6 +192,7 @@ class ScrapeCollector : public moni::Collector {
 # label_name_length_limit = 0
 # label_value_length_limit = 0
 # gzip = true
+# parse_workers = 0             # threads parsing responses; 0 = hardware threads (at most one per target)
 # basic_auth = { username = "", password = "", password_file = "" }
 # bearer_token = ""             # or bearer_token_file = "/path"; not with basic_auth
 # tls = { ca_file = "", cert_file = "", key_file = "", server_name = "", insecure_skip_verify = false }
@@ -168,6 +219,7 @@ class ScrapeCollector : public moni::Collector {
     label_name_limit_ = static_cast<size_t>(r.integer("label_name_length_limit", 0, 0));
     label_value_limit_ = static_cast<size_t>(r.integer("label_value_length_limit", 0, 0));
     gzip_ = r.boolean("gzip", true);
+    parse_workers_ = static_cast<size_t>(r.integer("parse_workers", 0, 0));
     if (r.has("basic_auth")) {
       auto ba = r.table("basic_auth");
       std::string user = ba.required_string("username");
@@ -325,11 +377,38 @@ class ScrapeCollector : public moni::Collector {
       reqs.push_back(std::move(q));
       t->next_due_ms = now + t->interval_ms;
     }
-    auto results = moni::scrape::fetch_all(reqs);
-    for (size_t i = 0; i < due.size(); ++i) {
-      process(*due[i], results[i], now, out);
-      if (!out.emit()) return moni::make_error(name_ + ": the host refused a batch");
+    // One batch per target. On a 1.2 host they are parsed and emitted on
+    // several threads as the responses arrive (the fetching thread joins in
+    // once every response is in); on older hosts one after another.
+    size_t threads = parse_workers_ ? parse_workers_ : std::max(1u, std::thread::hardware_concurrency());
+    threads = std::min(threads, due.size());
+    if (!ctx_.concurrent_emit()) threads = 1;
+    while (workers_.size() < threads) workers_.push_back(std::make_unique<Worker>());
+    for (size_t k = 0; k < threads; ++k) workers_[k]->out.share_emitter(out);
+    std::vector<moni::scrape::FetchResult> results;
+    std::atomic<bool> refused{false};
+    auto run = [&](size_t i, Worker& w) {
+      process(*due[i], results[i], now, w);
+      if (!w.out.emit()) refused = true;
+      w.out.clear();
+    };
+    if (threads == 1) {
+      moni::scrape::fetch_each(reqs, results, {});
+      for (size_t i = 0; i < due.size(); ++i) run(i, *workers_[0]);
+    } else {
+      ReadyQueue ready;
+      std::vector<std::thread> pool;
+      pool.reserve(threads - 1);
+      for (size_t k = 1; k < threads; ++k)
+        pool.emplace_back([&, w = workers_[k].get()] {
+          while (auto i = ready.pop()) run(*i, *w);
+        });
+      moni::scrape::fetch_each(reqs, results, [&](size_t i) { ready.push(i); });
+      ready.close();
+      while (auto i = ready.pop()) run(*i, *workers_[0]);
+      for (auto& t : pool) t.join();
     }
+    if (refused) return moni::make_error(name_ + ": the host refused a batch");
     return {};
   }
 
@@ -548,7 +627,12 @@ class ScrapeCollector : public moni::Collector {
     sort_labels(ls);
   }
 
-  void process(Target& t, const moni::scrape::FetchResult& res, int64_t now, moni::Batch& out) {
+  // Parses one response of `t` into w.out (not emitted). Runs on any
+  // worker thread; touches only `t`, `w` and atomics.
+  void process(Target& t, const moni::scrape::FetchResult& res, int64_t now, Worker& w) {
+    moni::Batch& out = w.out;
+    moni::Batch& tb = w.tb;
+    LabelSet& ls = w.ls;
     ++scrapes_;
     std::string error;
     const std::string* body = &res.body;
@@ -564,7 +648,7 @@ class ScrapeCollector : public moni::Collector {
     }
     size_t scraped = 0, post = 0, added = 0;
     std::unordered_set<std::string> current;
-    tb_.clear();
+    tb.clear();
     if (error.empty()) {
       text::ParseOptions o;
       o.format = text::format_from_content_type(res.content_type);
@@ -580,23 +664,23 @@ class ScrapeCollector : public moni::Collector {
                 " body: " + pr.error().message;
       } else {
         scraped = pr->samples + pr->duplicates_dropped;
-        for (const auto& m : t.parser.metadata()) tb_.describe(m.family, m.type, m.help, m.unit);
+        for (const auto& m : t.parser.metadata()) tb.describe(m.family, m.type, m.help, m.unit);
         for (size_t i = 0; i < t.parser.size(); ++i) {
           auto s = t.parser.sample(i);
-          ls_.resize(s.labels.size());
+          ls.resize(s.labels.size());
           for (size_t k = 0; k < s.labels.size(); ++k) {
-            ls_[k].name.assign(s.labels[k].name);
-            ls_[k].value.assign(s.labels[k].value);
+            ls[k].name.assign(s.labels[k].name);
+            ls[k].value.assign(s.labels[k].value);
           }
-          merge_target_labels(ls_, t);
-          if (!rules_.empty() && (!moni::relabel::apply(rules_, ls_) || !find(ls_, "__name__")))
+          merge_target_labels(ls, t);
+          if (!rules_.empty() && (!moni::relabel::apply(rules_, ls) || !find(ls, "__name__")))
             continue;
           ++post;
           int64_t ts = honor_timestamps_ ? s.timestamp_ms : now;
-          std::string key = series_key(ls_);
+          std::string key = series_key(ls);
           if (!t.prev.count(key)) ++added;
           current.insert(std::move(key));
-          add_labels(tb_, ls_, s.value, ts);
+          add_labels(tb, ls, s.value, ts);
         }
         if (sample_limit_ && post > sample_limit_)
           error = "sample_limit exceeded (" + std::to_string(post) + " samples > " +
@@ -606,7 +690,7 @@ class ScrapeCollector : public moni::Collector {
     const bool up = error.empty();
     if (!up) {
       ++failures_;
-      tb_.clear();
+      tb.clear();
       if (error != t.last_error) ctx_.warn(name_ + ": scrape of " + t.url() + " failed: " + error);
       else ctx_.debug(name_ + ": scrape of " + t.url() + " failed: " + error);
       t.last_error = error;
@@ -620,7 +704,7 @@ class ScrapeCollector : public moni::Collector {
       for (const auto& key : t.prev)
         if (!current.count(key)) add_stale_key(out, key, now);
       t.prev = std::move(current);
-      const moni_batch& v = tb_.view();
+      const moni_batch& v = tb.view();
       for (size_t i = 0; i < v.metadata_count; ++i) {
         const auto& m = v.metadata[i];
         out.describe(moni::sv(m.family), static_cast<moni::MetricType>(m.type), moni::sv(m.help),
@@ -657,8 +741,8 @@ class ScrapeCollector : public moni::Collector {
   std::vector<moni::relabel::Rule> rules_;
   std::unique_ptr<moni::scrape::FileDiscovery> discovery_;
   std::map<std::string, std::unique_ptr<Target>> targets_;
-  moni::Batch tb_;
-  LabelSet ls_;
+  size_t parse_workers_ = 0;  // 0: hardware threads
+  std::vector<std::unique_ptr<Worker>> workers_;  // grown by collect() only
   std::mutex mu_;
   std::atomic<size_t> target_count_{0};
   std::atomic<uint64_t> scrapes_{0}, failures_{0}, discovery_errors_{0};

@@ -480,6 +480,24 @@ probe_storage = "nope"
   EXPECT_EQ(moni.wait(10000), 0) << moni.err();
 }
 
+// ABI 1.2 listen_urls: a plugin learns in start() where the host serves
+// HTTP, with the port actually bound (the config says port 0).
+TEST(Run, PluginsLearnTheListenUrls) {
+  TempDir d;
+  d.write("c.toml", host_table() + R"(
+[outputs.o]
+plugin = "test_sink"
+path = "/dev/null"
+urls_route = "/urls"
+)");
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  EXPECT_EQ(http_get(port, "/urls").body, "http://127.0.0.1:" + std::to_string(port) + "\n");
+  moni.signal(SIGTERM);
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+}
+
 TEST(Run, RouteConflictsAreStartErrors) {
   TempDir d;
   d.write("c.toml", host_table() + R"(

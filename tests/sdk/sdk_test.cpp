@@ -84,3 +84,57 @@ TEST(ExamplePlugin, ReportsEveryConfigErrorWithPosition) {
   EXPECT_NE(m.find("test.toml:3:12: hello: greeting must be a string, got integer"), std::string::npos) << m;
   EXPECT_NE(m.find("test.toml:2:10: hello: unknown option 'colour'"), std::string::npos) << m;
 }
+
+// Context::listen_urls() on a host of ABI 1.2 and on an older one, whose
+// struct ends before the field (the SDK must not read past it).
+namespace {
+int two_urls(void*, moni_str_fn fn, void* user) {
+  fn(user, moni::ms("http://127.0.0.1:9095"));
+  fn(user, moni::ms("https://[::1]:9443"));
+  return 2;
+}
+}  // namespace
+
+TEST(Context, ListenUrlsFromANewHostAndNoneFromAnOldOne) {
+  moni_host_api api{};
+  api.struct_size = sizeof(moni_host_api);
+  api.abi_major = MONI_ABI_MAJOR;
+  api.abi_minor = 2;
+  api.listen_urls = &two_urls;
+  moni::Context ctx(&api);
+  EXPECT_EQ(ctx.listen_urls(),
+            (std::vector<std::string>{"http://127.0.0.1:9095", "https://[::1]:9443"}));
+  EXPECT_TRUE(ctx.concurrent_emit());
+  // A 1.1 host: the struct ends after collect_now.
+  api.struct_size = offsetof(moni_host_api, listen_urls);
+  api.abi_minor = 1;
+  EXPECT_TRUE(ctx.listen_urls().empty());
+  EXPECT_FALSE(ctx.concurrent_emit());
+}
+
+// plugin_flags: the descriptor's flags come from the class's optional member.
+namespace {
+struct FlaggedSink : moni::Output {
+  static constexpr uint64_t plugin_flags = MONI_PLUGIN_CONCURRENT_WRITE;
+  static constexpr std::string_view plugin_name = "flagged";
+  static constexpr std::string_view plugin_version = "1";
+  static constexpr std::string_view plugin_description = "";
+  static constexpr std::string_view sample_config = "";
+  FlaggedSink(moni::Context&, const moni::ConfigView&) {}
+};
+struct PlainSink : moni::Output {
+  static constexpr std::string_view plugin_name = "plain";
+  static constexpr std::string_view plugin_version = "1";
+  static constexpr std::string_view plugin_description = "";
+  static constexpr std::string_view sample_config = "";
+  PlainSink(moni::Context&, const moni::ConfigView&) {}
+};
+}  // namespace
+
+TEST(Descriptor, FlagsComeFromPluginFlags) {
+  const moni_plugin_descriptor* f = moni::detail::entry<FlaggedSink>(nullptr);
+  EXPECT_EQ(f->flags, uint64_t{MONI_PLUGIN_CONCURRENT_WRITE});
+  EXPECT_EQ(f->abi_minor, MONI_ABI_MINOR);
+  EXPECT_EQ(f->struct_size, sizeof(moni_plugin_descriptor));
+  EXPECT_EQ(moni::detail::entry<PlainSink>(nullptr)->flags, 0u);
+}

@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <set>
+#include <thread>
 
 #define TOML_EXCEPTIONS 1
 #include <toml++/toml.h>
@@ -125,6 +127,11 @@ struct PluginHarness::Impl {
     return MONI_ERR;
   }
   static const moni_storage_reader* storage(void* ctx, moni_str) { return of(ctx)->self->storage_; }
+  static int listen_urls(void* ctx, moni_str_fn fn, void* user) {
+    const auto& urls = of(ctx)->self->listen_urls_;
+    for (const auto& u : urls) fn(user, ms(u));
+    return static_cast<int>(urls.size());
+  }
   static int64_t now(void* ctx) {
     if (of(ctx)->self->now_ms_) return of(ctx)->self->now_ms_;
     return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -138,7 +145,24 @@ int append_to(void* ctx, const moni_batch* b) {
   static_cast<OwnedBatch*>(ctx)->append(*b);
   return MONI_OK;
 }
+// What a collection emits; emit may be called from several threads at once.
+struct Collected {
+  std::mutex mu;
+  std::vector<OwnedBatch> batches;
+  std::set<std::thread::id> threads;
+};
+int append_collected(void* ctx, const moni_batch* b) {
+  auto* c = static_cast<Collected*>(ctx);
+  OwnedBatch one;
+  one.append(*b);
+  std::lock_guard lock(c->mu);
+  c->batches.push_back(std::move(one));
+  c->threads.insert(std::this_thread::get_id());
+  return MONI_OK;
+}
 }  // namespace
+
+void PluginHarness::set_host_abi_minor(uint16_t minor) { impl_->api.abi_minor = minor; }
 
 Result<std::unique_ptr<PluginHarness>> PluginHarness::load(const std::string& so_path,
                                                            const std::string& toml_body,
@@ -159,22 +183,23 @@ Result<std::unique_ptr<PluginHarness>> PluginHarness::load(const std::string& so
   if (!im.dl) return make_error(std::string("harness: dlopen: ") + dlerror());
   auto entry = reinterpret_cast<moni_plugin_entry_fn>(dlsym(im.dl, MONI_PLUGIN_ENTRY_SYMBOL));
   if (!entry) return make_error("harness: no entry symbol in " + so_path);
-  im.api = moni_host_api{sizeof(moni_host_api),
-                         MONI_ABI_MAJOR,
-                         MONI_ABI_MINOR,
-                         &im,
-                         ms(im.instance),
-                         ms(im.data_dir),
-                         moni::host::toml_config_api(),
-                         &Impl::log,
-                         &Impl::route,
-                         &Impl::status,
-                         &Impl::header,
-                         &Impl::body,
-                         &Impl::storage,
-                         &Impl::now,
-                         &Impl::route_fallback,
-                         &Impl::collect_now};
+  im.api = moni_host_api{.struct_size = sizeof(moni_host_api),
+                         .abi_major = MONI_ABI_MAJOR,
+                         .abi_minor = MONI_ABI_MINOR,
+                         .ctx = &im,
+                         .instance_name = ms(im.instance),
+                         .data_dir = ms(im.data_dir),
+                         .config = moni::host::toml_config_api(),
+                         .log = &Impl::log,
+                         .http_route = &Impl::route,
+                         .http_status = &Impl::status,
+                         .http_header = &Impl::header,
+                         .http_body = &Impl::body,
+                         .storage = &Impl::storage,
+                         .now_ms = &Impl::now,
+                         .http_route_fallback = &Impl::route_fallback,
+                         .collect_now = &Impl::collect_now,
+                         .listen_urls = &Impl::listen_urls};
   h->desc_ = entry(&im.api);
   if (!h->desc_) return make_error("harness: entry returned null");
   moni_error err{};
@@ -199,12 +224,25 @@ Result<void> PluginHarness::start() {
 }
 
 Result<OwnedBatch> PluginHarness::collect(int64_t now_ms) {
+  auto r = collect_batches(now_ms);
+  if (!r) return r.error();
   OwnedBatch out;
+  for (auto& b : *r) {
+    for (auto& s : b.samples) out.samples.push_back(std::move(s));
+    for (auto& m : b.metadata) out.metadata.push_back(std::move(m));
+  }
+  return out;
+}
+
+Result<std::vector<OwnedBatch>> PluginHarness::collect_batches(int64_t now_ms) {
+  Collected out;
   moni_error err{};
   if (!desc_->collect) return make_error("not a collector");
-  if (desc_->collect(inst_, now_ms, &append_to, &out, &err) != MONI_OK)
-    return make_error(err.message);
-  return out;
+  int rc = desc_->collect(inst_, now_ms, &append_collected, &out, &err);
+  std::lock_guard lock(out.mu);  // every emit has returned
+  last_emit_threads_ = out.threads.size();
+  if (rc != MONI_OK) return make_error(err.message);
+  return std::move(out.batches);
 }
 
 Result<OwnedBatch> PluginHarness::process(Batch& in) {

@@ -58,7 +58,14 @@ class PluginHarness {
 
   const moni_plugin_descriptor& descriptor() const { return *desc_; }
   Result<void> start();
+  /// One collection; everything emitted, in emit order. The plugin may emit
+  /// from several threads at once (ABI 1.2), as the host allows.
   Result<OwnedBatch> collect(int64_t now_ms);
+  /// One collection; one OwnedBatch per emit call, in the order the calls
+  /// arrived.
+  Result<std::vector<OwnedBatch>> collect_batches(int64_t now_ms);
+  /// How many distinct threads called emit during the last collection.
+  size_t last_emit_threads() const { return last_emit_threads_; }
   Result<OwnedBatch> process(Batch& in);
   Result<void> write(Batch& in);
   Result<void> flush();
@@ -81,6 +88,11 @@ class PluginHarness {
   const moni_storage_reader* reader();
   /// What host->storage() returns to this instance.
   void set_storage(const moni_storage_reader* r) { storage_ = r; }
+  /// The ABI minor the fake host announces (default: MONI_ABI_MINOR), e.g.
+  /// 1 to see what a plugin does on a 1.1 host.
+  void set_host_abi_minor(uint16_t minor);
+  /// What the plugin's Context::listen_urls() returns (default: none).
+  void set_listen_urls(std::vector<std::string> urls) { listen_urls_ = std::move(urls); }
   /// Overrides the clock the plugin sees (0: real time).
   void set_now_ms(int64_t ms) { now_ms_ = ms; }
   /// What the plugin's Context::collect_now() runs (default: an error).
@@ -101,6 +113,8 @@ class PluginHarness {
   int64_t now_ms_ = 0;
   std::function<Result<void>(int64_t)> collect_now_;
   bool started_ = false;
+  size_t last_emit_threads_ = 0;
+  std::vector<std::string> listen_urls_;
 };
 
 }  // namespace moni::testing

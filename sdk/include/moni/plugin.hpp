@@ -89,6 +89,22 @@ class Context {
     return {};
   }
 
+  /// The host's HTTP listeners as "scheme://host:port" (e.g.
+  /// "http://127.0.0.1:9095"), from start() on; empty on a host older than
+  /// ABI 1.2 or one that serves no HTTP.
+  std::vector<std::string> listen_urls() const {
+    std::vector<std::string> out;
+    if (!MONI_HOST_HAS(host_, listen_urls) || !host_->listen_urls) return out;
+    host_->listen_urls(
+        host_->ctx,
+        [](void* user, moni_str s) -> int {
+          static_cast<std::vector<std::string>*>(user)->emplace_back(s.ptr, s.len);
+          return MONI_OK;
+        },
+        &out);
+    return out;
+  }
+
   /// A client of storage instance `name` (empty: the only one configured).
   std::optional<StorageClient> storage(std::string_view name = {}) const {
     const moni_storage_reader* r = host_->storage(host_->ctx, ms(name));

@@ -266,6 +266,17 @@ typedef struct moni_host_api {
    * after timeout_ms. For outputs that collect on scrape; call it from an
    * HTTP handler, never from write(). */
   int (*collect_now)(void* ctx, int64_t timeout_ms, moni_error* err);
+
+  /* ---- ABI 1.2: check struct_size (MONI_HOST_HAS) before calling these. */
+
+  /* Calls fn once per listener of the host's HTTP server with its URL,
+   * "scheme://host:port" ("http" or "https"; the bound port; an IPv6 host in
+   * brackets; the host as configured, so 0.0.0.0 for a wildcard), e.g. for
+   * a plugin that links to the host's own API. Returns the number of URLs
+   * (0 when the host serves no HTTP, e.g. offline commands). From start()
+   * on; the address and port change only on restart, the scheme also when a
+   * reload turns TLS on or off. */
+  int (*listen_urls)(void* ctx, moni_str_fn fn, void* user);
 } moni_host_api;
 
 /* Whether a host API struct has member `field` (added in a later minor). */

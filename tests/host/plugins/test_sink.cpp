@@ -5,7 +5,8 @@
 // number of samples received (and whether a probed storage was found).
 // GET <thread_route> answers "<calls> <thread name>"; once GET
 // <thread_route>/slow was called, it sleeps `slow` first: a fast route that
-// turns slow.
+// turns slow. GET <urls_route> answers the host's listen URLs as seen in
+// start(), one per line.
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -29,6 +30,7 @@ class TestSink : public moni::Output {
     labels_ = r.boolean("labels", false);
     thread_route_ = r.string("thread_route", "");
     slow_ms_ = r.duration_ms("slow", 0);
+    urls_route_ = r.string("urls_route", "");
     r.finish();
   }
   moni::Result<void> start() override {
@@ -39,6 +41,14 @@ class TestSink : public moni::Output {
       auto r = ctx_.route(route_, [this](const moni::HttpRequest&, moni::HttpResponse& resp) {
         resp.body(std::to_string(received_.load()) + " storage=" + (storage_found_ ? "1" : "0") +
                   "\n");
+      });
+      if (!r) return r;
+    }
+    if (!urls_route_.empty()) {
+      std::string urls;
+      for (const auto& u : ctx_.listen_urls()) urls += u + "\n";
+      auto r = ctx_.route(urls_route_, [urls](const moni::HttpRequest&, moni::HttpResponse& resp) {
+        resp.body(urls);
       });
       if (!r) return r;
     }
@@ -98,7 +108,7 @@ class TestSink : public moni::Output {
 
  private:
   moni::Context& ctx_;
-  std::string path_, route_, thread_route_, pending_;
+  std::string path_, route_, thread_route_, urls_route_, pending_;
   int64_t slow_ms_ = 0;
   std::atomic<int64_t> calls_{0};
   std::atomic<bool> slow_{false};

@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
+#include <thread>
+#include <vector>
 
 using moni::testing::PluginHarness;
 
@@ -396,4 +399,52 @@ completely_unrelated = 1)T");
   EXPECT_NE(m.substr(at + far.size(), 2), " (") << m;
   EXPECT_NE(m.find("unknown option 'relabel_configs.regex' (a quoted key is one name"),
             std::string::npos) << m;
+}
+
+// The processor is flagged MONI_PLUGIN_CONCURRENT_PROCESS: calls from several
+// threads at once each get their own samples back, relabeled, with nothing
+// of the other calls' batches (the SDK gives each call its own output batch;
+// the plugin keeps no per-call state in members).
+TEST(Relabel, ConcurrentProcessCallsKeepTheirOwnBatches) {
+  auto h = PluginHarness::load(moni::testing::plugin_path("relabel"), R"T([[relabel_configs]]
+source_labels = ["src"]
+regex = "t(\\d+)-(.*)"
+target_label = "dst"
+replacement = "${2}/${1}"
+[[relabel_configs]]
+source_labels = ["n"]
+regex = ".*7"
+action = "drop"
+)T");
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  EXPECT_NE((*h)->descriptor().flags & MONI_PLUGIN_CONCURRENT_PROCESS, 0u);
+  ASSERT_TRUE((*h)->start().ok());
+  constexpr int kThreads = 4, kRounds = 40, kSamples = 50;
+  std::atomic<int> bad{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        moni::Batch in;
+        for (int i = 0; i < kSamples; ++i)
+          in.add("m", {{"src", "t" + std::to_string(t) + "-r" + std::to_string(round)},
+                       {"n", std::to_string(i)}},
+                 static_cast<double>(t * 1000 + i), 1000);
+        auto out = (*h)->process(in);
+        if (!out.ok()) {
+          ++bad;
+          continue;
+        }
+        // Samples whose n ends in 7 are dropped: 5 of 50.
+        if (out->samples.size() != kSamples - 5) ++bad;
+        std::string want = "r" + std::to_string(round) + "/" + std::to_string(t);
+        for (const auto& s : out->samples)
+          if (s.label("dst") != want || s.value < t * 1000 || s.value >= t * 1000 + kSamples ||
+              s.label("n").ends_with("7"))
+            ++bad;
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  (*h)->stop();
 }

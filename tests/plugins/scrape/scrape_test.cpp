@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -421,4 +422,97 @@ TEST(Scrape, RealPrometheusSelfMetrics) {
   EXPECT_EQ(value(*b, "scrape_samples_scraped"), static_cast<double>(served));
   EXPECT_NE(b->meta("prometheus_build_info"), nullptr);
   std::filesystem::remove_all(dir);
+}
+
+// Parsing and emitting on several threads (host ABI >= 1.2): each target's
+// samples of one cycle arrive as one complete batch, labelled with that
+// target only, whatever the order the responses came in; on a 1.1 host the
+// same batches come from one thread.
+namespace {
+std::string target_body(int k, int series) {
+  std::string b = "# HELP load_value A value per target.\n# TYPE load_value gauge\n";
+  for (int i = 0; i < series; ++i)
+    b += "load_value{series=\"" + std::to_string(i) + "\"} " + std::to_string(k * 100000 + i) +
+         "\n";
+  return b;
+}
+
+void expect_one_batch_per_target(const std::vector<OwnedBatch>& batches,
+                                 std::vector<std::unique_ptr<FakeTarget>>& targets, int series) {
+  ASSERT_EQ(batches.size(), targets.size());
+  std::set<std::string> seen;
+  for (const auto& b : batches) {
+    ASSERT_FALSE(b.samples.empty());
+    std::string inst = b.samples[0].label("instance");
+    EXPECT_TRUE(seen.insert(inst).second) << inst << " in two batches";
+    size_t k = 0;
+    while (k < targets.size() && targets[k]->addr() != inst) ++k;
+    ASSERT_LT(k, targets.size()) << "unknown instance " << inst;
+    // Every series of the target plus its 5 synthetic ones, nobody else's.
+    EXPECT_EQ(b.samples.size(), static_cast<size_t>(series) + 5) << inst;
+    for (const auto& s : b.samples) EXPECT_EQ(s.label("instance"), inst) << s.name();
+    auto loads = b.find("load_value");
+    ASSERT_EQ(loads.size(), static_cast<size_t>(series)) << inst;
+    for (const auto& s : loads)
+      EXPECT_EQ(s.value, static_cast<double>(k) * 100000 + std::stod(s.label("series"))) << inst;
+    EXPECT_EQ(b.one("up")->value, 1) << inst;
+    EXPECT_EQ(b.one("scrape_samples_scraped")->value, series) << inst;
+    ASSERT_NE(b.meta("load_value"), nullptr) << inst;
+  }
+}
+}  // namespace
+
+TEST(ScrapeConcurrency, EachTargetIsOneCompleteBatchFromSeveralThreads) {
+  constexpr int kTargets = 6, kSeries = 3000;
+  std::vector<std::unique_ptr<FakeTarget>> targets;
+  std::string list;
+  for (int k = 0; k < kTargets; ++k) {
+    targets.push_back(std::make_unique<FakeTarget>());
+    targets.back()->set(target_body(k, kSeries));
+    targets.back()->delay_ms = (k % 3) * 20;  // responses arrive out of order
+    list += (k ? ", \"" : "\"") + targets.back()->addr() + "\"";
+  }
+  auto h = load("interval = \"1s\"\nparse_workers = 3\ntargets = [" + list + "]");
+  ASSERT_TRUE(h);
+  for (int cycle = 0; cycle < 2; ++cycle) {
+    auto b = h->collect_batches(1'000'000 + cycle * 1000);
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    expect_one_batch_per_target(*b, targets, kSeries);
+    EXPECT_GE(h->last_emit_threads(), 2u) << "cycle " << cycle << ": parsed on one thread";
+    EXPECT_LE(h->last_emit_threads(), 3u) << "more threads than parse_workers";
+  }
+  // Second cycle: nothing went stale, every series was seen before.
+  auto b = h->collect(1'002'000);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(stale_count(*b), 0u);
+  for (const auto& s : b->find("scrape_series_added")) EXPECT_EQ(s.value, 0) << s.label("instance");
+}
+
+TEST(ScrapeConcurrency, AnOlderHostGetsTheSameBatchesFromOneThread) {
+  constexpr int kTargets = 4, kSeries = 500;
+  std::vector<std::unique_ptr<FakeTarget>> targets;
+  std::string list;
+  for (int k = 0; k < kTargets; ++k) {
+    targets.push_back(std::make_unique<FakeTarget>());
+    targets.back()->set(target_body(k, kSeries));
+    list += (k ? ", \"" : "\"") + targets.back()->addr() + "\"";
+  }
+  auto h = load("interval = \"1s\"\nparse_workers = 4\ntargets = [" + list + "]");
+  ASSERT_TRUE(h);
+  h->set_host_abi_minor(1);
+  auto b = h->collect_batches(1'000'000);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  expect_one_batch_per_target(*b, targets, kSeries);
+  EXPECT_EQ(h->last_emit_threads(), 1u);
+  h->set_host_abi_minor(MONI_ABI_MINOR);
+  b = h->collect_batches(1'001'000);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  expect_one_batch_per_target(*b, targets, kSeries);
+}
+
+TEST(ScrapeConcurrency, ParseWorkersMustNotBeNegative) {
+  auto h = PluginHarness::load(moni::testing::plugin_path("scrape"),
+                               "targets = [\"127.0.0.1:1\"]\nparse_workers = -1", "agents");
+  ASSERT_FALSE(h.ok());
+  EXPECT_NE(h.error().message.find("parse_workers"), std::string::npos) << h.error().message;
 }
