@@ -41,14 +41,19 @@ class Api {
   // transport failure is an error.
   Result<std::pair<unsigned, json>> call(std::string_view method, const std::string& target,
                                          const json* body = nullptr) {
-    HttpReply r =
-        c_.request(method, base_path_ + target, body ? body->dump() : std::string(), headers_);
+    last_ = std::string(method) + " " + target;
+    HttpReply r = c_.request(
+        method, base_path_ + target,
+        body ? body->dump(-1, ' ', false, json::error_handler_t::replace) : std::string(),
+        headers_);
     if (r.status == 0)
       return make_error(std::string(method) + " " + target + ": no answer (" + r.error + ")");
     json j = json::parse(r.body, nullptr, false);
     if (j.is_discarded()) j = nullptr;
     return std::pair<unsigned, json>{r.status, std::move(j)};
   }
+  // The last request made, for errors found in its answer.
+  const std::string& last() const { return last_; }
   static Error failed(std::string_view method, const std::string& target, unsigned status,
                       const json& body) {
     std::string msg = body.is_object() && body.contains("message") && body["message"].is_string()
@@ -65,6 +70,7 @@ class Api {
   HttpClient& c_;
   std::string base_path_;
   Headers headers_;
+  std::string last_;
 };
 
 #define TRY_CALL(var, expr)                        \
@@ -186,6 +192,22 @@ json without_revision(json d) {
   return d;
 }
 
+// "line:column" (1-based) of the byte nlohmann's parse_error::byte names
+// (1-based; one past the end for a truncated file).
+std::string json_error_position(std::string_view text, size_t byte) {
+  size_t upto = std::min(byte > 0 ? byte - 1 : 0, text.size());
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < upto; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+  }
+  return std::to_string(line) + ":" + std::to_string(col);
+}
+
 Result<void> sync_dashboards(Api& api, const SyncOptions& o, const Folder& folder,
                              const std::string& ds_uid, SyncReport& rep,
                              const std::function<void(const std::string&)>& log) {
@@ -199,9 +221,15 @@ Result<void> sync_dashboards(Api& api, const SyncOptions& o, const Folder& folde
     std::ifstream f(path);
     std::stringstream ss;
     ss << f.rdbuf();
-    json d = json::parse(ss.str(), nullptr, false);
-    if (d.is_discarded() || !d.is_object())
-      return make_error(path.string() + ": not a JSON object");
+    json d;
+    try {
+      d = json::parse(ss.str());
+    } catch (const json::parse_error& e) {
+      // e.what() carries "line L, column C"; path:L:C is what editors jump to.
+      return make_error(path.string() + ":" + json_error_position(ss.str(), e.byte) +
+                        ": not valid JSON: " + e.what());
+    }
+    if (!d.is_object()) return make_error(path.string() + ":1:1: not a JSON object");
     if (!d.contains("uid") || !d["uid"].is_string() || d["uid"].get<std::string>().empty())
       return make_error(path.string() + ": the dashboard needs a \"uid\" (it is updated by uid)");
     const std::string uid = d["uid"].get<std::string>();
@@ -243,11 +271,21 @@ Result<SyncReport> sync(HttpClient& client, const SyncOptions& opts,
                         const std::function<void(const std::string&)>& log) {
   Api api(client, opts.token, opts.base_path);
   SyncReport rep;
-  TRY_CALL(ds_uid, sync_datasource(api, opts, rep, log));
-  rep.datasource_uid = ds_uid;
-  TRY_CALL(folder, sync_folder(api, opts, rep, log));
-  auto r = sync_dashboards(api, opts, folder, ds_uid, rep, log);
-  if (!r) return std::move(r).error();
+  // Grafana's answers are read with nlohmann's typed accessors, which throw
+  // when a field has another type than documented (a proxy's HTML page, an
+  // older or newer Grafana): an error of this attempt, never an exception
+  // out of the plugin's thread. api.last() names the request.
+  try {
+    TRY_CALL(ds_uid, sync_datasource(api, opts, rep, log));
+    rep.datasource_uid = ds_uid;
+    TRY_CALL(folder, sync_folder(api, opts, rep, log));
+    auto r = sync_dashboards(api, opts, folder, ds_uid, rep, log);
+    if (!r) return std::move(r).error();
+  } catch (const json::exception& e) {
+    return make_error(api.last() + ": unexpected answer from Grafana: " + e.what());
+  } catch (const std::exception& e) {  // filesystem errors while listing dashboards, bad_alloc
+    return make_error(e.what());
+  }
   return rep;
 }
 

@@ -318,3 +318,65 @@ TEST(GrafanaOutput, RejectedTokenIsReportedAndRetried) {
 }
 
 }  // namespace
+
+namespace {
+
+// Answers of the wrong shape from Grafana (or a proxy in front of it): each
+// sync attempt fails with an error naming the request; the plugin's thread
+// did terminate the process on the JSON type errors they raised.
+TEST(GrafanaOutput, AnswersOfTheWrongShapeAreErrorsNotCrashes) {
+  TempDir dir;
+  TempDir dash;
+  std::ofstream(dash.path() + "/d.json") << R"({"uid":"d","title":"D","panels":[]})";
+  struct Case {
+    std::string get, write, want;
+  };
+  for (const Case& c : std::vector<Case>{
+           // data source found, with an id and uid of the wrong types
+           {R"({"id":"one","uid":7})", "{}", "/api/datasources/name/moni"},
+           // data source created, its uid a number; then dashboards
+           {R"({"message":"not found"})", R"({"datasource":{"uid":5}})", "/api/datasources"},
+           // everything fine but the dashboard POST answers HTML with 200
+           {R"({"id":1,"uid":"moni","name":"moni","type":"prometheus","access":"proxy",
+               "url":"http://x","jsonData":{"httpMethod":"POST"},"meta":7,"folderUid":3})",
+            "<html>ok</html>", "folder"},
+       }) {
+    const int port = free_port();
+    pid_t pid = spawn({"/usr/bin/python3",
+                       std::string(MONI_SOURCE_DIR) + "/tests/plugins/grafana/hostile_grafana.py",
+                       std::to_string(port), c.get, c.write},
+                      "/dev/null");
+    ASSERT_TRUE(wait_http_ok(port, "/_state", 20));
+    auto h = load(config(port, write_token(dir, kToken), "", dash.path()));
+    ASSERT_TRUE(h);
+    ASSERT_TRUE(h->start());
+    EXPECT_TRUE(wait_sync(*h, 0)) << c.get;
+    h->stop();
+    moni::promql::test_support::stop(pid);
+  }
+}
+
+}  // namespace
+
+namespace {
+
+// A dashboard file that is not JSON is named with line and column.
+TEST(GrafanaOutput, BrokenDashboardFileIsNamedWithLineAndColumn) {
+  TempDir dir;
+  TempDir dash;
+  std::ofstream(dash.path() + "/broken.json") << "{\n  \"uid\": \"b\",\n  \"title\": ,\n}\n";
+  const int port = free_port();
+  FakeGrafana g(port);
+  ASSERT_TRUE(g.ok());
+  auto h = load(config(port, write_token(dir, kToken), "", dash.path()));
+  ASSERT_TRUE(h);
+  ASSERT_TRUE(h->start());
+  ASSERT_TRUE(wait_sync(*h, 0));
+  h->stop();
+  bool found = false;
+  for (const auto& l : h->logs())
+    found = found || l.find(dash.path() + "/broken.json:3:12: not valid JSON") != std::string::npos;
+  EXPECT_TRUE(found) << "no log line names broken.json:3:12";
+}
+
+}  // namespace
