@@ -31,6 +31,21 @@ Result<std::string> read_secret(const std::string& path, std::string_view what) 
   return s;
 }
 
+// A receiver's error body for a log line: at most 1024 bytes (Prometheus's
+// maxErrMsgLen), control characters and invalid bytes as '?', so a hostile
+// receiver cannot flood or forge log lines.
+std::string loggable(std::string_view body) {
+  constexpr size_t kMax = 1024;
+  std::string out;
+  for (size_t i = 0; i < body.size() && i < kMax; ++i) {
+    unsigned char c = static_cast<unsigned char>(body[i]);
+    out.push_back(c < 0x20 || c == 0x7f || c >= 0x80 ? '?' : static_cast<char>(c));
+  }
+  while (!out.empty() && out.back() == '?') out.pop_back();  // the trailing newline
+  if (body.size() > kMax) out += "...";
+  return out;
+}
+
 // Retry-After: delay-seconds or an HTTP-date (RFC 9110). -1 when absent/bad.
 int64_t parse_retry_after_ms(const std::string& v, int64_t now_ms) {
   if (v.empty()) return -1;
@@ -96,6 +111,9 @@ Result<void> Endpoint::start() {
   for (uint32_t i = 0; i < cfg_.max_shards; ++i) {
     http_client::ClientOptions co;
     co.timeout_ms = cfg_.remote_timeout_ms;
+    // A receiver's 2xx with a body over 1 MiB is still a success (else the
+    // data would be resent forever); error bodies are only logged, cut.
+    co.keep_status_of_long_body = true;
     auto c = HttpClient::create(cfg_.url, cfg_.tls, co);
     if (!c) return make_error("remote_write: endpoint " + cfg_.name + ": " + c.error().message);
     clients_.push_back(std::move(*c));
@@ -288,7 +306,7 @@ void Endpoint::send(HttpClient& client, Lease& lease) {
     log_throttled(LogLevel::Warn, "remote_write: endpoint " + cfg_.name + ": " + cfg_.url_text +
                                       " rejected " + std::to_string(lease.samples) +
                                       " samples with HTTP " + std::to_string(reply.status) +
-                                      " (dropped): " + reply.body);
+                                      " (dropped): " + loggable(reply.body));
     std::lock_guard l(mu_);
     backoff_ms_[p] = 0;
     retry_upto_[p] = 0;
@@ -307,8 +325,9 @@ void Endpoint::send(HttpClient& client, Lease& lease) {
   int64_t ra = parse_retry_after_ms(reply.retry_after, now);
   if (ra >= 0) delay = std::max(delay, std::min(ra, cfg_.max_retry_after_ms));
   backoff_until_ms_[p] = now + delay;
-  std::string why =
-      reply.status ? "HTTP " + std::to_string(reply.status) + ": " + reply.body : reply.error;
+  std::string why = reply.status
+                        ? "HTTP " + std::to_string(reply.status) + ": " + loggable(reply.body)
+                        : reply.error;
   if (now - last_log_ms_ >= 10000) {
     last_log_ms_ = now;
     ctx_.warn("remote_write: endpoint " + cfg_.name + ": sending to " + cfg_.url_text +

@@ -212,6 +212,7 @@ Result<std::unique_ptr<Notifier>> Notifier::create(NotifierOptions options, LogF
                                 o.insecure_skip_verify};
     http_client::ClientOptions co;
     co.timeout_ms = o.timeout_ms;
+    co.keep_status_of_long_body = true;  // Alertmanager's 200 stays a 200
     auto client = HttpClient::create(*url, tls, co);
     if (!client)
       return make_error("rules: alertmanager " + am->endpoint + ": " + client.error().message);

@@ -238,6 +238,18 @@ HttpReply HttpClient::request(std::string_view method, std::string_view target,
   parser.body_limit(im.opt.max_body_bytes);
   error_code ec =
       im.secure ? im.exchange(*im.secure, req, parser) : im.exchange(*im.plain, req, parser);
+  if (ec == http::error::body_limit && im.opt.keep_status_of_long_body && parser.is_header_done()) {
+    // The rest of the body is never read: the connection cannot be reused.
+    auto& res = parser.get();
+    out.status = res.result_int();
+    if (auto it = res.find(http::field::retry_after); it != res.end())
+      out.retry_after = std::string(it->value());
+    out.body = std::move(res.body());
+    if (out.body.size() > im.opt.max_body_bytes) out.body.resize(im.opt.max_body_bytes);
+    out.body_truncated = true;
+    im.close();
+    return out;
+  }
   if (ec) {
     out.error = ec.message();
     im.close();

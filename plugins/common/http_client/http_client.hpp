@@ -37,6 +37,10 @@ struct ClientOptions {
   int64_t timeout_ms = 10'000;  // one request: resolve, connect, TLS, write and read together
   bool keep_alive = true;       // false: one connection per request ("Connection: close")
   size_t max_body_bytes = size_t{1} << 20;  // a longer answer fails the request (status 0)
+  // A longer answer still gives its status, with the body cut at
+  // max_body_bytes (HttpReply::body_truncated), for clients that only need
+  // the status: a receiver's 200 with a huge body is still a 200.
+  bool keep_status_of_long_body = false;
 };
 
 struct HttpReply {
@@ -44,6 +48,7 @@ struct HttpReply {
   std::string error;        // transport error when status == 0
   std::string retry_after;  // Retry-After header, raw
   std::string body;
+  bool body_truncated = false;  // keep_status_of_long_body: the body was cut
 };
 
 using Headers = std::vector<std::pair<std::string, std::string>>;

@@ -142,6 +142,43 @@ TEST(RemoteWrite, Http400IsDroppedCountedAndNotRetried) {
   EXPECT_EQ(metric(*h, "moni_remote_write_samples_pending"), 0);
 }
 
+// A receiver answering with megabytes: a 200 is a success (the samples were
+// resent forever when the oversized body failed the request), and a 400's
+// body reaches the log cut to 1 KiB, control characters replaced.
+TEST(RemoteWrite, HugeAnswerBodiesNeitherResendNorFloodTheLog) {
+  TempDir dir;
+  FakeReceiver rx;
+  rx.set_policy([](const Request&, size_t i) {
+    Answer a{i == 0 ? 200 : 400};
+    a.body = std::string(3 << 20, i == 0 ? 'k' : '\n');
+    (*a.body)[0] = 'E';
+    return a;
+  });
+  auto h = load(endpoint(rx.url(), "max_shards = 1\n"), dir.path);
+  ASSERT_TRUE(h);
+  moni::Batch b;
+  for (int i = 0; i < 10; ++i) b.add("big", {{"i", std::to_string(i)}}, i, now_ms());
+  ASSERT_TRUE(h->write(b).ok());
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_sent_total") == 10; }, 10000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(rx.requests().size(), 1u) << "a 200 must not be resent";
+  EXPECT_EQ(metric(*h, "moni_remote_write_samples_retried_total"), 0);
+  moni::Batch b2;
+  b2.add("big", {{"i", "x"}}, 1, now_ms());
+  ASSERT_TRUE(h->write(b2).ok());
+  ASSERT_TRUE(
+      wait_for([&] { return metric(*h, "moni_remote_write_samples_failed_total") == 1; }, 10000));
+  bool seen = false;
+  for (const auto& l : h->logs())
+    if (l.find("rejected 1 samples with HTTP 400") != std::string::npos) {
+      seen = true;
+      EXPECT_LT(l.size(), 1400u) << "the 3 MB body is not logged whole";
+      EXPECT_EQ(l.find('\n'), std::string::npos) << "no line breaks from the receiver";
+    }
+  EXPECT_TRUE(seen);
+}
+
 TEST(RemoteWrite, Retries429HonoringRetryAfterAnd500ThenDeliversOnce) {
   TempDir dir;
   FakeReceiver rx;

@@ -170,8 +170,9 @@ struct FakeReceiver::Impl {
         std::lock_guard l(mu);
         ok[index] = a.status >= 200 && a.status < 300;
       }
-      std::string body =
-          a.status >= 300 ? "fake receiver says " + std::to_string(a.status) + "\n" : "";
+      std::string body = a.body            ? *a.body
+                         : a.status >= 300 ? "fake receiver says " + std::to_string(a.status) + "\n"
+                                           : "";
       std::string resp = "HTTP/1.1 " + std::to_string(a.status) +
                          " X\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
       if (!a.retry_after.empty()) resp += "Retry-After: " + a.retry_after + "\r\n";

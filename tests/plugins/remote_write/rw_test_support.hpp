@@ -43,8 +43,9 @@ struct Answer {
       : status(s), retry_after(std::move(ra)), delay_ms(delay), reset(rst) {}
   int status = 200;
   std::string retry_after;
-  int delay_ms = 0;    // sleep before answering
-  bool reset = false;  // close with RST instead of answering
+  int delay_ms = 0;                 // sleep before answering
+  bool reset = false;               // close with RST instead of answering
+  std::optional<std::string> body;  // the answer's body (default: a short text on errors)
 };
 
 /// Thread-safety: all methods are thread-safe.
