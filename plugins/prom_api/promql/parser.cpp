@@ -124,6 +124,7 @@ class Parser {
   [[noreturn]] void fail(size_t pos, std::string msg) { throw Fail{pos, std::move(msg)}; }
   [[noreturn]] void unexpected(const Token& t, std::string_view context,
                                std::string_view expected = {}) {
+    if (t.type == Tok::End) end_inside_brackets(t);
     std::string m = "unexpected " + describe(t);
     if (!context.empty()) m += " in " + std::string(context);
     if (!expected.empty()) m += ", expected " + std::string(expected);
@@ -159,6 +160,20 @@ class Parser {
     Nest(const Nest&) = delete;
     Nest& operator=(const Nest&) = delete;
   };
+
+  // Prometheus's lexer refuses the end of input inside an open "(", "[" or
+  // "{" before its parser sees it: "sum(up" is `unclosed left parenthesis`.
+  void end_inside_brackets(const Token& end) {
+    int parens = 0, brackets = 0, braces = 0;
+    for (const Token& t : toks_) {
+      parens += (t.type == Tok::LParen) - (t.type == Tok::RParen);
+      brackets += (t.type == Tok::LBracket) - (t.type == Tok::RBracket);
+      braces += (t.type == Tok::LBrace) - (t.type == Tok::RBrace);
+    }
+    if (parens > 0) fail(end.pos, "unclosed left parenthesis");
+    if (brackets > 0) fail(end.pos, "unclosed left bracket");
+    if (braces > 0) fail(end.pos, "unexpected end of input inside braces");
+  }
 
   ExprPtr make(ExprKind k, size_t pos) {
     auto e = std::make_unique<Expr>();
@@ -368,6 +383,7 @@ class Parser {
         return e;
       }
       case Tok::End:
+        end_inside_brackets(t);
         fail(t.pos, "unexpected end of input");
       default:
         unexpected(t, "");

@@ -88,7 +88,7 @@ TEST_F(PromApi, ErrorsHavePrometheusTypesAndCodes) {
   auto j = get("/api/v1/query?query=sum(", 400);
   EXPECT_EQ(j["status"], "error");
   EXPECT_EQ(j["errorType"], "bad_data");
-  EXPECT_EQ(j["error"], "invalid parameter \"query\": 1:5: parse error: unexpected end of input");
+  EXPECT_EQ(j["error"], "invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis");
   EXPECT_EQ(get("/api/v1/query?query=up&time=yesterday", 400)["error"],
             "invalid parameter \"time\": Invalid time value for 'time': cannot parse "
             "\"yesterday\" to a valid timestamp");

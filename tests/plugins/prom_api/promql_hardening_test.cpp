@@ -72,6 +72,24 @@ TEST_F(PromqlHardening, DeepNestingIsAParseErrorNotAStackOverflow) {
   EXPECT_EQ(r.value.scalar, 1);
 }
 
+TEST_F(PromqlHardening, UnclosedBracketsAsPrometheus) {
+  // Prometheus 2.42's answers.
+  for (auto [q, want] : std::vector<std::pair<std::string, std::string>>{
+           {"sum(", "1:5: parse error: unclosed left parenthesis"},
+           {"sum(up", "1:7: parse error: unclosed left parenthesis"},
+           {"sum(rate(up[5m])", "1:17: parse error: unclosed left parenthesis"},
+           {"rate(up[5m", "1:11: parse error: unclosed left parenthesis"},
+           {"(1+", "1:4: parse error: unclosed left parenthesis"},
+           {"sum(up) by (a", "1:14: parse error: unclosed left parenthesis"},
+           {"up[5m", "1:6: parse error: unclosed left bracket"},
+           {"up[5m:", "1:7: parse error: unclosed left bracket"},
+           {"up{a=\"b\"", "1:9: parse error: unexpected end of input inside braces"},
+           {"up[5m] offset",
+            "1:14: parse error: unexpected end of input in offset, expected duration"},
+       })
+    EXPECT_EQ(parse_error(q), want) << q;
+}
+
 TEST_F(PromqlHardening, DurationsOutOfRangeAsPrometheus) {
   // Prometheus 2.42's answers (its durations are int64 nanoseconds).
   EXPECT_EQ(parse_error("foo[293y]"), "1:5: parse error: duration out of range");
