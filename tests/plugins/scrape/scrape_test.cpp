@@ -474,15 +474,18 @@ TEST(ScrapeConcurrency, EachTargetIsOneCompleteBatchFromSeveralThreads) {
   }
   auto h = load("interval = \"1s\"\nparse_workers = 3\ntargets = [" + list + "]");
   ASSERT_TRUE(h);
-  for (int cycle = 0; cycle < 2; ++cycle) {
+  size_t most_threads = 0;
+  for (int cycle = 0; cycle < 3; ++cycle) {
     auto b = h->collect_batches(1'000'000 + cycle * 1000);
     ASSERT_TRUE(b.ok()) << b.error().message;
     expect_one_batch_per_target(*b, targets, kSeries);
-    EXPECT_GE(h->last_emit_threads(), 2u) << "cycle " << cycle << ": parsed on one thread";
     EXPECT_LE(h->last_emit_threads(), 3u) << "more threads than parse_workers";
+    most_threads = std::max(most_threads, h->last_emit_threads());
   }
-  // Second cycle: nothing went stale, every series was seen before.
-  auto b = h->collect(1'002'000);
+  // One worker could in theory take every response of a cycle; not of three.
+  EXPECT_GE(most_threads, 2u) << "every target was parsed on one thread";
+  // Again: nothing went stale, every series was seen before.
+  auto b = h->collect(1'003'000);
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(stale_count(*b), 0u);
   for (const auto& s : b->find("scrape_series_added")) EXPECT_EQ(s.value, 0) << s.label("instance");
