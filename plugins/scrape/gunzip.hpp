@@ -11,7 +11,7 @@
 namespace moni::scrape {
 
 /// Decodes a gzip body into `out`; fails when corrupt or when the result
-/// would exceed `limit` bytes (0 = unlimited). Thread-safety: reentrant.
+/// would exceed `limit` bytes (0: the parser's maximum, 2 GiB - 1). Thread-safety: reentrant.
 Result<void> gunzip(std::string_view in, std::string& out, uint64_t limit);
 
 }  // namespace moni::scrape

@@ -13,6 +13,9 @@ TEST(Duration, ParsesPrometheusDurations) {
   EXPECT_EQ(*moni::parse_duration_ms("100ms"), 100);
   EXPECT_EQ(*moni::parse_duration_ms("2d"), 2 * 86400000LL);
   EXPECT_FALSE(moni::parse_duration_ms("15").ok());
+  // Each term fits but their sum does not: refused, not wrapped negative.
+  EXPECT_FALSE(moni::parse_duration_ms("292471208y292471208w").ok());
+  EXPECT_EQ(*moni::parse_duration_ms("292y"), 292 * 365 * 86400000LL);
   EXPECT_FALSE(moni::parse_duration_ms("1s1m").ok());
   EXPECT_FALSE(moni::parse_duration_ms("5x").ok());
   EXPECT_FALSE(moni::parse_duration_ms("").ok());

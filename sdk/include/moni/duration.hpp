@@ -48,7 +48,8 @@ inline Result<int64_t> parse_duration_ms(std::string_view s) {
     if (found < 0) return bad(u.empty() ? "missing unit" : "unknown unit");
     if (found <= last_unit) return bad("units must be in decreasing order");
     last_unit = found;
-    if (n > INT64_MAX / units[found].ms) return bad("too large");
+    if (n > INT64_MAX / units[found].ms || n * units[found].ms > INT64_MAX - total)
+      return bad("too large");
     total += n * units[found].ms;
     i = j;
   }

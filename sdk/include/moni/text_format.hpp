@@ -794,6 +794,12 @@ class Parser {
     // Sort (usually sorted already, save for __name__), reject duplicates.
     LabelRef* L = labels_.data() + first;
     const uint32_t n = static_cast<uint32_t>(labels_.size() - first);
+    // Insertion sort for the usual few labels; a sample with many unsorted
+    // ones (hostile or generated) must not cost n^2.
+    if (n > 32 && !std::is_sorted(L, L + n, [](const LabelRef& a, const LabelRef& b) {
+          return a.name < b.name;
+        }))
+      std::sort(L, L + n, [](const LabelRef& a, const LabelRef& b) { return a.name < b.name; });
     for (uint32_t i = 1; i < n; ++i) {
       if (L[i - 1].name < L[i].name) continue;
       LabelRef x = L[i];

@@ -78,6 +78,27 @@ TEST(TextParse, BasicSamplesLabelsSortedAndTimestamps) {
   EXPECT_EQ(p->r->samples, 5u);
 }
 
+TEST(TextParse, ManyUnsortedLabelsAreSortedAndDuplicatesFound) {
+  // Past 32 labels the parser sorts with std::sort instead of insertion:
+  // the order and the duplicate check must be the same.
+  std::string body = "w{";
+  for (int i = 3000; i > 0; --i) body += "l" + std::to_string(10000 + i) + "=\"v\",";
+  body += "} 1\n";
+  auto p = parse(body);
+  ASSERT_TRUE(p->r.ok()) << p->r.error().message;
+  auto s = p->p.sample(0);
+  ASSERT_EQ(s.labels.size(), 3001u);
+  EXPECT_EQ(s.labels[0].name, "__name__");
+  for (size_t i = 1; i < s.labels.size(); ++i)
+    EXPECT_EQ(s.labels[i].name, "l" + std::to_string(10000 + i)) << i;
+  std::string dup = body;
+  dup.insert(2, "l10007=\"x\",");
+  auto d = parse(dup);
+  ASSERT_FALSE(d->r.ok());
+  EXPECT_NE(d->r.error().message.find("duplicate label name 'l10007'"), std::string::npos)
+      << d->r.error().message;
+}
+
 TEST(TextParse, SpecialValues) {
   auto p = parse("a NaN\nb -Inf\nc +Inf\nd inf\ne -0\nf 1e-400\ng .5\n");
   ASSERT_TRUE(p->r.ok()) << p->r.error().message;
