@@ -734,15 +734,9 @@ int Db::wtxn(MDB_txn*& out) {
 
 uint32_t Db::lookup(const moni_sample& smp, int& rc) {
   rc = 0;
-  uint64_t h = label_set_hash(smp.labels, smp.label_count);
-  auto it = by_hash_.find(h);
-  if (it != by_hash_.end() &&
-      labels_equal_fast(smp.labels, smp.label_count, series_[it->second].key,
-                        raw_of(series_[it->second])))
-    return it->second;
-  key_.clear();
-  encode_labels(smp.labels, smp.label_count, key_);
-  if (auto jt = index_.find(std::string_view(key_)); jt != index_.end()) return jt->second;
+  // Ids start at 1: 0 is "not found"; key_ then holds the encoded labels.
+  if (uint32_t found = find_series(smp, key_)) return found;
+  const uint64_t h = label_set_hash(smp.labels, smp.label_count);  // new series only
   uint32_t id = next_id_++;
   series_.resize(id + 1);
   Series& ns = series_[id];
