@@ -40,6 +40,12 @@ uint64_t random_token() {
   std::random_device rd;
   return (static_cast<uint64_t>(rd()) << 32) ^ rd() ^ 1;  // never 0 (0: no token yet)
 }
+Error disk_full(size_t samples, const std::string& path) {
+  return make_error("lmdb_tsdb: disk full: the batch of " + std::to_string(samples) +
+                    " samples was not stored in " + path +
+                    " (free space or lower retention_size; appends resume by themselves)");
+}
+
 }  // namespace
 
 // LMDB reports a short write as EIO, so an I/O error while the file system
@@ -451,9 +457,7 @@ Result<WriteResult> Db::write(const BatchView& batch) {
   if (rc) {
     if (out_of_space(rc)) {
       ++stats_.write_errors_disk_full;
-      return make_error("lmdb_tsdb: disk full: the batch of " + std::to_string(batch.size()) +
-                        " samples was not stored in " + opt_.path +
-                        " (free space or lower retention_size; appends resume by themselves)");
+      return disk_full(batch.size(), opt_.path);
     }
     ++stats_.write_errors_other;
     return make_error("lmdb_tsdb: appending a batch to the WAL in " + opt_.path +
@@ -657,9 +661,7 @@ Result<void> Db::create_series(const BatchView& batch) {
     }
     if (out_of_space(rc)) {
       ++stats_.write_errors_disk_full;
-      return make_error("lmdb_tsdb: disk full: the batch of " + std::to_string(batch.size()) +
-                        " samples was not stored in " + opt_.path +
-                        " (free space or lower retention_size; appends resume by themselves)");
+      return disk_full(batch.size(), opt_.path);
     }
     ++stats_.write_errors_other;
     return make_error(lmdb_error("appending a batch", rc));
