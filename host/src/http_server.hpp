@@ -2,9 +2,10 @@
 // network threads of its own: accepts there and runs route handlers on the
 // worker pool, except for routes whose handler has been fast every time
 // lately: those answer on a network thread, without two thread hops. At most
-// one handler runs on the network threads at a time, so a fast route that
-// turns slow holds one of them for that one request while the other keeps
-// serving every connection; the route goes back to the pool after it. With
+// one handler runs on the network threads at a time. A fast route that
+// turns slow holds the main loop (and the connections it serves) for that
+// one request; after 20 ms the second thread accepts and serves new
+// connections until it returns, and the route goes back to the pool. With
 // TLS set, connections go to the TLS module (loaded on demand) and must
 // start with a TLS handshake (plain HTTP gets a 400 and is closed, as
 // Prometheus's web server does).
@@ -30,8 +31,9 @@ void note_blocking_in_handler();
 /// stop(). Handlers must not outlive the server: stop() joins its threads.
 class HttpServer {
  public:
-  /// Network threads (named "moni-http"): one may be running a fast route's
-  /// handler, the other is always free for I/O.
+  /// Network threads (named "moni-http"), each with its own io_context: the
+  /// main loop, and a rescue loop that serves new connections while a fast
+  /// route's handler has held the main loop for 20 ms.
   static constexpr int kNetworkThreads = 2;
   /// `to_workers` runs a job on the worker pool.
   HttpServer(RouteTable& routes, std::function<void(std::function<void()>)> to_workers);
