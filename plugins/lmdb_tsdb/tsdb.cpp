@@ -813,25 +813,19 @@ int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
       h.vs[s.p_inplace] = smp.value;
       ++s.p_inplace;
       if (s.p_head_n == 0) s.p_head_t0 = t;
-      ++s.p_head_n;
-      s.p_has = true;
-      s.p_max_t = t;
-      s.p_vbits = vbits;
-      ++wr.appended;
-      batch_max_t_ = std::max(batch_max_t_, t);
-      continue;
-    }
-    auto idx = static_cast<uint32_t>(pend_.size());
-    pend_.push_back({s.p_cut_next ? id | kCutBit : id, kNone, t, smp.value});
-    s.p_cut_next = false;
-    if (s.p_last != kNone)
-      pend_[s.p_last].next = idx;
-    else
-      s.p_first = idx;
-    s.p_last = idx;
-    if (s.p_head_n == 0) {
-      s.p_head_start = idx;
-      s.p_head_t0 = t;
+    } else {
+      auto idx = static_cast<uint32_t>(pend_.size());
+      pend_.push_back({s.p_cut_next ? id | kCutBit : id, kNone, t, smp.value});
+      s.p_cut_next = false;
+      if (s.p_last != kNone)
+        pend_[s.p_last].next = idx;
+      else
+        s.p_first = idx;
+      s.p_last = idx;
+      if (s.p_head_n == 0) {
+        s.p_head_start = idx;
+        s.p_head_t0 = t;
+      }
     }
     ++s.p_head_n;
     s.p_has = true;
