@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "chunk_codec.hpp"
+#include "head_pool.hpp"
 
 typedef struct MDB_env MDB_env;
 typedef struct MDB_txn MDB_txn;
@@ -161,18 +162,23 @@ class Db {
   struct CutData {
     uint32_t id = 0;
     uint64_t seq = 0;  // WAL record of the first sample
-    std::vector<int64_t> ts;
-    std::vector<double> vs;
+    // The samples: the head's own arrays (moved, no copy) when the cut
+    // took a whole head, else copies in xts/xvs (several cuts in a batch).
+    const int64_t* ts = nullptr;
+    const double* vs = nullptr;
+    size_t n = 0;
+    HeadArrays arrays;
+    std::vector<int64_t> xts;
+    std::vector<double> xvs;
     std::vector<uint32_t> starts;  // first sample of each chunk
   };
   /// The in-memory head chunk: raw samples, encoded once when cut; cut
   /// samples not stored yet stay readable in `cuts` (older than ts).
-  struct Head {
+  struct alignas(64) Head {
     // Samples [0, n) are committed; write() fills the arrays past n in
     // place (readers never look there) and publishes n under pub_mu_. The
-    // arrays are reallocated only under pub_mu_ held exclusively.
-    std::vector<int64_t> ts;
-    std::vector<double> vs;
+    // arrays are replaced only under pub_mu_ held exclusively.
+    HeadArrays a;
     uint32_t n = 0;
     std::vector<std::shared_ptr<const CutData>> cuts;
   };
@@ -239,6 +245,8 @@ class Db {
   Replay replay_record(uint64_t seq, std::string_view rec, bool check_ids);
 
   Options opt_;
+  // Head sample arrays (declared first: destroyed after every head and cut).
+  HeadPool pool_;
   MDB_env* env_ = nullptr;
   Dbis dbi_;
   std::shared_mutex env_mu_;  // exclusive only while resizing the map

@@ -314,3 +314,26 @@ TEST(ChunkCodec, ReusedTimestampCodingGivesTheSameBytes) {
           << k << " " << i;
   }
 }
+
+// BitWriter::bits writes whole bytes at once; its stream must equal one
+// written bit by bit, for every width 0-64, across resumed streams.
+TEST(ChunkCodec, BitWriterMatchesBitByBit) {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    std::string fast, slow;
+    BitWriter fw(&fast), sw(&slow);
+    for (int i = 0; i < 300; ++i) {
+      unsigned n = static_cast<unsigned>(rng() % 65);
+      uint64_t v = rng();  // bits above n must be ignored
+      fw.bits(v, n);
+      for (unsigned b = n; b-- > 0;) sw.bit((v >> b) & 1);
+      ASSERT_EQ(fast, slow) << "round " << round << " write " << i << " width " << n;
+      ASSERT_EQ(fw.used(), sw.used());
+      if (rng() % 16 == 0) {  // continue in a new writer, as ChunkEncoder does
+        uint8_t used = fw.used();
+        fw = BitWriter(&fast);
+        fw.resume(used);
+      }
+    }
+  }
+}
