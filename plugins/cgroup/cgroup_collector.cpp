@@ -17,8 +17,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <moni/sdk.hpp>
+#include <moni/text_format.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -159,6 +161,12 @@ constexpr std::chrono::milliseconds kFsBudget{250};
 // Attempts to find a container's runtime metadata before giving up on it
 // (its state file may appear a moment after its cgroup).
 constexpr int kMetaAttempts = 10;
+// The walk lists cgroups down to this depth; deeper subtrees are counted
+// (moni_cgroup_errors_total{reason="too_deep"}) and not reported.
+constexpr int kMaxDepth = 64;
+// Problems with cgroup files or names are logged at most this often (they
+// are counted in moni_cgroup_errors_total every time).
+constexpr int64_t kErrorLogEveryMs = 600000;
 
 std::string sanitize_label_name(std::string_view s) {
   std::string out(s);
@@ -232,6 +240,8 @@ struct Entry {
   uint64_t seen = 0;  // cycle it was last seen in
   unsigned mask = 0;  // v1 hierarchies holding it (this cycle)
   bool accepted = false;
+  bool bad_path = false;  // not valid UTF-8: never reported
+  bool too_deep = false;  // its subdirectories are past kMaxDepth
   Runtime runtime = Runtime::None;
   std::string container_id;
   int meta_attempts = 0;
@@ -340,8 +350,8 @@ class CgroupCollector : public moni::Collector {
   moni::Result<void> start() override {
     std::string_view text;
     if (!reader_.read(opt_.mountinfo.c_str(), text))
-      return moni::make_error("cgroup: cannot read the mount table " + opt_.mountinfo +
-                              " (set `mountinfo`)");
+      return moni::make_error("cgroup: cannot read the mount table \"" + opt_.mountinfo +
+                              "\": " + std::strerror(errno) + " (set `mountinfo`)");
     auto layout = detect_layout(text, opt_.root);
     if (!layout)
       return moni::make_error("cgroup: " + layout.error().message + " " + opt_.mountinfo +
@@ -395,7 +405,8 @@ class CgroupCollector : public moni::Collector {
     if (hierarchies_.empty())
       return moni::make_error("cgroup: no usable cgroup hierarchy under " + opt_.root);
     trees_.assign(hierarchies_.size(), Tree{});
-    replay_stack_.reserve(65);  // walks stop at depth 64
+    std::vector<std::string> unopened;
+    replay_stack_.reserve(kMaxDepth + 1);  // walks stop at kMaxDepth
     for (auto& h : hierarchies_) {
       for (int c = 0; c < kControllerCount; ++c)
         if (h.mask & (1u << c)) {
@@ -404,7 +415,23 @@ class CgroupCollector : public moni::Collector {
         }
       if (h.root_fd >= 0) ::close(h.root_fd);
       h.root_fd = ::open(h.dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (h.root_fd < 0) unopened.push_back(h.dir + ": " + std::strerror(errno));
     }
+    // A hierarchy the mount table names but `root` does not hold (a typo in
+    // `root`, cgroupfs not bind-mounted into moni's container) would
+    // otherwise collect nothing, silently.
+    if (!unopened.empty()) {
+      std::string dirs;
+      for (const auto& u : unopened) dirs += (dirs.empty() ? "" : ", ") + u;
+      if (unopened.size() == hierarchies_.size())
+        return moni::make_error("cgroup: cannot open the cgroup hierarchies " + dirs +
+                                " (root = \"" + opt_.root +
+                                "\"; set `root` to where they are mounted)");
+      ctx_.warn("cgroup: cannot open " + dirs + "; its cgroups are not reported");
+    }
+    if (procfs_fd_ == AT_FDCWD && opt_.groups.network)
+      ctx_.warn("cgroup: cannot open procfs \"" + opt_.procfs +
+                "\": no network metrics (set `procfs`)");
     ctx_.info("cgroup: " + std::string(layout_.mode_name()) + " layout under " + opt_.root);
     return {};
   }
@@ -464,6 +491,7 @@ class CgroupCollector : public moni::Collector {
     published_tracked_.store(entries_.size(), std::memory_order_relaxed);
     published_open_.store(stats_reader_->open_files(), std::memory_order_relaxed);
     published_watches_.store(watch_->watches(), std::memory_order_relaxed);
+    report_errors();
     return {};
   }
 
@@ -484,6 +512,17 @@ class CgroupCollector : public moni::Collector {
                  "Cgroup directories the collector watches with inotify.");
     out.add("moni_cgroup_watches", {},
             static_cast<double>(published_watches_.load(std::memory_order_relaxed)));
+    out.describe("moni_cgroup_errors_total", MetricType::Counter,
+                 "Cgroup files whose values were skipped (malformed_file, unreadable_file) and "
+                 "cgroups not reported (invalid_utf8_path, too_deep).");
+    const std::pair<std::string_view, const std::atomic<uint64_t>*> errors[] = {
+        {"invalid_utf8_path", &published_bad_paths_},
+        {"malformed_file", &published_malformed_},
+        {"too_deep", &published_too_deep_},
+        {"unreadable_file", &published_unreadable_}};
+    for (const auto& [reason, n] : errors)
+      out.add("moni_cgroup_errors_total", {{"reason", reason}},
+              static_cast<double>(n->load(std::memory_order_relaxed)));
   }
 
  private:
@@ -493,6 +532,31 @@ class CgroupCollector : public moni::Collector {
     int procs_controller = -1;  // whose cgroup.procs slot is used (-1: unified)
     int root_fd = -1;           // kept open for the walk
   };
+
+  // Publishes the error counts, and logs them when they grew (at most every
+  // kErrorLogEveryMs: a broken file is skipped every collection).
+  void report_errors() {
+    const StatsReader::Errors& r = stats_reader_->errors();
+    published_malformed_.store(r.malformed, std::memory_order_relaxed);
+    published_unreadable_.store(r.unreadable, std::memory_order_relaxed);
+    published_bad_paths_.store(bad_paths_, std::memory_order_relaxed);
+    published_too_deep_.store(too_deep_, std::memory_order_relaxed);
+    uint64_t total = r.malformed + r.unreadable + bad_paths_ + too_deep_;
+    if (total == logged_errors_ || (logged_ms_ != 0 && ts_ - logged_ms_ < kErrorLogEveryMs)) return;
+    std::string m = "cgroup: since start " + std::to_string(r.malformed) + " malformed and " +
+                    std::to_string(r.unreadable) +
+                    " unreadable cgroup file reads (their values skipped), " +
+                    std::to_string(bad_paths_) + " cgroups with a path not valid UTF-8 and " +
+                    std::to_string(too_deep_) + " subtrees deeper than " +
+                    std::to_string(kMaxDepth) + " levels (not reported); ";
+    // The newest example: a file problem if the reader's count moved.
+    uint64_t file_errors = r.malformed + r.unreadable;
+    m += file_errors != logged_file_errors_ && !r.example.empty() ? r.example : example_;
+    logged_file_errors_ = file_errors;
+    logged_errors_ = total;
+    logged_ms_ = ts_;
+    ctx_.warn(m);
+  }
 
   void close_all() {
     if (!stats_reader_) return;
@@ -684,7 +748,13 @@ class CgroupCollector : public moni::Collector {
     e.mask |= hierarchies_[h].mask;
     bool wants = e.accepted || parent_wants;
     DIR* d = nullptr;
-    if (!leaf && depth < 64) {
+    if (!leaf && depth >= kMaxDepth && !e.too_deep) {
+      e.too_deep = true;  // counted once while it exists
+      ++too_deep_;
+      example_ = "cgroup " + *e.id + " is " + std::to_string(depth) +
+                 " levels deep: its subdirectories are not walked";
+    }
+    if (!leaf && depth < kMaxDepth) {
       int fd = ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (fd >= 0 && !(d = ::fdopendir(fd))) ::close(fd);
       if (!d) tree.valid = false;  // its subdirectories are unknown
@@ -806,6 +876,22 @@ class CgroupCollector : public moni::Collector {
       e.runtime = ref.runtime;
       e.container_id.assign(ref.id);
       e.start_time_s = cgroup_mtime();
+      // Its id would be a label value, and Prometheus refuses a whole scrape
+      // for one that is not UTF-8 (cAdvisor's client drops such series too).
+      if (!moni::text::detail::valid_utf8(id)) {
+        e.bad_path = true;
+        ++bad_paths_;
+        example_ = "cgroup path not valid UTF-8: ";
+        for (unsigned char c : id) {
+          char hex[8];
+          if (c >= 0x20 && c < 0x7f) {
+            example_.push_back(char(c));
+          } else {
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            example_.append(hex);
+          }
+        }
+      }
     }
     mark_seen(e, inserted);
     return e;
@@ -854,6 +940,7 @@ class CgroupCollector : public moni::Collector {
 
   bool accept(const Entry& e) const {
     const std::string& id = *e.id;
+    if (e.bad_path) return false;
     if (opt_.docker_only && id != "/" && e.runtime != Runtime::Docker) return false;
     if (!opt_.include.empty()) {
       bool any = false;
@@ -1294,6 +1381,11 @@ class CgroupCollector : public moni::Collector {
   uint64_t cycle_ = 0;
   size_t emitted_ = 0;
   double now_s_ = 0;
+  // Cgroups not reported: path not valid UTF-8, subtrees past kMaxDepth.
+  uint64_t bad_paths_ = 0, too_deep_ = 0;
+  std::string example_;  // the last of them, for the log
+  uint64_t logged_errors_ = 0, logged_file_errors_ = 0;
+  int64_t logged_ms_ = 0;
   CgroupStats stats_;
   std::vector<NetInterface> ifaces_;
   std::vector<LabelRef> labels_, with_extra_;
@@ -1306,6 +1398,8 @@ class CgroupCollector : public moni::Collector {
   // call from another thread while a collection runs.
   std::atomic<size_t> published_containers_{0}, published_tracked_{0}, published_open_{0},
       published_watches_{0};
+  std::atomic<uint64_t> published_malformed_{0}, published_unreadable_{0}, published_bad_paths_{0},
+      published_too_deep_{0};
 };
 
 }  // namespace moni_cgroup

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 namespace moni_cgroup {
 namespace {
@@ -16,7 +17,7 @@ bool parse_devno(std::string_view& line, uint32_t& major, uint32_t& minor) {
     return false;
   uint64_t a, b;
   if (!parse_u64(line.substr(0, colon), a) ||
-      !parse_u64(line.substr(colon + 1, space - colon - 1), b))
+      !parse_u64(line.substr(colon + 1, space - colon - 1), b) || a > UINT32_MAX || b > UINT32_MAX)
     return false;
   major = static_cast<uint32_t>(a);
   minor = static_cast<uint32_t>(b);
@@ -91,12 +92,6 @@ constexpr FileDef kFiles[kFileCount] = {
 };
 static_assert(int(kV1Procs) + int(kCpu) == 40 && kFileCount == 45);
 
-// "max" (v2) or a v1 huge value: unlimited, kept as UINT64_MAX.
-uint64_t limit_value(std::string_view text) {
-  uint64_t v;
-  return parse_u64(text, v) ? v : UINT64_MAX;
-}
-
 // blkio operation index of `op` (IoDevice::op_bytes), -1 for others.
 int blkio_op(std::string_view op) {
   static constexpr std::string_view kOps[IoDevice::kOps] = {"Read",  "Write",   "Sync",
@@ -117,17 +112,22 @@ std::string_view word(std::string_view& s) {
   return w;
 }
 
-void parse_psi(std::string_view text, PsiTotals& out) {
+// Returns false when a line is not understood.
+bool parse_psi(std::string_view text, PsiTotals& out) {
+  bool ok = true;
   for_each_line(text, [&](std::string_view line) {
     size_t t = line.find("total=");
-    if (t == std::string_view::npos) return;
     uint64_t v;
-    if (!parse_u64(line.substr(t + 6), v)) return;
+    if (t == std::string_view::npos || !parse_u64(line.substr(t + 6), v)) {
+      ok = false;
+      return;
+    }
     if (line.substr(0, 5) == "some ")
       out.some_us = v;
     else if (line.substr(0, 5) == "full ")
       out.full_us = v;
   });
+  return ok;
 }
 
 }  // namespace
@@ -188,7 +188,8 @@ int StatsReader::open_file(CgroupFile f) {
     path_.push_back('/');
   }
   path_.append(def.name);
-  return ::openat(root, path_.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO in place of a file must not hang the collection.
+  return ::openat(root, path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 }
 
 // One read of file `f` of the current cgroup: a pread on its kept-open
@@ -199,6 +200,7 @@ bool StatsReader::get(CgroupFds& fds, CgroupFile f, std::string_view& text) {
     if (reader_.pread_all(slot, text)) return true;
     // ENODEV: the cgroup was removed (and maybe made again under the same
     // name): drop the descriptor and open the path afresh.
+    if (errno != ENODEV) unreadable(f, errno);
     ::close(slot);
     slot = CgroupFds::kClosed;
     --open_;
@@ -207,10 +209,18 @@ bool StatsReader::get(CgroupFds& fds, CgroupFile f, std::string_view& text) {
   }
   int fd = open_file(f);
   if (fd < 0) {
-    slot = errno == ENOENT ? CgroupFds::kAbsent : CgroupFds::kClosed;
+    // ENOENT: the cgroup lacks the file, or is gone; anything else (EACCES,
+    // ENAMETOOLONG, ...) is counted, and the file tried again next time.
+    if (errno == ENOENT) {
+      slot = CgroupFds::kAbsent;
+    } else {
+      if (errno != ENODEV) unreadable(f, errno);
+      slot = CgroupFds::kClosed;
+    }
     return false;
   }
   bool ok = reader_.pread_all(fd, text);
+  if (!ok && errno != ENODEV) unreadable(f, errno);
   if (ok && kFiles[f].hot && open_ < budget_) {
     slot = fd;
     ++open_;
@@ -248,11 +258,69 @@ void StatsReader::read(std::string_view rel, unsigned v1_mask, bool spec, bool p
   }
 }
 
+void StatsReader::example(CgroupFile f, std::string_view why) {
+  const FileDef& def = kFiles[f];
+  errors_.example = def.controller == kUnified ? layout_.unified : layout_.v1[def.controller];
+  errors_.example.append(rel_);
+  errors_.example.push_back('/');
+  errors_.example.append(def.name);
+  errors_.example.append(": ");
+  errors_.example.append(why);
+}
+
+void StatsReader::malformed(CgroupFile f, std::string_view text) {
+  ++errors_.malformed;
+  // The start of the text, quoted, control and non-ASCII bytes as \xNN.
+  std::string why = "cannot parse \"";
+  for (size_t i = 0; i < text.size() && i < 40; ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+      why.push_back(char(c));
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      why.append(hex);
+    }
+  }
+  why.append(text.size() > 40 ? "...\"" : "\"");
+  example(f, why);
+}
+
+void StatsReader::unreadable(CgroupFile f, int err) {
+  ++errors_.unreadable;
+  example(f, std::strerror(err));
+}
+
+bool StatsReader::num(CgroupFile f, std::string_view text, uint64_t& v) {
+  if (parse_u64(text, v)) return true;
+  malformed(f, text);
+  return false;
+}
+
+// A key missing from the file is not an error (kernels differ in keys).
+bool StatsReader::key(CgroupFile f, std::string_view text, std::string_view k, uint64_t& v) {
+  KeyFound r = find_key_value(text, k, v);
+  if (r == KeyFound::kMalformed) malformed(f, text);
+  return r == KeyFound::kFound;
+}
+
+// "max" (v2): unlimited, kept as UINT64_MAX; a v1 huge value is a number.
+bool StatsReader::limit(CgroupFile f, std::string_view text, uint64_t& v) {
+  if (trim(text) == "max") {
+    v = UINT64_MAX;
+    return true;
+  }
+  return num(f, text, v);
+}
+
 void StatsReader::read_psi(CgroupFds& fds, CgroupStats& out) {
   static constexpr CgroupFile kPsi[3] = {kCpuPressure, kMemPressure, kIoPressure};
   std::string_view text;
   for (int i = 0; i < 3; ++i)
-    if (get(fds, kPsi[i], text)) parse_psi(text, out.psi[i]);
+    if (get(fds, kPsi[i], text) && !parse_psi(text, out.psi[i])) {
+      out.psi[i] = PsiTotals{};  // a garbled file: none of its values
+      malformed(kPsi[i], text);
+    }
 }
 
 void StatsReader::read_v2(CgroupFds& fds, bool spec, CgroupStats& out) {
@@ -260,45 +328,52 @@ void StatsReader::read_v2(CgroupFds& fds, bool spec, CgroupStats& out) {
   uint64_t v;
   if (get(fds, kV2CpuStat, text)) {
     out.any = true;
-    if (find_key(text, "usage_usec", v)) out.cpu_total_s = static_cast<double>(v) / 1e6;
-    if (find_key(text, "user_usec", v)) out.cpu_user_s = static_cast<double>(v) / 1e6;
-    if (find_key(text, "system_usec", v)) out.cpu_system_s = static_cast<double>(v) / 1e6;
-    if (find_key(text, "nr_periods", v)) out.cfs_periods = v;
-    if (find_key(text, "nr_throttled", v)) out.cfs_throttled_periods = v;
-    if (find_key(text, "throttled_usec", v)) out.cfs_throttled_s = static_cast<double>(v) / 1e6;
+    if (key(kV2CpuStat, text, "usage_usec", v)) out.cpu_total_s = static_cast<double>(v) / 1e6;
+    if (key(kV2CpuStat, text, "user_usec", v)) out.cpu_user_s = static_cast<double>(v) / 1e6;
+    if (key(kV2CpuStat, text, "system_usec", v)) out.cpu_system_s = static_cast<double>(v) / 1e6;
+    if (key(kV2CpuStat, text, "nr_periods", v)) out.cfs_periods = v;
+    if (key(kV2CpuStat, text, "nr_throttled", v)) out.cfs_throttled_periods = v;
+    if (key(kV2CpuStat, text, "throttled_usec", v))
+      out.cfs_throttled_s = static_cast<double>(v) / 1e6;
   }
   if (spec && get(fds, kV2CpuMax, text)) {
     out.any = true;
     std::string_view rest = text;
     std::string_view quota = word(rest);
     std::string_view period = word(rest);
-    out.cpu_quota = parse_u64(quota, v) ? v : 0;  // "max": unlimited, 0 as cAdvisor
-    if (parse_u64(period, v)) out.cpu_period = v;
+    if (quota == "max")
+      out.cpu_quota = 0;  // unlimited, 0 as cAdvisor
+    else if (num(kV2CpuMax, quota, v))
+      out.cpu_quota = v;
+    if (num(kV2CpuMax, period, v)) out.cpu_period = v;
   }
-  if (spec && get(fds, kV2CpuWeight, text) && parse_u64(text, v) && v >= 1) {
+  if (spec && get(fds, kV2CpuWeight, text)) {
     out.any = true;
-    // cAdvisor's inverse of the runc shares->weight mapping.
-    out.cpu_shares = 2 + ((v - 1) * 262142) / 9999;
+    // The kernel takes 1..10000; past it the formula below would overflow.
+    if (!parse_u64(text, v) || v < 1 || v > 10000)
+      malformed(kV2CpuWeight, text);
+    else  // cAdvisor's inverse of the runc shares->weight mapping.
+      out.cpu_shares = 2 + ((v - 1) * 262142) / 9999;
   }
   if (spec) {
     if (get(fds, kV2MemMax, text)) {
       out.any = true;
-      out.mem_limit = limit_value(text);
+      if (limit(kV2MemMax, text, v)) out.mem_limit = v;
     }
     // As cAdvisor: reservation is memory.high, the swap limit memory.swap.max.
-    if (get(fds, kV2MemHigh, text)) out.mem_reservation = limit_value(text);
-    if (get(fds, kV2SwapMax, text)) out.mem_swap_limit = limit_value(text);
+    if (get(fds, kV2MemHigh, text) && limit(kV2MemHigh, text, v)) out.mem_reservation = v;
+    if (get(fds, kV2SwapMax, text) && limit(kV2SwapMax, text, v)) out.mem_swap_limit = v;
   }
   if (groups_.memory) {
-    if (get(fds, kV2MemCurrent, text) && parse_u64(text, v)) {
+    if (get(fds, kV2MemCurrent, text)) {
       out.any = true;
-      out.mem_usage = v;
+      if (num(kV2MemCurrent, text, v)) out.mem_usage = v;
     }
-    if (get(fds, kV2MemPeak, text) && parse_u64(text, v)) out.mem_max_usage = v;
+    if (get(fds, kV2MemPeak, text) && num(kV2MemPeak, text, v)) out.mem_max_usage = v;
     if (get(fds, kV2MemStat, text)) {
       out.any = true;
       // One pass over its ~40 lines (a lookup per key would rescan them).
-      for_each_key_value(text, [&](std::string_view k, uint64_t val) {
+      size_t bad = for_each_key_value(text, [&](std::string_view k, uint64_t val) {
         if (k == "anon")
           out.mem_rss = val;
         else if (k == "file")
@@ -316,30 +391,39 @@ void StatsReader::read_v2(CgroupFds& fds, bool spec, CgroupStats& out) {
         else if (k == "pgmajfault")
           out.pgmajfault = out.total_pgmajfault = val;
       });
+      if (bad) malformed(kV2MemStat, text);
     }
-    if (get(fds, kV2SwapCurrent, text) && parse_u64(text, v))
-      out.mem_swap = v;
-    else if (out.mem_rss)
-      out.mem_swap = 0;
+    if (get(fds, kV2SwapCurrent, text)) {
+      if (num(kV2SwapCurrent, text, v)) out.mem_swap = v;
+    } else if (out.mem_rss) {
+      out.mem_swap = 0;  // no swap controller
+    }
   }
   if (groups_.memory || groups_.oom_event) {
     if (get(fds, kV2MemEvents, text)) {
-      if (groups_.memory && find_key(text, "max", v)) out.mem_failcnt = v;
-      if (groups_.oom_event && find_key(text, "oom_kill", v)) out.oom_kills = v;
+      if (groups_.memory && key(kV2MemEvents, text, "max", v)) out.mem_failcnt = v;
+      if (groups_.oom_event && key(kV2MemEvents, text, "oom_kill", v)) out.oom_kills = v;
     }
   }
   if (groups_.disk_io && get(fds, kV2IoStat, text)) {
     out.any = true;
+    bool bad = false;
     for_each_line(text, [&](std::string_view line) {
       uint32_t ma, mi;
-      if (!parse_devno(line, ma, mi)) return;
+      if (!parse_devno(line, ma, mi)) {
+        bad = true;
+        return;
+      }
       IoDevice& d = device(out.io, ma, mi);
       d.has_ops = true;
       while (!line.empty()) {
         std::string_view kv = word(line);
         if (kv.empty()) break;
         size_t eq = kv.find('=');
-        if (eq == std::string_view::npos || !parse_u64(kv.substr(eq + 1), v)) continue;
+        if (eq == std::string_view::npos || !parse_u64(kv.substr(eq + 1), v)) {
+          bad = true;
+          continue;
+        }
         std::string_view k = kv.substr(0, eq);
         if (k == "rbytes") {
           d.read_bytes = d.op_bytes[0] = v;
@@ -354,13 +438,12 @@ void StatsReader::read_v2(CgroupFds& fds, bool spec, CgroupStats& out) {
         }
       }
     });
+    if (bad) malformed(kV2IoStat, text);
   }
   if (groups_.process) {
-    if (get(fds, kV2PidsCurrent, text) && parse_u64(text, v)) out.threads = v;
-    if (spec && get(fds, kV2PidsMax, text)) {
-      uint64_t m = limit_value(text);
-      out.threads_max = m == UINT64_MAX ? 0 : m;  // "max": 0, as cAdvisor
-    }
+    if (get(fds, kV2PidsCurrent, text) && num(kV2PidsCurrent, text, v)) out.threads = v;
+    if (spec && get(fds, kV2PidsMax, text) && limit(kV2PidsMax, text, v))
+      out.threads_max = v == UINT64_MAX ? 0 : v;  // "max": 0, as cAdvisor
   }
 }
 
@@ -369,56 +452,70 @@ void StatsReader::read_v1(CgroupFds& fds, unsigned mask, bool spec, CgroupStats&
   std::string_view text;
   uint64_t v;
   if (in(kCpuacct)) {
-    if (get(fds, kCpuacctUsage, text) && parse_u64(text, v)) {
+    if (get(fds, kCpuacctUsage, text)) {
       out.any = true;
-      out.cpu_total_s = static_cast<double>(v) / 1e9;
+      if (num(kCpuacctUsage, text, v)) out.cpu_total_s = static_cast<double>(v) / 1e9;
     }
     if (groups_.percpu && get(fds, kCpuacctPercpu, text)) {
       std::string_view rest = text;
-      for (std::string_view w = word(rest); !w.empty(); w = word(rest))
-        if (parse_u64(w, v)) out.percpu_ns.push_back(v);
+      for (std::string_view w = word(rest); !w.empty(); w = word(rest)) {
+        if (!parse_u64(w, v)) {
+          // One bad word would shift every later CPU's index: none of them.
+          out.percpu_ns.clear();
+          malformed(kCpuacctPercpu, text);
+          break;
+        }
+        out.percpu_ns.push_back(v);
+      }
     }
     if (get(fds, kCpuacctStat, text)) {
       out.any = true;
       // USER_HZ ticks, as runc converts them.
       if (clk_tck_ <= 0) clk_tck_ = ::sysconf(_SC_CLK_TCK);
       double tick = clk_tck_ > 0 ? 1.0 / static_cast<double>(clk_tck_) : 0.01;
-      if (find_key(text, "user", v)) out.cpu_user_s = static_cast<double>(v) * tick;
-      if (find_key(text, "system", v)) out.cpu_system_s = static_cast<double>(v) * tick;
+      if (key(kCpuacctStat, text, "user", v)) out.cpu_user_s = static_cast<double>(v) * tick;
+      if (key(kCpuacctStat, text, "system", v)) out.cpu_system_s = static_cast<double>(v) * tick;
     }
   }
   if (in(kCpu)) {
     if (get(fds, kV1CpuStat, text)) {
       out.any = true;
-      if (find_key(text, "nr_periods", v)) out.cfs_periods = v;
-      if (find_key(text, "nr_throttled", v)) out.cfs_throttled_periods = v;
-      if (find_key(text, "throttled_time", v)) out.cfs_throttled_s = static_cast<double>(v) / 1e9;
+      if (key(kV1CpuStat, text, "nr_periods", v)) out.cfs_periods = v;
+      if (key(kV1CpuStat, text, "nr_throttled", v)) out.cfs_throttled_periods = v;
+      if (key(kV1CpuStat, text, "throttled_time", v))
+        out.cfs_throttled_s = static_cast<double>(v) / 1e9;
     }
     if (spec) {
-      if (get(fds, kCfsQuota, text))
-        out.cpu_quota = parse_u64(text, v) ? v : 0;  // "-1": unlimited, 0 as cAdvisor
-      if (get(fds, kCfsPeriod, text) && parse_u64(text, v)) out.cpu_period = v;
-      if (get(fds, kShares, text) && parse_u64(text, v)) out.cpu_shares = v;
+      if (get(fds, kCfsQuota, text)) {
+        if (trim(text) == "-1")
+          out.cpu_quota = 0;  // unlimited, 0 as cAdvisor
+        else if (num(kCfsQuota, text, v))
+          out.cpu_quota = v;
+      }
+      if (get(fds, kCfsPeriod, text) && num(kCfsPeriod, text, v)) out.cpu_period = v;
+      if (get(fds, kShares, text) && num(kShares, text, v)) out.cpu_shares = v;
     }
   }
   if (in(kMemory)) {
     if (spec) {
-      if (get(fds, kMemLimit, text) && parse_u64(text, v)) out.mem_limit = v;
-      if (get(fds, kMemswLimit, text) && parse_u64(text, v)) out.mem_swap_limit = v;
-      if (get(fds, kMemSoftLimit, text) && parse_u64(text, v)) out.mem_reservation = v;
+      if (get(fds, kMemLimit, text) && num(kMemLimit, text, v)) out.mem_limit = v;
+      if (get(fds, kMemswLimit, text) && num(kMemswLimit, text, v)) out.mem_swap_limit = v;
+      if (get(fds, kMemSoftLimit, text) && num(kMemSoftLimit, text, v)) out.mem_reservation = v;
     }
     if (groups_.memory) {
-      if (get(fds, kMemUsage, text) && parse_u64(text, v)) {
+      if (get(fds, kMemUsage, text)) {
         out.any = true;
-        out.mem_usage = v;
+        if (num(kMemUsage, text, v)) out.mem_usage = v;
       }
-      if (get(fds, kMemMaxUsage, text) && parse_u64(text, v)) out.mem_max_usage = v;
+      if (get(fds, kMemMaxUsage, text) && num(kMemMaxUsage, text, v)) out.mem_max_usage = v;
       if (get(fds, kV1MemStat, text)) {
         out.any = true;
-        out.mem_swap = 0;
         // The hierarchical total_* values, as cAdvisor reports for v1; faults
-        // also of the cgroup alone.
-        for_each_key_value(text, [&](std::string_view k, uint64_t val) {
+        // also of the cgroup alone. Swap is 0 without swap accounting (no
+        // total_swap line), but only in a memory.stat that was understood.
+        bool any_key = false;
+        size_t bad = for_each_key_value(text, [&](std::string_view k, uint64_t val) {
+          any_key = true;
           if (k == "total_rss")
             out.mem_rss = val;
           else if (k == "total_cache")
@@ -440,11 +537,14 @@ void StatsReader::read_v1(CgroupFds& fds, unsigned mask, bool spec, CgroupStats&
           else if (k == "total_pgmajfault")
             out.total_pgmajfault = val;
         });
+        if (bad) malformed(kV1MemStat, text);
+        if (any_key && !bad && !out.mem_swap) out.mem_swap = 0;
       }
-      if (get(fds, kKmemUsage, text) && parse_u64(text, v)) out.mem_kernel = v;
-      if (get(fds, kMemFailcnt, text) && parse_u64(text, v)) out.mem_failcnt = v;
+      if (get(fds, kKmemUsage, text) && num(kKmemUsage, text, v)) out.mem_kernel = v;
+      if (get(fds, kMemFailcnt, text) && num(kMemFailcnt, text, v)) out.mem_failcnt = v;
     }
-    if (groups_.oom_event && get(fds, kMemOomControl, text) && find_key(text, "oom_kill", v))
+    if (groups_.oom_event && get(fds, kMemOomControl, text) &&
+        key(kMemOomControl, text, "oom_kill", v))
       out.oom_kills = v;
   }
   if (in(kBlkio) && groups_.disk_io) {
@@ -488,11 +588,9 @@ void StatsReader::read_v1(CgroupFds& fds, unsigned mask, bool spec, CgroupStats&
   // Threads come from the pids controller only, as cAdvisor's: `tasks` lists
   // the cgroup's own threads, not its descendants'.
   if (in(kPids) && groups_.process) {
-    if (get(fds, kV1PidsCurrent, text) && parse_u64(text, v)) out.threads = v;
-    if (spec && get(fds, kV1PidsMax, text)) {
-      uint64_t m = limit_value(text);
-      out.threads_max = m == UINT64_MAX ? 0 : m;
-    }
+    if (get(fds, kV1PidsCurrent, text) && num(kV1PidsCurrent, text, v)) out.threads = v;
+    if (spec && get(fds, kV1PidsMax, text) && limit(kV1PidsMax, text, v))
+      out.threads_max = v == UINT64_MAX ? 0 : v;
   }
 }
 

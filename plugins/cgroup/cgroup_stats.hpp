@@ -161,6 +161,16 @@ class StatsReader {
   }
   size_t open_files() const { return open_; }
 
+  /// Files whose text was not understood (a value skipped: garbage, a number
+  /// past UINT64_MAX, an empty file), and reads that failed for another
+  /// reason than the cgroup's removal (EACCES, EIO, a FIFO, ...), since
+  /// start; `example` names the last one ("<dir>/<file>: <why>").
+  struct Errors {
+    uint64_t malformed = 0, unreadable = 0;
+    std::string example;
+  };
+  const Errors& errors() const { return errors_; }
+
   /// Parses /proc/<pid>/net/dev, skipping the devices cAdvisor ignores (lo,
   /// veth*, docker*, nerdctl*).
   static void parse_netdev(std::string_view text, std::vector<NetInterface>& out);
@@ -171,6 +181,13 @@ class StatsReader {
   void read_v2(CgroupFds& fds, bool spec, CgroupStats& out);
   void read_v1(CgroupFds& fds, unsigned mask, bool spec, CgroupStats& out);
   void read_psi(CgroupFds& fds, CgroupStats& out);
+  // Parsers of the current cgroup's file `f` that count what they reject.
+  bool num(CgroupFile f, std::string_view text, uint64_t& v);
+  bool key(CgroupFile f, std::string_view text, std::string_view k, uint64_t& v);
+  bool limit(CgroupFile f, std::string_view text, uint64_t& v);
+  void malformed(CgroupFile f, std::string_view text);
+  void unreadable(CgroupFile f, int err);
+  void example(CgroupFile f, std::string_view why);
 
   const CgroupLayout& layout_;
   MetricGroups groups_;
@@ -183,6 +200,7 @@ class StatsReader {
   std::vector<int> owned_fds_;                  // the distinct roots, to close
   size_t open_ = 0, budget_ = 0;
   long clk_tck_ = 0;
+  Errors errors_;
 };
 
 }  // namespace moni_cgroup

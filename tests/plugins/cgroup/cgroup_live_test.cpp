@@ -9,8 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstring>
 #include <fstream>
@@ -390,4 +393,92 @@ TEST(CgroupLive, WholeHostCollectsEveryCgroupWithoutErrors) {
     }
   }
   EXPECT_LE(p.logs().size(), 1u);
+}
+
+// The real cgroupfs under attack: cgroups made and removed in a loop by
+// another thread while collections run (in every v1 hierarchy, so a cgroup
+// can vanish between the walk and its reads, or between hierarchies), names
+// the kernel accepts but labels find hard (a space, a quote, UTF-8, bytes
+// that are not UTF-8), and a chain 100 levels deep. Every collection
+// succeeds with finite, non-negative values; the name that is not UTF-8 is
+// counted and not reported; nothing is left open once it is all gone.
+TEST(CgroupLive, ChurnHostileNamesAndDepthOnRealCgroupfs) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to create cgroups";
+  Mounts m = find_mounts();
+  std::vector<std::string> bases;
+  for (const std::string* b : {&m.cpu, &m.cpuacct, &m.memory, &m.pids})
+    if (!b->empty() && std::find(bases.begin(), bases.end(), *b) == bases.end())
+      bases.push_back(*b);
+  if (bases.empty() && !m.unified.empty()) bases.push_back(m.unified);
+  if (bases.empty()) GTEST_SKIP() << "no cgroup hierarchy is mounted";
+  const std::string id = "/moni-hostile-" + std::to_string(::getpid());
+  std::vector<std::string> made;  // removed in reverse order
+  auto mk = [&](const std::string& rel) {
+    for (const auto& b : bases) {
+      std::string d = b + id + rel;
+      if (::mkdir(d.c_str(), 0755) != 0) return false;
+      made.push_back(d);
+    }
+    return true;
+  };
+  if (!mk("")) {
+    for (auto it = made.rbegin(); it != made.rend(); ++it) ::rmdir(it->c_str());
+    GTEST_SKIP() << "cannot create cgroups under " << bases[0] << ": " << std::strerror(errno);
+  }
+  const std::vector<std::string> names = {"/with space", "/quo\"te", "/üñí ☃", "/bad\xff\xfe"};
+  for (const auto& n : names) ASSERT_TRUE(mk(n)) << n << ": " << std::strerror(errno);
+  std::string deep;
+  for (int i = 0; i < 100; ++i) {
+    deep += "/d";
+    std::string d = bases[0] + id + deep;
+    ASSERT_EQ(::mkdir(d.c_str(), 0755), 0) << std::strerror(errno);
+    made.push_back(d);
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> churned{0};
+  std::thread churn([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      std::string rel = id + "/churn" + std::to_string(i % 7);
+      for (const auto& b : bases) ::mkdir((b + rel).c_str(), 0755);
+      for (auto it = bases.rbegin(); it != bases.rend(); ++it) ::rmdir((*it + rel).c_str());
+      churned.fetch_add(1);
+    }
+  });
+  auto h = PluginHarness::load(plugin_path("cgroup"), "include = ['^" + id + "(/|$)']\n");
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  auto& p = **h;
+  ASSERT_TRUE(p.start().ok());
+  size_t deepest = 0;
+  for (int i = 0; i < 40; ++i) {
+    auto b = p.collect(1000 + i * 15000);
+    ASSERT_TRUE(b.ok()) << b.error().message;
+    for (const auto& s : b->samples) {
+      EXPECT_TRUE(std::isfinite(s.value) && s.value >= 0) << s.name() << " " << s.value;
+      const std::string sid = s.label("id");
+      ASSERT_EQ(sid.rfind(id, 0), 0u) << sid;
+      EXPECT_EQ(sid.find("bad"), std::string::npos);
+      deepest = std::max<size_t>(deepest, size_t(std::count(sid.begin(), sid.end(), '/')));
+    }
+    if (i != 0) continue;
+    for (const auto& n : names) {
+      if (n.find("bad") == std::string::npos) {
+        EXPECT_NE(b->one("container_last_seen", "id", id + n), nullptr) << n;
+      }
+    }
+  }
+  stop = true;
+  churn.join();
+  EXPECT_GT(churned.load(), 10);
+  EXPECT_EQ(deepest, 64u);
+  auto self = p.self_metrics();
+  EXPECT_EQ(self.one("moni_cgroup_errors_total", "reason", "invalid_utf8_path")->value, 1);
+  EXPECT_EQ(self.one("moni_cgroup_errors_total", "reason", "malformed_file")->value, 0);
+  EXPECT_EQ(self.one("moni_cgroup_errors_total", "reason", "unreadable_file")->value, 0);
+  EXPECT_GE(self.one("moni_cgroup_errors_total", "reason", "too_deep")->value, 1);
+  for (auto it = made.rbegin(); it != made.rend(); ++it)
+    EXPECT_EQ(::rmdir(it->c_str()), 0) << *it << ": " << std::strerror(errno);
+  auto b = p.collect(1000000);
+  ASSERT_TRUE(b.ok());
+  EXPECT_TRUE(b->samples.empty());
+  EXPECT_EQ(p.self_metrics().one("moni_cgroup_open_files")->value, 0);
 }
