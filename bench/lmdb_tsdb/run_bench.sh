@@ -86,13 +86,15 @@ moni_cpu_rate=$(awk '{ print $2 }' "$work/rates" | med)
 prom_rate=$(awk '{ print $3 }' "$work/rates" | med)
 prom_cpu_rate=$(awk '{ print $4 }' "$work/rates" | med)
 ratios=$(awk '{ printf "%s%.2fx", (NR > 1 ? " " : ""), $1 / $3 }' "$work/rates")
+cpu_ratios=$(awk '{ printf "%s%.2fx", (NR > 1 ? " " : ""), $2 / $4 }' "$work/rates")
+base_ratios=$(awk '$5 > 0 { printf "%s%.2fx", (NR > 1 ? " " : ""), $5 / $3 }' "$work/rates")
 moni_bps=$(awk '/^bytes\/sample:/ { print $2 }' "$work/moni.txt")
 moni_live=$(awk '/^bytes\/sample:/ { print $NF }' "$work/moni.txt")
 moni_read=$(awk '/^read one series/ { print $(NF-4) }' "$work/moni.txt")
 echo
 echo "== summary: $n series, $scrapes scrapes, $samples samples (moni, $writers writer thread(s)) / $prom_total (promtool), median of $rounds interleaved rounds"
 awk -v m="$moni_rate" -v p="$prom_rate" -v mc="$moni_cpu_rate" -v pc="$prom_cpu_rate" \
-  -v mb="$moni_bps" -v ml="$moni_live" -v bb="$bb" -v ns="$samples" -v rd="$moni_read" -v rs="$ratios" \
+  -v mb="$moni_bps" -v ml="$moni_live" -v bb="$bb" -v ns="$samples" -v rd="$moni_read" -v rs="$ratios" -v rc="$cpu_ratios" -v rb="$base_ratios" \
   -v bw="$(awk '{ print $5 }' "$work/rates" | med)" -v bcpu="$(awk '{ print $6 }' "$work/rates" | med)" 'BEGIN {
   printf "%-44s %14s %14s %8s\n", "", "moni", "prometheus", "ratio"
   printf "%-44s %14.0f %14.0f %7.2fx\n", "ingest, samples/s (wall)", m, p, m / p
@@ -101,7 +103,9 @@ awk -v m="$moni_rate" -v p="$prom_rate" -v mc="$moni_cpu_rate" -v pc="$prom_cpu_
   printf "%-44s %14.3f %14s\n", "bytes/sample, live moni file", ml, "-"
   printf "%-44s %14s %14s\n", "read one series over 24 h, median us", rd, "-"
   print "wall ratio per round: " rs
+  print "per-CPU ratio per round: " rc
   if (bw > 0) {
+    print "baseline build, wall ratio per round: " rb
     printf "%-44s %14.0f %14s %7.2fx\n", "baseline build: samples/s (wall)", bw, "", bw / p
     printf "%-44s %14.0f %14s %7.2fx\n", "baseline build: samples per CPU-second", bcpu, "", bcpu / pc
   }
