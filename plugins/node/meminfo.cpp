@@ -1,6 +1,7 @@
 // meminfo: node_memory_<Field>[_bytes] from <procfs>/meminfo, named the way
 // node_exporter names them ("Active(anon)" -> node_memory_Active_anon_bytes).
 #include "sub_collector.hpp"
+#include "key_memo.hpp"
 #include "text_parse.hpp"
 
 namespace moni::node {
@@ -12,6 +13,7 @@ class Meminfo : public SubCollector {
   Result<void> collect(Batch& out) override {
     std::string_view text;
     if (!reader_.read(file_, text, true)) return io_error("meminfo", file_);
+    keys_.rewind();
     while (!text.empty()) {
       std::string_view line = next_line(text);
       std::string_view key = next_field(line);
@@ -23,27 +25,42 @@ class Meminfo : public SubCollector {
       key.remove_suffix(1);
       double v;
       if (!parse_double(num, v)) return make_error("meminfo: invalid value in " + file_);
-      field_.clear();
-      // "Active(anon)" -> "Active_anon"
-      for (char c : key) {
-        if (c == '(') field_ += '_';
-        else if (c != ')') field_ += c;
-      }
-      if (!unit.empty()) {  // the kernel only ever writes kB
-        v *= 1024;
-        field_ += "_bytes";
-      }
-      name_.assign("node_memory_").append(field_);
-      help_.assign("Memory information field ").append(field_).append(".");
-      bool counter = field_.size() >= 6 && field_.compare(field_.size() - 6, 6, "_total") == 0;
-      describe(out, name_, counter ? MetricType::Counter : MetricType::Gauge, help_);
-      add_sample(out, name_, {}, v);
+      bool bytes = !unit.empty();  // the kernel only ever writes kB
+      Key* k = &keys_.next(key, [&](Key& e, std::string_view) { e.valid = false; });
+      if (!k->valid || k->bytes != bytes) make_key(*k, key, bytes);
+      if (bytes) v *= 1024;
+      describe(out, k->name, k->type, k->help);
+      add_sample(out, k->name, {}, v);
     }
     return {};
   }
 
  private:
-  std::string file_, field_, name_, help_;
+  // The metric of one meminfo key, built once ("Active(anon)" with a unit
+  // -> node_memory_Active_anon_bytes); the keys are fixed for the kernel's
+  // life.
+  struct Key {
+    bool valid = false, bytes = false;
+    MetricType type = MetricType::Gauge;
+    std::string name, help;
+  };
+  static void make_key(Key& k, std::string_view key, bool bytes) {
+    std::string field;
+    // "Active(anon)" -> "Active_anon"
+    for (char c : key) {
+      if (c == '(') field += '_';
+      else if (c != ')') field += c;
+    }
+    if (bytes) field += "_bytes";
+    k.name.assign("node_memory_").append(field);
+    k.help.assign("Memory information field ").append(field).append(".");
+    bool counter = field.size() >= 6 && field.compare(field.size() - 6, 6, "_total") == 0;
+    k.type = counter ? MetricType::Counter : MetricType::Gauge;
+    k.bytes = bytes;
+    k.valid = true;
+  }
+  KeyMemo<Key> keys_;
+  std::string file_;
 };
 
 }  // namespace

@@ -51,32 +51,4 @@ struct NameFilter {
   }
 };
 
-/// A pattern's verdicts remembered by position, for files whose names come
-/// in the same order every cycle (/proc/vmstat, /proc/net/netstat): a warm
-/// cycle compares strings instead of running the regex.
-/// Thread-safety: none.
-class MatchCache {
- public:
-  explicit MatchCache(const Pattern& p) : p_(p) {}
-  void rewind() { pos_ = 0; }
-  bool matches(std::string_view name) {
-    if (pos_ == entries_.size()) entries_.emplace_back();
-    Entry& e = entries_[pos_++];
-    if (e.name != name) {
-      e.name.assign(name);
-      e.match = p_.matches(name);
-    }
-    return e.match;
-  }
-
- private:
-  struct Entry {
-    std::string name;
-    bool match = false;
-  };
-  const Pattern& p_;
-  std::vector<Entry> entries_;
-  size_t pos_ = 0;
-};
-
 }  // namespace moni::node

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -103,6 +104,12 @@ bool FileReader::read_u64(const std::string& path, uint64_t& out, bool keep_open
     return false;
   }
   return true;
+}
+
+unsigned long dir_links(int fd) {
+  struct stat st;
+  if (fd < 0 || ::fstat(fd, &st) != 0 || st.st_nlink < 2) return 0;
+  return static_cast<unsigned long>(st.st_nlink);
 }
 
 DirLister::~DirLister() {

@@ -101,6 +101,14 @@ class DirLister {
   size_t used_ = 0;
 };
 
+/// The link count of the directory open as `fd`: 2 + its subdirectories on
+/// sysfs, procfs, tmpfs, ext4 and xfs, so a changed count says that a
+/// subdirectory came or went (a CPU, a cpufreq policy) without reading the
+/// directory. 0 when unknown (`fd` < 0, fstat failed) or when the
+/// filesystem does not count subdirectories (btrfs reports 1): callers then
+/// list the directory every time.
+unsigned long dir_links(int fd);
+
 /// Appends `parts` to `out` after assigning `root` (a reused path buffer).
 inline const std::string& join(std::string& out, std::string_view root, std::string_view rel) {
   out.assign(root);

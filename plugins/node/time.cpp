@@ -28,13 +28,21 @@ class Time : public SubCollector {
             static_cast<double>(tm.tm_gmtoff));
 
     // Clock sources: missing directory means none (containers, other OSes).
-    devices_used_ = 0;
-    bool listed = dirs_.list(dir_, [&](std::string_view name) {
-      if (!starts_with(name, "clocksource")) return;
-      if (devices_used_ == devices_.size()) devices_.emplace_back();
-      devices_[devices_used_++].assign(name.substr(11));
-    }, true);
-    if (!listed) return {};
+    // The directory (clocksource0 on Linux) is listed again only when its
+    // link count changed, or after a read failed; an fstat of the kept
+    // descriptor otherwise.
+    unsigned long links = dir_links(dirs_.fd());
+    if (links == 0 || links != listed_links_) {
+      listed_links_ = 0;
+      devices_used_ = 0;
+      bool listed = dirs_.list(dir_, [&](std::string_view name) {
+        if (!starts_with(name, "clocksource")) return;
+        if (devices_used_ == devices_.size()) devices_.emplace_back();
+        devices_[devices_used_++].assign(name.substr(11));
+      }, true);
+      if (!listed) return {};
+      listed_links_ = links;  // 0 (not open before the first listing): list again
+    }
     for (int pass = 0; pass < 2; ++pass) {
       std::string_view family = pass == 0 ? "node_time_clocksource_available_info"
                                           : "node_time_clocksource_current_info";
@@ -44,7 +52,10 @@ class Time : public SubCollector {
         path_.append(devices_[d]).append(pass == 0 ? "/available_clocksource"
                                                    : "/current_clocksource");
         std::string_view text;
-        if (!reader_.read(path_, text, true)) return io_error("time", path_);
+        if (!reader_.read(path_, text, true)) {
+          listed_links_ = 0;
+          return io_error("time", path_);
+        }
         for (std::string_view cs = next_field(text); !cs.empty(); cs = next_field(text)) {
           if (!described) {
             describe(out, family, MetricType::Gauge,
@@ -66,6 +77,7 @@ class Time : public SubCollector {
   DirLister dirs_;
   std::vector<std::string> devices_;
   size_t devices_used_ = 0;
+  unsigned long listed_links_ = 0;  // the directory's link count when listed; 0: list again
 };
 
 }  // namespace

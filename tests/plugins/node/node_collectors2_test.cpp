@@ -337,11 +337,12 @@ TEST(NodeNetdev, DevicesThatGoAwayHaveTheirFilesClosed) {
   fs::remove_all(tmp);
 }
 
-// cpufreq lists <sysfs>/devices/system/cpu again only when its "present"
-// file changes (a CPU was added); the frequencies themselves are read on
-// every collection. (Without the file, as in the fixture tree of
-// node_fixture_test, the directory is listed every time.)
-TEST(NodeCpufreq, ListsCpusAgainWhenPresentChanges) {
+// cpufreq lists <sysfs>/devices/system/cpu again only when the directory's
+// link count changes (a cpuN directory came or went), and looks for
+// cpuN/cpufreq again only when cpu/cpufreq's count changes (a policy
+// directory came or went) once no CPU had one; the frequencies themselves
+// are read on every collection, from descriptors kept open.
+TEST(NodeCpufreq, SeesCpusAndPoliciesThatComeAndGo) {
   char tmpl[] = "/tmp/moni-cpufreq-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const fs::path root(tmpl);
@@ -352,18 +353,41 @@ TEST(NodeCpufreq, ListsCpusAgainWhenPresentChanges) {
   };
   put(cpu / "present", "0\n");
   put(cpu / "cpu0/cpufreq/scaling_cur_freq", "1000\n");
+  fs::create_directories(cpu / "cpufreq");
   auto p = load("sysfs = '" + root.string() + "'\n" + only("cpufreq"));
   ASSERT_TRUE(p);
   auto b = collect(*p);
   EXPECT_EQ(value(b, "node_cpu_scaling_frequency_hertz", "cpu", "0"), 1e6);
-  put(cpu / "cpu0/cpufreq/scaling_cur_freq", "1500\n");
-  put(cpu / "cpu1/cpufreq/scaling_cur_freq", "2000\n");  // present still says 0
+  put(cpu / "cpu0/cpufreq/scaling_cur_freq", "1500\n");  // rewritten in place, as sysfs does
   b = collect(*p);
   EXPECT_EQ(value(b, "node_cpu_scaling_frequency_hertz", "cpu", "0"), 1.5e6);
-  EXPECT_EQ(b.one("node_cpu_scaling_frequency_hertz", "cpu", "1"), nullptr);
-  put(cpu / "present", "0-1\n");
+  put(cpu / "cpu1/cpufreq/scaling_cur_freq", "2000\n");  // a CPU was added
   b = collect(*p);
+  EXPECT_EQ(value(b, "node_cpu_scaling_frequency_hertz", "cpu", "0"), 1.5e6);
   EXPECT_EQ(value(b, "node_cpu_scaling_frequency_hertz", "cpu", "1"), 2e6);
+
+  // The driver goes away: no frequencies, several quiet cycles.
+  fs::remove_all(cpu / "cpu0/cpufreq");
+  fs::remove_all(cpu / "cpu1/cpufreq");
+  for (int i = 0; i < 3; ++i) {
+    b = collect(*p);
+    EXPECT_TRUE(b.find("node_cpu_scaling_frequency_hertz").empty());
+  }
+  // A driver is loaded: a policy directory appears under cpu/cpufreq and
+  // cpuN/cpufreq with it (a directory here; a link to the policy on Linux).
+  fs::create_directories(cpu / "cpufreq/policy0");
+  put(cpu / "cpu1/cpufreq/scaling_cur_freq", "2500\n");
+  put(cpu / "cpu1/cpufreq/cpuinfo_max_freq", "3000\n");
+  b = collect(*p);
+  EXPECT_EQ(value(b, "node_cpu_scaling_frequency_hertz", "cpu", "1"), 2.5e6);
+  EXPECT_EQ(value(b, "node_cpu_frequency_max_hertz", "cpu", "1"), 3e6);
+  EXPECT_EQ(b.one("node_cpu_scaling_frequency_hertz", "cpu", "0"), nullptr);
+  // ...and unloaded again.
+  fs::remove_all(cpu / "cpufreq/policy0");
+  fs::remove_all(cpu / "cpu1/cpufreq");
+  b = collect(*p);
+  EXPECT_TRUE(b.find("node_cpu_scaling_frequency_hertz").empty());
+  EXPECT_TRUE(b.find("node_cpu_frequency_max_hertz").empty());
   p.reset();
   fs::remove_all(root);
 }

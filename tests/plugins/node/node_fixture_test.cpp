@@ -323,3 +323,62 @@ TEST_F(NodeFixture, CachedFilesAreReadAgainWhenTheyChange) {
   EXPECT_EQ(b.find("node_disk_info", "model", "Samsung_SSD_860").size(), 0u);
   fs::remove_all(tmp);
 }
+
+// netstat, vmstat and meminfo remember what they derived from each key by
+// position (filter verdict, metric name, HELP) and netstat whole header
+// lines: after the kernel's key lists change (an IcmpMsg section appears, a
+// header loses a column, keys are inserted and removed, a values line is
+// cut short), a warm instance reports exactly what a fresh one does.
+TEST_F(NodeFixture, WarmInstanceFollowsChangedKeysLikeAFreshOne) {
+  fs::path tmp = fs::temp_directory_path() / ("moni-node-keys-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::copy(kData, tmp, fs::copy_options::recursive);
+  const std::string cfg = roots(tmp.string()) + "enable = ['netstat', 'vmstat', 'meminfo']\n";
+  auto warm = load(cfg);
+  ASSERT_TRUE(warm);
+  collect(*warm);
+  OwnedBatch before = collect(*warm);
+  EXPECT_EQ(value(before, "node_netstat_Tcp_ActiveOpens"), 100);
+  EXPECT_EQ(value(before, "node_vmstat_pswpin"), 4823);
+
+  const fs::path proc = tmp / "proc";
+  std::ofstream(proc / "net" / "snmp")
+      << "Ip: Forwarding DefaultTTL InReceives InHdrErrors\nIp: 1 64 2001 0\n"
+         "Icmp: InMsgs InErrors OutMsgs\nIcmp: 11 1 12\n"
+         "IcmpMsg: InType3 OutType3\nIcmpMsg: 4 5\n"
+         "Tcp: MaxConn ActiveOpens PassiveOpens InErrs CurrEstab InSegs OutSegs RetransSegs "
+         "OutRsts\nTcp: -1 101 200 3 4 5000 6000 7 8\n"
+         "Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors\n"
+         "Udp: 21 22\n";
+  std::ofstream(proc / "net" / "snmp6") << "Ip6InDiscards                   \t9\n"
+                                           "Ip6InReceives                   \t2000\n"
+                                           "Ip6InOctets                     \t3001\n"
+                                           "Icmp6InMsgs                     \t5\n"
+                                           "Udp6InDatagrams                 \t7\n"
+                                           "Udp6InErrors                    \t17\n";
+  std::ofstream(proc / "vmstat") << "nr_zspages 1\nnr_free_pages 56437\npgpgin 2342341\n"
+                                    "pgpgout 8023416\npswpout 271829\npgfault_extra 5\n"
+                                    "pgfault 51328741\noom_kill 4\n";
+  std::ofstream(proc / "meminfo") << "Zswap:                10 kB\nMemTotal:        3742148 kB\n"
+                                     "HugePages_Total:       3\nMemFree:          225473 kB\n";
+  const std::set<std::string> masked = {"node_scrape_collector_duration_seconds"};
+  OwnedBatch got = collect(*warm);
+  auto fresh = load(cfg);
+  ASSERT_TRUE(fresh);
+  OwnedBatch want = collect(*fresh);
+  EXPECT_EQ(moni::node_test::render(got, masked, {}), moni::node_test::render(want, masked, {}));
+  EXPECT_EQ(value(got, "node_netstat_Tcp_ActiveOpens"), 101);  // one column to the left
+  EXPECT_EQ(value(got, "node_netstat_Udp_NoPorts"), 22);
+  EXPECT_EQ(got.one("node_netstat_Udp_InErrors"), nullptr);  // values line cut short
+  EXPECT_EQ(value(got, "node_netstat_Udp6_InErrors"), 17);
+  EXPECT_EQ(got.one("node_netstat_Icmp6_InErrors"), nullptr);
+  EXPECT_EQ(value(got, "node_vmstat_pgfault_extra"), 5);
+  EXPECT_EQ(got.one("node_vmstat_pswpin"), nullptr);
+  EXPECT_EQ(value(got, "node_memory_Zswap_bytes"), 10240);
+  EXPECT_EQ(value(got, "node_memory_HugePages_Total"), 3);
+  EXPECT_EQ(got.one("node_memory_MemAvailable_bytes"), nullptr);
+  // And again, now warm on the new lists.
+  EXPECT_EQ(moni::node_test::render(collect(*warm), masked, {}),
+            moni::node_test::render(collect(*fresh), masked, {}));
+  fs::remove_all(tmp);
+}
