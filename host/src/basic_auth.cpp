@@ -1,6 +1,7 @@
 #include "basic_auth.hpp"
 
-#include <crypt.h>
+#include <crypt.h>  // struct crypt_data only: crypt_r comes from dlopen
+#include <dlfcn.h>
 
 #include <cstring>
 #include <memory>
@@ -41,7 +42,34 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return d == 0;
 }
 
+using CryptR = char* (*)(const char*, const char*, crypt_data*);
+
+// libcrypt (libxcrypt) is opened the first time a config has users: a host
+// without [host.web] users does not map it. Kept open for the process's life.
+CryptR crypt_r_fn(std::string* error) {
+  static std::once_flag once;
+  static CryptR fn = nullptr;
+  static std::string why;
+  std::call_once(once, [] {
+    void* h = ::dlopen("libcrypt.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (h) fn = reinterpret_cast<CryptR>(::dlsym(h, "crypt_r"));
+    if (!fn) {
+      const char* e = ::dlerror();
+      why = std::string("cannot load libcrypt.so.1 (libcrypt1) to verify password hashes: ") +
+            (e ? e : "no crypt_r");
+    }
+  });
+  if (!fn && error) *error = why;
+  return fn;
+}
+
 }  // namespace
+
+std::string BasicAuth::load_crypt() {
+  std::string err;
+  crypt_r_fn(&err);
+  return err;
+}
 
 std::string BasicAuth::validate_hash(std::string_view h) {
   if (h.starts_with("$2a$") || h.starts_with("$2b$") || h.starts_with("$2y$") ||
@@ -66,7 +94,9 @@ bool BasicAuth::check(std::string_view authorization) const {
   }
   auto data = std::make_unique<crypt_data>();
   std::memset(data.get(), 0, sizeof(crypt_data));
-  const char* out = crypt_r(password.c_str(), it->second.c_str(), data.get());
+  CryptR crypt = crypt_r_fn(nullptr);
+  if (!crypt) return false;  // refused: the config load reported why
+  const char* out = crypt(password.c_str(), it->second.c_str(), data.get());
   if (!out || out[0] == '*' || !constant_time_equal(out, it->second)) return false;
   std::lock_guard lock(mu_);
   if (verified_.size() > 256) verified_.clear();

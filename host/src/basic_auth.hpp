@@ -19,6 +19,9 @@ class BasicAuth {
   bool check(std::string_view authorization) const;
   /// An empty string when `hash` is a supported hash, else why not.
   static std::string validate_hash(std::string_view hash);
+  /// Loads libcrypt (once, on first call: hosts without users never map
+  /// it); an empty string when it is there, else why not.
+  static std::string load_crypt();
 
  private:
   std::map<std::string, std::string> users_;

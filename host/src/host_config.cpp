@@ -196,6 +196,8 @@ class Parser {
         if (!hash) continue;
         if (auto why = BasicAuth::validate_hash(*hash); !why.empty())
           err(uv, "host.web.basic_auth_users." + user + " " + why);
+        else if (auto missing = BasicAuth::load_crypt(); !missing.empty())
+          err(uv, "host.web.basic_auth_users." + user + ": " + missing);
         else
           cfg_.basic_auth_users[user] = *hash;
       }

@@ -12,8 +12,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstring>
+#include <list>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -37,17 +39,113 @@ thread_local bool t_rescue_loop = false;
 // True on the main loop's thread: its inline handlers arm the watchdog.
 thread_local bool t_main_loop = false;
 
+using Clock = std::chrono::steady_clock;
+
+// The deadlines of one network loop's plain connections, enforced by one
+// timer per loop that is re-armed only when a deadline comes before the one
+// it is armed for: a read pushing its connection's deadline later costs no
+// timer operation (Beast's tcp_stream armed and cancelled a timer per I/O:
+// ~3 timerfd_settime per request). When the timer fires, the connections
+// past their deadline are closed (their pending I/O ends with an error, as
+// a tcp_stream timeout) and it is armed for the earliest one left.
+// Thread-safety: set() and the sweep on the loop's thread; add() and
+// remove() under mu (a connection may end on a worker).
+struct DeadlineList {
+  struct Entry {
+    Clock::time_point at = Clock::time_point::max();
+    tcp::socket* socket;
+  };
+  using Handle = std::list<Entry>::iterator;
+  std::mutex mu;
+  std::list<Entry> entries;
+  Clock::time_point armed_at = Clock::time_point::max();  // loop thread only
+  std::function<void(Clock::time_point)> arm;             // arms the loop's timer
+
+  Handle add(tcp::socket* s) {
+    std::lock_guard lock(mu);
+    return entries.insert(entries.end(), Entry{Clock::time_point::max(), s});
+  }
+  void remove(Handle h) {
+    std::lock_guard lock(mu);
+    entries.erase(h);
+  }
+  void set(Handle h, Clock::duration d) {
+    auto at = Clock::now() + d;
+    {
+      std::lock_guard lock(mu);
+      h->at = at;
+    }
+    if (at < armed_at && arm) {
+      armed_at = at;
+      arm(at);
+    }
+  }
+  // When the timer fired: closes what is due, re-arms for the rest.
+  void sweep() {
+    auto now = Clock::now();
+    auto next = Clock::time_point::max();
+    {
+      std::lock_guard lock(mu);
+      for (auto& e : entries) {
+        if (e.at <= now) {
+          e.at = Clock::time_point::max();
+          beast::error_code ec;
+          e.socket->close(ec);
+        } else {
+          next = std::min(next, e.at);
+        }
+      }
+    }
+    armed_at = Clock::time_point::max();
+    if (next != Clock::time_point::max() && arm) {
+      armed_at = next;
+      arm(next);
+    }
+  }
+};
+
+// A plain connection's socket with its deadline in its loop's list.
+class PlainSocket : public tcp::socket {
+ public:
+  PlainSocket(tcp::socket s, DeadlineList& list)
+      : tcp::socket(std::move(s)), list_(&list), h_(list.add(this)) {}
+  PlainSocket(PlainSocket&& o) noexcept
+      : tcp::socket(std::move(static_cast<tcp::socket&>(o))), list_(o.list_), h_(o.h_) {
+    o.list_ = nullptr;
+    if (list_) {
+      std::lock_guard lock(list_->mu);
+      h_->socket = this;
+    }
+  }
+  PlainSocket& operator=(PlainSocket&&) = delete;
+  ~PlainSocket() {
+    if (list_) list_->remove(h_);
+  }
+  void expires_after(Clock::duration d) { list_->set(h_, d); }
+
+ private:
+  DeadlineList* list_;
+  DeadlineList::Handle h_;
+};
+
 struct PlainTraits {
   static constexpr bool kTls = false;
   template <class Done>
-  static void handshake(beast::tcp_stream&, beast::flat_buffer&, Done&&) {}
+  static void handshake(PlainSocket&, beast::flat_buffer&, Done&&) {}
+  template <class Duration>
+  static void expire(PlainSocket& s, Duration d) {
+    s.expires_after(std::chrono::duration_cast<Clock::duration>(d));
+  }
+  static void shutdown_send(PlainSocket& s, beast::error_code& ec) {
+    s.shutdown(tcp::socket::shutdown_send, ec);
+  }
   template <class Self>
-  static void close(beast::tcp_stream& s, Self) {
+  static void close(PlainSocket& s, Self) {
     beast::error_code ec;
-    s.socket().shutdown(tcp::socket::shutdown_send, ec);
+    s.shutdown(tcp::socket::shutdown_send, ec);
   }
 };
-using PlainSession = http_session::Session<beast::tcp_stream, PlainTraits>;
+using PlainSession = http_session::Session<PlainSocket, PlainTraits>;
 
 /// What every connection needs. Thread-safety: auth and tls under mu.
 struct Shared {
@@ -197,6 +295,9 @@ void note_blocking_in_handler() {
 // Outlives every connection's objects.
 struct HttpServer::Net {
   static_assert(HttpServer::kNetworkThreads == 2);
+  // Before the io_contexts: connections left in them at their destruction
+  // take their entries out of these.
+  DeadlineList main_deadlines, rescue_deadlines;
   // The rescue loop's handlers hold the Impl weakly and rescue_io is
   // destroyed last: the Impl (held by main_io's pending accept) goes with
   // main_io while the rescue loop's objects still have their context.
@@ -207,15 +308,37 @@ struct HttpServer::Net {
 };
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
-  Impl(net::io_context& main_io, net::io_context& rescue_io, RouteTable& r,
-       std::function<void(std::function<void()>)> w)
-      : main_io(main_io),
-        rescue_io(rescue_io),
+  Impl(HttpServer::Net& net, RouteTable& r, std::function<void(std::function<void()>)> w)
+      : main_io(net.main_io),
+        rescue_io(net.rescue_io),
+        main_deadlines(net.main_deadlines),
+        rescue_deadlines(net.rescue_deadlines),
         acceptor(main_io),
         rescue_acceptor(rescue_io),
         watchdog(rescue_io),
+        main_sweep(main_io),
+        rescue_sweep(rescue_io),
         shared(std::make_shared<Shared>(r, std::move(w))) {
     shared->handler = make_handler(shared);
+  }
+
+  // Each loop's deadline list arms that loop's timer (on that loop's thread).
+  void init_deadlines() {
+    std::weak_ptr<Impl> w = shared_from_this();
+    auto wire = [w](DeadlineList& list, net::steady_timer& timer) {
+      list.arm = [w, &list, &timer](Clock::time_point at) {
+        auto self = w.lock();
+        if (!self) return;
+        timer.expires_at(at);
+        timer.async_wait([w, &list](beast::error_code ec) {
+          auto alive = w.lock();
+          if (ec || !alive) return;  // re-armed (cancelled) or stopping
+          list.sweep();
+        });
+      };
+    };
+    wire(main_deadlines, main_sweep);
+    wire(rescue_deadlines, rescue_sweep);
   }
 
   // Sets up the rescue loop's acceptor (a duplicate of the listening
@@ -272,7 +395,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
     acceptor.async_accept(main_io, peer, [self = shared_from_this()](beast::error_code ec,
                                                                      tcp::socket s) {
       if (ec == net::error::operation_aborted || !self->acceptor.is_open()) return;
-      if (!ec) self->serve(std::move(s), self->peer);
+      if (!ec) self->serve(std::move(s), self->peer, self->main_deadlines);
       self->accept();
     });
   }
@@ -281,7 +404,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
                                                              beast::error_code ec, tcp::socket s) {
       auto self = w.lock();
       if (!self || ec == net::error::operation_aborted || !self->rescue_acceptor.is_open()) return;
-      if (!ec) self->serve(std::move(s), self->rescue_peer);
+      if (!ec) self->serve(std::move(s), self->rescue_peer, self->rescue_deadlines);
       // Until the slow handler returned (its end_rescue may have raced
       // with the watchdog: then the slot is free and this stops here).
       if (self->shared->rescuing.load(std::memory_order_acquire) && self->inline_busy_on_main())
@@ -301,7 +424,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
   // On the loop that accepted `s` (the peer's address came with the accept:
   // no getpeername per connection).
-  void serve(tcp::socket s, const tcp::endpoint& from) {
+  void serve(tcp::socket s, const tcp::endpoint& from, DeadlineList& deadlines) {
     std::string remote = from.address().to_string() + ":" + std::to_string(from.port());
     std::shared_ptr<const TlsServerContext> tls;
     TlsConnections* tls_connections = nullptr;
@@ -316,17 +439,20 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
       if (!ec) tls_connections->serve(fd, std::move(remote), std::move(tls), shared->handler);
       return;
     }
-    std::make_shared<PlainSession>(beast::tcp_stream(std::move(s)), shared->handler, nullptr,
+    std::make_shared<PlainSession>(PlainSocket(std::move(s), deadlines), shared->handler, nullptr,
                                    beast::flat_buffer(), std::move(remote), 0)
         ->start();
   }
 
   net::io_context& main_io;
   net::io_context& rescue_io;
+  DeadlineList& main_deadlines;    // in Net: outlive the connections
+  DeadlineList& rescue_deadlines;
   tcp::acceptor acceptor;         // main loop: accept() and close() never overlap
   tcp::acceptor rescue_acceptor;  // rescue loop; rescue_fd while rescuing
   int rescue_fd = -1;             // the listening socket, duplicated
   net::posix::stream_descriptor watchdog;  // rescue loop; the timerfd
+  net::steady_timer main_sweep, rescue_sweep;  // each loop's deadline timer
   tcp protocol = tcp::v4();       // the listening socket's
   tcp::endpoint peer, rescue_peer;  // of the connection being accepted
   std::shared_ptr<Shared> shared;
@@ -334,7 +460,7 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
 
 HttpServer::HttpServer(RouteTable& routes, std::function<void(std::function<void()>)> to_workers)
     : net_(std::make_unique<Net>()),
-      impl_(std::make_shared<Impl>(net_->main_io, net_->rescue_io, routes, std::move(to_workers))) {}
+      impl_(std::make_shared<Impl>(*net_, routes, std::move(to_workers))) {}
 
 HttpServer::~HttpServer() { stop(); }
 
@@ -353,8 +479,9 @@ Result<void> HttpServer::listen(const std::string& address) {
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
+    std::string why = ec.message();  // close() below would overwrite ec
     a.close(ec);
-    return make_error("cannot listen on " + address + ": " + ec.message());
+    return make_error("cannot listen on " + address + ": " + why);
   }
   port_ = a.local_endpoint(ec).port();
   impl_->protocol = ep.protocol();
@@ -362,6 +489,7 @@ Result<void> HttpServer::listen(const std::string& address) {
   // answering is one wake-up (Prometheus sends its request at once).
   int defer_s = 1;
   ::setsockopt(a.native_handle(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof defer_s);
+  impl_->init_deadlines();
   impl_->prepare_rescue();
   impl_->accept();
   net_->main_guard.emplace(net_->main_io.get_executor());

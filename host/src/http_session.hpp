@@ -72,7 +72,10 @@ inline std::shared_ptr<Response> respond(const HttpHandler& h, const Request& re
 
 /// A connection: (TLS handshake), then read a request, answer it, repeat
 /// while keep-alive. `Traits` supplies what differs between plain TCP and
-/// TLS: kTls, handshake(stream, buffer, ms, done) and close(stream, keep).
+/// TLS: kTls, handshake(stream, buffer, ms, done), close(stream, keep),
+/// expire(stream, duration) (the deadline of the I/O from now on: the
+/// connection is closed when it passes) and, for plain TCP,
+/// shutdown_send(stream, ec).
 /// Thread-safety: all I/O on the stream's executor; the handler may run on
 /// a worker in between, when no I/O is pending.
 template <class Stream, class Traits>
@@ -94,12 +97,15 @@ class Session : public std::enable_shared_from_this<Session<Stream, Traits>> {
   }
 
  private:
-  auto& lowest() { return beast::get_lowest_layer(stream_); }
+  template <class Rep, class Period>
+  void expires_after(std::chrono::duration<Rep, Period> d) {
+    Traits::expire(stream_, d);
+  }
 
   void handshake() {
     // Bounded, so a client that connects and sends nothing (or trickles)
     // cannot hold a connection.
-    lowest().expires_after(std::chrono::milliseconds(handshake_ms_));
+    expires_after(std::chrono::milliseconds(handshake_ms_));
     Traits::handshake(stream_, buffer_,
                       [self = this->shared_from_this()](beast::error_code ec, size_t used) {
                         if (ec) {
@@ -115,7 +121,7 @@ class Session : public std::enable_shared_from_this<Session<Stream, Traits>> {
   void read() {
     parser_.emplace();
     parser_->body_limit(64u << 20);
-    lowest().expires_after(std::chrono::seconds(120));
+    expires_after(std::chrono::seconds(120));
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return self->fail(ec);
@@ -138,7 +144,7 @@ class Session : public std::enable_shared_from_this<Session<Stream, Traits>> {
                   "\n";
     res->keep_alive(false);
     res->prepare_payload();
-    lowest().expires_after(std::chrono::seconds(5));
+    expires_after(std::chrono::seconds(5));
     http::async_write(stream_, *res, [self = this->shared_from_this(), res](beast::error_code e, size_t) {
       if (e) return self->close();
       self->linger();
@@ -168,16 +174,16 @@ class Session : public std::enable_shared_from_this<Session<Stream, Traits>> {
       return close();
     } else {
       beast::error_code ec;
-      lowest().socket().shutdown(net::socket_base::shutdown_send, ec);
+      Traits::shutdown_send(stream_, ec);
       if (ec) return;
-      lowest().expires_after(std::chrono::milliseconds(500));
+      expires_after(std::chrono::milliseconds(500));
       discard(0);
     }
   }
   void discard(size_t total) {
     if (total > (1u << 20)) return;  // the session and its socket end here
     auto buf = std::make_shared<std::array<char, 4096>>();
-    lowest().async_read_some(net::buffer(*buf), [self = this->shared_from_this(), buf, total](
+    stream_.async_read_some(net::buffer(*buf), [self = this->shared_from_this(), buf, total](
                                                     beast::error_code ec, size_t n) {
       if (!ec) self->discard(total + n);
     });

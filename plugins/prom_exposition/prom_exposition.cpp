@@ -128,7 +128,8 @@ class PromExposition : public moni::Output {
   struct Scratch {
     text::Renderer renderer;
     std::vector<moni_sample> samples;
-    std::string body, gz;
+    text::RenderBuffer body;  // not zero-filled to the renderer's bound
+    std::string gz;
     moni::expo::GzipEncoder gzip{1};
   };
   text::Format format_for(const moni::HttpRequest& req) const {
@@ -202,8 +203,8 @@ class PromExposition : public moni::Output {
     if (head) {
       respond_metrics(resp, f, {}, false);
     } else {
-      bool gz = want_gz && !s->body.empty() && s->gzip.compress(s->body, s->gz);
-      respond_metrics(resp, f, gz ? std::string_view(s->gz) : std::string_view(s->body), gz);
+      bool gz = want_gz && !s->body.empty() && s->gzip.compress(s->body.view(), s->gz);
+      respond_metrics(resp, f, gz ? std::string_view(s->gz) : s->body.view(), gz);
       remember(*s, f, gz, info);
     }
     give_back(std::move(s));
@@ -219,7 +220,7 @@ class PromExposition : public moni::Output {
     if (!c.valid || c.format != f || c.generation != store_->generation() ||
         now > c.valid_until_ms || (want_gz && !c.has_gz))
       return false;
-    respond_metrics(resp, f, want_gz ? std::string_view(c.gz) : std::string_view(c.body), want_gz);
+    respond_metrics(resp, f, want_gz ? std::string_view(c.gz) : c.body.view(), want_gz);
     return true;
   }
 
@@ -354,7 +355,7 @@ class PromExposition : public moni::Output {
     text::Format format = text::Format::Text;
     uint64_t generation = 0;
     int64_t valid_until_ms = 0;
-    std::string body;
+    text::RenderBuffer body;
     bool has_gz = false;
     std::string gz;
   };

@@ -177,3 +177,75 @@ TEST(HttpErrors, KeptAliveConnectionIsAnsweredEveryTimeThenABadRequestEndsIt) {
   EXPECT_TRUE(closed);
   ::close(fd);
 }
+
+// Deadlines: each network loop enforces its connections' deadlines with one
+// timer, re-armed only for an earlier deadline. A connection kept alive
+// (deadline 120 s) must not stop an error answer's 500 ms linger from
+// ending on time, and the sweep that closes the lingering one must leave the
+// kept-alive one open.
+TEST(HttpErrors, LingerAfterAnErrorEndsOnTimeAndSparesKeptAliveConnections) {
+  Server s;
+  auto ask = [](int fd) {
+    send_all(fd, "GET /r HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string got;
+    char buf[1024];
+    while (got.find("ok\n") == std::string::npos) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 5000) <= 0) return got;
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return got;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  };
+  int kept = connect_to(s.port());
+  ASSERT_GE(kept, 0);
+  EXPECT_TRUE(starts_with(ask(kept), "HTTP/1.1 200 OK\r\n"));
+
+  int bad = connect_to(s.port());
+  ASSERT_GE(bad, 0);
+  send_all(bad, "BROKEN\r\n\r\n");
+  std::string r;
+  char buf[1024];
+  for (;;) {  // the 400, then the server's half-close
+    pollfd p{bad, POLLIN, 0};
+    ASSERT_GT(::poll(&p, 1, 5000), 0);
+    ssize_t n = ::recv(bad, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    r.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_TRUE(starts_with(r, "HTTP/1.1 400 ")) << r;
+  // While lingering, the server reads and discards what still comes; once
+  // its 500 ms are over the socket is closed and more data is refused with
+  // a reset.
+  auto t0 = std::chrono::steady_clock::now();
+  bool reset = false;
+  while (!reset && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(10)) {
+    ssize_t n = ::send(bad, "x", 1, MSG_NOSIGNAL);
+    if (n < 0) {
+      reset = true;
+      break;
+    }
+    pollfd p{bad, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0 && ::recv(bad, buf, sizeof buf, 0) < 0) reset = true;
+  }
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(reset) << "the lingering connection was never closed";
+  EXPECT_LT(took, std::chrono::seconds(5));
+  EXPECT_GT(took, std::chrono::milliseconds(300));
+  ::close(bad);
+
+  // The kept-alive connection is still served.
+  EXPECT_TRUE(starts_with(ask(kept), "HTTP/1.1 200 OK\r\n"));
+  ::close(kept);
+}
+
+TEST(HttpErrors, ListenOnABusyPortSaysWhy) {
+  Server s;
+  RouteTable routes;
+  HttpServer other(routes, [](std::function<void()> job) { job(); });
+  auto r = other.listen("127.0.0.1:" + std::to_string(s.port()));
+  ASSERT_FALSE(r.ok());
+  // Was "...: Success": the error code was overwritten by closing the socket.
+  EXPECT_NE(r.error().message.find("in use"), std::string::npos) << r.error().message;
+}

@@ -31,6 +31,10 @@ struct TlsTraits {
   static void handshake(TlsStream& s, beast::flat_buffer& buf, Done&& done) {
     s.async_handshake(net::ssl::stream_base::server, buf.data(), std::forward<Done>(done));
   }
+  template <class Duration>
+  static void expire(TlsStream& s, Duration d) {
+    beast::get_lowest_layer(s).expires_after(d);
+  }
   template <class Self>
   static void close(TlsStream& s, Self self) {
     beast::get_lowest_layer(s).expires_after(std::chrono::seconds(5));

@@ -30,6 +30,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -968,6 +969,41 @@ inline bool valid_label_name(std::string_view s) {
   return true;
 }
 
+/// A growable byte buffer for Renderer::render that, unlike std::string,
+/// does not zero-fill when it grows: the renderer sizes its output to an
+/// upper bound (typically 2-3x the text), and with a std::string every byte
+/// of that bound is written (a memset per render) and stays resident. Here
+/// only the bytes rendered are touched. Move-only.
+class RenderBuffer {
+ public:
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  char* data() { return data_.get(); }
+  const char* data() const { return data_.get(); }
+  std::string_view view() const { return {data_.get(), size_}; }
+  void clear() { size_ = 0; }
+  /// Sets the size; bytes past the old size are left uninitialized.
+  void resize(size_t n) {
+    if (n > cap_) {
+      size_t cap = std::max(n, cap_ + cap_ / 2);
+      std::unique_ptr<char[]> d(new char[cap]);  // default-initialized: untouched
+      if (size_) std::memcpy(d.get(), data_.get(), size_);
+      data_ = std::move(d);
+      cap_ = cap;
+    }
+    size_ = n;
+  }
+  void swap(RenderBuffer& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(cap_, o.cap_);
+  }
+
+ private:
+  std::unique_ptr<char[]> data_;
+  size_t size_ = 0, cap_ = 0;
+};
+
 /// Renderer settings.
 struct RenderOptions {
   Format format = Format::Text;
@@ -1132,7 +1168,9 @@ inline char* put_float(char* p, double v) {
 /// Thread-safety: none; reuse one per thread to keep its buffers.
 class Renderer {
  public:
-  RenderStats render(const moni_batch& batch, std::string& out, const RenderOptions& opt = {},
+  /// Appends the text of `batch` to `out` (a std::string or a RenderBuffer).
+  template <class Out>
+  RenderStats render(const moni_batch& batch, Out& out, const RenderOptions& opt = {},
                      std::span<const moni_metadata> extra_metadata = {}) {
     RenderStats st;
     const Format f = opt.format;
@@ -1214,7 +1252,8 @@ class Renderer {
  private:
   // One growth of `out` to an upper bound, raw writes, one trim: no
   // per-piece capacity checks.
-  RenderStats write_all(const moni_batch& batch, std::string& out, const RenderOptions& opt,
+  template <class Out>
+  RenderStats write_all(const moni_batch& batch, Out& out, const RenderOptions& opt,
                         RenderStats st, size_t bound) {
     const Format f = opt.format;
     const size_t base = out.size();
