@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "subprocess.hpp"
@@ -546,6 +548,41 @@ collectors = ["self"]
   EXPECT_NE(c.err.find(":2:7: host.web.basic_auth_users.bob must be a password hash"),
             std::string::npos)
       << c.err;
+}
+
+// Every mapped library is resident memory of each moni process (#3's RSS
+// budget): the binary links neither Boost.Filesystem (plugins are dlopen'ed
+// directly) nor toml++'s shared library (compiled in), and libcrypt is
+// loaded only once a config has [host.web] users.
+TEST(Run, LibrariesTheConfigDoesNotNeedAreNotMapped) {
+  auto ldd = run({"/usr/bin/ldd", kMoni});
+  ASSERT_EQ(ldd.exit_code, 0) << ldd.err;
+  for (const char* lib : {"libboost_filesystem", "libtomlplusplus", "libcrypt"})
+    EXPECT_EQ(ldd.out.find(lib), std::string::npos) << lib << " in\n" << ldd.out;
+  auto maps_of = [](int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  TempDir d;
+  d.write("plain.toml", host_table() + "[pipelines.p]\ncollectors = [\"self\"]\n");
+  {
+    Child moni({kMoni, "run", "--config", d.file("plain.toml"), "--data-dir", d.path});
+    int port = moni.port();
+    ASSERT_GT(port, 0) << moni.err();
+    EXPECT_EQ(http_get(port, "/-/healthy").status, 200);
+    EXPECT_EQ(maps_of(moni.pid()).find("/libcrypt.so"), std::string::npos);
+  }
+  d.write("auth.toml", host_table() + R"(
+[host.web.basic_auth_users]
+alice = "$2b$04$hqF/T4/VkePcw93Hpdt4HuAMGNjDrnNHEHlMFMfyBEpP6oyM40BQi"
+[pipelines.p]
+collectors = ["self"]
+)");
+  Child moni({kMoni, "run", "--config", d.file("auth.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  EXPECT_EQ(http_get(port, "/-/healthy", "Authorization: Basic YWxpY2U6c2VjcmV0\r\n").status, 200);
+  EXPECT_NE(maps_of(moni.pid()).find("/libcrypt.so"), std::string::npos);
 }
 
 TEST(Run, ProcessorsRunInOrderAndForwardedPipelinesGetProcessedBatches) {
