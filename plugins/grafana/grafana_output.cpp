@@ -184,7 +184,11 @@ token_file = "/etc/moni/grafana.token"  # service account token (or token_env = 
     o.token = token.value();
     o.datasource_url = datasource_url_;
     if (o.datasource_url.empty()) {
-      auto own = moni::grafana::own_listen_url();
+      // The host says where it listens (ABI >= 1.2, with https:// when it
+      // serves TLS); an older host leaves it to a guess from the process's
+      // listening sockets.
+      auto own = moni::grafana::url_from_listen_urls(ctx_.listen_urls());
+      if (!own) own = moni::grafana::own_listen_url();
       if (!own && !warned_listen_) {
         ctx_.warn(std::string("grafana: moni's listen address is not known here (no single "
                               "listening socket); the data source points at ") +

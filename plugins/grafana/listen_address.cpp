@@ -59,6 +59,20 @@ std::optional<std::string> decode(const std::string& hexaddr, bool v6) {
 
 }  // namespace
 
+std::optional<std::string> url_from_listen_urls(const std::vector<std::string>& urls) {
+  if (urls.empty()) return std::nullopt;
+  const std::string& u = urls.front();
+  size_t scheme = u.find("://");
+  if (scheme == std::string::npos) return std::nullopt;
+  size_t host = scheme + 3;
+  size_t port = u.rfind(':');
+  if (port == std::string::npos || port < host) return std::nullopt;
+  std::string h = u.substr(host, port - host);
+  if (h.empty() || h == "0.0.0.0" || h == "[::]" || h == "*")
+    return u.substr(0, host) + "127.0.0.1" + u.substr(port);
+  return u;
+}
+
 std::optional<std::string> own_listen_url(const std::string& procfs) {
   const auto inodes = socket_inodes(procfs);
   std::set<std::string> found;
