@@ -152,6 +152,18 @@ Result<void> WalLog::open(const std::string& db_dir, uint64_t token, bool writab
       return make_error("lmdb_tsdb: cannot create the WAL directory " + dir_ + ": " + ec.message());
   }
   segs_ = list_segments(dir_);
+  if (writable) {
+    // Spares of an earlier run are used again.
+    std::error_code ec;
+    for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
+      std::string n = it->path().filename().string();
+      if (n.rfind("spare-", 0) != 0) continue;
+      if (spares_.size() < kSpares)
+        spares_.push_back(it->path().string());
+      else
+        ::unlink(it->path().c_str());
+    }
+  }
   return {};
 }
 
@@ -174,21 +186,34 @@ Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_vi
       if (writable_) ::unlink(path.c_str());
       continue;
     }
+    // Records follow each other by sequence number from the segment's
+    // name on; a segment continues where the previous one ended.
+    if (!kept.empty() && first != end_seq_) {
+      stopped = true;
+      if (writable_) ::unlink(path.c_str());
+      continue;
+    }
     size_t off = kHeader;
+    uint64_t expect = first;
     while (off < data.size()) {
       uint64_t seq;
       std::string_view payload;
       size_t next;
-      if (!parse_record(data, off, seq, payload, next) || fn(seq, payload) == Verdict::Stop) {
+      // A torn record, or an older one left from the segment file's
+      // previous use (recycled): the segment ends here.
+      if (!parse_record(data, off, seq, payload, next) || seq != expect) break;
+      if (fn(seq, payload) == Verdict::Stop) {
         stopped = true;
         break;
       }
       end_seq_ = seq + 1;
+      expect = seq + 1;
       off = next;
     }
-    if (stopped && writable_ && ::truncate(path.c_str(), static_cast<off_t>(off)) != 0)
+    if (off < data.size() && writable_ && ::truncate(path.c_str(), static_cast<off_t>(off)) != 0)
       return make_error("lmdb_tsdb: cannot cut the torn WAL segment " + path + ": " +
                         std::strerror(errno));
+    if (kept.empty() && end_seq_ < first) end_seq_ = first;
     kept.push_back(first);
   }
   segs_ = std::move(kept);
@@ -200,7 +225,21 @@ int WalLog::open_segment(uint64_t seq) {
   if (durable_ && fd_ >= 0 && ::fdatasync(fd_) != 0) return errno;
   close_current();
   std::string path = dir_ + "/" + seg_name(seq);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = -1;
+  // A spare (a deleted segment's file, renamed) is overwritten in place:
+  // its pages are in the page cache and its blocks allocated, so appends
+  // cost a copy, not a page allocation, a block reservation and, at the
+  // unlink, freeing them again. Its older records after the new ones
+  // end the segment at replay (their sequence numbers do not follow).
+  while (fd < 0 && !spares_.empty()) {
+    std::string spare = spares_.back();
+    spares_.pop_back();
+    if (::rename(spare.c_str(), path.c_str()) == 0)
+      fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    else
+      ::unlink(spare.c_str());
+  }
+  if (fd < 0) fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return errno;
   char h[kHeader];
   std::memcpy(h, kMagic, 8);
@@ -295,7 +334,17 @@ void WalLog::drop_before(uint64_t seq) {
     close_current();
     ++n;
   }
-  for (size_t i = 0; i < n; ++i) ::unlink((dir_ + "/" + seg_name(segs_[i])).c_str());
+  for (size_t i = 0; i < n; ++i) {
+    std::string path = dir_ + "/" + seg_name(segs_[i]);
+    if (spares_.size() < kSpares) {
+      std::string spare = dir_ + "/spare-" + seg_name(segs_[i]);
+      if (::rename(path.c_str(), spare.c_str()) == 0) {
+        spares_.push_back(std::move(spare));
+        continue;
+      }
+    }
+    ::unlink(path.c_str());
+  }
   segs_.erase(segs_.begin(), segs_.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
@@ -303,6 +352,8 @@ Result<void> read_wal_records(const std::string& db_dir, uint64_t token,
                               std::vector<std::pair<uint64_t, std::string>>& out) {
   std::string dir = (fs::path(db_dir) / "wal").string();
   std::string data;
+  uint64_t expect = 0;
+  bool any = false;
   for (uint64_t first : list_segments(dir)) {
     std::string path = dir + "/" + seg_name(first);
     if (!read_file(path, data)) {
@@ -311,12 +362,16 @@ Result<void> read_wal_records(const std::string& db_dir, uint64_t token,
                         std::strerror(errno));
     }
     if (!header_ok(data, token)) continue;
+    if (any && first != expect) break;  // a gap: nothing after it is valid
     size_t off = kHeader, next;
     uint64_t seq;
     std::string_view payload;
-    while (off < data.size() && parse_record(data, off, seq, payload, next)) {
+    expect = first;
+    any = true;
+    while (off < data.size() && parse_record(data, off, seq, payload, next) && seq == expect) {
       out.emplace_back(seq, std::string(payload));
       off = next;
+      expect = seq + 1;
     }
   }
   return {};

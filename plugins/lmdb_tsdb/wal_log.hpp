@@ -75,6 +75,10 @@ class WalLog {
   uint32_t records_ = 0;                     // records in the current segment
   bool undo_new_segment_ = false;
   std::string frame_;
+  // Files of deleted segments kept for reuse (`spare-<its first seq>`,
+  // ignored by replay and backups), so that appends overwrite cached pages.
+  static constexpr size_t kSpares = 2;
+  std::vector<std::string> spares_;
 };
 
 /// Reads the records of the segments in `db_dir/wal` holding `token`, for a

@@ -185,3 +185,63 @@ TEST(LmdbTsdbWal, WalOfAnotherDatabaseIsIgnored) {
   ASSERT_TRUE(db.ok()) << db.error().message;
   EXPECT_EQ(dump(**db), want);
 }
+
+// Deleted segments' files are kept as spares and overwritten by later
+// segments: their older records after the new ones end the segment at
+// replay (and in a backup's read), a later segment still follows, and the
+// log continues after a reopen.
+TEST(LmdbTsdbWal, RecycledSegmentsStaleRecordsAreNotReplayed) {
+  TempDir dir("recycle");
+  const uint64_t token = 0x5eed;
+  auto payload = [](uint64_t seq) { return "record-" + std::to_string(1000 + seq); };
+  auto spares = [&] {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(dir.path / "wal"))
+      n += e.path().filename().string().rfind("spare-", 0) == 0;
+    return n;
+  };
+  auto replayed = [&](moni::tsdb::WalLog& log) {
+    std::vector<uint64_t> seqs;
+    EXPECT_TRUE(log.replay([&](uint64_t seq, std::string_view p) {
+                     EXPECT_EQ(p, payload(seq));
+                     seqs.push_back(seq);
+                     return moni::tsdb::WalLog::Verdict::Apply;
+                   })
+                    .ok());
+    return seqs;
+  };
+  auto range = [](uint64_t from, uint64_t to) {
+    std::vector<uint64_t> v;
+    for (uint64_t s = from; s < to; ++s) v.push_back(s);
+    return v;
+  };
+  {
+    moni::tsdb::WalLog log;
+    ASSERT_TRUE(log.open(dir.path.string(), token, true).ok());
+    ASSERT_TRUE(replayed(log).empty());
+    for (uint64_t s = 0; s < 12; ++s) ASSERT_EQ(log.append(s, payload(s), false, 4), 0);
+    log.drop_before(8);  // segments 0 and 4 become spares
+    EXPECT_EQ(spares(), 2);
+    // Segment 12 reuses a spare: records 12 and 13 overwrite its first two
+    // (same sizes), its records 2-3 or 6-7 stay behind them in the file.
+    for (uint64_t s = 12; s < 14; ++s) ASSERT_EQ(log.append(s, payload(s), false, 4), 0);
+    EXPECT_EQ(spares(), 1);
+    EXPECT_GT(fs::file_size(dir.path / "wal" / "00000000000000000012"), 16u + 4 * 20);
+  }
+  std::vector<std::pair<uint64_t, std::string>> backup;
+  ASSERT_TRUE(moni::tsdb::read_wal_records(dir.path.string(), token, backup).ok());
+  std::vector<uint64_t> backup_seqs;
+  for (auto& [seq, p] : backup) backup_seqs.push_back(seq);
+  EXPECT_EQ(backup_seqs, range(8, 14));
+  {
+    moni::tsdb::WalLog log;
+    ASSERT_TRUE(log.open(dir.path.string(), token, true).ok());
+    EXPECT_EQ(replayed(log), range(8, 14));
+    // Continues in a new segment (the next spare); a third segment too.
+    for (uint64_t s = 14; s < 20; ++s) ASSERT_EQ(log.append(s, payload(s), false, 4), 0);
+    EXPECT_EQ(spares(), 0);
+  }
+  moni::tsdb::WalLog log;
+  ASSERT_TRUE(log.open(dir.path.string(), token, true).ok());
+  EXPECT_EQ(replayed(log), range(8, 20));
+}
