@@ -325,43 +325,53 @@ class Runtime final : public HostServices {
       // A handler already queued when its timer was cancelled still runs
       // with success: only the scheduled graph may tick.
       if (ec || stopping_ || g.get() != scheduled_) return;
-      tick(g, *job);
+      bool ran_here = tick(g, *job);
       const auto& ic = job->instance->config();
       auto interval = std::chrono::milliseconds(ic.interval_ms);
       // The next tick keeps the original phase; ticks missed while the
       // io thread was busy are not replayed.
       auto next = nominal + interval;
       auto now = Clock::now();
-      while (next <= now) next += interval;
+      uint64_t missed = 0;
+      for (; next <= now; next += interval) ++missed;
+      // Slots passed while this thread collected were slots during a
+      // running collection: skipped, as on the pool.
+      if (ran_here && missed > 0) {
+        job->instance->stats().skipped += missed;
+        log_warn(job->instance->label(), "previous collection still running; skipping " +
+                                             std::to_string(missed) + " collection(s)");
+      }
       arm(g, job, timer, next, jitter(ic.jitter_ms));
     });
   }
 
-  void tick(const std::shared_ptr<Graph>& g, CollectorJob& job) {
+  // True when the collection ran here, on the io thread.
+  bool tick(const std::shared_ptr<Graph>& g, CollectorJob& job) {
     Instance& inst = *job.instance;
     uint64_t target;
     if (!job.claim(target, false)) {
       // A scrape's collect_now is collecting right now: nothing to skip.
-      if (job.on_demand) return;
+      if (job.on_demand) return false;
       inst.stats().skipped++;
       log_warn(inst.label(), "previous collection still running; skipping this one");
-      return;
+      return false;
     }
     g->enter();
-    if (runs_inline(job)) {
-      // Fast lately: collected and delivered here on the io thread, which
-      // the timer woke anyway (a hop to a worker costs a futex wake and a
-      // second thread's wake-up per cycle: ~25 us on a 2-core VM). A
-      // collection that turns slow delays the other timers once; its next
-      // cycle goes to the pool.
+    if (g->jobs.size() == 1 && runs_inline(job)) {
+      // The only collector, fast lately: collected and delivered here on
+      // the io thread, which its timer woke anyway (a hop to a worker costs
+      // a futex wake and a second thread's wake-up per cycle). With one
+      // collector there is no other timer for it to delay; a collection
+      // that turns slow sends the next cycle to the pool.
       run_job(*g, job);
       g->leave();
-      return;
+      return true;
     }
     net::post(*pool_, [g, &job] {
       run_job(*g, job);
       g->leave();
     });
+    return false;
   }
 
   // A collection (with its delivery) that took under this runs on the io

@@ -356,6 +356,47 @@ collectors = ["thrower", "failer", "slow", "fast"]
   EXPECT_EQ(moni.wait(10000), 0) << moni.err();
 }
 
+// The only collector, while fast, is collected on the io thread its timer
+// woke (no hop to a worker). One that turns slow there still has the slots
+// that passed during its collection counted as skipped, keeps being
+// collected, and does not stop HTTP.
+TEST(Run, ASingleCollectorTurningSlowHasItsMissedSlotsSkipped) {
+  TempDir d;
+  d.write("c.toml", host_table() + R"(
+[collectors.turns_slow]
+plugin = "test_collector"
+sleep = "1s"
+sleep_after = 5
+interval = "50ms"
+[pipelines.p]
+collectors = ["turns_slow"]
+)");
+  Child moni({kMoni, "run", "--config", d.file("c.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  // Runs 2-5 were fast, so run 6 (the first slow one) ran on the io thread.
+  std::string body = wait_metric(port, runs("turns_slow"), 6);
+  ASSERT_GE(metric(body, runs("turns_slow")), 6) << body;
+  // The ~20 slots of its 1 s are counted as soon as it returns (on the
+  // pool, each slot is counted as it passes).
+  const std::string skipped =
+      "moni_collector_skipped_total{instance_name=\"turns_slow\",plugin=\"test_collector\"}";
+  if (metric(body, runs("turns_slow")) < 7) {
+    EXPECT_GE(metric(body, skipped), 10) << body;
+  }
+  EXPECT_NE(moni.err().find("turns_slow (test_collector): previous collection still running; "
+                            "skipping "),
+            std::string::npos)
+      << moni.err();
+  EXPECT_NE(moni.err().find(" collection(s)"), std::string::npos) << moni.err();
+  // Later runs go to the pool and keep coming; HTTP is served meanwhile.
+  body = wait_metric(port, runs("turns_slow"), 7, 10000);
+  EXPECT_GE(metric(body, runs("turns_slow")), 7) << body;
+  EXPECT_EQ(http_get(port, "/-/healthy").status, 200);
+  moni.signal(SIGTERM);
+  EXPECT_EQ(moni.wait(10000), 0) << moni.err();
+}
+
 TEST(Run, StartFailureIsReportedAndExitsNonZero) {
   TempDir d;
   d.write("c.toml", host_table() + R"(

@@ -1,6 +1,7 @@
 // A collector for host tests: emits test_value{instance=...} and can be told
 // to fail, throw, sleep or return no instance, to exercise the host's guards,
-// or to count its collections (count = true).
+// or to count its collections (count = true). sleep_after = N: sleeps only
+// from its N+1-th collection on (a collector that turns slow).
 #include <chrono>
 #include <moni/sdk.hpp>
 #include <stdexcept>
@@ -19,6 +20,7 @@ class TestCollector : public moni::Collector {
     sleep_ms_ = r.duration_ms("sleep", 0);
     value_ = r.number("value", 1.0);
     count_ = r.boolean("count", false);
+    sleep_after_ = r.integer("sleep_after", 0);
     r.finish();
     if (mode_ == "throw_create")
       throw std::runtime_error("test_collector: asked to throw in create");
@@ -28,7 +30,8 @@ class TestCollector : public moni::Collector {
     return {};
   }
   moni::Result<void> collect(moni::Batch& out) override {
-    if (sleep_ms_) std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms_));
+    if (sleep_ms_ && calls_++ >= sleep_after_)
+      std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms_));
     if (mode_ == "throw") throw std::runtime_error("asked to throw in collect");
     out.describe("test_value", moni::MetricType::Gauge, "A test value.");
     // count = true: the value is the number of collections so far.
@@ -44,6 +47,8 @@ class TestCollector : public moni::Collector {
   int64_t sleep_ms_;
   double value_;
   bool count_;
+  int64_t sleep_after_ = 0;
+  int64_t calls_ = 0;
   uint64_t collections_ = 0;  // collect() calls are serialized by the host
 };
 
