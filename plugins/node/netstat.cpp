@@ -33,6 +33,7 @@ class Netstat : public SubCollector {
     join(netstat_, o.procfs, "net/netstat");
     join(snmp_, o.procfs, "net/snmp");
     join(snmp6_, o.procfs, "net/snmp6");
+    reader_.set_whole_reads(true);  // all three are single_open seq_files
   }
   Result<void> collect(Batch& out) override {
     std::string_view text;

@@ -1,5 +1,6 @@
 // os: node_os_info and node_os_version from <rootfs>/etc/os-release (or
 // <rootfs>/usr/lib/os-release).
+#include "change_watch.hpp"
 #include "sub_collector.hpp"
 #include "text_parse.hpp"
 
@@ -40,12 +41,15 @@ void unquote(std::string_view v, std::string& out) {
 
 class OsRelease : public SubCollector {
  public:
-  explicit OsRelease(const Options& o) {
-    join(etc_, o.rootfs, "etc/os-release");
-    join(usr_, o.rootfs, "usr/lib/os-release");
-  }
+  explicit OsRelease(const Options& o)
+      : etc_(joined(o.rootfs, "etc/os-release")),
+        usr_(joined(o.rootfs, "usr/lib/os-release")),
+        watch_({etc_, usr_}) {}
   Result<void> collect(Batch& out) override {
-    if (!unchanged()) {
+    // inotify says when the files or their directories saw any change;
+    // only then are they stat()ed (a path walk each) as before.
+    if (!(parsed_ && watch_.quiet()) && !unchanged()) {
+      watch_.rearm();  // a replaced file or retargeted link: watch the new ones
       auto r = parse();
       if (!r) return r;
     }
@@ -120,7 +124,13 @@ class OsRelease : public SubCollector {
     parse_double(v.substr(0, i), d);
     return d;
   }
+  static std::string joined(std::string_view root, std::string_view rel) {
+    std::string s;
+    join(s, root, rel);
+    return s;
+  }
   std::string etc_, usr_;
+  ChangeWatch watch_;
   std::array<std::string, kKeys.size()> values_;
 };
 

@@ -56,7 +56,7 @@ bool FileReader::read_fd(int fd, std::string_view& out) {
     // cut at a record (line) boundary only when its page is nearly full, so a
     // chunk shorter than half a page that did not fill our buffer ends the
     // file; sysfs attributes come in one read.
-    if (used < buf_.size() && static_cast<size_t>(n) < kShortChunk) break;
+    if (used < buf_.size() && (whole_ || static_cast<size_t>(n) < kShortChunk)) break;
   }
   out = std::string_view(buf_.data(), used);
   return true;

@@ -37,6 +37,12 @@ class FileReader {
   /// a caller reading a changing set of files sweeps once per cycle.
   void sweep();
   size_t kept_count() const { return kept_.size(); }
+  /// For files the kernel hands over whole in one read() when the buffer
+  /// has room (single_open seq_files such as /proc/net/netstat, sysfs
+  /// attributes, regular files): a read shorter than asked ends the file,
+  /// which saves the read() returning 0. Iterated seq_files (/proc/vmstat,
+  /// /proc/diskstats) come a page at a time and must not set this.
+  void set_whole_reads(bool on) { whole_ = on; }
 
  private:
   bool read_fd(int fd, std::string_view& out);
@@ -46,6 +52,7 @@ class FileReader {
   };
   std::vector<char> buf_;
   std::unordered_map<std::string, Kept> kept_;
+  bool whole_ = false;
 };
 
 /// A file read once per collection cycle and shared by the sub-collectors

@@ -382,3 +382,32 @@ TEST_F(NodeFixture, WarmInstanceFollowsChangedKeysLikeAFreshOne) {
             moni::node_test::render(collect(*fresh), masked, {}));
   fs::remove_all(tmp);
 }
+
+// os-release is stat()ed only after inotify reports a change to the file or
+// its directories: edits in place, a replaced link target and edits of the
+// new target are all seen at the next collection.
+TEST_F(NodeFixture, OsReleaseChangesAreSeenThroughLinks) {
+  fs::path tmp = fs::temp_directory_path() / ("moni-node-os-" + std::to_string(::getpid()));
+  fs::remove_all(tmp);
+  fs::create_directories(tmp / "etc");
+  fs::create_directories(tmp / "usr" / "lib");
+  std::ofstream(tmp / "usr" / "lib" / "os-release") << "ID=debian\nVERSION_ID=\"12\"\n";
+  fs::create_symlink("../usr/lib/os-release", tmp / "etc" / "os-release");
+  auto p = load("rootfs = '" + tmp.string() + "'\nenable = ['os']\n");
+  ASSERT_TRUE(p);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(value(collect(*p), "node_os_version", "id", "debian"), 12);
+  // Same size, rewritten in place (a stat() could not tell within the same
+  // timestamp tick).
+  std::ofstream(tmp / "usr" / "lib" / "os-release") << "ID=debian\nVERSION_ID=\"13\"\n";
+  EXPECT_EQ(value(collect(*p), "node_os_version", "id", "debian"), 13);
+  EXPECT_EQ(value(collect(*p), "node_os_version", "id", "debian"), 13);
+  // The link is pointed elsewhere (replaced by rename, as package managers do).
+  std::ofstream(tmp / "usr" / "lib" / "os-release.new") << "ID=other\nVERSION_ID=\"2.5\"\n";
+  fs::create_symlink("../usr/lib/os-release.new", tmp / "etc" / "os-release.tmp");
+  fs::rename(tmp / "etc" / "os-release.tmp", tmp / "etc" / "os-release");
+  EXPECT_EQ(value(collect(*p), "node_os_version", "id", "other"), 2.5);
+  collect(*p);
+  std::ofstream(tmp / "usr" / "lib" / "os-release.new") << "ID=other\nVERSION_ID=\"3.5\"\n";
+  EXPECT_EQ(value(collect(*p), "node_os_version", "id", "other"), 3.5);
+  fs::remove_all(tmp);
+}
