@@ -14,8 +14,15 @@ namespace moni::tsdb {
 
 class HeadPool;
 
-/// A head's sample arrays (timestamps, then values, in one block), owned:
-/// returned to the pool when released. Thread-safety: none (the owner's).
+/// One head sample: timestamp and value side by side, so that appending a
+/// sample writes one cache line (separate arrays wrote two).
+struct HeadSample {
+  int64_t t;
+  double v;
+};
+
+/// A head's samples (one block of `cap` HeadSamples), owned: returned to
+/// the pool when released. Thread-safety: none (the owner's).
 class HeadArrays {
  public:
   HeadArrays() = default;
@@ -35,8 +42,7 @@ class HeadArrays {
   HeadArrays& operator=(const HeadArrays&) = delete;
   ~HeadArrays() { reset(); }
   void reset();
-  int64_t* ts() const { return ts_; }
-  double* vs() const { return reinterpret_cast<double*>(ts_ + cap_); }
+  HeadSample* data() const { return reinterpret_cast<HeadSample*>(ts_); }
   uint32_t cap() const { return cap_; }
 
  private:

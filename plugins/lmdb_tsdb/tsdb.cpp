@@ -782,8 +782,7 @@ int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
     }
     if (i + 8 < samples.size() && sc.ids[i + 8] < nheads) {
       const Head& a = heads_[sc.ids[i + 8]];
-      __builtin_prefetch(a.a.ts() + a.n, 1);
-      __builtin_prefetch(a.a.vs() + a.n, 1);
+      __builtin_prefetch(a.a.data() + a.n, 1);
     }
     uint32_t id = sc.ids[i];
     if (id == 0 || id == kNone) {
@@ -813,8 +812,7 @@ int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
       // until commit_heads() publishes it after the WAL append.
       Head& h = heads_[id];
       if (h.a.cap() <= s.p_inplace) head_room(h, s.p_inplace + 1, true);
-      h.a.ts()[s.p_inplace] = t;
-      h.a.vs()[s.p_inplace] = smp.value;
+      h.a.data()[s.p_inplace] = {t, smp.value};
       ++s.p_inplace;
       if (s.p_head_n == 0) s.p_head_t0 = t;
     } else {
@@ -899,12 +897,27 @@ int Db::store_cuts(const std::vector<std::shared_ptr<const CutData>>& work) {
     size_t n = 0;
   };
   auto encode = [&work](size_t from, size_t to, Encoded& e) {
+    std::vector<int64_t> tv;
+    std::vector<double> vv;
     for (size_t w = from; w < to; ++w) {
       const CutData& cd = *work[w];
+      const int64_t* ts = cd.xts.data();
+      const double* vs = cd.xvs.data();
+      if (cd.arrays.cap() > 0) {  // a head's block: the codec takes arrays
+        tv.resize(cd.n);
+        vv.resize(cd.n);
+        const HeadSample* hs = cd.arrays.data();
+        for (size_t i = 0; i < cd.n; ++i) {
+          tv[i] = hs[i].t;
+          vv[i] = hs[i].v;
+        }
+        ts = tv.data();
+        vs = vv.data();
+      }
       for (size_t c = 0; c < cd.starts.size(); ++c) {
         size_t lo = cd.starts[c];
         size_t hi = c + 1 < cd.starts.size() ? cd.starts[c + 1] : cd.n;
-        if (lo < hi) encode_split(cd.ts, cd.vs, lo, hi, e.out, e.n);
+        if (lo < hi) encode_split(ts, vs, lo, hi, e.out, e.n);
       }
       e.ids.resize(e.n, cd.id);
     }
@@ -1103,7 +1116,7 @@ void Db::commit_heads() {
     if (!s.p_drop) {
       if (h.n == 0 && s.p_inplace > 0) {
         s.head_seq = wal_seq_;
-        s.head_t0 = h.a.ts()[0];
+        s.head_t0 = h.a.data()[0].t;
       }
       h.n = s.p_inplace;
     } else {
@@ -1129,25 +1142,26 @@ void Db::commit_heads() {
       h.n = 0;
       if (whole) {
         cd->arrays = std::move(h.a);
-        cd->ts = cd->arrays.ts();
-        cd->vs = cd->arrays.vs();
         cd->n = s.p_inplace;
         cd->starts.push_back(0);
         if (pending > 0) {
           h.a = pool_.get(std::max<size_t>(opt_.head_chunk_samples, pending));
           for (uint32_t i = s.p_first; i != kNone; i = pend_[i].next, ++h.n) {
-            h.a.ts()[h.n] = pend_[i].t;
-            h.a.vs()[h.n] = pend_[i].v;
+            h.a.data()[h.n] = {pend_[i].t, pend_[i].v};
           }
           s.head_seq = wal_seq_;
-          s.head_t0 = h.a.ts()[0];
+          s.head_t0 = h.a.data()[0].t;
         }
       } else {
         std::vector<int64_t>& ts = cd->xts;
         std::vector<double>& vs = cd->xvs;
         if (s.p_inplace > 0) {
-          ts.assign(h.a.ts(), h.a.ts() + s.p_inplace);
-          vs.assign(h.a.vs(), h.a.vs() + s.p_inplace);
+          ts.resize(s.p_inplace);
+          vs.resize(s.p_inplace);
+          for (uint32_t i = 0; i < s.p_inplace; ++i) {
+            ts[i] = h.a.data()[i].t;
+            vs[i] = h.a.data()[i].v;
+          }
         }
         cd->starts.push_back(0);
         for (uint32_t i = s.p_first; i != kNone; i = pend_[i].next) {
@@ -1161,17 +1175,15 @@ void Db::commit_heads() {
         if (keep > 0) {
           // The head keeps its arrays (their samples are copied above).
           if (h.a.cap() < keep) h.a = pool_.get(std::max<size_t>(opt_.head_chunk_samples, keep));
-          std::copy(ts.begin() + static_cast<std::ptrdiff_t>(tail), ts.end(), h.a.ts());
-          std::copy(vs.begin() + static_cast<std::ptrdiff_t>(tail), vs.end(), h.a.vs());
+          for (size_t i = 0; i < keep; ++i) h.a.data()[i] = {ts[tail + i], vs[tail + i]};
           h.n = static_cast<uint32_t>(keep);
           s.head_seq = wal_seq_;
-          s.head_t0 = h.a.ts()[0];
+          s.head_t0 = h.a.data()[0].t;
           ts.resize(tail);
           vs.resize(tail);
           cd->starts.pop_back();
         }
-        cd->ts = ts.data();
-        cd->vs = vs.data();
+        cd->arrays.reset();
         cd->n = ts.size();
       }
       s.p_cut_next = false;
@@ -1195,8 +1207,7 @@ void Db::head_room(Head& h, size_t need, bool lock) {
   HeadArrays a =
       pool_.get(std::max<size_t>({need, opt_.head_chunk_samples, size_t{h.a.cap()} * 2}));
   if (h.a.cap() > 0) {
-    std::copy(h.a.ts(), h.a.ts() + h.a.cap(), a.ts());
-    std::copy(h.a.vs(), h.a.vs() + h.a.cap(), a.vs());
+    std::copy(h.a.data(), h.a.data() + h.a.cap(), a.data());
   }
   std::unique_lock<std::shared_mutex> pl(pub_mu_, std::defer_lock);
   if (lock) pl.lock();
@@ -1234,8 +1245,7 @@ Db::Replay Db::replay_record(uint64_t seq, std::string_view rec, bool check_ids)
         s.head_t0 = t;
       }
       head_room(h, h.n + 1, false);
-      h.a.ts()[h.n] = t;
-      h.a.vs()[h.n] = std::bit_cast<double>(vbits);
+      h.a.data()[h.n] = {t, std::bit_cast<double>(vbits)};
       ++h.n;
       s.has_data = true;
       s.max_t = t;
@@ -1297,6 +1307,13 @@ Result<std::unique_ptr<Db::ReadTxn>> Db::begin_read_with_head(uint32_t id, int64
   if (!rt) return rt;
   ts.clear();
   vs.clear();
+  auto add_head = [&](const HeadSample* hs, size_t n) {
+    auto lo = std::partition_point(hs, hs + n, [&](const HeadSample& x) { return x.t < mint; });
+    for (const HeadSample* p = lo; p < hs + n && p->t <= maxt; ++p) {
+      ts.push_back(p->t);
+      vs.push_back(p->v);
+    }
+  };
   auto add = [&](const int64_t* hts, const double* hvs, size_t n) {
     auto lo = std::lower_bound(hts, hts + n, mint) - hts;
     auto hi = std::upper_bound(hts, hts + n, maxt) - hts;
@@ -1309,8 +1326,13 @@ Result<std::unique_ptr<Db::ReadTxn>> Db::begin_read_with_head(uint32_t id, int64
     // Cut samples the background thread has not stored yet come first (a
     // snapshot that already has their chunk skips them as seen).
     const Head& h = heads_[id];
-    for (const auto& cd : h.cuts) add(cd->ts, cd->vs, cd->n);
-    add(h.a.ts(), h.a.vs(), h.n);
+    for (const auto& cd : h.cuts) {
+      if (cd->arrays.cap() > 0)
+        add_head(cd->arrays.data(), cd->n);
+      else
+        add(cd->xts.data(), cd->xvs.data(), cd->n);
+    }
+    add_head(h.a.data(), h.n);
   }
   return rt;
 }

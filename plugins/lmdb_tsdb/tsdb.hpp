@@ -162,12 +162,10 @@ class Db {
   struct CutData {
     uint32_t id = 0;
     uint64_t seq = 0;  // WAL record of the first sample
-    // The samples: the head's own arrays (moved, no copy) when the cut
+    // The samples: the head's own block (moved, no copy) when the cut
     // took a whole head, else copies in xts/xvs (several cuts in a batch).
-    const int64_t* ts = nullptr;
-    const double* vs = nullptr;
     size_t n = 0;
-    HeadArrays arrays;
+    HeadArrays arrays;  // used when it holds a block, else xts/xvs
     std::vector<int64_t> xts;
     std::vector<double> xvs;
     std::vector<uint32_t> starts;  // first sample of each chunk
