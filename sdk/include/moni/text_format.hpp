@@ -1177,7 +1177,7 @@ class Renderer {
     if (opt.layout_key != 0 && opt.layout_key == cached_key_ && f == cached_format_ &&
         opt.skip_stale == cached_skip_stale_ && batch.sample_count == cached_samples_ &&
         extra_metadata.empty())
-      return write_all(batch, out, opt, cached_stats_, cached_bound_);
+      return write_cached(batch, out, opt, cached_stats_, cached_bound_);
     cached_key_ = 0;
     metas_.clear();
     meta_.reset(batch.metadata_count + extra_metadata.size());
@@ -1245,6 +1245,8 @@ class Renderer {
       cached_samples_ = batch.sample_count;
       cached_stats_ = st;
       cached_bound_ = bound;
+      build_template(batch, f, bound);
+      return write_cached(batch, out, opt, st, bound);
     }
     return write_all(batch, out, opt, st, bound);
   }
@@ -1274,6 +1276,65 @@ class Renderer {
       ++st.families;
     }
     if (f == Format::OpenMetrics) p = detail::put(p, "# EOF\n");
+    out.resize(static_cast<size_t>(p - out.data()));
+    return st;
+  }
+
+  // With a layout_key, the text that stays the same between renders of
+  // the layout (each family's HELP/TYPE lines, each sample's name and
+  // labels up to the value) is written once into tmpl_; a render then
+  // copies those pieces and formats only values (and timestamps).
+  // tmpl_ends_: the end offset of each piece, a family's header followed by
+  // its samples' prefixes, in output order.
+  void build_template(const moni_batch& batch, Format f, size_t bound) {
+    tmpl_.resize(bound);
+    tmpl_ends_.clear();
+    char* const base = tmpl_.data();
+    char* p = base;
+    for (const Group& g : groups_) {
+      p = write_header(p, g, f);
+      tmpl_ends_.push_back(static_cast<uint32_t>(p - base));
+      for (uint32_t k = 0; k < g.count; ++k) {
+        p = write_prefix(p, batch.samples[order_[g.start + k]]);
+        tmpl_ends_.push_back(static_cast<uint32_t>(p - base));
+      }
+    }
+    tmpl_.resize(static_cast<size_t>(p - base));
+  }
+
+  // write_all() for a layout whose template is built: the same text.
+  template <class Out>
+  RenderStats write_cached(const moni_batch& batch, Out& out, const RenderOptions& opt,
+                           RenderStats st, size_t bound) {
+    const size_t base = out.size();
+    out.resize(base + bound);
+    char* p = out.data() + base;
+    const char* t = tmpl_.data();
+    uint32_t pos = 0;
+    size_t e = 0;
+    for (const Group& g : groups_) {
+      uint32_t end = tmpl_ends_[e++];
+      std::memcpy(p, t + pos, end - pos);
+      p += end - pos;
+      pos = end;
+      for (uint32_t k = 0; k < g.count; ++k) {
+        const moni_sample& s = batch.samples[order_[g.start + k]];
+        end = tmpl_ends_[e++];
+        // Only a reused grouping can meet a marker here (its value changed).
+        if (opt.skip_stale && is_stale_nan(s.value)) {
+          ++st.skipped;
+          pos = end;
+          continue;
+        }
+        std::memcpy(p, t + pos, end - pos);
+        p += end - pos;
+        pos = end;
+        p = write_value(p, s, opt);
+        ++st.samples;
+      }
+      ++st.families;
+    }
+    if (opt.format == Format::OpenMetrics) p = detail::put(p, "# EOF\n");
     out.resize(static_cast<size_t>(p - out.data()));
     return st;
   }
@@ -1466,6 +1527,11 @@ class Renderer {
   }
 
   static char* write_sample(char* p, const moni_sample& s, const RenderOptions& opt) {
+    return write_value(write_prefix(p, s), s, opt);
+  }
+
+  // A sample line up to its value: name, labels, the space.
+  static char* write_prefix(char* p, const moni_sample& s) {
     using detail::put;
     p = put(p, find_label(s.labels, s.label_count, kMetricNameLabel));
     char sep = '{';
@@ -1482,6 +1548,12 @@ class Renderer {
     }
     if (sep == ',') *p++ = '}';
     *p++ = ' ';
+    return p;
+  }
+
+  // The rest of a sample line: value, timestamp, newline.
+  static char* write_value(char* p, const moni_sample& s, const RenderOptions& opt) {
+    using detail::put;
     p = detail::put_float(p, s.value);
     if (opt.timestamps) {
       *p++ = ' ';
@@ -1506,6 +1578,8 @@ class Renderer {
   size_t cached_samples_ = 0;
   RenderStats cached_stats_;  // skipped count of that render
   size_t cached_bound_ = 0;
+  RenderBuffer tmpl_;  // see build_template(); not zero-filled to the bound
+  std::vector<uint32_t> tmpl_ends_;
 };
 
 /// Renders `batch` (plus `extra_metadata`) into `out` (appending).

@@ -5,7 +5,9 @@
 #include "series_store.hpp"
 
 #include <gtest/gtest.h>
+#include <moni/text_format.hpp>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -118,4 +120,79 @@ TEST(SeriesStore, LayoutKeyChangesOnlyWithTheSeriesOrMetadata) {
   EXPECT_NE(key(), k3);
   // Series left out as stale at read time: no promise.
   EXPECT_EQ(key(1000 + 60'001), 0u);
+}
+
+// /metrics renders a snapshot with its layout key: a renderer that saw the
+// layout copies each family's header and each sample's name and labels from
+// the text it wrote the first time and formats only the values. Whatever
+// the values become (integers, fractions, NaN, infinities, a staleness
+// marker), with labels that need escaping, in both formats and with
+// timestamps, the text is what a fresh render of the same snapshot gives.
+TEST(SeriesStore, RendersOfOneLayoutMatchFreshRenders) {
+  moni::expo::SeriesStore st(60'000);
+  auto batch = [](double x) {
+    moni::Batch b;
+    b.describe("req_total", moni::MetricType::Counter, "Requests \\ \"served\"\nso far.");
+    b.add("req_total", {{"path", "/a\"b\\c\nd"}, {"code", "200"}}, x);
+    b.add("req_total", {{"path", "/"}, {"code", "500"}}, x * 3);
+    b.describe("lat_seconds", moni::MetricType::Histogram, "Latency.");
+    b.add("lat_seconds_bucket", {{"le", "0.1"}}, x);
+    b.add("lat_seconds_bucket", {{"le", "+Inf"}}, x + 1);
+    b.add("lat_seconds_sum", {}, x / 7);
+    b.add("lat_seconds_count", {}, x + 1);
+    b.add("untyped_thing", {{"a", ""}}, -x);
+    return b;
+  };
+  namespace t = moni::text;
+  for (t::Format f : {t::Format::Text, t::Format::OpenMetrics}) {
+    for (bool ts : {false, true}) {
+      t::Renderer warm;
+      std::vector<moni_sample> scratch;
+      int64_t now = 1000;
+      for (double x : {1.0, 2.5, 1e21, -0.0, std::nan(""), 1.0 / 0.0, 7.0}) {
+        moni::Batch b = batch(x);
+        st.write(moni::BatchView(b.view()), now);
+        std::string a, fresh;
+        uint64_t seen = 0;
+        st.snapshot(now, scratch,
+                    [&](std::span<const moni_sample> smp, std::span<const moni_metadata> m,
+                        uint64_t layout) {
+                      seen = layout;
+                      moni_batch mb{smp.data(), smp.size(), m.data(), m.size()};
+                      t::RenderOptions o;
+                      o.format = f;
+                      o.timestamps = ts;
+                      o.layout_key = layout;
+                      warm.render(mb, a, o);
+                      o.layout_key = 0;
+                      t::render(mb, fresh, o);
+                    });
+        EXPECT_NE(seen, 0u);
+        EXPECT_EQ(a, fresh) << "value " << x;
+        EXPECT_NE(a.find("path=\"/a\\\"b\\\\c\\nd\""), std::string::npos) << a;
+        now += 10;
+      }
+      // A staleness marker: the series is gone from the store (a new
+      // layout), and the next render of the others still matches.
+      moni::Batch gone;
+      gone.add("untyped_thing", {{"a", ""}}, moni::stale_nan());
+      st.write(moni::BatchView(gone.view()), now);
+      std::string a, fresh;
+      st.snapshot(now, scratch,
+                  [&](std::span<const moni_sample> smp, std::span<const moni_metadata> m,
+                      uint64_t layout) {
+                    moni_batch mb{smp.data(), smp.size(), m.data(), m.size()};
+                    t::RenderOptions o;
+                    o.format = f;
+                    o.layout_key = layout;
+                    warm.render(mb, a, o);
+                    o.layout_key = 0;
+                    t::render(mb, fresh, o);
+                  });
+      EXPECT_EQ(a, fresh);
+      EXPECT_EQ(a.find("untyped_thing"), std::string::npos) << a;
+      moni::Batch back = batch(1);  // for the next round
+      st.write(moni::BatchView(back.view()), now);
+    }
+  }
 }
