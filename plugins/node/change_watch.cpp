@@ -1,21 +1,21 @@
 #include "change_watch.hpp"
 
+#include <sys/inotify.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
-#include <sys/inotify.h>
-#include <unistd.h>
 
 namespace moni::node {
 namespace {
 
-constexpr uint32_t kFileEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF |
-                                 IN_MOVE_SELF;
-constexpr uint32_t kDirEvents = kFileEvents | IN_CREATE | IN_DELETE | IN_MOVED_FROM |
-                                IN_MOVED_TO | IN_ONLYDIR;
+constexpr uint32_t kFileEvents =
+    IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF;
+constexpr uint32_t kDirEvents =
+    kFileEvents | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR;
 // Events after which a watch is gone or events were lost: arm again.
-constexpr uint32_t kRearm = IN_IGNORED | IN_Q_OVERFLOW | IN_UNMOUNT | IN_DELETE_SELF |
-                            IN_MOVE_SELF;
+constexpr uint32_t kRearm = IN_IGNORED | IN_Q_OVERFLOW | IN_UNMOUNT | IN_DELETE_SELF | IN_MOVE_SELF;
 
 std::string dir_of(const std::string& path) {
   size_t slash = path.rfind('/');
