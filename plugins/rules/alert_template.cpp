@@ -336,6 +336,8 @@ struct Pipeline {
 
 }  // namespace
 
+std::string go_quoted(std::string_view s) { return go_quote(s); }
+
 struct AlertTemplate::Node {
   enum Kind { List, Text, Action, If } k = List;
   std::string text;
@@ -631,6 +633,72 @@ class Parser {
             case '\'':
               s.push_back('\'');
               break;
+            case 'a':
+              s.push_back('\a');
+              break;
+            case 'b':
+              s.push_back('\b');
+              break;
+            case 'f':
+              s.push_back('\f');
+              break;
+            case 'v':
+              s.push_back('\v');
+              break;
+            case 'x':
+            case 'u':
+            case 'U':
+            case '0':
+            case '1':
+            case '2':
+            case '3':
+            case '4':
+            case '5':
+            case '6':
+            case '7': {
+              // Go's strconv.Unquote: \xHH and \NNN are one byte (any byte),
+              // \uXXXX and \UXXXXXXXX a code point written as UTF-8.
+              const bool octal = e >= '0' && e <= '7';
+              const int digits = e == 'x' ? 2 : e == 'u' ? 4 : e == 'U' ? 8 : 3;
+              size_t from = octal ? bp_ - 1 : bp_;
+              uint32_t v = 0;
+              for (int i = 0; i < digits; ++i) {
+                char d = from + i < body_.size() ? body_[from + i] : '\0';
+                int x = octal ? (d >= '0' && d <= '7' ? d - '0' : -1)
+                              : (d >= '0' && d <= '9'   ? d - '0'
+                                 : d >= 'a' && d <= 'f' ? d - 'a' + 10
+                                 : d >= 'A' && d <= 'F' ? d - 'A' + 10
+                                                        : -1);
+                if (x < 0)
+                  return Error{
+                      err(pos_ + bp_ - 2, std::string("invalid syntax in escape \\") + e).message};
+                v = v * (octal ? 8 : 16) + static_cast<uint32_t>(x);
+              }
+              bp_ = from + static_cast<size_t>(digits);
+              if (octal && v > 255)
+                return Error{err(pos_ + from - 1, "octal escape value > 255").message};
+              if (e == 'x' || octal) {
+                s.push_back(static_cast<char>(v));
+              } else if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
+                return Error{
+                    err(pos_ + from - 2, "escape sequence is invalid Unicode code point").message};
+              } else if (v < 0x80) {
+                s.push_back(static_cast<char>(v));
+              } else if (v < 0x800) {
+                s.push_back(static_cast<char>(0xC0 | (v >> 6)));
+                s.push_back(static_cast<char>(0x80 | (v & 0x3F)));
+              } else if (v < 0x10000) {
+                s.push_back(static_cast<char>(0xE0 | (v >> 12)));
+                s.push_back(static_cast<char>(0x80 | ((v >> 6) & 0x3F)));
+                s.push_back(static_cast<char>(0x80 | (v & 0x3F)));
+              } else {
+                s.push_back(static_cast<char>(0xF0 | (v >> 18)));
+                s.push_back(static_cast<char>(0x80 | ((v >> 12) & 0x3F)));
+                s.push_back(static_cast<char>(0x80 | ((v >> 6) & 0x3F)));
+                s.push_back(static_cast<char>(0x80 | (v & 0x3F)));
+              }
+              break;
+            }
             default:
               return Error{
                   err(pos_ + bp_ - 2, std::string("unknown escape sequence \\") + e).message};

@@ -47,4 +47,8 @@ std::string humanize_percentage(double v);
 /// and from 1e6 on: 1e+06, 1.234567e+06, 123456).
 std::string go_float_v(double v);
 
+/// Go's strconv.Quote (%q) of `s` for ASCII: \" and \\, letter escapes,
+/// \xNN for other control bytes; bytes >= 0x80 as they are.
+std::string go_quoted(std::string_view s);
+
 }  // namespace moni::rules

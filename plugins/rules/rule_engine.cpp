@@ -694,12 +694,14 @@ void append_alert_json(std::string& out, const Alert& a) {
   if (a.keep_firing_since_ms != kNever)
     out += ",\"keepFiringSince\":\"" + rfc3339(a.keep_firing_since_ms) + "\"";
   out += ",\"value\":";
-  append_json_string(out, format_e(a.value));
+  append_json_string(out, format_e(a.value), true);
   out += "}";
 }
 
 }  // namespace
 
+// Strings with '<', '>' and '&' as \u003c, \u003e, \u0026, as Prometheus'
+// encoder (Go's, HTML-safe) writes them everywhere in these two answers.
 std::string RuleEngine::rules_json(std::string_view type) const {
   std::lock_guard lock(mu_);
   std::string out = "{\"groups\":[";
@@ -708,9 +710,9 @@ std::string RuleEngine::rules_json(std::string_view type) const {
     if (!first_group) out.push_back(',');
     first_group = false;
     out += "{\"name\":";
-    append_json_string(out, g->spec.name);
+    append_json_string(out, g->spec.name, true);
     out += ",\"file\":";
-    append_json_string(out, g->spec.pos.file);
+    append_json_string(out, g->spec.pos.file, true);
     out += ",\"rules\":[";
     bool first_rule = true;
     for (const auto& r : g->rules) {
@@ -725,9 +727,9 @@ std::string RuleEngine::rules_json(std::string_view type) const {
         out += "{\"state\":\"";
         out += alert_state_name(st);
         out += "\",\"name\":";
-        append_json_string(out, r->name);
+        append_json_string(out, r->name, true);
         out += ",\"query\":";
-        append_json_string(out, r->spec.expr);
+        append_json_string(out, r->spec.expr, true);
         out += ",\"duration\":" + json_number(static_cast<double>(r->spec.for_ms) / 1000);
         out += ",\"keepFiringFor\":" +
                json_number(static_cast<double>(r->spec.keep_firing_for_ms) / 1000);
@@ -746,9 +748,9 @@ std::string RuleEngine::rules_json(std::string_view type) const {
         out += "]";
       } else {
         out += "{\"name\":";
-        append_json_string(out, r->name);
+        append_json_string(out, r->name, true);
         out += ",\"query\":";
-        append_json_string(out, r->spec.expr);
+        append_json_string(out, r->spec.expr, true);
         if (!r->static_labels.empty()) {
           out += ",\"labels\":";
           append_labels(out, r->static_labels);
@@ -759,7 +761,7 @@ std::string RuleEngine::rules_json(std::string_view type) const {
       out += "\"";
       if (!r->last_error.empty()) {
         out += ",\"lastError\":";
-        append_json_string(out, r->last_error);
+        append_json_string(out, r->last_error, true);
       }
       out += ",\"evaluationTime\":" + json_number(r->eval_seconds);
       out += ",\"lastEvaluation\":\"" + rfc3339(r->last_eval_ms) + "\"";

@@ -10,6 +10,8 @@
 #include <moni/sdk.hpp>
 #include <mutex>
 
+#include "alert_template.hpp"
+#include "json_format.hpp"
 #include "rule_config.hpp"
 #include "rule_engine.hpp"
 #include "storage_queryable.hpp"
@@ -196,11 +198,18 @@ class RulesPlugin : public moni::Collector {
     }
     auto r =
         ctx_.route("/api/v1/rules", [this](const moni::HttpRequest& req, moni::HttpResponse& resp) {
-          auto type = moni::param(req.params(), "type").value_or("");
+          // Case-blind and worded as Prometheus 2.42 (strings.ToLower, %q);
+          // the value was pasted into the JSON unescaped (?type=a"b made a
+          // body no client could parse).
+          std::string type(moni::param(req.params(), "type").value_or(""));
+          for (char& c : type)
+            if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
           if (!type.empty() && type != "alert" && type != "record") {
-            reply(resp, 400,
-                  R"({"status":"error","errorType":"bad_data","error":"not supported value \")" +
-                      type + R"(\""})");
+            std::string body = R"({"status":"error","errorType":"bad_data","error":)";
+            moni::prom_api::append_json_string(
+                body,
+                "invalid parameter \"type\": not supported value " + moni::rules::go_quoted(type));
+            reply(resp, 400, body + "}");
             return;
           }
           reply(resp, 200, R"({"status":"success","data":)" + engine()->rules_json(type) + "}");

@@ -91,3 +91,14 @@ TEST(AlertTemplate, ErrorsAreValuesWithPositions) {
 }
 
 }  // namespace
+
+// Go's escapes in quoted strings (strconv.Unquote): \x and octal are bytes,
+// \u and \U code points; Prometheus loads such templates, moni refused them
+// ("unknown escape sequence \x").
+TEST(AlertTemplate, GoStringEscapes) {
+  EXPECT_EQ(expand(R"({{ "\x41\101\u00e9\U0001F600\a\v" }})"), "AA\xC3\xA9\xF0\x9F\x98\x80\a\v");
+  EXPECT_EQ(expand(R"({{ "\xff" }})"), "\xff");  // a byte, as Go
+  for (const char* bad : {R"({{ "\xZ1" }})", R"({{ "\400" }})", R"({{ "\ud800" }})",
+                          R"({{ "\U00110000" }})", R"({{ "\x4" }})"})
+    EXPECT_FALSE(moni::rules::AlertTemplate::parse(bad)) << bad;
+}

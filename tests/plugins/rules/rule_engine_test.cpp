@@ -418,7 +418,7 @@ TEST(RuleEngineApi, RulesAndAlertsJson) {
       << j;
   EXPECT_NE(
       j.find(
-          R"({"state":"firing","name":"A","query":"cond > 1","duration":0,"keepFiringFor":0,"labels":{"severity":"page"},"annotations":{"s":"v={{ $value }}"},"alerts":[{"labels":{"alertname":"A","i":"1","severity":"page"},"annotations":{"s":"v=3"},"state":"firing","activeAt":"1970-01-01T00:05:00Z","value":"3e+00"}],"health":"ok")"),
+          R"({"state":"firing","name":"A","query":"cond \u003e 1","duration":0,"keepFiringFor":0,"labels":{"severity":"page"},"annotations":{"s":"v={{ $value }}"},"alerts":[{"labels":{"alertname":"A","i":"1","severity":"page"},"annotations":{"s":"v=3"},"state":"firing","activeAt":"1970-01-01T00:05:00Z","value":"3e+00"}],"health":"ok")"),
       std::string::npos)
       << j;
   EXPECT_NE(j.find(R"("lastEvaluation":"1970-01-01T00:05:00Z","type":"alerting"})"),
