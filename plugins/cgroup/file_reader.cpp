@@ -32,6 +32,7 @@ bool FileReader::pread_all(int fd, std::string_view& out) {
     // only a full buffer needs another read into a larger one.
     if (n == 0 || len < buf_.size()) break;
     if (buf_.size() >= FileReader::kMaxFileSize) {
+      std::string().swap(buf_);  // not kept at 64 MiB for the small files
       errno = EFBIG;
       return false;
     }
