@@ -245,3 +245,43 @@ TEST(LmdbTsdbWal, RecycledSegmentsStaleRecordsAreNotReplayed) {
   ASSERT_TRUE(log.open(dir.path.string(), token, true).ok());
   EXPECT_EQ(replayed(log), range(8, 20));
 }
+
+// A recycled segment's new records rarely end on an old record's boundary:
+// the bytes after them then look torn. That ends the segment, and the next
+// segment, which follows on from it, is still replayed (not deleted as
+// after a crash mid-write).
+TEST(LmdbTsdbWal, RecycledSegmentsTornLookingTailKeepsLaterSegments) {
+  TempDir dir("recycle_torn");
+  const uint64_t token = 0x70e;
+  auto payload = [](uint64_t seq) { return std::string(5 + (seq * 7) % 13, char('a' + seq % 26)); };
+  std::vector<uint64_t> want;
+  {
+    moni::tsdb::WalLog log;
+    ASSERT_TRUE(log.open(dir.path.string(), token, true).ok());
+    ASSERT_TRUE(
+        log.replay([](uint64_t, std::string_view) { return moni::tsdb::WalLog::Verdict::Apply; })
+            .ok());
+    for (uint64_t s = 0; s < 12; ++s) ASSERT_EQ(log.append(s, payload(s), false, 4), 0);
+    log.drop_before(8);
+    // Segments 12 and 16 reuse both spares with shorter records than the
+    // old ones; segment 20 is a new file after them.
+    for (uint64_t s = 12; s < 22; ++s)
+      ASSERT_EQ(log.append(s, "n" + payload(s).substr(3), false, 4), 0);
+  }
+  for (uint64_t s = 8; s < 22; ++s) want.push_back(s);
+  std::vector<std::pair<uint64_t, std::string>> backup;
+  ASSERT_TRUE(moni::tsdb::read_wal_records(dir.path.string(), token, backup).ok());
+  std::vector<uint64_t> got;
+  for (auto& [seq, p] : backup) got.push_back(seq);
+  EXPECT_EQ(got, want);
+  got.clear();
+  moni::tsdb::WalLog log;
+  ASSERT_TRUE(log.open(dir.path.string(), token, true).ok());
+  ASSERT_TRUE(log.replay([&](uint64_t seq, std::string_view p) {
+                   EXPECT_EQ(p, seq < 12 ? payload(seq) : "n" + payload(seq).substr(3));
+                   got.push_back(seq);
+                   return moni::tsdb::WalLog::Verdict::Apply;
+                 })
+                  .ok());
+  EXPECT_EQ(got, want);
+}
