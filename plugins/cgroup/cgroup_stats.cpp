@@ -420,11 +420,18 @@ void StatsReader::read_v2(CgroupFds& fds, bool spec, CgroupStats& out) {
         std::string_view kv = word(line);
         if (kv.empty()) break;
         size_t eq = kv.find('=');
-        if (eq == std::string_view::npos || !parse_u64(kv.substr(eq + 1), v)) {
+        if (eq == std::string_view::npos) {
           bad = true;
           continue;
         }
+        // Only the keys used are checked: io.cost and io.latency add others
+        // that are not integers ("cost.vrate=100.00", "depth=max").
         std::string_view k = kv.substr(0, eq);
+        if (k != "rbytes" && k != "wbytes" && k != "rios" && k != "wios") continue;
+        if (!parse_u64(kv.substr(eq + 1), v)) {
+          bad = true;
+          continue;
+        }
         if (k == "rbytes") {
           d.read_bytes = d.op_bytes[0] = v;
           d.op_mask |= 1;

@@ -129,6 +129,10 @@ TEST(CgroupHostile, MalformedValuesAreSkippedAndCounted) {
   t.write("cgroup/max/cpu.max", "max 100000\n");
   t.write("cgroup/max/pids.max", "max\n");
   t.write("cgroup/max/memory.current", "0\n");
+  // Keys of io.cost and io.latency that are not integers are no error.
+  t.write("cgroup/max/io.stat",
+          "8:16 rbytes=4096 wbytes=0 rios=1 wios=0 dbytes=0 dios=0 cost.vrate=100.00 "
+          "cost.usage=12 depth=max avg_lat=0 win=0\n");
 
   auto p = load(t.config());
   ASSERT_TRUE(p);
@@ -173,6 +177,8 @@ TEST(CgroupHostile, MalformedValuesAreSkippedAndCounted) {
   EXPECT_EQ(find(*b, "container_threads_max", "/max")->value, 0);
   EXPECT_EQ(find(*b, "container_spec_cpu_quota", "/max"), nullptr);
   EXPECT_EQ(find(*b, "container_memory_usage_bytes", "/max")->value, 0);
+  ASSERT_NE(find(*b, "container_fs_reads_bytes_total", "/max"), nullptr);
+  EXPECT_EQ(find(*b, "container_fs_reads_bytes_total", "/max")->value, 4096);
 
   // garbage: cpu.stat (2 keys), memory.current, memory.max, memory.high,
   // cpu.max, cpu.weight, pids.max, pids.current, io.stat, cpu.pressure (11);
