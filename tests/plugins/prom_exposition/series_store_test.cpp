@@ -5,9 +5,9 @@
 #include "series_store.hpp"
 
 #include <gtest/gtest.h>
-#include <moni/text_format.hpp>
 
 #include <cmath>
+#include <moni/text_format.hpp>
 #include <string>
 #include <vector>
 
@@ -37,7 +37,8 @@ TEST(SeriesStore, SameSeriesWhetherLabelTextIsOneRunOrScattered) {
   moni::expo::SeriesStore st(60'000);
   // One run: "__name__" "up" "job" "a" back to back.
   std::string run = "__name__upjoba";
-  moni_label l1[2] = {{{run.data(), 8}, {run.data() + 8, 2}}, {{run.data() + 10, 3}, {run.data() + 13, 1}}};
+  moni_label l1[2] = {{{run.data(), 8}, {run.data() + 8, 2}},
+                      {{run.data() + 10, 3}, {run.data() + 13, 1}}};
   moni_sample a{l1, 2, 1.0, 100};
   moni_batch b1{&a, 1, nullptr, 0};
   st.write(moni::BatchView(b1), 1000);
@@ -61,7 +62,8 @@ TEST(SeriesStore, SameSeriesWhetherLabelTextIsOneRunOrScattered) {
   moni_batch b3{&c, 1, nullptr, 0};
   st.write(moni::BatchView(b3), 1000);
   std::string run2 = "__name__upjobc";
-  moni_label l4[2] = {{{run2.data(), 8}, {run2.data() + 8, 2}}, {{run2.data() + 10, 3}, {run2.data() + 13, 1}}};
+  moni_label l4[2] = {{{run2.data(), 8}, {run2.data() + 8, 2}},
+                      {{run2.data() + 10, 3}, {run2.data() + 13, 1}}};
   moni_sample d{l4, 2, 4.0, 400};
   moni_batch b4{&d, 1, nullptr, 0};
   st.write(moni::BatchView(b4), 1000);
@@ -178,17 +180,17 @@ TEST(SeriesStore, RendersOfOneLayoutMatchFreshRenders) {
       gone.add("untyped_thing", {{"a", ""}}, moni::stale_nan());
       st.write(moni::BatchView(gone.view()), now);
       std::string a, fresh;
-      st.snapshot(now, scratch,
-                  [&](std::span<const moni_sample> smp, std::span<const moni_metadata> m,
-                      uint64_t layout) {
-                    moni_batch mb{smp.data(), smp.size(), m.data(), m.size()};
-                    t::RenderOptions o;
-                    o.format = f;
-                    o.layout_key = layout;
-                    warm.render(mb, a, o);
-                    o.layout_key = 0;
-                    t::render(mb, fresh, o);
-                  });
+      st.snapshot(
+          now, scratch,
+          [&](std::span<const moni_sample> smp, std::span<const moni_metadata> m, uint64_t layout) {
+            moni_batch mb{smp.data(), smp.size(), m.data(), m.size()};
+            t::RenderOptions o;
+            o.format = f;
+            o.layout_key = layout;
+            warm.render(mb, a, o);
+            o.layout_key = 0;
+            t::render(mb, fresh, o);
+          });
       EXPECT_EQ(a, fresh);
       EXPECT_EQ(a.find("untyped_thing"), std::string::npos) << a;
       moni::Batch back = batch(1);  // for the next round
