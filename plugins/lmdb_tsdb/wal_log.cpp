@@ -63,11 +63,12 @@ std::vector<uint64_t> list_segments(const std::string& dir) {
   return out;
 }
 
-bool read_file(const std::string& path, std::string& out) {
+bool read_file(const std::string& path, std::string& out, ino_t* ino = nullptr) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   struct stat st {};
   bool ok = ::fstat(fd, &st) == 0;
+  if (ino) *ino = st.st_ino;
   out.resize(ok ? static_cast<size_t>(st.st_size) : 0);
   size_t got = 0;
   while (ok && got < out.size()) {
@@ -153,16 +154,15 @@ Result<void> WalLog::open(const std::string& db_dir, uint64_t token, bool writab
   }
   segs_ = list_segments(dir_);
   if (writable) {
-    // Spares of an earlier run are used again.
+    // Spares of an earlier run are deleted, not reused: their old records
+    // may carry the very numbers the next records get (the numbering
+    // starts over when no segment was left; another database's spares,
+    // beside a copied-in data.mdb, are numbered independently), and one
+    // that ends where a new record ends would be replayed as new. A spare
+    // made in this run holds only numbers below every later segment's.
     std::error_code ec;
-    for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec)) {
-      std::string n = it->path().filename().string();
-      if (n.rfind("spare-", 0) != 0) continue;
-      if (spares_.size() < kSpares)
-        spares_.push_back(it->path().string());
-      else
-        ::unlink(it->path().c_str());
-    }
+    for (fs::directory_iterator it(dir_, ec), end; !ec && it != end; it.increment(ec))
+      if (it->path().filename().string().rfind("spare-", 0) == 0) ::unlink(it->path().c_str());
   }
   return {};
 }
@@ -356,10 +356,19 @@ Result<void> read_wal_records(const std::string& db_dir, uint64_t token,
   bool any = false;
   for (uint64_t first : list_segments(dir)) {
     std::string path = dir + "/" + seg_name(first);
-    if (!read_file(path, data)) {
-      if (errno == ENOENT) continue;  // dropped meanwhile: its samples are in chunks
-      return make_error("lmdb_tsdb: cannot read the WAL segment " + path + ": " +
-                        std::strerror(errno));
+    ino_t ino = 0;
+    // A segment the writer drops while this runs (segments go oldest
+    // first) holds only samples the snapshot taken afterwards has in
+    // chunks, and the records before the next segment too: that one then
+    // starts the log afresh. Its file may already be a spare being
+    // overwritten by a newer segment, so what was read of it counts for
+    // nothing after the records that follow on.
+    if (!read_file(path, data, &ino)) {
+      if (errno != ENOENT)
+        return make_error("lmdb_tsdb: cannot read the WAL segment " + path + ": " +
+                          std::strerror(errno));
+      any = false;
+      continue;
     }
     if (!header_ok(data, token)) continue;
     if (any && first != expect) break;  // a gap: nothing after it is valid
@@ -373,6 +382,8 @@ Result<void> read_wal_records(const std::string& db_dir, uint64_t token,
       off = next;
       expect = seq + 1;
     }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || st.st_ino != ino) any = false;  // dropped meanwhile
   }
   return {};
 }

@@ -30,7 +30,8 @@ class WalLog {
 
   /// What replay's callback decides for a record.
   enum class Verdict { Apply, Stop };
-  /// Opens (creating when writable) `db_dir/wal`. Nothing is read yet.
+  /// Opens (creating when writable) `db_dir/wal`. Nothing is read yet;
+  /// spares an earlier run left are deleted (writable).
   Result<void> open(const std::string& db_dir, uint64_t token, bool writable);
   /// Calls fn(seq, payload) for every record, oldest first. A record that
   /// fn answers Stop for, and everything after it, is removed (writable).
@@ -75,8 +76,9 @@ class WalLog {
   uint32_t records_ = 0;                     // records in the current segment
   bool undo_new_segment_ = false;
   std::string frame_;
-  // Files of deleted segments kept for reuse (`spare-<its first seq>`,
-  // ignored by replay and backups), so that appends overwrite cached pages.
+  // Files of segments deleted in this run, kept for reuse (`spare-<its
+  // first seq>`, ignored by replay and backups), so that appends overwrite
+  // cached pages. Their records are all numbered below the next segment.
   static constexpr size_t kSpares = 2;
   std::vector<std::string> spares_;
 };
