@@ -118,6 +118,18 @@ int write_all(int fd, const char* p, size_t n, uint64_t off) {
   return 0;
 }
 
+// Cuts `path` back to `size`, durably: a refused record that came back
+// after a power loss would end the log before the records appended since.
+bool cut_file(const std::string& path, uint64_t size) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = ::ftruncate(fd, static_cast<off_t>(size)) == 0 && ::fsync(fd) == 0;
+  int e = errno;
+  ::close(fd);
+  errno = e;
+  return ok;
+}
+
 void sync_dir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
@@ -210,7 +222,7 @@ Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_vi
       expect = seq + 1;
       off = next;
     }
-    if (off < data.size() && writable_ && ::truncate(path.c_str(), static_cast<off_t>(off)) != 0)
+    if (off < data.size() && writable_ && !cut_file(path, off))
       return make_error("lmdb_tsdb: cannot cut the torn WAL segment " + path + ": " +
                         std::strerror(errno));
     if (kept.empty() && end_seq_ < first) end_seq_ = first;
@@ -218,6 +230,9 @@ Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_vi
   }
   segs_ = std::move(kept);
   close_current();  // the next append starts a new segment
+  // Removed segments must stay removed before new records are acknowledged
+  // (a refused record back after a power loss would end the log before them).
+  if (writable_) sync_dir(dir_);
   return {};
 }
 
