@@ -182,11 +182,11 @@ Result<void> WalLog::open(const std::string& db_dir, uint64_t token, bool writab
 Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_view)>& fn) {
   std::string data;
   std::vector<uint64_t> kept;
-  bool stopped = false;
+  bool stopped = false, removed = false;
   for (uint64_t first : segs_) {
     std::string path = dir_ + "/" + seg_name(first);
     if (stopped) {  // after a torn or refused record: nothing is valid
-      if (writable_) ::unlink(path.c_str());
+      if (writable_) removed |= ::unlink(path.c_str()) == 0;
       continue;
     }
     if (!read_file(path, data))
@@ -195,14 +195,14 @@ Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_vi
     if (!header_ok(data, token_)) {
       // Another database's log (a data.mdb copied or restored over this
       // one), or a segment cut short while it was created.
-      if (writable_) ::unlink(path.c_str());
+      if (writable_) removed |= ::unlink(path.c_str()) == 0;
       continue;
     }
     // Records follow each other by sequence number from the segment's
     // name on; a segment continues where the previous one ended.
     if (!kept.empty() && first != end_seq_) {
       stopped = true;
-      if (writable_) ::unlink(path.c_str());
+      if (writable_) removed |= ::unlink(path.c_str()) == 0;
       continue;
     }
     size_t off = kHeader;
@@ -222,9 +222,12 @@ Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_vi
       expect = seq + 1;
       off = next;
     }
-    if (off < data.size() && writable_ && !cut_file(path, off))
-      return make_error("lmdb_tsdb: cannot cut the torn WAL segment " + path + ": " +
-                        std::strerror(errno));
+    if (off < data.size() && writable_) {
+      if (!cut_file(path, off))
+        return make_error("lmdb_tsdb: cannot cut the torn WAL segment " + path + ": " +
+                          std::strerror(errno));
+      removed = true;
+    }
     if (kept.empty() && end_seq_ < first) end_seq_ = first;
     kept.push_back(first);
   }
@@ -232,7 +235,7 @@ Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_vi
   close_current();  // the next append starts a new segment
   // Removed segments must stay removed before new records are acknowledged
   // (a refused record back after a power loss would end the log before them).
-  if (writable_) sync_dir(dir_);
+  if (removed) sync_dir(dir_);
   return {};
 }
 
