@@ -1,10 +1,10 @@
 #include "plugin_loader.hpp"
 
-#include <dlfcn.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/dll/shared_library.hpp>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
@@ -120,35 +120,28 @@ bool is_plugin_file(const fs::path& p) {
 
 }  // namespace
 
-SharedLibrary::~SharedLibrary() {
-  if (handle_) ::dlclose(handle_);
-}
-
-void* SharedLibrary::symbol(const char* name) const {
-  ::dlerror();
-  return ::dlsym(handle_, name);
-}
-
 Result<std::shared_ptr<LoadedPlugin>> load_plugin(const std::string& path) {
   if (auto r = check_permissions(path); !r) return r.error();
   if (auto r = check_elf(path); !r) return r.error();
   auto lp = std::make_shared<LoadedPlugin>();
   lp->path = path;
-  // RTLD_LOCAL: plugins do not see each other's symbols. dlopen of a
-  // relative path without a slash would search the library path: the
-  // registry only hands over paths it found in a directory.
-  std::string open_path = path.find('/') == std::string::npos ? "./" + path : path;
-  void* handle = ::dlopen(open_path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!handle) {
-    const char* why = ::dlerror();
-    return make_error(path + ": refused: cannot load: " + (why ? why : "unknown error"));
+  try {
+    // RTLD_LOCAL: plugins do not see each other's symbols.
+    namespace lm = boost::dll::load_mode;
+    lp->library = std::make_shared<boost::dll::shared_library>(boost::dll::fs::path(path),
+                                                               lm::rtld_now | lm::rtld_local);
+  } catch (const std::exception& e) {
+    // Boost.DLL appends dlerror()'s text; that part is what the user needs.
+    std::string why = e.what();
+    if (auto k = why.find("dlerror system message: "); k != std::string::npos)
+      why = why.substr(k + 24, why.rfind(')') > k ? why.rfind(')') - k - 24 : std::string::npos);
+    return make_error(path + ": refused: cannot load: " + why);
   }
-  lp->library = std::make_shared<SharedLibrary>(handle);
-  void* sym = lp->library->symbol(MONI_PLUGIN_ENTRY_SYMBOL);
-  if (!sym)
+  if (!lp->library->has(MONI_PLUGIN_ENTRY_SYMBOL))
     return make_error(path + ": refused: no '" MONI_PLUGIN_ENTRY_SYMBOL
                              "' symbol (not a moni plugin, or built without MONI_EXPORT_PLUGIN)");
-  auto entry = reinterpret_cast<const moni_plugin_descriptor* (*)(const moni_host_api*)>(sym);
+  auto entry = lp->library->get<const moni_plugin_descriptor*(const moni_host_api*)>(
+      MONI_PLUGIN_ENTRY_SYMBOL);
   const moni_plugin_descriptor* d = entry(&kLoaderApi);
   if (!d) return make_error(path + ": refused: " MONI_PLUGIN_ENTRY_SYMBOL " returned NULL");
   // struct_size and the version are the first fields of every ABI version:

@@ -1,5 +1,5 @@
 // Finding plugin shared objects (moni-*.so), loading the ones asked for with
-// dlopen, and refusing the ones the host must not run, each with a
+// Boost.DLL, and refusing the ones the host must not run, each with a
 // one-line reason.
 #pragma once
 
@@ -13,21 +13,11 @@
 #include <string_view>
 #include <vector>
 
+namespace boost::dll {
+class shared_library;
+}
+
 namespace moni::host {
-
-/// A dlopen handle, closed with the last reference.
-class SharedLibrary {
- public:
-  explicit SharedLibrary(void* handle) : handle_(handle) {}
-  ~SharedLibrary();
-  SharedLibrary(const SharedLibrary&) = delete;
-  SharedLibrary& operator=(const SharedLibrary&) = delete;
-  /// The address of `symbol`, null when the library has none.
-  void* symbol(const char* name) const;
-
- private:
-  void* handle_;
-};
 
 std::string_view kind_name(uint32_t kind);
 
@@ -36,7 +26,7 @@ std::string_view kind_name(uint32_t kind);
 /// Thread-safety: immutable after load.
 struct LoadedPlugin {
   std::string path;  // as found in the plugin directory
-  std::shared_ptr<SharedLibrary> library;
+  std::shared_ptr<boost::dll::shared_library> library;
   /// The descriptor's fields this host knows, zero beyond the plugin's struct_size.
   moni_plugin_descriptor desc{};
   std::string name, version, description, sample_config;

@@ -213,6 +213,8 @@ grep -qw -- "$abi_provide" <<<"$(field "$deb" Provides)" || fail "moni does not 
 depends=$(field "$deb" Depends)
 echo "moni Depends: $depends"
 grep -qw adduser <<<"$depends" || fail "moni does not depend on adduser"
+# dlopen'ed (for [host.web] password hashes), so shlibdeps cannot add it.
+grep -qw libcrypt1 <<<"$depends" || fail "moni does not depend on libcrypt1"
 [ "$(dpkg-deb -I "$deb" conffiles | sort | tr '\n' ' ')" = \
   "/etc/moni/moni.toml /etc/moni/rules/containers.toml /etc/moni/rules/node.toml " ] ||
   fail "conffiles: $(dpkg-deb -I "$deb" conffiles)"
@@ -415,6 +417,7 @@ has "$tmp/devrpm.list" /usr/include/moni/plugin_abi.h
 grep -q '/cmake/moni/moniConfig.cmake$' "$tmp/devrpm.list" || fail "moni-devel lacks moniConfig.cmake"
 grep -qx -- "$abi_provide" <<<"$(rq --provides "$rpmf")" || fail "moni.rpm does not provide $abi_provide"
 grep -q '^libc\.so\.6' <<<"$(rq --requires "$rpmf")" || fail "moni.rpm has no automatic library requires"
+grep -q '^libcrypt\.so\.1()(64bit)' <<<"$(rq --requires "$rpmf")" || fail "moni.rpm does not require libcrypt.so.1 (dlopen'ed)"
 grep -qx "moni = $version-1" <<<"$(rq --requires "$devrpm")" || fail "moni-devel does not require moni = $version-1"
 # fflags: c = %config, n = noreplace (a user's edit survives an upgrade).
 flags=$(rq --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' "$rpmf" | awk '$1 == "/etc/moni/moni.toml" {print $2}')
