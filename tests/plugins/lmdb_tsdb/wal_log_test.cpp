@@ -236,8 +236,9 @@ TEST(LmdbTsdbWal, RecycledSegmentsStaleRecordsAreNotReplayed) {
   {
     moni::tsdb::WalLog log;
     ASSERT_TRUE(log.open(dir.path.string(), token, true).ok());
+    EXPECT_EQ(spares(), 0);  // an earlier run's spare is deleted, never reused
     EXPECT_EQ(replayed(log), range(8, 14));
-    // Continues in a new segment (the next spare); a third segment too.
+    // Continues in a new segment (a new file); a third segment too.
     for (uint64_t s = 14; s < 20; ++s) ASSERT_EQ(log.append(s, payload(s), false, 4), 0);
     EXPECT_EQ(spares(), 0);
   }
