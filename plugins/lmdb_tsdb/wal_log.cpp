@@ -15,6 +15,8 @@ namespace moni::tsdb {
 
 namespace fs = std::filesystem;
 
+WalFileOps wal_file_ops = {::pwrite, ::pwritev, ::fdatasync, ::ftruncate};
+
 namespace {
 
 constexpr char kMagic[8] = {'M', 'O', 'N', 'I', 'W', 'A', 'L', '1'};
@@ -107,7 +109,7 @@ bool parse_record(std::string_view data, size_t off, uint64_t& seq, std::string_
 
 int write_all(int fd, const char* p, size_t n, uint64_t off) {
   while (n > 0) {
-    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    ssize_t w = wal_file_ops.pwrite(fd, p, n, static_cast<off_t>(off));
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) return errno;
     if (w == 0) return EIO;
@@ -130,12 +132,14 @@ bool cut_file(const std::string& path, uint64_t size) {
   return ok;
 }
 
-void sync_dir(const std::string& dir) {
+bool sync_dir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    (void)::fsync(fd);
-    ::close(fd);
-  }
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  int e = errno;
+  ::close(fd);
+  errno = e;
+  return ok;
 }
 
 }  // namespace
@@ -150,8 +154,18 @@ void WalLog::close_current() {
 
 int WalLog::sync() {
   std::lock_guard<std::mutex> l(fd_mu_);
-  if (fd_ < 0) return 0;  // closed: its records were synced or are in stored chunks
-  return ::fdatasync(fd_) == 0 ? 0 : errno;
+  if (failed_) return failed_;
+  if (fd_ < 0) return 0;  // closed: its records were synced (durable) or are in stored chunks
+  return datasync_locked();
+}
+
+int WalLog::datasync_locked() {
+  if (wal_file_ops.fdatasync(fd_) == 0) return 0;
+  int e = errno;
+  if (!failed_) failed_ = e;
+  failed_seg_ = std::max(failed_seg_, fd_seg_);
+  roll_ = true;  // so that the failed segment can be dropped
+  return e;
 }
 
 Result<void> WalLog::open(const std::string& db_dir, uint64_t token, bool writable) {
@@ -231,6 +245,23 @@ Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_vi
     if (kept.empty() && end_seq_ < first) end_seq_ = first;
     kept.push_back(first);
   }
+  if (writable_ && durable_) {
+    // An earlier run may have left records in the page cache only (it was
+    // killed before syncing them): the records appended after them are
+    // acknowledged only once they are on disk, or a power loss would end
+    // the log before the new records.
+    for (uint64_t first : kept) {
+      std::string path = dir_ + "/" + seg_name(first);
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      int e = fd < 0 ? errno : wal_file_ops.fdatasync(fd) == 0 ? 0 : errno;
+      if (fd >= 0) ::close(fd);
+      if (e) {
+        std::lock_guard<std::mutex> l(fd_mu_);
+        if (!failed_) failed_ = e;
+        failed_seg_ = std::max(failed_seg_, first);
+      }
+    }
+  }
   segs_ = std::move(kept);
   close_current();  // the next append starts a new segment
   // Removed segments must stay removed before new records are acknowledged
@@ -240,8 +271,17 @@ Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_vi
 }
 
 int WalLog::open_segment(uint64_t seq) {
-  if (durable_ && fd_ >= 0 && ::fdatasync(fd_) != 0) return errno;
-  close_current();
+  {
+    // The old segment is closed even when its fdatasync fails: the failure
+    // is sticky (sync() reports it), and the segment must close so that it
+    // can be dropped. A sync() waiting meanwhile sees it synced or failed.
+    std::lock_guard<std::mutex> l(fd_mu_);
+    if (fd_ >= 0) {
+      if (durable_) (void)datasync_locked();
+      ::close(fd_);
+      fd_ = -1;
+    }
+  }
   std::string path = dir_ + "/" + seg_name(seq);
   int fd = -1;
   // A spare (a deleted segment's file, renamed) is overwritten in place:
@@ -270,6 +310,8 @@ int WalLog::open_segment(uint64_t seq) {
   {
     std::lock_guard<std::mutex> l(fd_mu_);
     fd_ = fd;
+    fd_seg_ = seq;
+    roll_ = false;
   }
   off_ = kHeader;
   records_ = 0;
@@ -279,10 +321,17 @@ int WalLog::open_segment(uint64_t seq) {
 
 int WalLog::append(uint64_t seq, std::string_view payload, bool sync, uint32_t roll_records) {
   undo_new_segment_ = false;
-  if (fd_ < 0 || records_ >= roll_records) {
+  undo_end_seq_ = end_seq_;
+  if (fd_ < 0 || records_ >= roll_records || roll_.load(std::memory_order_relaxed)) {
     if (int e = open_segment(seq)) return e;
     undo_new_segment_ = true;
-    if (sync || durable_) sync_dir(dir_);
+    // Records in a segment whose name may vanish at a power loss are not
+    // durable: a failure to sync the directory fails the append.
+    if ((sync || durable_) && !sync_dir(dir_)) {
+      int e = errno;
+      (void)undo_last();
+      return e;
+    }
   }
   char frame[kFrame];
   auto len = static_cast<uint32_t>(payload.size());
@@ -291,14 +340,13 @@ int WalLog::append(uint64_t seq, std::string_view payload, bool sync, uint32_t r
   std::memcpy(frame + 4, &sum, 8);
   std::memcpy(frame + 12, &seq, 8);
   undo_off_ = off_;
-  undo_end_seq_ = end_seq_;
   // Frame and payload in one call, without copying the payload.
   iovec iov[2] = {{frame, kFrame}, {const_cast<char*>(payload.data()), payload.size()}};
   size_t total = kFrame + payload.size();
   int e = 0;
   ssize_t w;
   do {
-    w = ::pwritev(fd_, iov, 2, static_cast<off_t>(off_));
+    w = wal_file_ops.pwritev(fd_, iov, 2, static_cast<off_t>(off_));
   } while (w < 0 && errno == EINTR);
   if (w < 0)
     e = errno;
@@ -308,7 +356,10 @@ int WalLog::append(uint64_t seq, std::string_view payload, bool sync, uint32_t r
     auto done = static_cast<size_t>(w);
     e = write_all(fd_, frame_.data() + done, total - done, off_ + done);
   }
-  if (e == 0 && sync && ::fdatasync(fd_) != 0) e = errno;
+  if (e == 0 && sync) {
+    std::lock_guard<std::mutex> l(fd_mu_);
+    e = failed_ ? failed_ : datasync_locked();
+  }
   if (e) {
     off_ += total;
     ++records_;
@@ -333,10 +384,11 @@ int WalLog::undo_last() {
     undo_new_segment_ = false;
     return 0;
   }
-  if (::ftruncate(fd_, static_cast<off_t>(undo_off_)) != 0) {
-    int e = errno;
-    close_current();  // the next append starts a new segment after the bad record
-    return e;
+  if (wal_file_ops.ftruncate(fd_, static_cast<off_t>(undo_off_)) != 0) {
+    // The next append starts a new segment after the bad record. This one
+    // stays open until then: sync() must still cover the records before it.
+    roll_ = true;
+    return errno;
   }
   off_ = undo_off_;
   --records_;
@@ -352,9 +404,17 @@ void WalLog::drop_before(uint64_t seq) {
     close_current();
     ++n;
   }
+  bool failed;
+  uint64_t failed_seg;
+  {
+    std::lock_guard<std::mutex> l(fd_mu_);
+    failed = failed_ != 0;
+    failed_seg = failed_seg_;
+  }
   for (size_t i = 0; i < n; ++i) {
     std::string path = dir_ + "/" + seg_name(segs_[i]);
-    if (spares_.size() < kSpares) {
+    // A segment whose fdatasync failed is not reused: its blocks may be bad.
+    if (spares_.size() < kSpares && !(failed && segs_[i] <= failed_seg)) {
       std::string spare = dir_ + "/spare-" + seg_name(segs_[i]);
       if (::rename(path.c_str(), spare.c_str()) == 0) {
         spares_.push_back(std::move(spare));
@@ -364,6 +424,13 @@ void WalLog::drop_before(uint64_t seq) {
     ::unlink(path.c_str());
   }
   segs_.erase(segs_.begin(), segs_.begin() + static_cast<std::ptrdiff_t>(n));
+  // The segments that may have lost records are gone, for good once the
+  // directory is synced (back after a power loss, replay would end the log
+  // at their hole): sync() can succeed again.
+  if (failed && (segs_.empty() || segs_.front() > failed_seg) && sync_dir(dir_)) {
+    std::lock_guard<std::mutex> l(fd_mu_);
+    if (failed_seg_ == failed_seg) failed_ = 0;
+  }
 }
 
 Result<void> read_wal_records(const std::string& db_dir, uint64_t token,

@@ -3,6 +3,9 @@
 // series and cuts no chunk costs one write() instead of an LMDB commit.
 #pragma once
 
+#include <sys/types.h>
+
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <moni/result.hpp>
@@ -11,7 +14,19 @@
 #include <string_view>
 #include <vector>
 
+struct iovec;
+
 namespace moni::tsdb {
+
+/// Test-only fault injection: every write, fdatasync and truncation of a
+/// segment file goes through these. Production never changes them.
+struct WalFileOps {
+  ssize_t (*pwrite)(int, const void*, size_t, off_t);
+  ssize_t (*pwritev)(int, const iovec*, int, off_t);
+  int (*fdatasync)(int);
+  int (*ftruncate)(int, off_t);
+};
+extern WalFileOps wal_file_ops;
 
 /// Segment files `DIR/wal/<first seq, 20 digits>`, each starting with a
 /// header (magic, the database's token) and holding framed records
@@ -21,6 +36,11 @@ namespace moni::tsdb {
 /// cut back, later segments removed).
 /// Thread-safety: the database's writer lock serializes every call but
 /// sync(), which may run on another thread at the same time (group commit).
+/// A failed fdatasync is sticky: Linux reports a writeback error once and
+/// may drop the pages, so a later fdatasync's success proves nothing about
+/// them, and replay ends the log at the hole. sync() then fails until the
+/// segment that failed has been dropped (its records are in stored chunks)
+/// and the next append starts a new segment.
 class WalLog {
  public:
   WalLog() = default;
@@ -37,14 +57,17 @@ class WalLog {
   /// fn answers Stop for, and everything after it, is removed (writable).
   Result<void> replay(const std::function<Verdict(uint64_t, std::string_view)>& fn);
   /// Appends a record (a new segment first when the current one holds
-  /// `roll_records`); fdatasync when `sync`. On failure nothing is left
-  /// appended; returns 0 or an errno value.
+  /// `roll_records`, or after a failure); fdatasync when `sync`. On failure
+  /// nothing is left appended; returns 0 or an errno value.
   int append(uint64_t seq, std::string_view payload, bool sync, uint32_t roll_records);
   /// With durable, records appended without `sync` still never go missing
   /// behind a later fdatasync: a segment is synced before the next one
-  /// starts (and the directory after a segment is created).
+  /// starts (and the directory after a segment is created), and replay
+  /// syncs the segments it read (an earlier run may have left records only
+  /// in the page cache). sync() covers closed segments only when durable.
   void set_durable(bool durable) { durable_ = durable; }
-  /// fdatasync of every record appended so far; 0 or an errno value.
+  /// fdatasync of every record appended so far; 0 or an errno value (the
+  /// first failure's, until the failed segment is dropped).
   /// Thread-safe against append() (group commit).
   int sync();
   /// Removes the record appended last (its batch failed to commit).
@@ -63,14 +86,21 @@ class WalLog {
  private:
   int open_segment(uint64_t seq);
   void close_current();
+  int datasync_locked();  // fdatasync of fd_ under fd_mu_; a failure is sticky
 
   std::string dir_;
   uint64_t token_ = 0;
   bool writable_ = false;
   std::vector<uint64_t> segs_;  // first seqs of the segment files, ascending
   bool durable_ = false;
-  std::mutex fd_mu_;  // fd_ changes under it (append's writes need not: one writer)
-  int fd_ = -1;       // the newest segment, open for appends
+  // fd_ changes, every fdatasync of it and the failure state under it
+  // (append's writes need not: one writer).
+  std::mutex fd_mu_;
+  int fd_ = -1;                     // the newest segment, open for appends
+  uint64_t fd_seg_ = 0;             // its first seq
+  int failed_ = 0;                  // errno of a failed fdatasync whose pages may be lost, or 0
+  uint64_t failed_seg_ = 0;         // the newest segment that may have lost records
+  std::atomic<bool> roll_ = false;  // the next append starts a new segment
   uint64_t off_ = 0, undo_off_ = 0;
   uint64_t end_seq_ = 0, undo_end_seq_ = 0;  // seq after the newest record
   uint32_t records_ = 0;                     // records in the current segment
