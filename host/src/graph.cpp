@@ -5,6 +5,7 @@
 #include <moni/batch.hpp>
 
 #include "log.hpp"
+#include "sample_check.hpp"
 
 namespace moni::host {
 
@@ -40,6 +41,36 @@ int append_to_batch(void* ctx, const moni_batch* b) {
   return MONI_OK;
 }
 
+// Drop warnings of one instance: at most one a minute (a collector emitting
+// one bad label per cycle would otherwise log every cycle).
+constexpr int64_t kDropWarnIntervalMs = 60'000;
+
+// The part of `b` (emitted by `from`) that sinks may see; drops counted and,
+// at most once a minute per instance, logged.
+const moni_batch& checked(Instance& from, const moni_batch& b, BatchCheck& check) {
+  const moni_batch& out = check.check(b);
+  if (&out == &b) return b;
+  auto& st = from.stats();
+  for (size_t r = 1; r < kDropReasons; ++r)
+    if (check.dropped[r]) st.dropped[r].fetch_add(check.dropped[r], std::memory_order_relaxed);
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  int64_t last = st.drop_warned_ms.load(std::memory_order_relaxed);
+  if (last != 0 && now - last < kDropWarnIntervalMs) return out;
+  if (!st.drop_warned_ms.compare_exchange_strong(last, now)) return out;
+  std::string msg;
+  if (uint64_t n = check.dropped_total())
+    msg = "dropped " + std::to_string(n) + " of " + std::to_string(b.sample_count) +
+          " sample(s) with an invalid name or a label value that is not UTF-8 "
+          "(moni_samples_dropped_total); ";
+  else
+    msg = "repaired " + std::to_string(check.metadata_fixed) + " metadata record(s); ";
+  log_warn(from.label(),
+           msg + "first: " + check.example + " (such drops are logged at most once a minute)");
+  return out;
+}
+
 // One collection's emit target. From ABI 1.2 a collector may emit from
 // several threads at once, so the delivery time is the wall time during
 // which at least one emit was delivering (overlapping deliveries count
@@ -59,7 +90,9 @@ int deliver_collected(void* ctx, const moni_batch* b) {
     std::lock_guard lock(c->mu);
     if (c->active++ == 0) c->since = std::chrono::steady_clock::now();
   }
-  for (Pipeline* p : c->job->pipelines) c->graph->deliver(*p, *b);
+  BatchCheck check;
+  const moni_batch& valid = checked(*c->job->instance, *b, check);
+  for (Pipeline* p : c->job->pipelines) c->graph->deliver(*p, valid);
   std::lock_guard lock(c->mu);
   if (--c->active == 0) c->delivering += std::chrono::steady_clock::now() - c->since;
   return MONI_OK;
@@ -91,7 +124,10 @@ void Graph::deliver_from(Pipeline& p, size_t stage, const moni_batch& batch) {
       proc.stats().errors++;
       log_warn(proc.label(), "process failed (pipeline " + p.name + "): " + r.error().message);
     }
-    if (!out.empty()) deliver_from(p, stage + 1, out.view());
+    if (!out.empty()) {
+      BatchCheck check;
+      deliver_from(p, stage + 1, checked(proc, out.view(), check));
+    }
     return;
   }
   p.samples->fetch_add(batch.sample_count, std::memory_order_relaxed);

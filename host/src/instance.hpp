@@ -15,6 +15,7 @@
 
 #include "host_config.hpp"
 #include "plugin_loader.hpp"
+#include "sample_check.hpp"
 
 namespace moni::host {
 
@@ -40,6 +41,10 @@ struct InstanceStats {
   std::atomic<uint64_t> runs{0}, errors{0}, skipped{0}, timeouts{0}, write_errors{0};
   /// The last collect call, and the delivery of what it emitted.
   std::atomic<double> last_duration_s{0}, last_delivery_s{0};
+  /// Samples it emitted that the host dropped, by DropReason (index 0 unused).
+  std::atomic<uint64_t> dropped[kDropReasons] = {};
+  /// When drops were last logged (steady clock, ms; 0: never).
+  std::atomic<int64_t> drop_warned_ms{0};
 };
 
 /// Thread-safety: collect/process/write/flush/start/stop are serialized by

@@ -61,6 +61,20 @@ void collect_self_metrics(Graph& graph, const PipelineCounters& counters, const 
     if (inst->kind() == MONI_KIND_PROCESSOR)
       out.add("moni_processor_errors_total", {{"instance_name", name}},
               static_cast<double>(inst->stats().errors.load()));
+  out.describe("moni_samples_dropped_total", MetricType::Counter,
+               "Samples a collector or processor instance emitted that the host dropped before "
+               "any sink: reason=\"invalid_name\" (no metric name, or a metric or label name "
+               "Prometheus does not accept), reason=\"invalid_utf8\" (a label value that is "
+               "not valid UTF-8).");
+  for (auto& [name, inst] : graph.instances) {
+    if (inst->kind() != MONI_KIND_COLLECTOR && inst->kind() != MONI_KIND_PROCESSOR) continue;
+    for (auto r : {DropReason::InvalidName, DropReason::InvalidUtf8})
+      out.add("moni_samples_dropped_total",
+              {{"instance_name", name},
+               {"plugin", inst->plugin_name()},
+               {"reason", drop_reason_name(r)}},
+              static_cast<double>(inst->stats().dropped[static_cast<size_t>(r)].load()));
+  }
   out.describe("moni_pipeline_samples_total", MetricType::Counter,
                "Samples a pipeline delivered to its sinks (after its processors).");
   for (const auto& [p, n] : counters.snapshot())

@@ -1,0 +1,277 @@
+#include "sample_check.hpp"
+
+#include <cstring>
+
+namespace moni::host {
+namespace {
+
+// Names are checked 8 bytes at a time (SWAR): the check runs on every
+// sample of every collection (~300 per node cycle), so a byte-table loop
+// over ~60 bytes of names per sample would cost several percent of a node
+// collection. Values only need "all ASCII?", with a full UTF-8 decode when not.
+constexpr uint64_t k01 = 0x0101010101010101ULL;
+constexpr uint64_t k80 = 0x8080808080808080ULL;
+constexpr uint64_t rep(unsigned char c) { return k01 * c; }
+
+inline uint64_t load8(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, 8);
+  return w;
+}
+inline uint64_t load4(const char* p) {
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  return w;
+}
+
+// The bytes of a string of 1..7 bytes in one word, without reading past it:
+// two overlapping 4-byte loads, or bytes 0, n/2 and n-1 (which cover 1..3
+// bytes) with the rest taken from `pad`. Byte order does not matter to
+// per-byte checks.
+inline uint64_t load_short(const char* p, size_t n, uint64_t pad) {
+  if (n >= 4) return load4(p) | load4(p + n - 4) << 32;
+  uint64_t b = uint64_t{static_cast<unsigned char>(p[0])} |
+               uint64_t{static_cast<unsigned char>(p[n >> 1])} << 8 |
+               uint64_t{static_cast<unsigned char>(p[n - 1])} << 16;
+  return (pad & ~uint64_t{0xFFFFFF}) | b;
+}
+
+// For a word with no byte >= 0x80: the high bit of each byte that is in
+// [a-zA-Z0-9_] (and ':' when `colon`). No sum below carries into the next
+// byte: every byte and addend is < 0x80.
+inline uint64_t name_bytes(uint64_t x, bool colon) {
+  uint64_t y = x | rep(0x20);  // A-Z -> a-z
+  uint64_t alpha = (y + rep(0x80 - 'a')) & ~(y + rep(0x7F - 'z'));
+  uint64_t digit = (x + rep(0x80 - '0')) & ~(x + rep(0x7F - (colon ? ':' : '9')));
+  uint64_t z = x ^ rep('_');
+  uint64_t under = ~(z + rep(0x7F));  // high bit where z == 0
+  return (alpha | digit | under) & k80;
+}
+
+inline bool name_start(char c, bool colon) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':');
+}
+
+inline bool valid_name(const char* p, size_t n, bool colon) {
+  if (n == 0 || !name_start(p[0], colon)) return false;
+  uint64_t ok, high;
+  if (n < 8) {
+    uint64_t x = load_short(p, n, rep('a'));
+    high = x;
+    ok = name_bytes(x, colon);
+  } else {
+    ok = k80;
+    high = 0;
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+      uint64_t x = load8(p + i);
+      high |= x;
+      ok &= name_bytes(x, colon);
+    }
+    uint64_t x = load8(p + n - 8);  // the tail, overlapping what came before
+    high |= x;
+    ok &= name_bytes(x, colon);
+  }
+  // A byte >= 0x80 makes `ok` meaningless (carries), and the name invalid.
+  return !(high & k80) && ok == k80;
+}
+
+inline bool ascii(const char* p, size_t n) {
+  if (n < 8) return n == 0 || !(load_short(p, n, 0) & k80);
+  uint64_t high = 0;
+  for (size_t i = 0; i + 8 <= n; i += 8) high |= load8(p + i);
+  return !((high | load8(p + n - 8)) & k80);
+}
+
+// Unicode's well-formed byte sequences (Table 3-7), as Go's utf8.Valid.
+bool utf8_slow(const unsigned char* p, const unsigned char* e) {
+  while (p < e) {
+    unsigned c = *p;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    }
+    auto cont = [&](size_t i, unsigned lo = 0x80, unsigned hi = 0xBF) {
+      return p + i < e && p[i] >= lo && p[i] <= hi;
+    };
+    if (c < 0xC2) return false;  // continuation byte, or overlong 2-byte lead
+    if (c < 0xE0) {
+      if (!cont(1)) return false;
+      p += 2;
+    } else if (c < 0xF0) {
+      // E0: no overlongs (A0..BF); ED: no surrogates (80..9F).
+      if (!cont(1, c == 0xE0 ? 0xA0 : 0x80, c == 0xED ? 0x9F : 0xBF) || !cont(2)) return false;
+      p += 3;
+    } else if (c < 0xF5) {
+      // F0: no overlongs (90..BF); F4: nothing above U+10FFFF (80..8F).
+      if (!cont(1, c == 0xF0 ? 0x90 : 0x80, c == 0xF4 ? 0x8F : 0xBF) || !cont(2) || !cont(3))
+        return false;
+      p += 4;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+inline bool utf8(const char* p, size_t n) {
+  return ascii(p, n) || utf8_slow(reinterpret_cast<const unsigned char*>(p),
+                                  reinterpret_cast<const unsigned char*>(p) + n);
+}
+
+// "__name__" as one little- or big-endian word, whichever this machine loads.
+const uint64_t kNameLabelWord = load8("__name__");
+
+inline bool is_name_label(const moni_str& n) {
+  return n.len == 8 && load8(n.ptr) == kNameLabelWord;
+}
+
+inline DropReason check(const moni_sample& s) {
+  bool named = false;
+  for (uint32_t i = 0; i < s.label_count; ++i) {
+    const moni_str& n = s.labels[i].name;
+    const moni_str& v = s.labels[i].value;
+    if (is_name_label(n)) {
+      if (named || !valid_name(v.ptr, v.len, true)) return DropReason::InvalidName;
+      named = true;
+      continue;
+    }
+    if (!valid_name(n.ptr, n.len, false)) return DropReason::InvalidName;
+    if (!utf8(v.ptr, v.len)) return DropReason::InvalidUtf8;
+  }
+  return named ? DropReason::None : DropReason::InvalidName;
+}
+
+inline bool valid_unit(const moni_str& u) {
+  for (size_t i = 0; i < u.len; ++i)
+    if (!name_start(u.ptr[i], true) && !(u.ptr[i] >= '0' && u.ptr[i] <= '9')) return false;
+  return true;
+}
+
+inline bool valid_metadata(const moni_metadata& m) {
+  return valid_name(m.family.ptr, m.family.len, true) && utf8(m.help.ptr, m.help.len) &&
+         valid_unit(m.unit);
+}
+
+std::string_view sv_of(const moni_str& s) { return {s.ptr, s.len}; }
+
+// The log line's description of what is wrong with `s`.
+std::string describe(const moni_sample& s, DropReason r) {
+  std::string_view metric;
+  for (uint32_t i = 0; i < s.label_count; ++i)
+    if (is_name_label(s.labels[i].name)) metric = sv_of(s.labels[i].value);
+  std::string of = metric.empty() ? std::string("a sample without a metric name")
+                                  : "metric " + quote_for_log(metric);
+  bool named = false;
+  for (uint32_t i = 0; i < s.label_count; ++i) {
+    const moni_label& l = s.labels[i];
+    if (is_name_label(l.name)) {
+      if (named) return of + ": more than one __name__ label";
+      named = true;
+      if (!valid_metric_name(sv_of(l.value)))
+        return "invalid metric name " + quote_for_log(sv_of(l.value)) +
+               " (must match [a-zA-Z_:][a-zA-Z0-9_:]*)";
+      continue;
+    }
+    if (!valid_label_name(sv_of(l.name)))
+      return of + ": invalid label name " + quote_for_log(sv_of(l.name)) +
+             " (must match [a-zA-Z_][a-zA-Z0-9_]*)";
+    if (r == DropReason::InvalidUtf8 && !valid_utf8(sv_of(l.value)))
+      return of + ": label " + quote_for_log(sv_of(l.name)) +
+             " has a value that is not valid UTF-8: " + quote_for_log(sv_of(l.value));
+  }
+  return of + ": no __name__ label";
+}
+
+}  // namespace
+
+std::string_view drop_reason_name(DropReason r) {
+  switch (r) {
+    case DropReason::InvalidUtf8:
+      return "invalid_utf8";
+    case DropReason::InvalidName:
+      return "invalid_name";
+    default:
+      return "none";
+  }
+}
+
+bool valid_metric_name(std::string_view s) { return valid_name(s.data(), s.size(), true); }
+bool valid_label_name(std::string_view s) { return valid_name(s.data(), s.size(), false); }
+bool valid_utf8(std::string_view s) { return utf8(s.data(), s.size()); }
+DropReason check_sample(const moni_sample& s) { return check(s); }
+
+const moni_batch& BatchCheck::check(const moni_batch& in) {
+  std::memset(dropped, 0, sizeof dropped);
+  metadata_fixed = 0;
+  example.clear();
+  for (size_t i = 0; i < in.sample_count; ++i)
+    if (moni::host::check(in.samples[i]) != DropReason::None) return slow(in, i);
+  for (size_t i = 0; i < in.metadata_count; ++i)
+    if (!valid_metadata(in.metadata[i])) return slow(in, in.sample_count);
+  return in;
+}
+
+const moni_batch& BatchCheck::slow(const moni_batch& in, size_t first_bad) {
+  samples_.assign(in.samples, in.samples + first_bad);
+  for (size_t i = first_bad; i < in.sample_count; ++i) {
+    const moni_sample& s = in.samples[i];
+    DropReason r = moni::host::check(s);
+    if (r == DropReason::None) {
+      samples_.push_back(s);
+      continue;
+    }
+    ++dropped[static_cast<size_t>(r)];
+    if (example.empty()) example = describe(s, r);
+  }
+  metadata_.clear();
+  for (size_t i = 0; i < in.metadata_count; ++i) {
+    moni_metadata m = in.metadata[i];
+    std::string why;
+    if (!valid_metric_name(sv_of(m.family))) {
+      why = "metadata of invalid family name " + quote_for_log(sv_of(m.family)) + " left out";
+    } else {
+      if (!valid_utf8(sv_of(m.help))) {
+        why = "HELP of " + quote_for_log(sv_of(m.family)) +
+              " is not valid UTF-8: " + quote_for_log(sv_of(m.help)) + " (left out)";
+        m.help = {};
+      }
+      if (!valid_unit(m.unit)) {
+        if (why.empty())
+          why = "UNIT of " + quote_for_log(sv_of(m.family)) +
+                " is no name: " + quote_for_log(sv_of(m.unit)) + " (left out)";
+        m.unit = {};
+      }
+      metadata_.push_back(m);
+    }
+    if (!why.empty()) {
+      ++metadata_fixed;
+      if (example.empty()) example = why;
+    }
+  }
+  bool all_samples = samples_.size() == in.sample_count;
+  out_ = {all_samples ? in.samples : samples_.data(), samples_.size(), metadata_.data(),
+          metadata_.size()};
+  return out_;
+}
+
+std::string quote_for_log(std::string_view s, size_t max) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7F) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += s.size() > max ? "\"..." : "\"";
+  return out;
+}
+
+}  // namespace moni::host
