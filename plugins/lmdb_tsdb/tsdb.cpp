@@ -336,8 +336,52 @@ struct Db::WriteScratch {
   std::vector<uint32_t> ids;  // per sample: series id, 0 = invalid labels, kNone = unknown
   std::string rec;            // the batch's WAL record
   std::string key;
+  // The batch's position entry, held (its mutex) until write() returns.
   std::shared_ptr<PosEntry> pos;
+  std::unique_lock<std::mutex> pos_lock;
+  bool owned = false;  // every valid series of the batch is owned by pos
+  void release() {
+    if (pos_lock.owns_lock()) pos_lock.unlock();
+    pos_lock = {};
+    pos.reset();
+  }
 };
+
+// What one batch (a write(), a flush, a stale-head scan) passes from
+// apply() to commit_heads(): its own, so that batches owning disjoint
+// series run at the same time.
+struct Db::BatchState {
+  uint64_t gen = 0;  // Series::pgen of the series it touched
+  std::vector<Pending> pend;
+  std::vector<uint32_t> touched;
+  std::vector<std::shared_ptr<const CutData>> cuts;  // made by commit_heads
+  int64_t max_t = INT64_MIN;
+  bool cut = false;  // a head was cut: the WAL kept may shrink
+  void begin(std::atomic<uint64_t>& gens) {
+    gen = gens.fetch_add(1, std::memory_order_relaxed) + 1;
+    pend.clear();
+    touched.clear();
+    cuts.clear();
+    max_t = INT64_MIN;
+    cut = false;
+  }
+};
+
+namespace {
+// Locks m, spinning briefly first: the sections under the writer mutex and
+// the heads' publication are a few microseconds, far less than a futex
+// sleep and wake-up of the waiting writer.
+template <typename M>
+std::unique_lock<M> lock_spinning(M& m) {
+  std::unique_lock<M> l(m, std::try_to_lock);
+  for (int i = 0; i < 2000 && !l.owns_lock(); ++i) {
+    __builtin_ia32_pause();
+    if ((i & 7) == 7 && m.try_lock()) l = std::unique_lock<M>(m, std::adopt_lock);
+  }
+  if (!l.owns_lock()) l.lock();
+  return l;
+}
+}  // namespace
 
 Db::Exclusive::Exclusive(Db& db) : gate(db.gate_), series(db.series_mu_), writer(db.write_mu_) {}
 
@@ -409,30 +453,54 @@ Result<WriteResult> Db::write(const BatchView& batch) {
     }
   }
   thread_local WriteScratch sc;
-  auto samples = batch.samples();
+  thread_local BatchState b;
+  struct Release {
+    WriteScratch& sc;
+    ~Release() { sc.release(); }
+  } release{sc};
   std::shared_lock<std::shared_mutex> shared;
   std::optional<Exclusive> ex;
   {
     std::lock_guard<std::mutex> g(gate_);
     shared = std::shared_lock<std::shared_mutex>(series_mu_);
   }
-  if (resolve(batch, sc) == Resolve::Create) {
+  Resolve res = resolve(batch, sc);
+  if (res == Resolve::Create || !sc.owned || stale_due_.load(std::memory_order_acquire)) {
     shared.unlock();
     ex.emplace(*this);
-    if (auto r = create_series(batch); !r) {
-      sc.pos.reset();
-      return r.error();
+    if (res == Resolve::Create) {
+      if (auto r = create_series(batch); !r) return r.error();
+      (void)resolve(batch, sc);
     }
-    (void)resolve(batch, sc);
+    // The batch's series now belong to its position entry: its next
+    // batches of this shape run in parallel with others.
+    if (sc.pos_lock.owns_lock())
+      for (uint32_t id : sc.ids)
+        if (id != 0 && id != kNone) series_[id].owner = sc.pos->token;
   }
-  encode_record(samples, sc.ids, sc.rec);
-
-  std::unique_lock<std::mutex> wl;
-  if (!ex) wl = std::unique_lock<std::mutex>(write_mu_);
+  encode_record(batch.samples(), sc.ids, sc.rec);
+  b.begin(gen_);
   WriteResult wr;
-  begin_batch_state();
-  batch_max_t_ = INT64_MIN;
-  cut_in_batch_ = false;
+  apply(batch, sc, wr, b, ex.has_value());
+  auto r = finish(batch, sc, wr, b, ex.has_value());
+  ex.reset();
+  if (shared.owns_lock()) shared.unlock();
+  sc.release();
+  if (!r) return r.error();
+  if (opt_.sync != SyncMode::None)
+    if (auto g = group_sync(r->second); !g) return g.error();
+  return r->first;
+}
+
+// After apply(): the WAL append (writer mutex; exclusive batches hold it
+// already), then the heads' publication and the cuts' hand-over, and the
+// WAL segments no longer needed. Returns the counts and the WAL position
+// the batch is durable at.
+Result<std::pair<WriteResult, uint64_t>> Db::finish(const BatchView& batch, WriteScratch& sc,
+                                                     WriteResult wr, BatchState& b,
+                                                     bool exclusive) {
+  std::unique_lock<std::mutex> wl;
+  if (!exclusive) wl = lock_spinning(write_mu_);
   if (sc.pos) {
     PosEntry& e = *sc.pos;
     if (e.last_seq != UINT64_MAX && wal_seq_ > e.last_seq) {
@@ -447,10 +515,9 @@ Result<WriteResult> Db::write(const BatchView& batch) {
       cycle_max_ = 0;
       cycle_until_ = wal_seq_ + 64 * cycle_;
     }
-    sc.pos.reset();
   }
-  int rc = apply(batch, sc, wr);
-  if (rc == 0 && wr.appended > 0)
+  int rc = 0;
+  if (wr.appended > 0)
     rc =
         wal_log_->append(wal_seq_, sc.rec, false,
                          static_cast<uint32_t>(std::clamp<uint64_t>(checkpoint() / 4, 16, 100000)));
@@ -463,27 +530,40 @@ Result<WriteResult> Db::write(const BatchView& batch) {
     return make_error("lmdb_tsdb: appending a batch to the WAL in " + opt_.path +
                       " failed: " + std::strerror(rc));
   }
-  commit_heads();
-  enqueue_cuts();
-  if (wr.appended > 0) appended_next_.store(++wal_seq_);
+  const uint64_t seq = wal_seq_;
+  if (wr.appended > 0) {
+    appended_next_.store(++wal_seq_);
+    if (!exclusive) {
+      std::lock_guard<std::mutex> il(inflight_mu_);
+      inflight_.push_back(seq);
+    }
+  }
   // Durable once every record up to here is: also a batch that appended
   // nothing (its samples may be another writer's, not synced yet).
-  uint64_t durable_at = wal_seq_;
-  if (cut_in_batch_) wal_keep_from_ = oldest_head_seq();
+  const uint64_t durable_at = wal_seq_;
   drop_wal_segments();
-  if (batch_max_t_ > max_t_.load()) max_t_ = batch_max_t_;
+  stale_due_.store(wal_seq_ - wal_first_ > checkpoint() && wal_seq_ >= next_stale_scan_,
+                   std::memory_order_release);
+  if (!exclusive) wl.unlock();
+  commit_heads(b, seq);
+  if (!exclusive && wr.appended > 0) {
+    std::lock_guard<std::mutex> il(inflight_mu_);
+    inflight_.erase(std::find(inflight_.begin(), inflight_.end(), seq));
+  }
+  if (b.cut) {
+    if (!exclusive) wl = lock_spinning(write_mu_);
+    update_wal_keep();
+    drop_wal_segments();
+  }
+  for (int64_t m = max_t_.load(); b.max_t > m && !max_t_.compare_exchange_weak(m, b.max_t);) {
+  }
   stats_.samples_appended += wr.appended;
   stats_.out_of_order += wr.out_of_order;
   stats_.duplicate_rejected += wr.duplicate_rejected;
   stats_.duplicate_ignored += wr.duplicate_ignored;
   stats_.invalid += wr.invalid;
   ++stats_.commits;
-  if (wl.owns_lock()) wl.unlock();
-  ex.reset();
-  if (shared.owns_lock()) shared.unlock();
-  if (opt_.sync != SyncMode::None)
-    if (auto r = group_sync(durable_at); !r) return r.error();
-  return wr;
+  return std::make_pair(wr, durable_at);
 }
 
 // One fdatasync covers every record appended before it started: a writer
@@ -513,8 +593,7 @@ Result<void> Db::group_sync(uint64_t upto) {
 Db::Resolve Db::resolve(const BatchView& batch, WriteScratch& sc) {
   auto samples = batch.samples();
   sc.ids.resize(samples.size());
-  sc.pos.reset();
-  std::unique_lock<std::mutex> el;
+  sc.release();
   uint32_t* pos = nullptr;
   if (!samples.empty()) {
     // Series ids by position in the previous batch with the same first
@@ -526,17 +605,20 @@ Db::Resolve Db::resolve(const BatchView& batch, WriteScratch& sc) {
       auto it = by_position_.find(sig);
       if (it == by_position_.end()) {
         if (by_position_.size() > 256) by_position_.clear();
-        it = by_position_.emplace(sig, std::make_shared<PosEntry>()).first;
+        it = by_position_.emplace(sig, std::make_shared<PosEntry>(next_token_++)).first;
       }
       sc.pos = it->second;
     }
-    el = std::unique_lock<std::mutex>(sc.pos->mu, std::try_to_lock);
-    if (el.owns_lock()) {
+    sc.pos_lock = std::unique_lock<std::mutex>(sc.pos->mu, std::try_to_lock);
+    if (sc.pos_lock.owns_lock()) {
       sc.pos->ids.resize(samples.size(), 0);
       pos = sc.pos->ids.data();
     }
   }
   bool create = false;
+  // Owned: without the entry, only a batch of no valid sample.
+  const uint64_t token = pos ? sc.pos->token : 0;
+  bool owned = true;
   const size_t n = series_.size();
   for (size_t i = 0; i < samples.size(); ++i) {
     const moni_sample& smp = samples[i];
@@ -546,6 +628,7 @@ Db::Resolve Db::resolve(const BatchView& batch, WriteScratch& sc) {
     if (cand != 0 && cand < n && series_[cand].live &&
         labels_equal_fast(smp.labels, smp.label_count, series_[cand].key, raw_of(series_[cand]))) {
       sc.ids[i] = cand;
+      owned &= token != 0 && series_[cand].owner == token;
       continue;
     }
     if (!labels_valid(smp)) {
@@ -559,8 +642,10 @@ Db::Resolve Db::resolve(const BatchView& batch, WriteScratch& sc) {
       continue;
     }
     sc.ids[i] = id;
+    owned &= token != 0 && series_[id].owner == token;
     if (pos) pos[i] = id;
   }
+  sc.owned = owned && !create;
   for (const moni_metadata& m : batch.metadata()) {
     std::string_view fam = sv(m.family);
     if (fam.empty() || fam.size() >= kPostingKeyTruncated) continue;
@@ -596,7 +681,7 @@ Result<void> Db::create_series(const BatchView& batch) {
     int rc = 0;
     {
       std::shared_lock<std::shared_mutex> rl(env_mu_);
-      begin_batch_state();
+      begin_create_state();
       pending_meta_.clear();
       txn_ = nullptr;
       for (const moni_sample& smp : batch.samples()) {
@@ -668,12 +753,9 @@ Result<void> Db::create_series(const BatchView& batch) {
   }
 }
 
-// Marks where a write (or a head flush) starts, so that rollback() can undo
-// what it adds to the in-memory series table and heads.
-void Db::begin_batch_state() {
-  ++gen_;
-  pend_.clear();
-  touched_.clear();
+// Marks where the creation of a batch's series starts, so that rollback()
+// can undo what it adds to the in-memory series table.
+void Db::begin_create_state() {
   series_before_ = series_.size();
   raw_before_ = raw_.size();
   new_keys_.clear();
@@ -691,17 +773,35 @@ void Db::rollback() {
   next_id_ = next_id_before_;
 }
 
-uint64_t Db::oldest_head_seq() const {
+// The WAL record of the oldest sample in a head (wal_seq_ with none). Under
+// the writer mutex; parallel batches may publish heads meanwhile (pub_mu_),
+// unless the caller runs alone (open, exclusive).
+uint64_t Db::oldest_head_seq(bool parallel) {
   uint64_t m = wal_seq_;
+  std::shared_lock<std::shared_mutex> pl(pub_mu_, std::defer_lock);
+  if (parallel) pl.lock();
   size_t n = std::min(series_.size(), heads_.size());
   for (size_t id = 1; id < n; ++id)
     if (series_[id].live && heads_[id].n > 0) m = std::min(m, series_[id].head_seq);
   return m;
 }
 
-void Db::touch(uint32_t id, Series& s) {
-  if (s.pgen == gen_) return;
-  s.pgen = gen_;
+// Where WAL records may be dropped from once the background thread has
+// stored the cuts: the oldest head, or a parallel batch's record whose heads
+// are not published yet (read first: it publishes before it leaves the
+// list). Under the writer mutex.
+void Db::update_wal_keep() {
+  uint64_t m = UINT64_MAX;
+  {
+    std::lock_guard<std::mutex> il(inflight_mu_);
+    for (uint64_t q : inflight_) m = std::min(m, q);
+  }
+  wal_keep_from_ = std::min(m, oldest_head_seq(true));
+}
+
+void Db::touch(uint32_t id, Series& s, BatchState& b) {
+  if (s.pgen == b.gen) return;
+  s.pgen = b.gen;
   s.p_has = s.has_data;
   s.p_max_t = s.max_t;
   s.p_vbits = s.last_vbits;
@@ -712,7 +812,7 @@ void Db::touch(uint32_t id, Series& s) {
   s.p_head_n = h ? h->n : 0;
   s.p_inplace = s.p_head_n;
   s.p_head_t0 = s.p_head_n ? s.head_t0 : 0;
-  touched_.push_back(id);
+  b.touched.push_back(id);
 }
 
 void Db::set_raw(Series& s) {
@@ -761,12 +861,13 @@ uint32_t Db::lookup(const moni_sample& smp, int& rc) {
   return id;
 }
 
-// The ordered part of a batch (write_mu_): out-of-order and duplicate
-// checks against each series' newest sample, head cuts, the pending list
-// that commit_heads() moves into the heads after the WAL append.
-int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
-  int rc;
-  if ((rc = flush_stale_heads())) return rc;
+// Out-of-order and duplicate checks against each series' newest sample,
+// head cuts, the pending list that commit_heads() moves into the heads
+// after the WAL append. The batch owns its series (or runs exclusively),
+// so this runs without the writer mutex.
+void Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr, BatchState& b,
+               bool exclusive) {
+  if (exclusive) flush_stale_heads(b);
   auto samples = batch.samples();
   const size_t nheads = heads_.size();
   for (size_t i = 0; i < samples.size(); ++i) {
@@ -791,7 +892,7 @@ int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
     }
     const moni_sample& smp = samples[i];
     Series& s = series_[id];
-    touch(id, s);
+    touch(id, s, b);
     int64_t t = smp.timestamp_ms;
     uint64_t vbits = std::bit_cast<uint64_t>(smp.value);
     if (s.p_has && t <= s.p_max_t) {
@@ -806,7 +907,7 @@ int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
     if (s.p_head_n > 0 && (s.p_head_n >= opt_.head_chunk_samples ||
                            static_cast<uint64_t>(t) - static_cast<uint64_t>(s.p_head_t0) >=
                                static_cast<uint64_t>(opt_.max_chunk_range_ms)))
-      if ((rc = cut(id, s))) return rc;
+      cut(s, b);
     if (!s.p_drop) {
       // Into the head, past its published count: readers do not look there
       // until commit_heads() publishes it after the WAL append.
@@ -816,11 +917,11 @@ int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
       ++s.p_inplace;
       if (s.p_head_n == 0) s.p_head_t0 = t;
     } else {
-      auto idx = static_cast<uint32_t>(pend_.size());
-      pend_.push_back({s.p_cut_next ? id | kCutBit : id, kNone, t, smp.value});
+      auto idx = static_cast<uint32_t>(b.pend.size());
+      b.pend.push_back({s.p_cut_next ? id | kCutBit : id, kNone, t, smp.value});
       s.p_cut_next = false;
       if (s.p_last != kNone)
-        pend_[s.p_last].next = idx;
+        b.pend[s.p_last].next = idx;
       else
         s.p_first = idx;
       s.p_last = idx;
@@ -834,23 +935,20 @@ int Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr) {
     s.p_max_t = t;
     s.p_vbits = vbits;
     ++wr.appended;
-    batch_max_t_ = std::max(batch_max_t_, t);
+    b.max_t = std::max(b.max_t, t);
   }
-  return 0;
 }
 
 // Marks the series' current head (the committed head unless already cut in
 // this batch, then this batch's samples) as cut before its next sample;
 // commit_heads() moves the cut samples out of the head and queues them for
 // the background thread, which stores them as chunks.
-int Db::cut(uint32_t id, Series& s) {
-  (void)id;
+void Db::cut(Series& s, BatchState& b) {
   s.p_drop = true;
   s.p_cut_next = true;
   s.p_head_start = kNone;
   s.p_head_n = 0;
-  cut_in_batch_ = true;
-  return 0;
+  b.cut = true;
 }
 
 namespace {
@@ -871,20 +969,20 @@ void encode_split(const int64_t* ts, const double* vs, size_t lo, size_t hi,
 }  // namespace
 
 // Queues the batch's cuts (made by commit_heads) for the background thread.
-void Db::enqueue_cuts() {
-  if (new_cuts_.empty()) return;
+void Db::enqueue_cuts(BatchState& b) {
+  if (b.cuts.empty()) return;
   {
     std::lock_guard<std::mutex> l(bg_mu_);
     uint64_t keep = bg_keep_from_.load();
-    for (auto& cd : new_cuts_) {
+    for (auto& cd : b.cuts) {
       bg_queued_samples_ += cd->n;
       keep = std::min(keep, cd->seq);
       bg_queue_.push_back(std::move(cd));
     }
-    bg_enqueued_ += new_cuts_.size();
+    bg_enqueued_ += b.cuts.size();
     bg_keep_from_ = keep;
   }
-  new_cuts_.clear();
+  b.cuts.clear();
   bg_cv_.notify_one();
 }
 
@@ -1039,18 +1137,17 @@ Result<void> Db::wait_background() {
 // Heads that hold the WAL back too long (slow or vanished series) are cut
 // early, so the WAL stays around checkpoint_records collection cycles. The
 // scan over all series runs every eighth of that, not per batch.
-int Db::flush_stale_heads() {
+void Db::flush_stale_heads(BatchState& b) {
   uint64_t cp = checkpoint();
-  if (wal_seq_ - wal_first_ <= cp || wal_seq_ < next_stale_scan_) return 0;
+  if (wal_seq_ - wal_first_ <= cp || wal_seq_ < next_stale_scan_) return;
   next_stale_scan_ = wal_seq_ + std::max<uint64_t>(1, cp / 8);
   size_t n = std::min(series_.size(), heads_.size());
   for (uint32_t id = 1; id < n; ++id) {
     Series& s = series_[id];
     if (!s.live || heads_[id].n == 0 || s.head_seq + cp > wal_seq_) continue;
-    touch(id, s);
-    if (int rc = cut(id, s)) return rc;
+    touch(id, s, b);
+    cut(s, b);
   }
-  return 0;
 }
 
 // Deletes the WAL segments whose samples are all in stored chunks (cut
@@ -1069,16 +1166,16 @@ void Db::drop_wal_segments() {
 Result<void> Db::flush_heads() {
   if (opt_.read_only) return {};
   Exclusive ex(*this);
-  begin_batch_state();
+  BatchState b;
+  b.begin(gen_);
   size_t n = std::min(series_.size(), heads_.size());
   for (uint32_t id = 1; id < n; ++id) {
     Series& s = series_[id];
     if (!s.live || heads_[id].n == 0) continue;
-    touch(id, s);
-    (void)cut(id, s);
+    touch(id, s, b);
+    cut(s, b);
   }
-  commit_heads();
-  enqueue_cuts();
+  commit_heads(b, wal_seq_);
   if (auto r = wait_background(); !r) return r.error();
   if (legacy_wal_) {
     maybe_grow_map(0);
@@ -1102,20 +1199,24 @@ Result<void> Db::flush_heads() {
   return {};
 }
 
-// After the WAL append: readers now see this batch's samples in the heads
-// (written in place by apply(), published here by their count). The heads
-// cut in this batch move (without a copy) to new_cuts_, still readable
-// through Head::cuts until the background thread stored them.
-void Db::commit_heads() {
-  std::unique_lock<std::shared_mutex> pl(pub_mu_);
+// After the WAL append (record `seq`): readers now see this batch's samples
+// in the heads (written in place by apply(), published here by their
+// count). The heads cut in this batch move (without a copy) to the
+// background thread's queue, still readable through Head::cuts until it
+// stored them; queued before pub_mu_ is released, so that whoever next
+// looks for the oldest WAL record still needed finds them in the head or in
+// the queue.
+void Db::commit_heads(BatchState& b, uint64_t seq) {
+  auto pl = lock_spinning(pub_mu_);
   if (heads_.size() < series_.size()) heads_.resize(series_.size());
-  for (size_t k = 0; k < touched_.size(); ++k) {
-    uint32_t id = touched_[k];
+  const std::vector<Pending>& pend_ = b.pend;
+  for (size_t k = 0; k < b.touched.size(); ++k) {
+    uint32_t id = b.touched[k];
     Series& s = series_[id];
     Head& h = heads_[id];
     if (!s.p_drop) {
       if (h.n == 0 && s.p_inplace > 0) {
-        s.head_seq = wal_seq_;
+        s.head_seq = seq;
         s.head_t0 = h.a.data()[0].t;
       }
       h.n = s.p_inplace;
@@ -1126,7 +1227,7 @@ void Db::commit_heads() {
       // head, unless the batch ended with a cut.
       auto cd = std::make_shared<CutData>();
       cd->id = id;
-      cd->seq = h.n == 0 ? wal_seq_ : s.head_seq;
+      cd->seq = h.n == 0 ? seq : s.head_seq;
       // Usually the head is cut whole: before the first pending sample, or
       // with nothing after it (a flush). Its arrays then move to the cut
       // and the pending samples start a new head.
@@ -1149,7 +1250,7 @@ void Db::commit_heads() {
           for (uint32_t i = s.p_first; i != kNone; i = pend_[i].next, ++h.n) {
             h.a.data()[h.n] = {pend_[i].t, pend_[i].v};
           }
-          s.head_seq = wal_seq_;
+          s.head_seq = seq;
           s.head_t0 = h.a.data()[0].t;
         }
       } else {
@@ -1177,7 +1278,7 @@ void Db::commit_heads() {
           if (h.a.cap() < keep) h.a = pool_.get(std::max<size_t>(opt_.head_chunk_samples, keep));
           for (size_t i = 0; i < keep; ++i) h.a.data()[i] = {ts[tail + i], vs[tail + i]};
           h.n = static_cast<uint32_t>(keep);
-          s.head_seq = wal_seq_;
+          s.head_seq = seq;
           s.head_t0 = h.a.data()[0].t;
           ts.resize(tail);
           vs.resize(tail);
@@ -1189,13 +1290,14 @@ void Db::commit_heads() {
       s.p_cut_next = false;
       if (cd->n > 0) {
         h.cuts.push_back(cd);
-        new_cuts_.push_back(std::move(cd));
+        b.cuts.push_back(std::move(cd));
       }
     }
     s.has_data = s.p_has;
     s.max_t = s.p_max_t;
     s.last_vbits = s.p_vbits;
   }
+  enqueue_cuts(b);
 }
 
 // A head's arrays have room for `need` samples. They are resized (a new

@@ -59,13 +59,16 @@ struct WriteResult {
            invalid = 0;
 };
 
-/// Thread-safety: write() may be called from several threads at once: each
-/// call resolves its series and encodes its WAL record in parallel with the
-/// others (the series table is read under a shared lock), then appends the
-/// record and updates the heads under the writer mutex, and with a syncing
-/// mode waits for one fdatasync shared by every writer waiting (group
-/// commit). New series, metadata changes and the housekeeping functions
-/// take the series table exclusively. The read functions may be called from
+/// Thread-safety: write() may be called from several threads at once. A
+/// batch whose series all belong to its position entry (the same batch
+/// shape as its previous cycle's, which claimed them) runs in parallel with
+/// the others under the series table's shared lock: series ids from the
+/// labels, its WAL record, out-of-order checks and head appends; only the
+/// WAL append itself is under the writer mutex. With a syncing mode it then
+/// waits for one fdatasync shared by every writer waiting (group commit).
+/// Any other batch (new series, metadata changes, series claimed by another
+/// shape, a due scan for stale heads) and the housekeeping functions take
+/// the series table exclusively. The read functions may be called from
 /// any thread at any time (LMDB read transactions, MDB_NOTLS). A writable database runs one
 /// background thread that encodes cut head chunks and stores them in their
 /// own LMDB transactions (their samples stay in the WAL and visible to
@@ -144,9 +147,13 @@ class Db {
     bool p_cut_next = false;  // a cut precedes this series' next pending sample
     bool live = false;
     bool has_data = false;
+    // The position entry (PosEntry::token) whose batches own this series:
+    // they change its state without the writer mutex. Changed only while
+    // the series table is held exclusively.
+    uint64_t owner = 0;
     std::string_view key;               // canonical labels (the index_ node's key)
     uint32_t raw_off = 0, raw_len = 0;  // pack_labels(key) in raw_ (0: none)
-    // Batch-scoped state, valid while pgen == the write generation.
+    // Batch-scoped state, valid while pgen == the batch's generation.
     uint64_t pgen = 0;
     int64_t p_max_t = INT64_MIN, p_head_t0 = 0;
     uint64_t p_vbits = 0;
@@ -199,6 +206,7 @@ class Db {
   Result<void> load();
   struct PosEntry;
   struct WriteScratch;
+  struct BatchState;
   /// Holds the series table exclusively and the writer mutex (new series,
   /// housekeeping): no write() is between its two phases meanwhile.
   struct Exclusive {
@@ -210,25 +218,29 @@ class Db {
   enum class Resolve { Ok, Create };
   Resolve resolve(const BatchView& batch, WriteScratch& sc);
   Result<void> create_series(const BatchView& batch);
-  int apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr);
+  void apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr, BatchState& b,
+             bool exclusive);
+  Result<std::pair<WriteResult, uint64_t>> finish(const BatchView& batch, WriteScratch& sc, WriteResult wr,
+                                                  BatchState& b, bool exclusive);
   Result<void> group_sync(uint64_t seq);
   int wtxn(MDB_txn*& out);
   uint32_t lookup(const moni_sample& smp, int& rc);
   uint32_t find_series(const moni_sample& smp, std::string& key) const;
   void set_raw(Series& s);
   std::string_view raw_of(const Series& s) const { return {raw_.data() + s.raw_off, s.raw_len}; }
-  void touch(uint32_t id, Series& s);
-  int cut(uint32_t id, Series& s);
-  uint64_t oldest_head_seq() const;
-  void enqueue_cuts();
+  void touch(uint32_t id, Series& s, BatchState& b);
+  void cut(Series& s, BatchState& b);
+  uint64_t oldest_head_seq(bool parallel = false);
+  void update_wal_keep();
+  void enqueue_cuts(BatchState& b);
   void background_loop();
   int store_cuts(const std::vector<std::shared_ptr<const CutData>>& work);
   void stop_background();
-  int flush_stale_heads();
+  void flush_stale_heads(BatchState& b);
   void drop_wal_segments();
-  void commit_heads();
+  void commit_heads(BatchState& b, uint64_t seq);
   void head_room(Head& h, size_t need, bool lock);
-  void begin_batch_state();
+  void begin_create_state();
   void rollback();
   Result<void> grow_map(uint64_t at_least);
   void adopt_map_size();  // after MDB_MAP_RESIZED
@@ -248,14 +260,23 @@ class Db {
   MDB_env* env_ = nullptr;
   Dbis dbi_;
   std::shared_mutex env_mu_;  // exclusive only while resizing the map
-  // Lock order: gate_, series_mu_, write_mu_, then pub_mu_/bg_mu_/env_mu_.
+  // Lock order: gate_, series_mu_, PosEntry::mu (only ever try-locked),
+  // write_mu_, inflight_mu_, then pub_mu_/bg_mu_/env_mu_ (pub_mu_ before
+  // bg_mu_: commit_heads() queues the cuts).
   // series_mu_ guards the series table (series_ identity fields, index_,
   // by_hash_, raw_, meta_, next_id_): shared for write()'s resolution,
   // exclusive to change it. gate_ makes the exclusive side win over a
   // stream of shared holders (taken briefly before either).
   std::mutex gate_;
   std::shared_mutex series_mu_;
-  std::mutex write_mu_;  // the ordered part of write(): WAL append and heads
+  std::mutex write_mu_;  // the WAL append and its bookkeeping
+  // WAL records appended by batches that run in parallel and have not
+  // published their heads yet (inflight_mu_, taken after write_mu_): the WAL
+  // is kept from the oldest, since their new heads are not visible yet.
+  std::mutex inflight_mu_;
+  std::vector<uint64_t> inflight_;
+  // A scan for stale heads is due: the next batch runs exclusively.
+  std::atomic<bool> stale_due_{false};
   // Group commit: WAL records before appended_next_ are written, before
   // durable_next_ fdatasync'd (sync_mu_ serializes the fdatasync calls).
   std::mutex sync_mu_;
@@ -279,14 +300,18 @@ class Db {
   // Each entry also remembers the WAL record of its last batch: the gap to
   // the next one is the records written per collection cycle (one per
   // target and collector), which scales the checkpoint.
-  // An entry is used by one write() at a time (its mutex; a second one
-  // with the same signature resolves without it); last_seq under write_mu_.
+  // An entry is used by one write() at a time (its mutex, held until the
+  // write returns; a second one with the same signature resolves without
+  // it and runs exclusively); last_seq under write_mu_.
   struct PosEntry {
+    explicit PosEntry(uint64_t t) : token(t) {}
+    const uint64_t token;  // owner of the series its batches own (never 0)
     std::mutex mu;
     std::vector<uint32_t> ids;
     uint64_t last_seq = UINT64_MAX;
   };
-  std::mutex pos_mu_;  // the map itself
+  std::mutex pos_mu_;  // the map itself and next_token_
+  uint64_t next_token_ = 1;
   std::unordered_map<uint64_t, std::shared_ptr<PosEntry>> by_position_;
   uint64_t cycle_ = 1, cycle_max_ = 0, cycle_until_ = 64, next_stale_scan_ = 0;
   /// WAL records after which a head counts as stale: checkpoint_records
@@ -298,9 +323,7 @@ class Db {
   std::string raw_;
   size_t raw_before_ = 0;
   std::unordered_map<std::string, Metadata> meta_;
-  uint64_t gen_ = 0;
-  std::vector<Pending> pend_;
-  std::vector<uint32_t> touched_;
+  std::atomic<uint64_t> gen_{0};  // batch generations (BatchState::gen)
   size_t series_before_ = 0;
   std::vector<std::string> new_keys_;
   std::vector<uint64_t> new_hashes_;
@@ -313,14 +336,9 @@ class Db {
   uint64_t wal_seq_ = 0;        // key of the next WAL record
   uint64_t wal_first_ = 0;      // oldest WAL record kept
   uint64_t wal_keep_from_ = 0;  // records before this are no longer needed
-  bool cut_in_batch_ = false;
   uint32_t next_id_ = 1, next_id_before_ = 1;
   std::string rec_;
   std::vector<Metadata> pending_meta_;
-  int64_t batch_max_t_ = INT64_MIN;
-  // Cuts of the current batch (commit_heads), queued for the background
-  // thread after the heads are published.
-  std::vector<std::shared_ptr<const CutData>> new_cuts_;
 
   // The background thread storing cut chunks (bg_mu_ guards the queue).
   std::mutex bg_mu_;

@@ -1018,6 +1018,91 @@ TEST(LmdbTsdb, ConcurrentWritersAndReaders) {
   EXPECT_EQ(md->size(), 3u);
 }
 
+// Batches of different shapes sharing series, written at the same time:
+// a series belongs to one batch shape at a time (its batches change it
+// without the writer mutex), so two shapes holding it take turns running
+// exclusively and hand it over, while a third writer's own series keep
+// running in parallel. Each round both sharing writers send the same
+// samples: exactly one appends each, the other counts a duplicate. Every
+// sample is there, bit for bit, before and after a reopen (WAL replay).
+TEST(LmdbTsdb, WritersSharingSeriesInDifferentShapes) {
+  TempDir dir;
+  auto o = opts(dir.str());
+  o.sync = moni::tsdb::SyncMode::None;
+  o.head_chunk_samples = 8;  // cuts every few rounds, stored in the background
+  o.checkpoint_records = 4;  // stale-head scans, which run exclusively
+  constexpr int kShared = 40, kOwn = 25, kRounds = 60;
+  auto db = moni::tsdb::Db::open(o);
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  auto value = [](int s, int k) { return bg_value(static_cast<uint64_t>(k), s); };
+  // Writer 0: series [0, 30) ascending; writer 1: [10, 40) descending;
+  // writer 2: series of its own.
+  auto fill = [&](int w, int k, Batch& b) {
+    b.clear();
+    int64_t t = kT0 + k * 1000LL;
+    if (w == 0)
+      for (int s = 0; s < 30; ++s) b.add("sh", {{"s", std::to_string(s)}}, value(s, k), t);
+    else if (w == 1)
+      for (int s = kShared - 1; s >= 10; --s) b.add("sh", {{"s", std::to_string(s)}}, value(s, k), t);
+    else
+      for (int s = 0; s < kOwn; ++s) b.add("own", {{"s", std::to_string(s)}}, value(100 + s, k), t);
+  };
+  std::atomic<int> arrived{0};
+  std::atomic<uint64_t> appended{0}, dups{0};
+  std::atomic<int> bad{0};
+  std::vector<std::thread> ts;
+  for (int w = 0; w < 3; ++w)
+    ts.emplace_back([&, w] {
+      Batch b;
+      for (int k = 0; k < kRounds; ++k) {
+        fill(w, k, b);
+        auto r = (*db)->write(BatchView(b.view()));
+        if (!r.ok() || r->out_of_order || r->duplicate_rejected || r->invalid ||
+            r->appended + r->duplicate_ignored != b.size()) {
+          ADD_FAILURE() << "writer " << w << " round " << k << ": "
+                        << (r.ok() ? "appended " + std::to_string(r->appended) : r.error().message);
+          ++bad;
+        } else {
+          appended += r->appended;
+          dups += r->duplicate_ignored;
+        }
+        // Round k + 1 of the sharing writers starts when both sent round k.
+        if (w < 2) {
+          ++arrived;
+          while (arrived.load() < 2 * (k + 1)) std::this_thread::yield();
+        }
+      }
+    });
+  for (auto& t : ts) t.join();
+  ASSERT_EQ(bad.load(), 0);
+  EXPECT_EQ(appended.load(), uint64_t{(kShared + kOwn) * kRounds});
+  EXPECT_EQ(dups.load(), uint64_t{20 * kRounds});  // series [10, 30), once per round
+  ASSERT_TRUE((*db)->wait_background().ok());
+  auto check = [&](const Dump& d) {
+    EXPECT_EQ(d.size(), static_cast<size_t>(kShared + kOwn));
+    for (int s = 0; s < kShared + kOwn; ++s) {
+      bool own = s >= kShared;
+      int vs = own ? 100 + (s - kShared) : s;
+      auto it = d.find(own ? "__name__=own,s=" + std::to_string(s - kShared)
+                           : "__name__=sh,s=" + std::to_string(s));
+      ASSERT_NE(it, d.end()) << s;
+      const auto& [tv, vv] = it->second;
+      ASSERT_EQ(tv.size(), static_cast<size_t>(kRounds)) << s;
+      for (int k = 0; k < kRounds; ++k) {
+        EXPECT_EQ(tv[static_cast<size_t>(k)], kT0 + k * 1000LL);
+        EXPECT_EQ(std::bit_cast<uint64_t>(vv[static_cast<size_t>(k)]),
+                  std::bit_cast<uint64_t>(value(vs, k)));
+      }
+    }
+  };
+  Dump before = dump(**db);
+  check(before);
+  db->reset();
+  auto db2 = moni::tsdb::Db::open(o);
+  ASSERT_TRUE(db2.ok()) << db2.error().message;
+  EXPECT_TRUE(same(dump(**db2), before));
+}
+
 // The plugin declares concurrent writes (ABI 1.2), and its write() taken
 // from several threads through the plugin ABI stores every batch.
 TEST(LmdbTsdb, PluginDeclaresAndTakesConcurrentWrites) {
