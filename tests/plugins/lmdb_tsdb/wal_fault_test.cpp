@@ -4,7 +4,8 @@
 // fdatasync put there survives, the rest is lost; a failed fdatasync loses
 // the pages written since the last good one and reports it once, as Linux
 // does. A "power loss" writes each file as the model has it into a fresh
-// directory, and a WalLog replays that.
+// directory, and a WalLog replays that. Last, the database on top: write()
+// acknowledges nothing after a failed WAL sync until the WAL is flushed.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -17,12 +18,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <moni/batch.hpp>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "tsdb.hpp"
 #include "wal_log.hpp"
 
 namespace fs = std::filesystem;
@@ -367,6 +370,42 @@ TEST_F(WalFault, ConcurrentGroupCommitsWithFailingFdatasyncs) {
   EXPECT_GT(failures.load(), 0);
   EXPECT_GT(successes.load(), 0);
   expect_acked_survive();
+}
+
+// The group commit on top: the batch whose sync fails and every later one
+// fail (their samples stay in the heads and reach chunks, as after any
+// failed write), until flush_heads() stores the heads and drops the WAL.
+TEST_F(WalFault, DatabaseAcknowledgesNothingAfterAFailedWalSyncUntilFlushed) {
+  moni::tsdb::Options o;
+  o.path = (dir_ / "db").string();
+  o.sync = moni::tsdb::SyncMode::Full;
+  auto db = moni::tsdb::Db::open(o);
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  constexpr int64_t kT0 = 1700000000000;
+  auto write = [&](int i) {
+    moni::Batch b;
+    for (const char* s : {"a", "b", "c"}) b.add(s, {{"job", "j"}}, i, kT0 + i * 15000);
+    return (*db)->write(moni::BatchView(b.view()));
+  };
+  ASSERT_TRUE(write(0).ok());
+  disk_.fail_fdatasync = 1;
+  EXPECT_FALSE(write(1).ok());
+  EXPECT_EQ(disk_.failed_fdatasyncs, 1);
+  for (int i = 2; i < 5; ++i) EXPECT_FALSE(write(i).ok()) << "batch " << i << " acknowledged";
+  ASSERT_TRUE((*db)->flush_heads().ok());
+  for (int i = 5; i < 8; ++i) EXPECT_TRUE(write(i).ok()) << "batch " << i;
+  EXPECT_EQ(disk_.failed_fdatasyncs, 1);
+  size_t samples = 0;
+  auto c = (*db)->select(std::vector<moni::Matcher>{}, INT64_MIN, INT64_MAX, true);
+  ASSERT_TRUE(c.ok());
+  moni_series_view v{};
+  for (;;) {
+    auto r = (*c)->next(v);
+    ASSERT_TRUE(r.ok());
+    if (!*r) break;
+    samples += v.sample_count;
+  }
+  EXPECT_EQ(samples, 3u * 8);
 }
 
 }  // namespace
