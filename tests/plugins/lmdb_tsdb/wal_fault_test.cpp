@@ -372,9 +372,10 @@ TEST_F(WalFault, ConcurrentGroupCommitsWithFailingFdatasyncs) {
   expect_acked_survive();
 }
 
-// The group commit on top: the batch whose sync fails and every later one
-// fail (their samples stay in the heads and reach chunks, as after any
-// failed write), until flush_heads() stores the heads and drops the WAL.
+// The group commit on top: the batch whose sync fails fails, and a later
+// one is acknowledged only once the segment that failed is gone (its
+// records in stored chunks: flush_heads(), or the database flushing by
+// itself). Failed batches' samples stay in the heads and reach chunks.
 TEST_F(WalFault, DatabaseAcknowledgesNothingAfterAFailedWalSyncUntilFlushed) {
   moni::tsdb::Options o;
   o.path = (dir_ / "db").string();
@@ -391,7 +392,12 @@ TEST_F(WalFault, DatabaseAcknowledgesNothingAfterAFailedWalSyncUntilFlushed) {
   disk_.fail_fdatasync = 1;
   EXPECT_FALSE(write(1).ok());
   EXPECT_EQ(disk_.failed_fdatasyncs, 1);
-  for (int i = 2; i < 5; ++i) EXPECT_FALSE(write(i).ok()) << "batch " << i << " acknowledged";
+  const fs::path failed = dir_ / "db" / "wal" / "00000000000000000000";
+  ASSERT_TRUE(fs::exists(failed));
+  for (int i = 2; i < 5; ++i) {
+    bool ok = write(i).ok();
+    EXPECT_FALSE(ok && fs::exists(failed)) << "batch " << i << " acknowledged";
+  }
   ASSERT_TRUE((*db)->flush_heads().ok());
   for (int i = 5; i < 8; ++i) EXPECT_TRUE(write(i).ok()) << "batch " << i;
   EXPECT_EQ(disk_.failed_fdatasyncs, 1);
