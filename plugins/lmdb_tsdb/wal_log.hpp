@@ -58,7 +58,9 @@ class WalLog {
   Result<void> replay(const std::function<Verdict(uint64_t, std::string_view)>& fn);
   /// Appends a record (a new segment first when the current one holds
   /// `roll_records`, or after a failure); fdatasync when `sync`. On failure
-  /// nothing is left appended; returns 0 or an errno value.
+  /// nothing is left appended (a torn record that cannot be cut ends its
+  /// segment: the next append starts a new one, the records before it stay
+  /// covered by sync()); returns 0 or an errno value.
   int append(uint64_t seq, std::string_view payload, bool sync, uint32_t roll_records);
   /// With durable, records appended without `sync` still never go missing
   /// behind a later fdatasync: a segment is synced before the next one
@@ -70,7 +72,7 @@ class WalLog {
   /// first failure's, until the failed segment is dropped).
   /// Thread-safe against append() (group commit).
   int sync();
-  /// Removes the record appended last (its batch failed to commit).
+  /// Removes the record appended last (its append failed).
   int undo_last();
   /// Deletes the segments whose records are all older than `seq`; the next
   /// append starts a new segment when the current one is among them.
