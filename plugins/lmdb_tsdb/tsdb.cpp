@@ -374,7 +374,7 @@ namespace {
 template <typename M>
 std::unique_lock<M> lock_spinning(M& m) {
   std::unique_lock<M> l(m, std::try_to_lock);
-  for (int i = 0; i < 2000 && !l.owns_lock(); ++i) {
+  for (int i = 0; i < 256 && !l.owns_lock(); ++i) {
     __builtin_ia32_pause();
     if ((i & 7) == 7 && m.try_lock()) l = std::unique_lock<M>(m, std::adopt_lock);
   }
@@ -431,6 +431,8 @@ bool labels_valid(const moni_sample& smp) {
 // creates them in one LMDB transaction first.
 Result<WriteResult> Db::write(const BatchView& batch) {
   if (opt_.read_only) return make_error("lmdb_tsdb: the database is open read-only");
+  if (wal_flush_due_.exchange(false))
+    if (auto r = flush_heads(); !r) wal_flush_due_ = true;
   {
     // Cut chunks the background thread has not stored yet are held in
     // memory: past a bound, the writer waits for it (or fails with its
@@ -483,9 +485,9 @@ Result<WriteResult> Db::write(const BatchView& batch) {
   WriteResult wr;
   apply(batch, sc, wr, b, ex.has_value());
   auto r = finish(batch, sc, wr, b, ex.has_value());
+  sc.release();
   ex.reset();
   if (shared.owns_lock()) shared.unlock();
-  sc.release();
   if (!r) return r.error();
   if (opt_.sync != SyncMode::None)
     if (auto g = group_sync(r->second); !g) return g.error();
@@ -581,6 +583,7 @@ Result<void> Db::group_sync(uint64_t upto) {
   if (int e = wal_log_->sync()) {
     sync_failed_upto_ = std::max(sync_failed_upto_, target);
     sync_errno_ = e;
+    wal_flush_due_ = true;
     ++(out_of_space(e) ? stats_.write_errors_disk_full : stats_.write_errors_other);
     return make_error("lmdb_tsdb: syncing the WAL in " + opt_.path +
                       " failed: " + std::strerror(e));
@@ -1156,10 +1159,10 @@ void Db::flush_stale_heads(BatchState& b) {
 // yet, so it is synced (once per segment, not per batch).
 void Db::drop_wal_segments() {
   uint64_t keep = std::min(wal_keep_from_, bg_keep_from_.load());
-  if (wal_log_->droppable(keep)) {
-    if (opt_.sync == SyncMode::NoMetaSync) (void)mdb_env_sync(env_, 1);
+  // Not before the chunks are on disk (retried at the next drop).
+  if (wal_log_->droppable(keep) &&
+      (opt_.sync != SyncMode::NoMetaSync || mdb_env_sync(env_, 1) == 0))
     wal_log_->drop_before(keep);
-  }
   wal_first_ = wal_log_->first_seq(wal_seq_);
 }
 

@@ -277,6 +277,9 @@ class Db {
   std::vector<uint64_t> inflight_;
   // A scan for stale heads is due: the next batch runs exclusively.
   std::atomic<bool> stale_due_{false};
+  // A WAL fdatasync failed: the WAL acknowledges nothing until the segment
+  // that failed is dropped, so the next write() flushes the heads first.
+  std::atomic<bool> wal_flush_due_{false};
   // Group commit: WAL records before appended_next_ are written, before
   // durable_next_ fdatasync'd (sync_mu_ serializes the fdatasync calls).
   std::mutex sync_mu_;
