@@ -7,16 +7,19 @@
 #include <moni/text_format.hpp>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <zlib.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
+#include <unistd.h>
 
 using moni::testing::OwnedBatch;
 using moni::testing::PluginHarness;
@@ -26,6 +29,13 @@ namespace {
 
 std::string data(const std::string& rel) {
   std::ifstream f(std::string(MONI_TEST_DATA_DIR) + "/scrape/" + rel, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string data_at(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
@@ -207,6 +217,91 @@ TEST(Scrape, MalformedBodyMeansUpZeroNoSamplesAndAClearError) {
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(stale_count(*b), 5u);
   EXPECT_TRUE(logged(*h, "recovered"));
+}
+
+// Prometheus fails a whole scrape on one label value or HELP text that is
+// not UTF-8 (2.42: "invalid UTF-8 label value", "help text is not a valid
+// utf8 string"), in both formats; so does the scrape collector, naming the
+// line and column, while multi-byte UTF-8 passes intact. The same targets
+// scraped by a real Prometheus come out down and up alike.
+TEST(Scrape, LabelValueOrHelpNotUtf8FailsTheTargetAsInPrometheus) {
+  FakeTarget good, label, help, om;
+  good.set(data("utf8/good.prom"));
+  label.set(data("utf8/bad_label.prom"));
+  label.gzip_it = true;  // checked after decoding
+  help.set(data("utf8/bad_help.prom"));
+  om.set(data("utf8/bad_label.om"));
+  om.content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+  auto h = load("interval = \"1s\"\njob = \"utf8\"\ntargets = [\"" + good.addr() + "\", \"" +
+                label.addr() + "\", \"" + help.addr() + "\", \"" + om.addr() + "\"]");
+  ASSERT_TRUE(h);
+  auto b = h->collect(1'000'000);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ(value(*b, "up", "instance", good.addr()), 1);
+  for (FakeTarget* t : {&label, &help, &om}) EXPECT_EQ(value(*b, "up", "instance", t->addr()), 0) << t->addr();
+  auto* s = b->one("utf8_good_info");
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->label("path"), "/mnt/Gr\xc3\xbc\xc3\x9f" "e \xe2\x9c\x93 \xf0\x9f\x98\x80");
+  EXPECT_EQ(s->label("quote"), "a\"b");
+  ASSERT_NE(b->meta("utf8_good_info"), nullptr);
+  EXPECT_EQ(b->meta("utf8_good_info")->help, "Temp\xc3\xa9rature \xe2\x9c\x93 of a mount whose path is UTF-8.");
+  // All or nothing: the good lines of a failed body are not kept either.
+  for (const char* n : {"utf8_bad", "utf8_ok", "utf8_bad_help", "utf8_om", "utf8_om_ok"})
+    EXPECT_EQ(b->find(n).size(), 0u) << n;
+  auto failed = [&](FakeTarget& t, const std::string& why) {
+    return logged(*h, "scrape of http://" + t.addr() + "/metrics failed: " + why);
+  };
+  // The quoted line escapes the bytes that are not UTF-8: the log stays UTF-8.
+  EXPECT_TRUE(failed(label, "invalid text format body: line 2, column 16: invalid UTF-8 in label "
+                            "value: \"utf8_bad{path=\\\"/mnt/\\xff\\xfe\\\"} 1\""));
+  EXPECT_TRUE(failed(help, "invalid text format body: line 1, column 22: invalid UTF-8 in HELP "
+                           "text: \"# HELP utf8_bad_help Latin-1, not UTF-8: \\xe9t\\xe9.\""));
+  EXPECT_TRUE(failed(om, "invalid OpenMetrics body: line 2, column 15: invalid UTF-8 in label "
+                         "value: \"utf8_om{path=\\\"\\xed\\xa0\\x80\\\"} 1\""));
+  for (const auto& l : h->logs()) EXPECT_TRUE(moni::text::detail::valid_utf8(l)) << l;
+  EXPECT_EQ(value(h->self_metrics(), "moni_scrape_failures_total"), 3);
+  // Fixed at the target: up again.
+  label.set(data("utf8/good.prom"));
+  b = h->collect(1'001'000);
+  EXPECT_EQ(value(*b, "up", "instance", label.addr()), 1);
+
+  if (access("/usr/bin/prometheus", X_OK) != 0) GTEST_SKIP() << "no prometheus";
+  label.set(data("utf8/bad_label.prom"));
+  std::string dir = peer::temp_dir("moni-scrape-utf8-");
+  uint16_t port = peer::free_port();
+  {
+    std::ofstream p(dir + "/p.yml");
+    p << "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n";
+    for (auto [job, t] : {std::pair{"good", &good}, {"label", &label}, {"help", &help}, {"om", &om}})
+      p << "  - job_name: " << job << "\n    static_configs: [{targets: ['" << t->addr() << "']}]\n";
+  }
+  peer::Process prom({"/usr/bin/prometheus", "--config.file=" + dir + "/p.yml",
+                      "--storage.tsdb.path=" + dir + "/data",
+                      "--web.listen-address=127.0.0.1:" + std::to_string(port)},
+                     dir + "/prom.log");
+  std::map<std::string, std::pair<std::string, std::string>> seen;  // job -> health, lastError
+  bool all = peer::wait_until(
+      [&] {
+        auto r = peer::http_get(port, "/api/v1/targets", {}, std::chrono::seconds(2));
+        auto j = nlohmann::json::parse(r.body, nullptr, false);
+        if (r.status != 200 || j.is_discarded()) return false;
+        seen.clear();
+        for (const auto& t : j["data"]["activeTargets"])
+          if (t["health"] != "unknown")
+            seen[t["labels"]["job"].get<std::string>()] = {t["health"].get<std::string>(),
+                                                           t["lastError"].get<std::string>()};
+        return seen.size() == 4;
+      },
+      std::chrono::seconds(30));
+  ASSERT_TRUE(all) << data_at(dir + "/prom.log");
+  EXPECT_EQ(seen["good"].first, "up") << seen["good"].second;
+  EXPECT_EQ(seen["label"].first, "down");
+  EXPECT_EQ(seen["label"].second, "invalid UTF-8 label value");
+  EXPECT_EQ(seen["help"].first, "down");
+  EXPECT_NE(seen["help"].second.find("not a valid utf8"), std::string::npos) << seen["help"].second;
+  EXPECT_EQ(seen["om"].first, "down");
+  EXPECT_NE(seen["om"].second.find("UTF-8"), std::string::npos) << seen["om"].second;
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Scrape, HttpErrorsLimitsGzipAndOpenMetrics) {
