@@ -10,6 +10,8 @@
 //                   (the check alone, timed inside the emit), check_pct
 //                   (check_us / collect_us).
 //   BM_CheckWarm:   the check of one node batch (copied once), back to back.
+//   BM_ScrapedBody: node_exporter's body parsed as the scrape collector
+//                   does, and the check of the batch (the scrape path).
 //   BM_BytewiseWarm: the same batch checked byte by byte with the SDK's
 //                   table-driven name checks and UTF-8 decoder (the design
 //                   sample_check.cpp does not use), for comparison.
@@ -24,8 +26,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <moni/batch.hpp>
 #include <moni/text_format.hpp>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -267,6 +271,45 @@ void BM_CheckWarmParts(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_CheckWarmParts)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);
+
+// A scraped body (node_exporter's, bench/exposition/node_exporter.prom):
+// parsing it as the scrape collector does (Parser into a Batch), and the
+// check the host then runs on that batch. Counters: parse_us, check_us,
+// check_pct (of the parse).
+void BM_ScrapedBody(benchmark::State& state) {
+  std::ifstream f(MONI_BENCH_EXPOSITION_DIR "/node_exporter.prom", std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string body = ss.str();
+  moni::text::Parser parser;
+  moni::Batch batch;
+  double parse_s = 0, check_s = 0;
+  size_t samples = 0;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    batch.clear();
+    auto r = parser.parse(body);
+    if (!r) {
+      state.SkipWithError(r.error().message.c_str());
+      return;
+    }
+    parser.append_to(batch);
+    const moni_batch& v = batch.view();
+    auto t1 = std::chrono::steady_clock::now();
+    moni::host::BatchCheck c;
+    benchmark::DoNotOptimize(&c.check(v));
+    auto t2 = std::chrono::steady_clock::now();
+    parse_s += std::chrono::duration<double>(t1 - t0).count();
+    check_s += std::chrono::duration<double>(t2 - t1).count();
+    samples = v.sample_count;
+  }
+  double n = static_cast<double>(state.iterations());
+  state.counters["samples"] = static_cast<double>(samples);
+  state.counters["parse_us"] = parse_s / n * 1e6;
+  state.counters["check_us"] = check_s / n * 1e6;
+  state.counters["check_pct"] = 100.0 * check_s / parse_s;
+}
+BENCHMARK(BM_ScrapedBody)->Unit(benchmark::kMicrosecond);
 
 bool bytewise_ok(const moni_batch& b) {
   namespace t = moni::text;
