@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -168,4 +169,63 @@ TEST(InvalidLabels, DroppedBeforeAnySinkCountedAndTheRestScrapedByPrometheus) {
       20000);
   EXPECT_TRUE(ok) << http_get(prom_port, "/api/v1/targets").body << "\n" << prom.err();
   EXPECT_EQ(prom_value(prom_port, dropped("h", "test_hostile", "invalid_utf8")), "3");
+}
+
+// The kernel allows any byte but '/' and NUL in a file name, so a mount
+// point (or a device name) need not be UTF-8. The real node plugin reads
+// such a mount from a procfs fixture: its samples are dropped and counted
+// under the node instance, the other mount's reach /metrics.
+TEST(InvalidLabels, NodeMountPointNotUtf8IsDroppedAndCounted) {
+  if (!have(MONI_PLUGIN_BUILD_DIR "/moni-prom_exposition.so") ||
+      !have(MONI_PLUGIN_BUILD_DIR "/moni-node.so"))
+    GTEST_SKIP() << "node or prom_exposition not built";
+  TempDir d;
+  const std::string bad = "bad\xfe\xff";
+  ASSERT_EQ(::mkdir(d.file("proc").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(d.file("root").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(d.file("root/good").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(d.file("root/" + bad).c_str(), 0755), 0);
+  d.write("proc/mounts",
+          "/dev/sda1 /good ext4 rw,relatime 0 0\n/dev/sd\xff /" + bad + " ext4 rw,relatime 0 0\n");
+  d.write("m.toml",
+          "[host]\nlisten = \"127.0.0.1:0\"\n"
+          "[collectors.node]\ninterval = \"1h\"\nenable = [\"filesystem\"]\n"
+          "procfs = \"" +
+              d.file("proc") + "\"\nrootfs = \"" + d.file("root") +
+              "\"\n"
+              "[collectors.self]\ninterval = \"200ms\"\n"
+              "[outputs.metrics]\nplugin = \"prom_exposition\"\n"
+              "[pipelines.p]\ncollectors = [\"node\", \"self\"]\nsinks = [\"metrics\"]\n");
+  Child moni({MONI_BIN, "run", "--config", d.file("m.toml"), "--data-dir", d.path});
+  int port = moni.port();
+  ASSERT_GT(port, 0) << moni.err();
+  std::string body;
+  const std::string counter = dropped("node", "node", "invalid_utf8");
+  ASSERT_TRUE(wait_until(
+      [&] {
+        body = http_get(port, "/metrics").body;
+        return metric(body, counter) > 0;
+      },
+      10000))
+      << body << moni.err();
+  // One sample per family for each mount: as many dropped as the good one has.
+  size_t good = 0;
+  for (size_t at = 0; (at = body.find("mountpoint=\"/good\"", at)) != std::string::npos; ++at)
+    ++good;
+  EXPECT_GE(good, 6u) << body;
+  EXPECT_EQ(metric(body, counter), static_cast<double>(good)) << body;
+  EXPECT_EQ(metric(body, dropped("node", "node", "invalid_name")), 0);
+  EXPECT_GT(metric(body,
+                   "node_filesystem_size_bytes{device=\"/dev/sda1\",fstype=\"ext4\","
+                   "mountpoint=\"/good\"}"),
+            0)
+      << body;
+  EXPECT_EQ(body.find("bad"), std::string::npos) << body;
+  EXPECT_TRUE(moni::text::detail::valid_utf8(body));
+  EXPECT_NE(moni.err().find("node: dropped " + std::to_string(good) + " of "), std::string::npos)
+      << moni.err();
+  EXPECT_NE(
+      moni.err().find("label \"device\" has a value that is not valid UTF-8: \"/dev/sd\\xff\""),
+      std::string::npos)
+      << moni.err();
 }
