@@ -139,9 +139,19 @@ struct ChunkInfo {
 };
 bool chunk_info(int64_t t0, std::string_view blob, ChunkInfo& out);
 
+struct HeadSample;  // head_pool.hpp
+
 /// Encodes samples (strictly increasing timestamps) choosing the smallest of
-/// the supported value encodings. `out` is replaced.
+/// the supported value encodings. `out` is replaced. Counts each candidate's
+/// size and writes only the winner; the timestamps' codes are reused while
+/// consecutive calls on one thread pass equal timestamps (the series of one
+/// scrape target). Same bytes as encode_chunk_reference.
 void encode_chunk_best(const int64_t* ts, const double* vs, size_t n, std::string& out);
+/// The same from a head's (t, v) pairs, without copying them apart.
+void encode_chunk_best(const HeadSample* samples, size_t n, std::string& out);
+/// The straightforward encoder (each candidate encoded in full): slower,
+/// the reference for tests and benchmarks.
+void encode_chunk_reference(const int64_t* ts, const double* vs, size_t n, std::string& out);
 
 // Varints (LEB128), shared with the other on-disk records.
 void put_varint(std::string& out, uint64_t v);

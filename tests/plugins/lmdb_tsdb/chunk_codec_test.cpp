@@ -9,6 +9,8 @@
 #include <moni/sample.hpp>
 #include <random>
 
+#include "head_pool.hpp"
+
 using namespace moni::tsdb;
 
 namespace {
@@ -35,9 +37,17 @@ size_t round_trip(const std::vector<int64_t>& ts, const std::vector<double>& vs)
   EXPECT_EQ(ci.count, ts.size());
   EXPECT_EQ(ci.maxt, ts.back());
 
-  std::string best;
+  std::string best, ref, pairs;
   encode_chunk_best(ts.data(), vs.data(), ts.size(), best);
   EXPECT_LE(best.size(), blob.size());
+  // The fast encoder writes the reference encoder's bytes, from arrays and
+  // from (t, v) pairs.
+  encode_chunk_reference(ts.data(), vs.data(), ts.size(), ref);
+  EXPECT_EQ(best, ref);
+  std::vector<HeadSample> hs;
+  for (size_t i = 0; i < ts.size(); ++i) hs.push_back({ts[i], vs[i]});
+  encode_chunk_best(hs.data(), hs.size(), pairs);
+  EXPECT_EQ(pairs, ref);
   dt.clear();
   dv.clear();
   EXPECT_TRUE(decode_chunk(ts[0], best, dt, dv));
@@ -336,4 +346,190 @@ TEST(ChunkCodec, BitWriterMatchesBitByBit) {
       }
     }
   }
+}
+
+// A value exact at a small decimal scale need not be at the wider scale a
+// later value needs (here 12345678.9 * 10^9 is past 2^53): the chunk must
+// not be written as scaled integers then (it was, at scale 9, with the
+// first value lost).
+TEST(ChunkCodec, WiderScaleRechecksEarlierValues) {
+  round_trip({kBase, kBase + 15000}, {12345678.9, 1e-9});
+  round_trip({kBase, kBase + 15000, kBase + 30000}, {1, 12345678.9, 0.000000001});
+  round_trip({kBase, kBase + 15000, kBase + 30000}, {9007199254740.5, 3, 0.25});
+  std::vector<int64_t> ts;
+  std::vector<double> vs;
+  for (int i = 0; i < 240; ++i) {
+    ts.push_back(kBase + 15000LL * i);
+    vs.push_back(i == 200 ? 0.000001 : 123456789012.5 + i);  // k 1, then 6: past 2^53
+  }
+  round_trip(ts, vs);
+  std::string best;
+  encode_chunk_best(ts.data(), vs.data(), ts.size(), best);
+  EXPECT_EQ(static_cast<uint8_t>(best[0]), kModeXor);
+}
+
+namespace {
+
+// Series of many shapes: the fast encoder against the reference, byte for
+// byte, with and without the timestamp memo (same timestamps one call after
+// another, or not), from arrays and from pairs.
+std::vector<double> random_values(std::mt19937_64& rng, int kind, size_t n) {
+  const double specials[] = {moni::stale_nan(),
+                             std::numeric_limits<double>::quiet_NaN(),
+                             std::bit_cast<double>(0x7ff8dead00000001ULL),
+                             std::bit_cast<double>(0xfff0000000000001ULL),
+                             std::numeric_limits<double>::infinity(),
+                             -std::numeric_limits<double>::infinity(),
+                             -0.0,
+                             0.0,
+                             std::numeric_limits<double>::denorm_min(),
+                             std::numeric_limits<double>::max(),
+                             9007199254740992.0,
+                             -9007199254740991.0};
+  std::vector<double> vs;
+  double x = static_cast<double>(rng() % 1000000);
+  int scale = static_cast<int>(rng() % 10);
+  const double p10[] = {1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+  uint64_t factor = uint64_t{1} << (rng() % 13);
+  for (size_t i = 0; i < n; ++i) {
+    switch (kind) {
+      case 0:  // constant
+        break;
+      case 1:  // integer counter, small or huge steps
+        x += static_cast<double>(rng() % (i % 7 == 0 ? 1ULL << 45 : 5000));
+        break;
+      case 2:  // decimal gauge at a random scale
+        x = static_cast<double>(static_cast<int64_t>(rng() % 2000000) - 1000000) / p10[scale];
+        break;
+      case 3:  // steps with a common factor
+        x += static_cast<double>(factor * (rng() % 300));
+        break;
+      case 4:  // XOR noise
+        x = std::bit_cast<double>(rng());
+        break;
+      case 5:  // mixed scales: integers, then decimals, then nanoseconds
+        x = i < n / 3 ? static_cast<double>(rng() % 100000)
+                      : static_cast<double>(rng() % 100000) / p10[(i * 9) / n];
+        break;
+      case 6:  // mostly constant, one special value
+        if (i == n / 2)
+          x = specials[rng() % std::size(specials)];
+        else if (i == n / 2 + 1)
+          x = 1.0;
+        break;
+      case 7:  // integer steps straddling every bucket width
+        x += static_cast<double>((int64_t{1} << (rng() % 52)) * (rng() % 2 ? 1 : -1));
+        break;
+      default:  // floats with a few specials and -0.0
+        x = rng() % 10 == 0 ? specials[rng() % std::size(specials)]
+                            : static_cast<double>(rng() % 1000) / 3.0;
+        break;
+    }
+    vs.push_back(x);
+  }
+  return vs;
+}
+
+std::vector<int64_t> random_timestamps(std::mt19937_64& rng, size_t n) {
+  std::vector<int64_t> ts;
+  int shape = static_cast<int>(rng() % 5);
+  int64_t t = shape == 4 ? INT64_MIN + static_cast<int64_t>(rng() % 1000)
+                         : kBase - static_cast<int64_t>(rng() % (kBase * 2));
+  for (size_t i = 0; i < n; ++i) {
+    ts.push_back(t);
+    int64_t step;
+    if (shape == 0)  // exact grid
+      step = 15000;
+    else if (shape == 1)  // jitter
+      step = 15000 + static_cast<int64_t>(rng() % 7) - 3;
+    else if (shape == 2)  // jitter and missed scrapes
+      step = 15000 * (rng() % 20 == 0 ? 3 : 1) + static_cast<int64_t>(rng() % 4);
+    else if (shape == 3)  // drift
+      step = 1 + static_cast<int64_t>(rng() % 100000000);
+    else  // anything up to 2^63
+      step = static_cast<int64_t>(1 + (rng() >> (rng() % 63 + 1)));
+    if (t > INT64_MAX - step) break;
+    t += step;
+  }
+  return ts;
+}
+
+void expect_same_as_reference(const std::vector<int64_t>& ts, const std::vector<double>& vs,
+                              const std::string& what) {
+  std::string best, ref, pairs;
+  encode_chunk_reference(ts.data(), vs.data(), ts.size(), ref);
+  encode_chunk_best(ts.data(), vs.data(), ts.size(), best);
+  ASSERT_EQ(best, ref) << what;
+  std::vector<HeadSample> hs;
+  for (size_t i = 0; i < ts.size(); ++i) hs.push_back({ts[i], vs[i]});
+  encode_chunk_best(hs.data(), hs.size(), pairs);
+  ASSERT_EQ(pairs, ref) << what << " (pairs)";
+  std::vector<int64_t> dt;
+  std::vector<double> dv;
+  ASSERT_TRUE(decode_chunk(ts[0], best, dt, dv)) << what;
+  ASSERT_EQ(dt, ts) << what;
+  ASSERT_EQ(dv.size(), vs.size()) << what;
+  for (size_t i = 0; i < vs.size(); ++i) ASSERT_EQ(bits(dv[i]), bits(vs[i])) << what << " " << i;
+}
+
+}  // namespace
+
+TEST(ChunkCodec, FastEncoderMatchesReference) {
+  std::mt19937_64 rng(2026);
+  for (int round = 0; round < 300; ++round) {
+    size_t n = 1 + rng() % 300;
+    std::vector<int64_t> ts = random_timestamps(rng, n);
+    // Several series on these timestamps (memo hits), of every kind.
+    for (int s = 0; s < 10; ++s) {
+      int kind = static_cast<int>(rng() % 9);
+      std::vector<double> vs = random_values(rng, kind, ts.size());
+      expect_same_as_reference(ts, vs,
+                               "round " + std::to_string(round) + " kind " + std::to_string(kind));
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+// The memo of the last timestamps must not be used for other timestamps:
+// one differing in the last sample only, a prefix, the same ones shifted.
+TEST(ChunkCodec, TimestampMemoOnlyForEqualTimestamps) {
+  std::vector<int64_t> ts;
+  for (int i = 0; i < 240; ++i) ts.push_back(kBase + 15000LL * i + (i * 7) % 4);
+  std::vector<double> c(240, 7.0), ramp;
+  for (int i = 0; i < 240; ++i) ramp.push_back(i * 1.5);
+  std::vector<int64_t> last_moved = ts;
+  last_moved.back() += 20000;
+  std::vector<int64_t> first_moved = ts;
+  first_moved.front() -= 1;
+  std::vector<int64_t> prefix(ts.begin(), ts.begin() + 239);
+  std::vector<int64_t> shifted;
+  for (int64_t t : ts) shifted.push_back(t + 15000);
+  for (const auto* other : {&last_moved, &first_moved, &prefix, &shifted}) {
+    for (const auto* vs : {&c, &ramp}) {
+      expect_same_as_reference(ts, *vs, "before");  // memo holds ts
+      std::vector<double> v2(vs->begin(), vs->begin() + static_cast<std::ptrdiff_t>(other->size()));
+      expect_same_as_reference(*other, v2, "other timestamps");
+      expect_same_as_reference(ts, c, "constant after");
+      expect_same_as_reference(ts, ramp, "ramp after");
+      if (HasFatalFailure()) return;
+    }
+  }
+  // A constant chunk patched from the memo carries its own value, for every
+  // value in turn (and after non-constant chunks on the same timestamps).
+  for (double v :
+       {1.0, -0.0, 0.0, moni::stale_nan(), std::numeric_limits<double>::infinity(), 1.0 / 3.0}) {
+    expect_same_as_reference(ts, std::vector<double>(240, v), "constant");
+    expect_same_as_reference(ts, ramp, "ramp");
+  }
+  // Fewer than three samples (no grid), and a single sample.
+  expect_same_as_reference({kBase, kBase + 15000}, {1.0, 2.0}, "two");
+  expect_same_as_reference({kBase}, {moni::stale_nan()}, "one");
+  expect_same_as_reference({kBase}, {2.5}, "one again");
+}
+
+TEST(ChunkCodec, EmptyInputMatchesReference) {
+  std::string best, ref;
+  encode_chunk_reference(nullptr, nullptr, 0, ref);
+  encode_chunk_best(static_cast<const int64_t*>(nullptr), nullptr, 0, best);
+  EXPECT_EQ(best, ref);
 }
