@@ -64,8 +64,10 @@ const moni_batch& checked(Instance& from, const moni_batch& b, BatchCheck& check
     msg = "dropped " + std::to_string(n) + " of " + std::to_string(b.sample_count) +
           " sample(s) with an invalid name or a label value that is not UTF-8 "
           "(moni_samples_dropped_total); ";
-  else
-    msg = "repaired " + std::to_string(check.metadata_fixed) + " metadata record(s); ";
+  if (check.samples_sorted)
+    msg += "sorted the labels of " + std::to_string(check.samples_sorted) + " sample(s); ";
+  if (check.metadata_fixed)
+    msg += "repaired " + std::to_string(check.metadata_fixed) + " metadata record(s); ";
   log_warn(from.label(),
            msg + "first: " + check.example + " (such drops are logged at most once a minute)");
   return out;

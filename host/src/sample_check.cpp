@@ -1,5 +1,6 @@
 #include "sample_check.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace moni::host {
@@ -141,20 +142,36 @@ inline bool is_name_label(const moni_str& n) {
   return n.len == 8 && load8(n.ptr) == kNameLabelWord;
 }
 
-inline DropReason check(const moni_sample& s) {
-  bool named = false;
+// Byte order of label names, as the ABI sorts them; the first bytes decide
+// nearly every pair of a sample.
+inline bool name_before(const moni_str& a, const moni_str& b) {
+  if (a.ptr[0] != b.ptr[0])
+    return static_cast<unsigned char>(a.ptr[0]) < static_cast<unsigned char>(b.ptr[0]);
+  int c = std::memcmp(a.ptr, b.ptr, std::min(a.len, b.len));
+  return c < 0 || (c == 0 && a.len < b.len);
+}
+
+// DropReason, or labels not sorted by name (or a name twice): sorted, or
+// dropped if a name repeats, on the slow path.
+enum class Verdict : uint8_t { Ok, InvalidUtf8, InvalidName, Unsorted };
+
+inline Verdict check(const moni_sample& s) {
+  bool named = false, sorted = true;
   for (uint32_t i = 0; i < s.label_count; ++i) {
     const moni_str& n = s.labels[i].name;
     const moni_str& v = s.labels[i].value;
     if (is_name_label(n)) {
-      if (named || !valid_name(v.ptr, v.len, true)) return DropReason::InvalidName;
+      if (named || !valid_name(v.ptr, v.len, true)) return Verdict::InvalidName;
       named = true;
-      continue;
+    } else {
+      if (!valid_name(n.ptr, n.len, false)) return Verdict::InvalidName;
+      if (!utf8(v.ptr, v.len)) return Verdict::InvalidUtf8;
     }
-    if (!valid_name(n.ptr, n.len, false)) return DropReason::InvalidName;
-    if (!utf8(v.ptr, v.len)) return DropReason::InvalidUtf8;
+    // Names are not empty here (valid_name).
+    if (i > 0 && !name_before(s.labels[i - 1].name, n)) sorted = false;
   }
-  return named ? DropReason::None : DropReason::InvalidName;
+  if (!named) return Verdict::InvalidName;
+  return sorted ? Verdict::Ok : Verdict::Unsorted;
 }
 
 inline bool valid_unit(const moni_str& u) {
@@ -170,13 +187,25 @@ inline bool valid_metadata(const moni_metadata& m) {
 
 std::string_view sv_of(const moni_str& s) { return {s.ptr, s.len}; }
 
-// The log line's description of what is wrong with `s`.
-std::string describe(const moni_sample& s, DropReason r) {
+// "metric \"name\"" for a log line.
+std::string describe_metric(const moni_sample& s) {
   std::string_view metric;
   for (uint32_t i = 0; i < s.label_count; ++i)
     if (is_name_label(s.labels[i].name)) metric = sv_of(s.labels[i].value);
-  std::string of = metric.empty() ? std::string("a sample without a metric name")
-                                  : "metric " + quote_for_log(metric);
+  return metric.empty() ? std::string("a sample without a metric name")
+                        : "metric " + quote_for_log(metric);
+}
+
+std::string describe_sorted(const moni_sample& s) {
+  std::string names;
+  for (uint32_t i = 0; i < s.label_count && i < 8; ++i)
+    names += (i ? "," : "") + std::string(sv_of(s.labels[i].name));
+  return describe_metric(s) + ": labels not sorted by name (" + quote_for_log(names) + "), sorted";
+}
+
+// The log line's description of what is wrong with `s`.
+std::string describe(const moni_sample& s, DropReason r) {
+  std::string of = describe_metric(s);
   bool named = false;
   for (uint32_t i = 0; i < s.label_count; ++i) {
     const moni_label& l = s.labels[i];
@@ -214,14 +243,24 @@ std::string_view drop_reason_name(DropReason r) {
 bool valid_metric_name(std::string_view s) { return valid_name(s.data(), s.size(), true); }
 bool valid_label_name(std::string_view s) { return valid_name(s.data(), s.size(), false); }
 bool valid_utf8(std::string_view s) { return utf8(s.data(), s.size()); }
-DropReason check_sample(const moni_sample& s) { return check(s); }
+DropReason check_sample(const moni_sample& s) {
+  switch (check(s)) {
+    case Verdict::InvalidUtf8:
+      return DropReason::InvalidUtf8;
+    case Verdict::InvalidName:
+      return DropReason::InvalidName;
+    default:
+      return DropReason::None;  // unsorted labels are sorted, not dropped
+  }
+}
 
 const moni_batch& BatchCheck::check(const moni_batch& in) {
   std::memset(dropped, 0, sizeof dropped);
   metadata_fixed = 0;
+  samples_sorted = 0;
   example.clear();
   for (size_t i = 0; i < in.sample_count; ++i)
-    if (moni::host::check(in.samples[i]) != DropReason::None) return slow(in, i);
+    if (moni::host::check(in.samples[i]) != Verdict::Ok) return slow(in, i);
   for (size_t i = 0; i < in.metadata_count; ++i)
     if (!valid_metadata(in.metadata[i])) return slow(in, in.sample_count);
   return in;
@@ -229,16 +268,43 @@ const moni_batch& BatchCheck::check(const moni_batch& in) {
 
 const moni_batch& BatchCheck::slow(const moni_batch& in, size_t first_bad) {
   samples_.assign(in.samples, in.samples + first_bad);
+  labels_.clear();
+  std::vector<std::pair<size_t, size_t>> sorted_at;  // (sample, first label in labels_)
   for (size_t i = first_bad; i < in.sample_count; ++i) {
     const moni_sample& s = in.samples[i];
-    DropReason r = moni::host::check(s);
-    if (r == DropReason::None) {
+    Verdict v = moni::host::check(s);
+    if (v == Verdict::Ok) {
       samples_.push_back(s);
       continue;
     }
+    if (v == Verdict::Unsorted) {
+      size_t at = labels_.size();
+      labels_.insert(labels_.end(), s.labels, s.labels + s.label_count);
+      auto first = labels_.begin() + static_cast<std::ptrdiff_t>(at);
+      std::sort(first, labels_.end(), [](const moni_label& a, const moni_label& b) {
+        return name_before(a.name, b.name);
+      });
+      auto dup = std::adjacent_find(
+          first, labels_.end(),
+          [](const moni_label& a, const moni_label& b) { return sv_of(a.name) == sv_of(b.name); });
+      if (dup == labels_.end()) {
+        sorted_at.emplace_back(samples_.size(), at);
+        samples_.push_back(s);
+        ++samples_sorted;
+        if (example.empty()) example = describe_sorted(s);
+        continue;
+      }
+      if (example.empty())
+        example = describe_metric(s) + ": label name " + quote_for_log(sv_of(dup->name)) + " twice";
+      labels_.resize(at);
+      ++dropped[static_cast<size_t>(DropReason::InvalidName)];
+      continue;
+    }
+    DropReason r = v == Verdict::InvalidUtf8 ? DropReason::InvalidUtf8 : DropReason::InvalidName;
     ++dropped[static_cast<size_t>(r)];
     if (example.empty()) example = describe(s, r);
   }
+  for (const auto& [k, at] : sorted_at) samples_[k].labels = labels_.data() + at;
   metadata_.clear();
   for (size_t i = 0; i < in.metadata_count; ++i) {
     moni_metadata m = in.metadata[i];
@@ -264,7 +330,7 @@ const moni_batch& BatchCheck::slow(const moni_batch& in, size_t first_bad) {
       if (example.empty()) example = why;
     }
   }
-  bool all_samples = samples_.size() == in.sample_count;
+  bool all_samples = samples_.size() == in.sample_count && sorted_at.empty();
   out_ = {all_samples ? in.samples : samples_.data(), samples_.size(), metadata_.data(),
           metadata_.size()};
   return out_;

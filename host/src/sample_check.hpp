@@ -34,14 +34,20 @@ bool valid_utf8(std::string_view s);
 /// What is wrong with one sample (the first problem found), or None: its
 /// labels must hold a valid "__name__", and every other label a valid name
 /// and a UTF-8 value (empty values are fine: Prometheus reads them as absent).
+/// Labels not sorted by name are no reason here: BatchCheck sorts them
+/// (and drops the sample as InvalidName if a name then repeats).
 DropReason check_sample(const moni_sample& s);
 
 /// Checks batches and hands out the valid part. The common case (all valid)
 /// returns the batch given, without a copy; otherwise the valid samples and
 /// metadata are listed in this object (pointing into the given batch) and the
-/// drops are counted. Metadata is repaired rather than dropped: a record for
-/// a family that is no valid metric name is left out, a HELP text that is not
-/// UTF-8 or a unit that is no name is emptied.
+/// drops are counted. A sample whose labels are not sorted by name (the ABI
+/// wants them sorted: storage and remote write rely on it) gets a sorted copy
+/// of them, and is dropped as InvalidName if a name occurs twice (Prometheus
+/// fails a scrape on it: "label name is not unique"). Metadata is repaired
+/// rather than dropped: a record for a family that is no valid metric name
+/// is left out, a HELP text that is not UTF-8 or a unit that is no name is
+/// emptied.
 /// Thread-safety: one object per thread (it is cheap to make: no allocation
 /// until something is dropped).
 class BatchCheck {
@@ -55,6 +61,8 @@ class BatchCheck {
   uint64_t dropped_total() const { return dropped[1] + dropped[2]; }
   /// Metadata records left out or repaired by the last check().
   uint64_t metadata_fixed = 0;
+  /// Samples whose labels the last check() sorted.
+  uint64_t samples_sorted = 0;
   /// The first problem of the last check(), for the log (names and values
   /// quoted with non-printable and non-ASCII bytes as \xNN); empty when none.
   std::string example;
@@ -62,6 +70,7 @@ class BatchCheck {
  private:
   const moni_batch& slow(const moni_batch& in, size_t first_bad_sample);
   std::vector<moni_sample> samples_;
+  std::vector<moni_label> labels_;  // sorted copies
   std::vector<moni_metadata> metadata_;
   moni_batch out_{};
 };

@@ -108,8 +108,8 @@ TEST(InvalidLabels, DroppedBeforeAnySinkCountedAndTheRestScrapedByPrometheus) {
   ASSERT_TRUE(wait_until(
       [&] {
         body = http_get(port, "/metrics").body;
-        return metric(body, dropped("hp", "test_hostile_processor", "invalid_name")) == 5 &&
-               metric(body, dropped("h", "test_hostile", "invalid_name")) == 5;
+        return metric(body, dropped("hp", "test_hostile_processor", "invalid_name")) == 6 &&
+               metric(body, dropped("h", "test_hostile", "invalid_name")) == 6;
       },
       10000))
       << body << moni.err();
@@ -119,6 +119,7 @@ TEST(InvalidLabels, DroppedBeforeAnySinkCountedAndTheRestScrapedByPrometheus) {
     EXPECT_EQ(metric(body, "hostile_good{by=\"" + by + "\",path=\"/\"}"), 1);
     EXPECT_EQ(metric(body, "hostile_good{by=\"" + by + "\",path=\"" + kUtf8Path + "\"}"), 2);
     EXPECT_EQ(metric(body, "hostile_good:ratio{by=\"" + by + "\"}"), 3);
+    EXPECT_EQ(metric(body, "hostile_good_unsorted{by=\"" + by + "\",zone=\"a\"}"), 12);
   }
   EXPECT_EQ(metric(body, "test_value{instance=\"c\"}"), 1);  // passed through hp
   EXPECT_EQ(metric(body, dropped("h", "test_hostile", "invalid_utf8")), 3);
@@ -126,20 +127,24 @@ TEST(InvalidLabels, DroppedBeforeAnySinkCountedAndTheRestScrapedByPrometheus) {
   EXPECT_EQ(metric(body, dropped("c", "test_collector", "invalid_utf8")), 0);
   EXPECT_EQ(metric(body, dropped("c", "test_collector", "invalid_name")), 0);
   EXPECT_EQ(metric(body, dropped("self", "self", "invalid_name")), 0);
-  for (const char* gone : {"hostile_bad", "hostile-bad", "0hostile", "dev-ice", "a:b", "job=\"x\""})
+  for (const char* gone :
+       {"hostile_bad", "hostile-bad", "0hostile", "dev-ice", "a:b", "job=\"x\"", "hostile_dup"})
     EXPECT_EQ(body.find(gone), std::string::npos) << gone << "\n" << body;
   EXPECT_TRUE(moni::text::detail::valid_utf8(body)) << body;
   EXPECT_NE(body.find("# TYPE hostile_good gauge"), std::string::npos) << body;
 
   // One warning per instance, naming it, the counter and the first drop escaped.
   std::string log = moni.err();
-  EXPECT_NE(log.find("h (test_hostile): dropped 8 of 11 sample(s) with an invalid name or a label "
-                     "value that is not UTF-8 (moni_samples_dropped_total); first: metric "
-                     "\"hostile_bad_utf8\": label \"path\" has a value that is not valid UTF-8: "
-                     "\"/mnt/\\xff\\xfe\""),
-            std::string::npos)
+  EXPECT_NE(
+      log.find(
+          "h (test_hostile): dropped 9 of 13 sample(s) with an invalid name or a label "
+          "value that is not UTF-8 (moni_samples_dropped_total); sorted the labels of 1 sample(s); "
+          "repaired 2 metadata record(s); first: metric "
+          "\"hostile_bad_utf8\": label \"path\" has a value that is not valid UTF-8: "
+          "\"/mnt/\\xff\\xfe\""),
+      std::string::npos)
       << log;
-  EXPECT_NE(log.find("hp (test_hostile_processor): dropped 8 of 12 sample(s)"), std::string::npos)
+  EXPECT_NE(log.find("hp (test_hostile_processor): dropped 9 of 14 sample(s)"), std::string::npos)
       << log;
   EXPECT_TRUE(moni::text::detail::valid_utf8(log)) << log;
 

@@ -119,6 +119,41 @@ TEST(SampleCheck, SamplesNeedOneValidNameAndValidLabels) {
   EXPECT_EQ(check({L("__name__", "up"), L("", "x")}), DropReason::InvalidName);
   EXPECT_EQ(check({L("__name__", "up"), L("dev-ice", "x")}), DropReason::InvalidName);
   EXPECT_EQ(check({L("__name__", "up"), L("path", "/mnt/\xff")}), DropReason::InvalidUtf8);
+  EXPECT_EQ(check({L("job", "x"), L("__name__", "up")}), DropReason::None);  // sorted by BatchCheck
+}
+
+TEST(SampleCheck, UnsortedLabelsAreSortedAndRepeatedNamesDropped) {
+  std::vector<std::vector<moni_label>> labels = {
+      {L("__name__", "ok"), L("a", "1"), L("b", "2")},
+      {L("mode", "idle"), L("cpu", "0"), L("__name__", "unsorted")},
+      {L("__name__", "dup"), L("x", "1"), L("x", "2")},
+      {L("x", "1"), L("__name__", "dup_unsorted"), L("x", "2")},
+      {L("__name__", "prefix"), L("ab", "1"), L("a", "2")},  // "a" < "ab"
+  };
+  std::vector<moni_sample> samples;
+  for (auto& l : labels) samples.push_back({l.data(), static_cast<uint32_t>(l.size()), 1.0, 5});
+  moni_batch in{samples.data(), samples.size(), nullptr, 0};
+  BatchCheck c;
+  const moni_batch& out = c.check(in);
+  ASSERT_EQ(out.sample_count, 3u);
+  EXPECT_EQ(c.dropped[static_cast<size_t>(DropReason::InvalidName)], 2u);
+  EXPECT_EQ(c.samples_sorted, 2u);
+  auto names = [](const moni_sample& s) {
+    std::string n;
+    for (uint32_t i = 0; i < s.label_count; ++i) n += std::string(moni::sv(s.labels[i].name)) + ";";
+    return n;
+  };
+  EXPECT_EQ(names(out.samples[0]), "__name__;a;b;");
+  EXPECT_EQ(names(out.samples[1]), "__name__;cpu;mode;");
+  EXPECT_EQ(moni::sv(out.samples[1].labels[1].value), "0");
+  EXPECT_EQ(names(out.samples[2]), "__name__;a;ab;");
+  EXPECT_EQ(moni::sv(out.samples[2].labels[1].value), "2");
+  EXPECT_EQ(out.samples[0].labels, labels[0].data());  // a sorted sample keeps its labels
+  EXPECT_EQ(c.example,
+            "metric \"unsorted\": labels not sorted by name (\"mode,cpu,__name__\"), sorted");
+  moni_batch dup{samples.data() + 2, 1, nullptr, 0};
+  c.check(dup);
+  EXPECT_EQ(c.example, "metric \"dup\": label name \"x\" twice");
 }
 
 TEST(SampleCheck, BatchCheckKeepsTheValidPart) {

@@ -3,10 +3,11 @@
 // TEST_HOSTILE_PROCESSOR) as the processor test_hostile_processor, which
 // passes its input through and adds the same set. Every sample carries
 // by=<instance name>, so the two sets are distinct series.
-//   good (3):         hostile_good{path="/"}, hostile_good{path="/mnt/Grüße ✓ 😀"},
-//                     hostile_good:ratio
+//   good (4):         hostile_good{path="/"}, hostile_good{path="/mnt/Grüße ✓ 😀"},
+//                     hostile_good:ratio, hostile_good_unsorted (labels given unsorted)
 //   invalid_utf8 (3): hostile_bad_utf8 with path = ff fe, an overlong '/', a surrogate
-//   invalid_name (5): hostile-bad, 0hostile, labels dev-ice and a:b, no __name__
+//   invalid_name (6): hostile-bad, 0hostile, labels dev-ice and a:b, no __name__,
+//                     hostile_dup with the label x twice
 // and metadata: hostile_good's HELP is not UTF-8, the family hostile-bad.
 #include <moni/sdk.hpp>
 #include <string>
@@ -73,6 +74,12 @@ class Hostile : public Base {
     out.add("hostile_bad_label", {{"by", by}, {"a:b", "x"}}, 10);
     const moni::LabelRef nameless[] = {{"by", by}, {"job", "x"}};
     out.add_sorted(nameless, 11, out.default_timestamp());
+    // add_sorted trusts its caller: these break the ABI's promise.
+    const moni::LabelRef unsorted[] = {
+        {"zone", "a"}, {"__name__", "hostile_good_unsorted"}, {"by", by}};
+    out.add_sorted(unsorted, 12, out.default_timestamp());
+    const moni::LabelRef dup[] = {{"__name__", "hostile_dup"}, {"by", by}, {"x", "1"}, {"x", "2"}};
+    out.add_sorted(dup, 13, out.default_timestamp());
   }
 
   std::string by_;
