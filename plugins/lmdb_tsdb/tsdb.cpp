@@ -470,6 +470,15 @@ Result<WriteResult> Db::write(const BatchView& batch) {
   if (res == Resolve::Create || !sc.owned || stale_due_.load(std::memory_order_acquire)) {
     shared.unlock();
     ex.emplace(*this);
+    // Without a lock in between, retention may have deleted a series
+    // resolved above (ids are never reused): resolved again, it is
+    // created anew instead of taking samples no reader or replay sees.
+    if (res == Resolve::Ok)
+      for (uint32_t id : sc.ids)
+        if (id != 0 && id != kNone && !series_[id].live) {
+          res = resolve(batch, sc);
+          break;
+        }
     if (res == Resolve::Create) {
       if (auto r = create_series(batch); !r) return r.error();
       (void)resolve(batch, sc);
