@@ -4,7 +4,8 @@
 // jitter), cut into 240-sample chunks and encoded in the order the chunk
 // thread meets them: per cut round, target by target, series by series.
 //
-//   codec_bench [--replay FILE] [--targets N] [--scrapes N] [benchmark flags]
+//   codec_bench [--replay FILE] [--targets N] [--scrapes N] [--no-verify]
+//               [benchmark flags]
 //
 // Without --replay the recording is decompressed (xz) into a temporary file.
 // Counters: samples/s, bytes per sample of the encoded chunks, and a
@@ -32,8 +33,10 @@ struct Chunk {
 std::string g_replay;
 int g_targets = 10;
 int g_scrapes = 1440;
+bool g_verify = true;
 std::vector<Chunk> g_chunks;
 size_t g_samples = 0;
+std::vector<size_t> g_by_kind[3];  // chunk indices: constant, scaled integers, XOR
 
 void load_chunks() {
   if (!g_chunks.empty()) return;
@@ -101,16 +104,31 @@ void load_chunks() {
                g_chunks.size(), g_samples, g_targets, nser, g_scrapes);
   // The fast encoder must write the reference encoder's bytes.
   size_t differ = 0, pairs_differ = 0;
+  size_t kinds[3] = {}, kind_samples[3] = {}, kind_bytes[3] = {};
   std::string a, b, c;
   for (const Chunk& ch : g_chunks) {
-    moni::tsdb::encode_chunk_reference(ch.ts.data(), ch.vs.data(), ch.ts.size(), a);
+    if (g_verify)
+      moni::tsdb::encode_chunk_reference(ch.ts.data(), ch.vs.data(), ch.ts.size(), a);
     moni::tsdb::encode_chunk_best(ch.ts.data(), ch.vs.data(), ch.ts.size(), b);
-    moni::tsdb::encode_chunk_best(ch.pairs.data(), ch.pairs.size(), c);
-    differ += a != b;
-    pairs_differ += a != c;
+    if (g_verify) {
+      moni::tsdb::encode_chunk_best(ch.pairs.data(), ch.pairs.size(), c);
+      differ += a != b;
+      pairs_differ += a != c;
+    }
+    uint8_t mode = static_cast<uint8_t>(b[0]);
+    int kind = mode == moni::tsdb::kModeConst ? 0 : mode == moni::tsdb::kModeXor ? 2 : 1;
+    ++kinds[kind];
+    g_by_kind[kind].push_back(static_cast<size_t>(&ch - g_chunks.data()));
+    kind_samples[kind] += ch.ts.size();
+    kind_bytes[kind] += b.size();
   }
   std::fprintf(stderr, "chunks differing from encode_chunk_reference: %zu (pairs: %zu)\n", differ,
                pairs_differ);
+  const char* names[3] = {"constant", "scaled integers", "XOR floats"};
+  for (int k = 0; k < 3; ++k)
+    std::fprintf(stderr, "%s: %zu chunks, %zu samples, %.3f bytes/sample\n", names[k], kinds[k],
+                 kind_samples[k],
+                 kind_samples[k] ? static_cast<double>(kind_bytes[k]) / kind_samples[k] : 0.0);
 }
 
 uint64_t fnv(uint64_t h, const std::string& s) {
@@ -190,6 +208,27 @@ BENCHMARK(BM_EncodeReplay)->Unit(benchmark::kMillisecond);
 void BM_EncodeReplayPairs(benchmark::State& state) { run<Enc::kPairs>(state); }
 BENCHMARK(BM_EncodeReplayPairs)->Unit(benchmark::kMillisecond);
 
+// One kind of chunk only (arg: 0 constant, 1 scaled integers, 2 XOR), in
+// replay order (the timestamp memo still hits within a target).
+void BM_EncodeKind(benchmark::State& state) {
+  load_chunks();
+  const auto& idx = g_by_kind[state.range(0)];
+  size_t samples = 0;
+  for (size_t i : idx) samples += g_chunks[i].ts.size();
+  std::string out;
+  for (auto _ : state)
+    for (size_t i : idx) {
+      const Chunk& c = g_chunks[i];
+      moni::tsdb::encode_chunk_best(c.ts.data(), c.vs.data(), c.ts.size(), out);
+      benchmark::DoNotOptimize(out.data());
+    }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations() * samples));
+  state.counters["ns_per_sample"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * samples),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_EncodeKind)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
+
 // store_cuts today: the pairs copied into two arrays, then encoded.
 void BM_EncodeReplayCopied(benchmark::State& state) { run<Enc::kCopied>(state); }
 BENCHMARK(BM_EncodeReplayCopied)->Unit(benchmark::kMillisecond);
@@ -231,6 +270,8 @@ int main(int argc, char** argv) {
       g_replay = argv[++i];
     else if (a == "--targets" && i + 1 < argc)
       g_targets = std::atoi(argv[++i]);
+    else if (a == "--no-verify")
+      g_verify = false;
     else if (a == "--scrapes" && i + 1 < argc)
       g_scrapes = std::atoi(argv[++i]);
     else

@@ -198,15 +198,17 @@ constexpr double kPow10[kMaxScale + 1] = {1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7, 
 
 // Whether v is exactly n / 10^k for an integer n that a double holds exactly.
 bool scaled(double v, int k, int64_t& n) {
-  if (!std::isfinite(v)) return false;
-  double m = v * kPow10[k];
+  // Not finite, or m past 2^53 (infinite after the product too): false.
+  double m = k == 0 ? v : v * kPow10[k];
   if (!(std::fabs(m) < 9007199254740992.0)) return false;
   // llround(m) without the libm call: |m| < 2^53, so the truncation and the
   // fraction m - t are exact.
   int64_t t = static_cast<int64_t>(m);
   double r = m - static_cast<double>(t);
   n = t + (r >= 0.5) - (r <= -0.5);
-  return std::bit_cast<uint64_t>(static_cast<double>(n) / kPow10[k]) == std::bit_cast<uint64_t>(v);
+  double back = static_cast<double>(n);
+  if (k != 0) back /= kPow10[k];  // / 1 is exact
+  return std::bit_cast<uint64_t>(back) == std::bit_cast<uint64_t>(v);
 }
 // Smallest scale representing v, or -1.
 int min_scale(double v) {
@@ -769,33 +771,41 @@ void encode_chunk_reference(const int64_t* ts, const double* vs, size_t n, std::
 
 namespace {
 
-// Writes MSB-first into memory with room for every bit plus 8 bytes.
+// Writes MSB-first into memory with room for every bit plus 8 bytes,
+// without branches: the pending bits (fewer than 8) sit at the top of
+// `acc`, and every put stores the whole word and moves on by the bytes it
+// completed.
 struct FastWriter {
   char* p;
-  uint64_t acc = 0;   // the low `fill` bits are pending
-  unsigned fill = 0;  // < 64
+  uint64_t acc = 0;   // pending bits, left-aligned
+  unsigned fill = 0;  // < 8
   static void store(char* at, uint64_t w) {
     w = __builtin_bswap64(w);
     std::memcpy(at, &w, 8);
   }
-  // The low n bits of v (v < 2^n), 1 <= n <= 64.
+  // The low n bits of v (v < 2^n), 1 <= n <= 56.
+  void put_small(uint64_t v, unsigned n) {
+    fill += n;
+    acc |= v << (64 - fill);
+    store(p, acc);
+    unsigned bytes = fill >> 3;
+    p += bytes;
+    acc <<= bytes * 8;  // fill + n <= 63: bytes <= 7
+    fill &= 7;
+  }
+  // 1 <= n <= 64.
   void put(uint64_t v, unsigned n) {
-    if (n < 64 - fill) {
-      acc = (acc << n) | v;
-      fill += n;
-      return;
+    if (n > 56) {
+      put_small(v >> 32, n - 32);
+      v &= 0xffffffffu;
+      n = 32;
     }
-    unsigned rest = n - (64 - fill);  // 0..63
-    uint64_t hi = rest ? v >> rest : v;
-    store(p, fill ? (acc << (64 - fill)) | hi : hi);
-    p += 8;
-    acc = rest ? v & ((uint64_t{1} << rest) - 1) : 0;
-    fill = rest;
+    put_small(v, n);
   }
   char* finish() {
     if (fill) {
-      store(p, acc << (64 - fill));
-      p += (fill + 7) / 8;
+      store(p, acc);
+      ++p;
     }
     return p;
   }
@@ -813,43 +823,105 @@ inline unsigned width_class(uint64_t u) {
   return static_cast<unsigned>(std::bit_width(static_cast<uint64_t>(s ^ (s >> 63)))) + 1;
 }
 
-// Per table and width class: the bucket (0-3, 4: 64 bits) and code bits.
+// Per table and width class: the code bits, and for buckets 0-3 the whole
+// code (prefix, then the payload's `payload` low bits).
 struct IntTables {
-  uint8_t bucket[3][66];
   uint8_t cost[3][66];
-  constexpr IntTables() : bucket(), cost() {
+  uint8_t payload[3][66];
+  uint64_t prefix[3][66];    // shifted above the payload
+  uint64_t packed_cost[66];  // the three tables' costs in 21-bit lanes
+  constexpr IntTables() : cost(), payload(), prefix(), packed_cost() {
     for (unsigned t = 0; t < 3; ++t)
       for (unsigned w = 0; w <= 65; ++w) {
-        if (w == 0) {
-          bucket[t][w] = 0xff;
-          cost[t][w] = 1;
-          continue;
-        }
         unsigned b = 0;
-        while (b < 4 && kIntWidths[t][b] < w) ++b;
-        bucket[t][w] = static_cast<uint8_t>(b);
-        cost[t][w] = static_cast<uint8_t>(b == 4 ? 69 : (b == 3 ? 5 : b + 2) + kIntWidths[t][b]);
+        while (w > 0 && b < 4 && kIntWidths[t][b] < w) ++b;
+        if (w == 0) {  // zero: a single 0 bit
+          cost[t][w] = 1;
+        } else if (b == 4) {  // 11111 and 64 bits: written in two parts
+          cost[t][w] = 69;
+        } else {
+          unsigned wd = kIntWidths[t][b], plen = b == 3 ? 5 : b + 2;
+          uint64_t pre = b == 3 ? 0b11110 : (uint64_t{1} << (b + 2)) - 2;  // 10, 110, 1110
+          cost[t][w] = static_cast<uint8_t>(plen + wd);
+          payload[t][w] = static_cast<uint8_t>(wd);
+          prefix[t][w] = pre << wd;
+        }
+        packed_cost[w] |= uint64_t{cost[t][w]} << (21 * t);
       }
   }
 };
 constexpr IntTables kIntTab;
 
+// Division by a factor known to divide the dividend exactly: a shift for
+// the factor's power of two, a multiplication by the inverse of its odd part
+// modulo 2^64 (no 64-bit idiv per sample).
+struct ExactDiv {
+  unsigned shift = 0;
+  uint64_t inv = 1;
+  explicit ExactDiv(uint64_t f) {
+    shift = static_cast<unsigned>(std::countr_zero(f));
+    uint64_t o = f >> shift;
+    inv = o;  // Newton: 3 correct bits, doubling each step
+    for (int i = 0; i < 5; ++i) inv *= 2 - o * inv;
+  }
+  uint64_t operator()(int64_t d) const { return static_cast<uint64_t>(d >> shift) * inv; }
+};
+
+// The greatest common divisor of the steps' sizes (0 when all are 0): a
+// step the divisor already divides (tested with a multiplication) skips
+// the gcd.
+uint64_t steps_gcd(const int64_t* ns, size_t n) {
+  uint64_t g = 0, lim = 0;
+  ExactDiv div(1);
+  for (size_t i = 1; i < n; ++i) {
+    uint64_t d = static_cast<uint64_t>(ns[i] > ns[i - 1] ? ns[i] - ns[i - 1] : ns[i - 1] - ns[i]);
+    if (d == 0) continue;
+    if (g != 0 && static_cast<unsigned>(std::countr_zero(d)) >= div.shift &&
+        (d >> div.shift) * div.inv <= lim)
+      continue;
+    g = std::gcd(g, d);
+    if (g == 1) return 1;
+    div = ExactDiv(g);
+    lim = UINT64_MAX / (g >> div.shift);
+  }
+  return g;
+}
+
+// Sums the code bits of the steps of ns (divided by f) for orders 1 and 2
+// and each table into out[order - 1][table]: the three tables' costs add up
+// in 21-bit lanes of one word, flushed every 16,384 steps (69 bits each).
+template <bool kDivide>
+void step_costs(const int64_t* ns, size_t n, uint64_t f, uint64_t out[2][3]) {
+  const ExactDiv div(f);
+  constexpr size_t kBlock = 16384;
+  constexpr uint64_t kLane = (uint64_t{1} << 21) - 1;
+  uint64_t last = 0;
+  for (size_t b = 1; b < n; b += kBlock) {
+    size_t e = std::min(n, b + kBlock);
+    uint64_t c1 = 0, c2 = 0;
+    for (size_t i = b; i < e; ++i) {
+      uint64_t dn = kDivide ? div(ns[i] - ns[i - 1]) : static_cast<uint64_t>(ns[i] - ns[i - 1]);
+      c1 += kIntTab.packed_cost[width_class(dn)];
+      c2 += kIntTab.packed_cost[width_class(dn - last)];
+      last = dn;
+    }
+    for (unsigned t = 0; t < 3; ++t) {
+      out[0][t] += (c1 >> (21 * t)) & kLane;
+      out[1][t] += (c2 >> (21 * t)) & kLane;
+    }
+  }
+}
+
 inline void emit_int(FastWriter& w, uint64_t u, unsigned table) {
   unsigned c = width_class(u);
-  if (c == 0) {
-    w.put(0, 1);
-    return;
-  }
-  unsigned b = kIntTab.bucket[table][c];
-  if (b == 4) {
-    w.put(0b11111, 5);
+  unsigned len = kIntTab.cost[table][c];
+  if (len > 45) {  // 69: the 64-bit bucket
+    w.put_small(0b11111, 5);
     w.put(u, 64);
     return;
   }
-  unsigned wd = kIntWidths[table][b];
-  uint64_t prefix = b == 3 ? 0b11110 : (uint64_t{1} << (b + 2)) - 2;  // 10, 110, 1110
-  unsigned plen = b == 3 ? 5 : b + 2;
-  w.put((prefix << wd) | low_bits(u, wd), plen + wd);
+  unsigned wd = kIntTab.payload[table][c];
+  w.put_small(kIntTab.prefix[table][c] | (u & ((uint64_t{1} << wd) - 1)), len);
 }
 
 // A timestamp's code: up to three pieces of <= 64 bits.
@@ -1038,7 +1110,7 @@ void encode_fast(const Src& src, size_t n, std::string& out) {
   }
   const uint64_t b0 = std::bit_cast<uint64_t>(src.v(0));
   bool constant = true;
-  for (size_t i = 1; i < n; ++i) constant &= std::bit_cast<uint64_t>(src.v(i)) == b0;
+  for (size_t i = 1; i < n && constant; ++i) constant = std::bit_cast<uint64_t>(src.v(i)) == b0;
   const uint64_t span = static_cast<uint64_t>(m.ts[n - 1]) - static_cast<uint64_t>(m.ts[0]);
   if (constant) {
     if (m.const_chunk.empty()) {
@@ -1072,49 +1144,23 @@ void encode_fast(const Src& src, size_t n, std::string& out) {
   uint64_t int_total = UINT64_MAX;  // bytes of the integer candidate
   bool try_xor = true;
   if (k <= kMaxScale) {
-    uint64_t g = 0;
-    for (size_t i = 1; i < n && g != 1; ++i)
-      g = std::gcd(
-          g, static_cast<uint64_t>(ns[i] > ns[i - 1] ? ns[i] - ns[i - 1] : ns[i - 1] - ns[i]));
+    uint64_t g = steps_gcd(ns.data(), n);
     if (g == 0) g = 1;
-    // Width-class histograms of the steps per (factor, order); the cost of
-    // a table is then a dot product.
-    uint32_t hist[2][2][66] = {};
-    {
-      uint64_t last = 0;
-      for (size_t i = 1; i < n; ++i) {
-        uint64_t dn = static_cast<uint64_t>(ns[i] - ns[i - 1]);
-        ++hist[0][0][width_class(dn)];
-        ++hist[0][1][width_class(dn - last)];
-        last = dn;
-      }
-    }
-    if (g != 1) {
-      uint64_t last = 0;
-      const auto gs = static_cast<int64_t>(g);
-      for (size_t i = 1; i < n; ++i) {
-        uint64_t dn = static_cast<uint64_t>((ns[i] - ns[i - 1]) / gs);
-        ++hist[1][0][width_class(dn)];
-        ++hist[1][1][width_class(dn - last)];
-        last = dn;
-      }
-    }
+    // Code bits of every (factor, order, table) from the steps alone.
+    uint64_t costs[2][2][3] = {};
+    step_costs<false>(ns.data(), n, 1, costs[0]);
+    if (g != 1) step_costs<true>(ns.data(), n, g, costs[1]);
     uint64_t best_bits = UINT64_MAX;
     uint8_t best_mode = int_mode(k, 2);
     uint64_t best_factor = 1;
     for (int fi = 0; fi < (g == 1 ? 1 : 2); ++fi)
-      for (int order = 1; order <= 2; ++order) {
-        const uint32_t* h = hist[fi][order - 1];
-        for (unsigned t = 0; t < 3; ++t) {
-          uint64_t cost = 0;
-          for (unsigned c = 0; c <= 65; ++c) cost += uint64_t{h[c]} * kIntTab.cost[t][c];
-          if (cost < best_bits) {
-            best_bits = cost;
+      for (int order = 1; order <= 2; ++order)
+        for (unsigned t = 0; t < 3; ++t)
+          if (costs[fi][order - 1][t] < best_bits) {
+            best_bits = costs[fi][order - 1][t];
             best_mode = int_mode(k, order, static_cast<int>(t));
             best_factor = fi == 0 ? 1 : g;
           }
-        }
-      }
     mode = best_mode;
     factor = best_factor;
     uint64_t first = kIntTab.cost[mode_table(mode)][width_class(static_cast<uint64_t>(ns[0]))];
@@ -1147,18 +1193,18 @@ void encode_fast(const Src& src, size_t n, std::string& out) {
       uint64_t x = b ^ last;
       last = b;
       if (x == 0) {
-        w.put(0, 1);
+        w.put_small(0, 1);
         continue;
       }
       unsigned lead = static_cast<unsigned>(std::countl_zero(x));
       unsigned trail = static_cast<unsigned>(std::countr_zero(x));
       if (lead > 31) lead = 31;
       if (lead_ != 0xff && lead >= lead_ && trail >= trail_) {
-        w.put(0b10, 2);
+        w.put_small(0b10, 2);
         w.put(x >> trail_, 64 - lead_ - trail_);
       } else {
         unsigned sig = 64 - lead - trail;
-        w.put((uint64_t{0b11} << 11) | (lead << 6) | (sig & 63u), 13);
+        w.put_small((uint64_t{0b11} << 11) | (lead << 6) | (sig & 63u), 13);
         w.put(x >> trail, sig);
         lead_ = lead;
         trail_ = trail;
@@ -1177,10 +1223,10 @@ void encode_fast(const Src& src, size_t n, std::string& out) {
         last_dn = dn;
       }
     } else {
-      const auto fs = static_cast<int64_t>(factor);
+      const ExactDiv div(factor);
       for (size_t i = 1; i < n; ++i) {
         emit_ts(w, m, i);
-        uint64_t dn = static_cast<uint64_t>((ns[i] - ns[i - 1]) / fs);
+        uint64_t dn = div(ns[i] - ns[i - 1]);
         emit_int(w, dod ? dn - last_dn : dn, table);
         last_dn = dn;
       }

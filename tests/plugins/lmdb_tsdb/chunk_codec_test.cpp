@@ -6,8 +6,10 @@
 #include <bit>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <moni/sample.hpp>
 #include <random>
+#include <set>
 
 #include "head_pool.hpp"
 
@@ -390,7 +392,9 @@ std::vector<double> random_values(std::mt19937_64& rng, int kind, size_t n) {
   double x = static_cast<double>(rng() % 1000000);
   int scale = static_cast<int>(rng() % 10);
   const double p10[] = {1, 10, 100, 1000, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
-  uint64_t factor = uint64_t{1} << (rng() % 13);
+  // Common factors of the steps: powers of two, odd ones, mixed.
+  const uint64_t factors[] = {2, 4096, 3, 5, 1000, 6, 7 * 4096, 12345, 65537 * 8, 999999937};
+  uint64_t factor = rng() % 3 == 0 ? uint64_t{1} << (rng() % 13) : factors[rng() % 10];
   for (size_t i = 0; i < n; ++i) {
     switch (kind) {
       case 0:  // constant
@@ -401,8 +405,10 @@ std::vector<double> random_values(std::mt19937_64& rng, int kind, size_t n) {
       case 2:  // decimal gauge at a random scale
         x = static_cast<double>(static_cast<int64_t>(rng() % 2000000) - 1000000) / p10[scale];
         break;
-      case 3:  // steps with a common factor
-        x += static_cast<double>(factor * (rng() % 300));
+      case 3:  // steps (either sign, some zero) with a common factor, which
+               // may shrink partway (a multiple first, then the factor)
+        x += static_cast<double>(static_cast<int64_t>(factor * (rng() % 300)) *
+                                 (rng() % 3 == 0 ? -1 : 1) * (i < n / 2 ? 6 : 1));
         break;
       case 4:  // XOR noise
         x = std::bit_cast<double>(rng());
@@ -419,6 +425,10 @@ std::vector<double> random_values(std::mt19937_64& rng, int kind, size_t n) {
         break;
       case 7:  // integer steps straddling every bucket width
         x += static_cast<double>((int64_t{1} << (rng() % 52)) * (rng() % 2 ? 1 : -1));
+        break;
+      case 8:  // integers stepping by one odd factor throughout, decimals
+        x = static_cast<double>(static_cast<int64_t>(i * 7 * 4096 * factor % 100000007)) /
+            p10[scale % 3];
         break;
       default:  // floats with a few specials and -0.0
         x = rng() % 10 == 0 ? specials[rng() % std::size(specials)]
@@ -454,12 +464,26 @@ std::vector<int64_t> random_timestamps(std::mt19937_64& rng, size_t n) {
   return ts;
 }
 
+// What the compared chunks were: mode byte -> count, and integer chunks
+// with an even / odd common factor.
+std::map<uint8_t, int> g_modes;
+int g_even_factor = 0, g_odd_factor = 0;
+
 void expect_same_as_reference(const std::vector<int64_t>& ts, const std::vector<double>& vs,
                               const std::string& what) {
   std::string best, ref, pairs;
   encode_chunk_reference(ts.data(), vs.data(), ts.size(), ref);
   encode_chunk_best(ts.data(), vs.data(), ts.size(), best);
   ASSERT_EQ(best, ref) << what;
+  auto mode = static_cast<uint8_t>(best[0]);
+  ++g_modes[mode];
+  if (mode != kModeXor && mode != kModeConst) {
+    std::string_view h(best);
+    h.remove_prefix(1);
+    uint64_t factor = 0;
+    ASSERT_TRUE(get_varint(h, factor));
+    if (factor > 1) ++(factor % 2 ? g_odd_factor : g_even_factor);
+  }
   std::vector<HeadSample> hs;
   for (size_t i = 0; i < ts.size(); ++i) hs.push_back({ts[i], vs[i]});
   encode_chunk_best(hs.data(), hs.size(), pairs);
@@ -481,13 +505,23 @@ TEST(ChunkCodec, FastEncoderMatchesReference) {
     std::vector<int64_t> ts = random_timestamps(rng, n);
     // Several series on these timestamps (memo hits), of every kind.
     for (int s = 0; s < 10; ++s) {
-      int kind = static_cast<int>(rng() % 9);
+      int kind = static_cast<int>(rng() % 10);
       std::vector<double> vs = random_values(rng, kind, ts.size());
       expect_same_as_reference(ts, vs,
                                "round " + std::to_string(round) + " kind " + std::to_string(kind));
       if (HasFatalFailure()) return;
     }
   }
+  // Every value coding was met: constant, XOR, and integers in both orders
+  // with each of the three tables, with even and odd factors.
+  EXPECT_GT(g_modes[kModeConst], 0);
+  EXPECT_GT(g_modes[kModeXor], 0);
+  std::set<int> order_table;
+  for (auto [m, c] : g_modes)
+    if (m != kModeXor && m != kModeConst) order_table.insert(m >> 4);
+  EXPECT_EQ(order_table.size(), 6u) << "(order, table) pairs met";
+  EXPECT_GT(g_even_factor, 0);
+  EXPECT_GT(g_odd_factor, 0);
 }
 
 // The memo of the last timestamps must not be used for other timestamps:
