@@ -1208,6 +1208,13 @@ Result<void> Db::flush_heads() {
   }
   wal_keep_from_ = wal_seq_;
   drop_wal_segments();
+  if (wal_first_ >= wal_seq_) {
+    // Every record's samples are in stored chunks, on disk before the
+    // segments went: durable, also those a failed fdatasync covered (a
+    // batch sent again then finds them as duplicates and succeeds).
+    std::lock_guard<std::mutex> l(sync_mu_);
+    durable_next_ = std::max(durable_next_, wal_seq_);
+  }
   return {};
 }
 
