@@ -422,13 +422,16 @@ bool labels_valid(const moni_sample& smp) {
 }
 }  // namespace
 
-// Two phases. The first runs in parallel with other write() calls, under
-// the series table's shared lock: series ids from the labels (byte for
-// byte), the WAL record. The second, under the writer mutex: out-of-order
-// checks, the WAL append, the heads. Then, with a syncing mode, the group
-// commit: one fdatasync for every writer waiting. A batch with unknown
-// series (or new metadata) takes the series table exclusively instead and
-// creates them in one LMDB transaction first.
+// A batch whose series all belong to its position entry runs in parallel
+// with other write() calls, under the series table's shared lock: series
+// ids from the labels (byte for byte), the WAL record, out-of-order checks
+// and head appends in place (apply); only the WAL append and its
+// bookkeeping take the writer mutex (finish), then the heads are published
+// (commit_heads). Any other batch (unknown series or new metadata, series
+// of another entry, a due scan for stale heads) takes the series table
+// exclusively instead, creates new series in one LMDB transaction first,
+// and claims its series for its entry. Then, with a syncing mode, the group
+// commit: one fdatasync for every writer waiting.
 Result<WriteResult> Db::write(const BatchView& batch) {
   if (opt_.read_only) return make_error("lmdb_tsdb: the database is open read-only");
   if (wal_flush_due_.exchange(false))

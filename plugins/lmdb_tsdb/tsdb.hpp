@@ -291,7 +291,9 @@ class Db {
   std::atomic<int64_t> max_t_{INT64_MIN};
   Stats stats_;
 
-  // Writer state (write_mu_).
+  // Writer state. The series table under series_mu_; a series' sample
+  // state (max_t, head_seq, p_*) by the batches of its owner entry, or
+  // exclusively; its head fields read by others under pub_mu_.
   std::vector<Series> series_;  // by id; id 0 unused
   std::unordered_map<std::string, uint32_t, Hash, std::equal_to<>> index_;
   // Label-set hash -> id of the first series with that hash: known series
