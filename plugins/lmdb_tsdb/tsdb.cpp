@@ -368,6 +368,15 @@ struct Db::BatchState {
 };
 
 namespace {
+// A spin-wait hint (x86 pause, arm64 yield; nothing elsewhere).
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
 // Locks m, spinning briefly first: the sections under the writer mutex and
 // the heads' publication are a few microseconds, far less than a futex
 // sleep and wake-up of the waiting writer.
@@ -375,7 +384,7 @@ template <typename M>
 std::unique_lock<M> lock_spinning(M& m) {
   std::unique_lock<M> l(m, std::try_to_lock);
   for (int i = 0; i < 256 && !l.owns_lock(); ++i) {
-    __builtin_ia32_pause();
+    cpu_relax();
     if ((i & 7) == 7 && m.try_lock()) l = std::unique_lock<M>(m, std::adopt_lock);
   }
   if (!l.owns_lock()) l.lock();
