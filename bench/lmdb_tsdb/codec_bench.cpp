@@ -8,8 +8,17 @@
 //               [benchmark flags]
 //
 // Without --replay the recording is decompressed (xz) into a temporary file.
-// Counters: samples/s, bytes per sample of the encoded chunks, and a
-// checksum of every chunk's bytes (equal checksums: identical output).
+// At the start every chunk is encoded with encode_chunk_best (arrays and
+// pairs) and encode_chunk_reference and the bytes compared (--no-verify
+// skips it); the chunks per kind are listed. Counters: ns per sample, chunk
+// bytes per sample (without keys and B-tree pages: 1.054 here, 1.344 in
+// bench_lmdb_tsdb's compacted copy); a checksum of every chunk's bytes goes
+// to stderr (equal checksums: identical output).
+//
+// 2026-11-26 11:52 UTC, load 6-7, Release, BM_EncodeReplay CPU time per
+// sample, 3 alternating runs of 3 repetitions: session-6 encoder (a959ef2)
+// 33.9-34.0 ns, this one 7.7-8.3 ns; same bytes. By kind: constant chunks
+// (20,369 of 30,420) 2.4 ns, scaled integers (9,075) 20 ns, XOR (976) 15 ns.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
