@@ -116,8 +116,7 @@ void load_chunks() {
   size_t kinds[3] = {}, kind_samples[3] = {}, kind_bytes[3] = {};
   std::string a, b, c;
   for (const Chunk& ch : g_chunks) {
-    if (g_verify)
-      moni::tsdb::encode_chunk_reference(ch.ts.data(), ch.vs.data(), ch.ts.size(), a);
+    if (g_verify) moni::tsdb::encode_chunk_reference(ch.ts.data(), ch.vs.data(), ch.ts.size(), a);
     moni::tsdb::encode_chunk_best(ch.ts.data(), ch.vs.data(), ch.ts.size(), b);
     if (g_verify) {
       moni::tsdb::encode_chunk_best(ch.pairs.data(), ch.pairs.size(), c);
