@@ -35,29 +35,6 @@ constexpr std::string_view kAccept =
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
-// `s` with every byte that is not part of a valid UTF-8 sequence written as
-// \xNN: the parser's errors quote the offending line of the target's body,
-// and a log line must stay UTF-8 (journald and log shippers mangle it).
-std::string utf8_for_log(std::string_view s) {
-  if (text::detail::valid_utf8(s)) return std::string(s);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
-    if (n && i + n <= s.size() && text::detail::valid_utf8(s.substr(i, n))) {
-      out.append(s.substr(i, n));
-      i += n;
-    } else {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-      ++i;
-    }
-  }
-  return out;
-}
-
 std::string base64(std::string_view in) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -684,7 +661,7 @@ class ScrapeCollector : public moni::Collector {
       auto pr = t.parser.parse(*body, o);
       if (!pr) {
         error = "invalid " + std::string(o.format == text::Format::OpenMetrics ? "OpenMetrics" : "text format") +
-                " body: " + utf8_for_log(pr.error().message);
+                " body: " + pr.error().message;  // the parser escapes what is not UTF-8
       } else {
         scraped = pr->samples + pr->duplicates_dropped;
         for (const auto& m : t.parser.metadata()) tb.describe(m.family, m.type, m.help, m.unit);

@@ -211,6 +211,46 @@ inline bool valid_utf8(std::string_view s) {
   return true;
 }
 
+// Length of the valid UTF-8 sequence that starts at s[i] (1 for ASCII), 0
+// when the byte there starts none (stray continuation byte, overlong,
+// surrogate, above U+10FFFF, or cut short by the end of `s`).
+inline size_t utf8_sequence_length(std::string_view s, size_t i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) return 1;
+  size_t n = c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
+  if (n == 0 || n > s.size() - i || !valid_utf8(s.substr(i, n))) return 0;
+  return n;
+}
+
+// Appends `s` to `out` as valid UTF-8 text: bytes that are not part of a
+// valid UTF-8 sequence and ASCII control characters (0x00-0x1f, 0x7f) as
+// \xNN, each byte once; with `quoted`, '"' and '\\' also get a backslash.
+// Copies at most `max_bytes` of `s`, never splitting a multi-byte character,
+// and returns how many it consumed.
+inline size_t append_escaped(std::string& out, std::string_view s, bool quoted,
+                             size_t max_bytes = std::string_view::npos) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t n = utf8_sequence_length(s, i);
+    size_t take = n ? n : 1;
+    if (take > max_bytes - i) break;  // i <= max_bytes always
+    auto c = static_cast<unsigned char>(s[i]);
+    if (n == 0 || c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else if (quoted && (c == '"' || c == '\\')) {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else {
+      out.append(s.data() + i, n);
+    }
+    i += take;
+  }
+  return i;
+}
+
 // SWAR: does the 8-byte word contain a byte equal to b / a zero byte / a
 // byte >= 0x80?
 inline uint64_t has_zero(uint64_t x) {
@@ -266,6 +306,21 @@ inline const char* parse_float(const char* p, const char* e, double& out) {
 
 }  // namespace detail
 
+/// `s` made safe for a log line, an error string or JSON: every byte that is
+/// not part of a valid UTF-8 sequence (Latin-1 text, a stray continuation
+/// byte, an overlong form, a surrogate, a truncated character) and every
+/// ASCII control character is written as \xNN (so "/mnt/\xff" for the bytes
+/// 2f 6d 6e 74 2f ff); valid UTF-8, multi-byte characters included, is
+/// copied unchanged, as are quotes and backslashes. The result is always
+/// valid UTF-8. The parser's error messages are already escaped this way:
+/// do not apply it to them again.
+inline std::string escape_for_log(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  detail::append_escaped(out, s, false);
+  return out;
+}
+
 /// Parses exposition bodies into reusable buffers; keep one per thread (or
 /// per scrape target) so steady-state parsing allocates nothing.
 /// All-or-nothing: when parse() fails, the parser holds no samples.
@@ -273,7 +328,9 @@ inline const char* parse_float(const char* p, const char* e, double& out) {
 class Parser {
  public:
   /// Parses `body` (which must outlive the results). On error the message
-  /// starts with "line N, column M: " and quotes the offending line.
+  /// starts with "line N, column M: " and quotes the offending line; bytes
+  /// of the body that are not UTF-8 and control characters appear as \xNN,
+  /// so the message is valid UTF-8 (safe to log as is).
   Result<ParseStats> parse(std::string_view body, const ParseOptions& opt = {}) {
     clear();
     auto r = run(body, opt);
@@ -362,28 +419,16 @@ class Parser {
     bool om;
   };
 
+  // The message quotes the offending line; it is valid UTF-8 whatever the
+  // body holds (see escape_for_log), as `what` may quote body bytes too.
   Error fail(const Cursor& c, const char* at, std::string_view what) const {
     size_t col = static_cast<size_t>(at - c.line) + 1;
-    std::string msg = "line " + std::to_string(c.line_no) + ", column " + std::to_string(col) +
-                      ": " + std::string(what) + ": \"";
-    // Quote the line, at most 80 bytes, non-printables escaped.
-    const char* s = c.line;
-    const char* e = std::min(c.eol, c.line + 80);
-    for (; s < e; ++s) {
-      unsigned char ch = static_cast<unsigned char>(*s);
-      if (ch == '"' || ch == '\\') {
-        msg += '\\';
-        msg += static_cast<char>(ch);
-      } else if (ch < 0x20 || ch == 0x7f) {
-        static const char hex[] = "0123456789abcdef";
-        msg += "\\x";
-        msg += hex[ch >> 4];
-        msg += hex[ch & 15];
-      } else {
-        msg += static_cast<char>(ch);
-      }
-    }
-    if (e < c.eol) msg += "...";
+    std::string msg = "line " + std::to_string(c.line_no) + ", column " + std::to_string(col) + ": ";
+    detail::append_escaped(msg, what, false);
+    msg += ": \"";
+    // Quote the line, at most 80 bytes (whole characters), escaped.
+    std::string_view l(c.line, static_cast<size_t>(c.eol - c.line));
+    if (detail::append_escaped(msg, l, true, 80) < l.size()) msg += "...";
     msg += '"';
     return Error{std::move(msg)};
   }

@@ -526,3 +526,117 @@ TEST(Renderer, ReusedLayoutRendersNewValuesAsAFreshRender) {
   r.render(c.view(), out, o);
   EXPECT_EQ(out, "other 5\n");
 }
+
+// ---- error messages are valid UTF-8 whatever the body holds.
+#include <random>
+
+TEST(TextEscapeForLog, EscapesWhatIsNotUtf8AndControlsOnly) {
+  using t::escape_for_log;
+  EXPECT_EQ(escape_for_log(""), "");
+  EXPECT_EQ(escape_for_log("plain \"q\" \\ ok"), "plain \"q\" \\ ok");  // quotes, backslashes kept
+  EXPECT_EQ(escape_for_log("/mnt/\xff\xfe"), "/mnt/\\xff\\xfe");
+  EXPECT_EQ(escape_for_log("caf\xe9"), "caf\\xe9");                        // Latin-1
+  EXPECT_EQ(escape_for_log("a\tb\nc\x7f\x01"), "a\\x09b\\x0ac\\x7f\\x01");  // controls
+  EXPECT_EQ(escape_for_log(std::string("a\0b", 3)), "a\\x00b");
+  // Multi-byte UTF-8 (2, 3 and 4 bytes) is copied as is.
+  const std::string utf8 = "Gr\xc3\xbc\xc3\x9f" "e \xe2\x9c\x93 \xf0\x9f\x98\x80";
+  EXPECT_EQ(escape_for_log(utf8), utf8);
+  // Each byte of an ill-formed sequence once: surrogate, overlong, above
+  // U+10FFFF, stray continuation, a character cut short (middle and end).
+  EXPECT_EQ(escape_for_log("\xed\xa0\x80"), "\\xed\\xa0\\x80");
+  EXPECT_EQ(escape_for_log("\xc0\xaf/\xe0\x80\xaf"), "\\xc0\\xaf/\\xe0\\x80\\xaf");
+  EXPECT_EQ(escape_for_log("\xf4\x90\x80\x80|\xf5"), "\\xf4\\x90\\x80\\x80|\\xf5");
+  EXPECT_EQ(escape_for_log("\x80x"), "\\x80x");
+  EXPECT_EQ(escape_for_log("\xe2\x9c-\xe2\x9c"), "\\xe2\\x9c-\\xe2\\x9c");
+  EXPECT_EQ(escape_for_log("\xf0\x9f\x98"), "\\xf0\\x9f\\x98");
+  // Every result is valid UTF-8, every single byte included.
+  for (int c = 0; c < 256; ++c) {
+    std::string s(1, static_cast<char>(c));
+    std::string e = escape_for_log(s);
+    EXPECT_TRUE(t::detail::valid_utf8(e)) << c;
+    EXPECT_EQ(e == s, c >= 0x20 && c < 0x7f) << c;
+  }
+}
+
+// A line with a byte that is not UTF-8 fails with a message that is itself
+// valid UTF-8 and shows that byte as \xff; everything else of the line, and
+// what the message says about it, reads as before.
+TEST(TextParse, ErrorsQuoteBytesThatAreNotUtf8Escaped) {
+  struct Case {
+    t::Format f;
+    std::string body, want;
+  } cases[] = {
+      {t::Format::Text, "ok 1\nx{path=\"/mnt/\xff\"} 1\n",
+       "line 2, column 9: invalid UTF-8 in label value: \"x{path=\\\"/mnt/\\xff\\\"} 1\""},
+      {t::Format::OpenMetrics, "x{path=\"\xed\xa0\x80\"} 1\n# EOF\n",
+       "line 1, column 9: invalid UTF-8 in label value: \"x{path=\\\"\\xed\\xa0\\x80\\\"} 1\""},
+      {t::Format::Text, "# HELP x caf\xe9 \\\\ tab\tend\n",
+       "line 1, column 10: invalid UTF-8 in HELP text: \"# HELP x caf\\xe9 \\\\\\\\ tab\\x09end\""},
+      // Body bytes inside the description itself are escaped too.
+      {t::Format::Text, "# TYPE x caf\xe9\n",
+       "line 1, column 10: invalid metric type 'caf\\xe9': \"# TYPE x caf\\xe9\""},
+      {t::Format::Text, "x 1\xff\n", "line 1, column 3: invalid value '1\\xff': \"x 1\\xff\""},
+      {t::Format::Text, "x{a=\"\\\xff\"} 1\n",
+       "line 1, column 6: invalid escape sequence '\\\\xff' in label value"},
+      {t::Format::Text, "x\xff 1\n", "line 1, column 2: expected a blank before the value: \"x\\xff 1\""},
+      {t::Format::Text, "\xfe 1\n", "line 1, column 1: invalid metric name: \"\\xfe 1\""},
+      // Valid multi-byte UTF-8 is quoted as is.
+      {t::Format::Text, "# TYPE x gr\xc3\xbc\xc3\x9f\n",
+       "invalid metric type 'gr\xc3\xbc\xc3\x9f': \"# TYPE x gr\xc3\xbc\xc3\x9f\""},
+  };
+  for (const auto& c : cases) {
+    auto p = parse(c.body, c.f);
+    ASSERT_FALSE(p->r.ok()) << c.body;
+    const std::string& m = p->r.error().message;
+    EXPECT_TRUE(t::detail::valid_utf8(m)) << t::escape_for_log(m);
+    EXPECT_NE(m.find(c.want), std::string::npos) << t::escape_for_log(m) << "\nwant " << c.want;
+    EXPECT_EQ(p->p.size(), 0u);
+  }
+}
+
+// The quote stops at 80 bytes without cutting a multi-byte character in two.
+TEST(TextParse, ErrorQuoteIsCutBetweenCharacters) {
+  const std::string head = "m{a=\"" + std::string(74, 'a');  // 79 bytes
+  auto p = parse(head + "\xc3\xa9\xff\"} 1\n");  // é spans bytes 80-81
+  ASSERT_FALSE(p->r.ok());
+  const std::string& m = p->r.error().message;
+  EXPECT_TRUE(t::detail::valid_utf8(m)) << t::escape_for_log(m);
+  std::string want_tail = std::string(74, 'a') + "...\"";
+  EXPECT_EQ(m.substr(m.size() - want_tail.size()), want_tail) << m;
+  // A byte that is not UTF-8 at byte 80 is escaped whole, then the cut.
+  p = parse(head + "\xff\xc3\xa9\"} 1\n");
+  ASSERT_FALSE(p->r.ok());
+  EXPECT_NE(p->r.error().message.find(std::string(74, 'a') + "\\xff...\""), std::string::npos)
+      << p->r.error().message;
+  // A line of exactly 80 bytes is quoted whole.
+  p = parse("m{a=\"" + std::string(70, 'b') + "\xff\"} 1\n");  // 5 + 70 + 1 + 4 bytes
+  ASSERT_FALSE(p->r.ok());
+  const std::string& whole = p->r.error().message;
+  const std::string end = std::string(70, 'b') + "\\xff\\\"} 1\"";
+  EXPECT_EQ(whole.substr(whole.size() - end.size()), end) << whole;
+}
+
+// Random bytes spliced into valid lines, both formats: whatever fails, its
+// message is valid UTF-8.
+TEST(TextParse, EveryErrorMessageIsValidUtf8) {
+  const std::string lines[] = {"# HELP a_total Some help.\n", "# TYPE a_total counter\n",
+                               "a_total{x=\"1\",y=\"z\"} 3 1000\n", "b 1.5\n", "# EOF\n",
+                               "c{p=\"/mnt/a\\\\b\\n\\\"\"} NaN\n", "# UNIT d_seconds seconds\n"};
+  std::mt19937 rng(20261126);
+  size_t failed = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string body;
+    for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k) body += lines[rng() % std::size(lines)];
+    for (int k = 0, n = 1 + static_cast<int>(rng() % 3); k < n; ++k) {
+      size_t at = rng() % body.size();
+      uint32_t r = rng();
+      if (r & 1) body[at] = static_cast<char>(0x80 | (r >> 8));  // a high byte
+      else body.insert(at, 1, static_cast<char>(r >> 8));          // any byte
+    }
+    auto p = parse(body, (i & 1) ? t::Format::OpenMetrics : t::Format::Text);
+    if (p->r.ok()) continue;
+    ++failed;
+    ASSERT_TRUE(t::detail::valid_utf8(p->r.error().message)) << t::escape_for_log(p->r.error().message);
+  }
+  EXPECT_GT(failed, 15000u);
+}
