@@ -660,7 +660,8 @@ class ScrapeCollector : public moni::Collector {
       o.duplicates = text::Duplicates::DropLater;
       auto pr = t.parser.parse(*body, o);
       if (!pr) {
-        error = "invalid " + std::string(o.format == text::Format::OpenMetrics ? "OpenMetrics" : "text format") +
+        error = "invalid " +
+                std::string(o.format == text::Format::OpenMetrics ? "OpenMetrics" : "text format") +
                 " body: " + pr.error().message;  // the parser escapes what is not UTF-8
       } else {
         scraped = pr->samples + pr->duplicates_dropped;

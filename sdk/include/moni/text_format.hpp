@@ -423,7 +423,8 @@ class Parser {
   // body holds (see escape_for_log), as `what` may quote body bytes too.
   Error fail(const Cursor& c, const char* at, std::string_view what) const {
     size_t col = static_cast<size_t>(at - c.line) + 1;
-    std::string msg = "line " + std::to_string(c.line_no) + ", column " + std::to_string(col) + ": ";
+    std::string msg =
+        "line " + std::to_string(c.line_no) + ", column " + std::to_string(col) + ": ";
     detail::append_escaped(msg, what, false);
     msg += ": \"";
     // Quote the line, at most 80 bytes (whole characters), escaped.

@@ -136,7 +136,8 @@ TEST(NodeTextfile, LabelValueNotUtf8FailsItsFileAndNothingRawIsEmitted) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string bad_body = "# TYPE mount_info gauge\nmount_info{path=\"/mnt/\xff\"} 1\n";
-  std::ofstream(dir / "a_good.prom") << "good_metric{path=\"/mnt/Gr\xc3\xbc\xc3\x9f" "e\"} 1\n";
+  std::ofstream(dir / "a_good.prom") << "good_metric{path=\"/mnt/Gr\xc3\xbc\xc3\x9f"
+                                        "e\"} 1\n";
   std::ofstream(dir / "b_bad.prom") << bad_body;
   const std::string odd_name = "c_\xe9t\xe9.prom";  // Latin-1 file name
   std::ofstream(dir / odd_name) << "odd_name_metric 7\n";
@@ -145,10 +146,15 @@ TEST(NodeTextfile, LabelValueNotUtf8FailsItsFileAndNothingRawIsEmitted) {
   OwnedBatch b = collect(*p);
   EXPECT_EQ(value(b, "node_textfile_scrape_error"), 1);
   EXPECT_EQ(value(b, "node_scrape_collector_success", "collector", "textfile"), 1);
-  EXPECT_EQ(value(b, "good_metric", "path", "/mnt/Gr\xc3\xbc\xc3\x9f" "e"), 1);
+  EXPECT_EQ(value(b, "good_metric", "path",
+                  "/mnt/Gr\xc3\xbc\xc3\x9f"
+                  "e"),
+            1);
   EXPECT_EQ(b.find("mount_info").size(), 0u);
-  EXPECT_EQ(b.find("node_textfile_mtime_seconds", "file", (dir / "b_bad.prom").string()).size(), 0u);
-  EXPECT_EQ(b.find("node_textfile_mtime_seconds", "file", (dir / "a_good.prom").string()).size(), 1u);
+  EXPECT_EQ(b.find("node_textfile_mtime_seconds", "file", (dir / "b_bad.prom").string()).size(),
+            0u);
+  EXPECT_EQ(b.find("node_textfile_mtime_seconds", "file", (dir / "a_good.prom").string()).size(),
+            1u);
   EXPECT_EQ(value(b, "odd_name_metric"), 7);
   const std::string odd_path = (dir / odd_name).string();
   EXPECT_EQ(b.find("node_textfile_mtime_seconds", "file", odd_path).size(), 1u);
@@ -160,17 +166,22 @@ TEST(NodeTextfile, LabelValueNotUtf8FailsItsFileAndNothingRawIsEmitted) {
     }
   for (const auto& m : b.metadata) {
     // The default HELP names the file: the host empties that HELP text.
-    if (m.family == "odd_name_metric") EXPECT_EQ(m.help, "Metric read from " + odd_path);
-    else EXPECT_TRUE(moni::text::detail::valid_utf8(m.help)) << moni::text::escape_for_log(m.help);
+    if (m.family == "odd_name_metric")
+      EXPECT_EQ(m.help, "Metric read from " + odd_path);
+    else
+      EXPECT_TRUE(moni::text::detail::valid_utf8(m.help)) << moni::text::escape_for_log(m.help);
   }
-  for (const auto& l : p->logs()) EXPECT_TRUE(moni::text::detail::valid_utf8(l)) << moni::text::escape_for_log(l);
+  for (const auto& l : p->logs())
+    EXPECT_TRUE(moni::text::detail::valid_utf8(l)) << moni::text::escape_for_log(l);
   // What the textfile collector's parser says about b_bad.prom.
   moni::text::Parser parser;
   auto r = parser.parse(bad_body);
   ASSERT_FALSE(r.ok());
-  EXPECT_TRUE(moni::text::detail::valid_utf8(r.error().message)) << moni::text::escape_for_log(r.error().message);
-  EXPECT_EQ(r.error().message,
-            "line 2, column 18: invalid UTF-8 in label value: \"mount_info{path=\\\"/mnt/\\xff\\\"} 1\"");
+  EXPECT_TRUE(moni::text::detail::valid_utf8(r.error().message))
+      << moni::text::escape_for_log(r.error().message);
+  EXPECT_EQ(
+      r.error().message,
+      "line 2, column 18: invalid UTF-8 in label value: \"mount_info{path=\\\"/mnt/\\xff\\\"} 1\"");
   fs::remove_all(dir);
 }
 

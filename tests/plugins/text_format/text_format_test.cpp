@@ -535,11 +535,13 @@ TEST(TextEscapeForLog, EscapesWhatIsNotUtf8AndControlsOnly) {
   EXPECT_EQ(escape_for_log(""), "");
   EXPECT_EQ(escape_for_log("plain \"q\" \\ ok"), "plain \"q\" \\ ok");  // quotes, backslashes kept
   EXPECT_EQ(escape_for_log("/mnt/\xff\xfe"), "/mnt/\\xff\\xfe");
-  EXPECT_EQ(escape_for_log("caf\xe9"), "caf\\xe9");                        // Latin-1
+  EXPECT_EQ(escape_for_log("caf\xe9"), "caf\\xe9");                         // Latin-1
   EXPECT_EQ(escape_for_log("a\tb\nc\x7f\x01"), "a\\x09b\\x0ac\\x7f\\x01");  // controls
   EXPECT_EQ(escape_for_log(std::string("a\0b", 3)), "a\\x00b");
   // Multi-byte UTF-8 (2, 3 and 4 bytes) is copied as is.
-  const std::string utf8 = "Gr\xc3\xbc\xc3\x9f" "e \xe2\x9c\x93 \xf0\x9f\x98\x80";
+  const std::string utf8 =
+      "Gr\xc3\xbc\xc3\x9f"
+      "e \xe2\x9c\x93 \xf0\x9f\x98\x80";
   EXPECT_EQ(escape_for_log(utf8), utf8);
   // Each byte of an ill-formed sequence once: surrogate, overlong, above
   // U+10FFFF, stray continuation, a character cut short (middle and end).
@@ -578,7 +580,8 @@ TEST(TextParse, ErrorsQuoteBytesThatAreNotUtf8Escaped) {
       {t::Format::Text, "x 1\xff\n", "line 1, column 3: invalid value '1\\xff': \"x 1\\xff\""},
       {t::Format::Text, "x{a=\"\\\xff\"} 1\n",
        "line 1, column 6: invalid escape sequence '\\\\xff' in label value"},
-      {t::Format::Text, "x\xff 1\n", "line 1, column 2: expected a blank before the value: \"x\\xff 1\""},
+      {t::Format::Text, "x\xff 1\n",
+       "line 1, column 2: expected a blank before the value: \"x\\xff 1\""},
       {t::Format::Text, "\xfe 1\n", "line 1, column 1: invalid metric name: \"\\xfe 1\""},
       // Valid multi-byte UTF-8 is quoted as is.
       {t::Format::Text, "# TYPE x gr\xc3\xbc\xc3\x9f\n",
@@ -597,7 +600,7 @@ TEST(TextParse, ErrorsQuoteBytesThatAreNotUtf8Escaped) {
 // The quote stops at 80 bytes without cutting a multi-byte character in two.
 TEST(TextParse, ErrorQuoteIsCutBetweenCharacters) {
   const std::string head = "m{a=\"" + std::string(74, 'a');  // 79 bytes
-  auto p = parse(head + "\xc3\xa9\xff\"} 1\n");  // é spans bytes 80-81
+  auto p = parse(head + "\xc3\xa9\xff\"} 1\n");              // é spans bytes 80-81
   ASSERT_FALSE(p->r.ok());
   const std::string& m = p->r.error().message;
   EXPECT_TRUE(t::detail::valid_utf8(m)) << t::escape_for_log(m);
@@ -619,24 +622,32 @@ TEST(TextParse, ErrorQuoteIsCutBetweenCharacters) {
 // Random bytes spliced into valid lines, both formats: whatever fails, its
 // message is valid UTF-8.
 TEST(TextParse, EveryErrorMessageIsValidUtf8) {
-  const std::string lines[] = {"# HELP a_total Some help.\n", "# TYPE a_total counter\n",
-                               "a_total{x=\"1\",y=\"z\"} 3 1000\n", "b 1.5\n", "# EOF\n",
-                               "c{p=\"/mnt/a\\\\b\\n\\\"\"} NaN\n", "# UNIT d_seconds seconds\n"};
+  const std::string lines[] = {"# HELP a_total Some help.\n",
+                               "# TYPE a_total counter\n",
+                               "a_total{x=\"1\",y=\"z\"} 3 1000\n",
+                               "b 1.5\n",
+                               "# EOF\n",
+                               "c{p=\"/mnt/a\\\\b\\n\\\"\"} NaN\n",
+                               "# UNIT d_seconds seconds\n"};
   std::mt19937 rng(20261126);
   size_t failed = 0;
   for (int i = 0; i < 20000; ++i) {
     std::string body;
-    for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k) body += lines[rng() % std::size(lines)];
+    for (int k = 0, n = 1 + static_cast<int>(rng() % 4); k < n; ++k)
+      body += lines[rng() % std::size(lines)];
     for (int k = 0, n = 1 + static_cast<int>(rng() % 3); k < n; ++k) {
       size_t at = rng() % body.size();
       uint32_t r = rng();
-      if (r & 1) body[at] = static_cast<char>(0x80 | (r >> 8));  // a high byte
-      else body.insert(at, 1, static_cast<char>(r >> 8));          // any byte
+      if (r & 1)
+        body[at] = static_cast<char>(0x80 | (r >> 8));  // a high byte
+      else
+        body.insert(at, 1, static_cast<char>(r >> 8));  // any byte
     }
     auto p = parse(body, (i & 1) ? t::Format::OpenMetrics : t::Format::Text);
     if (p->r.ok()) continue;
     ++failed;
-    ASSERT_TRUE(t::detail::valid_utf8(p->r.error().message)) << t::escape_for_log(p->r.error().message);
+    ASSERT_TRUE(t::detail::valid_utf8(p->r.error().message))
+        << t::escape_for_log(p->r.error().message);
   }
   EXPECT_GT(failed, 15000u);
 }
