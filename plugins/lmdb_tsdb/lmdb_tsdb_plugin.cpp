@@ -168,6 +168,10 @@ class LmdbTsdb : public Storage {
     out.add("moni_tsdb_invalid_samples_total", {}, double(s.invalid));
     counter("moni_tsdb_commits_total", "Write transactions committed (one per batch).");
     out.add("moni_tsdb_commits_total", {}, double(s.commits));
+    counter("moni_tsdb_exclusive_commits_total",
+            "Batches written while every other writer waited (new series or metadata, a batch "
+            "shape seen for the first time, series shared by several shapes, housekeeping).");
+    out.add("moni_tsdb_exclusive_commits_total", {}, double(s.exclusive_commits));
     counter("moni_tsdb_chunks_closed_total", "Head chunks closed into stored chunks.");
     out.add("moni_tsdb_chunks_closed_total", {}, double(s.chunks_closed));
     counter("moni_tsdb_write_errors_total", "Batches that could not be stored.");

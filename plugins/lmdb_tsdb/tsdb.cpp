@@ -586,6 +586,7 @@ Result<std::pair<WriteResult, uint64_t>> Db::finish(const BatchView& batch, Writ
   stats_.duplicate_ignored += wr.duplicate_ignored;
   stats_.invalid += wr.invalid;
   ++stats_.commits;
+  if (exclusive) ++stats_.exclusive_commits;
   return std::make_pair(wr, durable_at);
 }
 
@@ -628,9 +629,10 @@ Db::Resolve Db::resolve(const BatchView& batch, WriteScratch& sc) {
       std::lock_guard<std::mutex> l(pos_mu_);
       auto it = by_position_.find(sig);
       if (it == by_position_.end()) {
-        if (by_position_.size() > 256) by_position_.clear();
+        if (by_position_.size() >= kMaxShapes) evict_shapes();
         it = by_position_.emplace(sig, std::make_shared<PosEntry>(next_token_++)).first;
       }
+      it->second->last_use = ++pos_clock_;
       sc.pos = it->second;
     }
     sc.pos_lock = std::unique_lock<std::mutex>(sc.pos->mu, std::try_to_lock);
@@ -679,6 +681,19 @@ Db::Resolve Db::resolve(const BatchView& batch, WriteScratch& sc) {
       create = true;
   }
   return create ? Resolve::Create : Resolve::Ok;
+}
+
+// Forgets the least recently used half of the batch shapes (pos_mu_): the
+// others keep their series and run in parallel. Shapes that change every
+// cycle (a varying sample count) would otherwise grow the map without end.
+void Db::evict_shapes() {
+  std::vector<uint64_t> uses;
+  uses.reserve(by_position_.size());
+  for (const auto& [sig, e] : by_position_) uses.push_back(e->last_use);
+  auto mid = uses.begin() + static_cast<std::ptrdiff_t>(uses.size() / 2);
+  std::nth_element(uses.begin(), mid, uses.end());
+  const uint64_t cutoff = *mid;
+  std::erase_if(by_position_, [cutoff](const auto& kv) { return kv.second->last_use <= cutoff; });
 }
 
 // The id of an existing series with these labels, or 0 (readers of the
@@ -977,18 +992,22 @@ void Db::cut(Series& s, BatchState& b) {
 
 namespace {
 // Encodes ts/vs[lo, hi) as one chunk, or split in halves while too big.
-void encode_split(const int64_t* ts, const double* vs, size_t lo, size_t hi,
-                  std::vector<std::pair<int64_t, std::string>>& out, size_t& n) {
+// From a head's (t, v) pairs when `hs` is set, else from ts/vs.
+void encode_split(const int64_t* ts, const double* vs, const HeadSample* hs, size_t lo,
+                  size_t hi, std::vector<std::pair<int64_t, std::string>>& out, size_t& n) {
   if (n == out.size()) out.emplace_back();
   std::string& blob = out[n].second;
-  encode_chunk_best(ts + lo, vs + lo, hi - lo, blob);
+  if (hs)
+    encode_chunk_best(hs + lo, hi - lo, blob);
+  else
+    encode_chunk_best(ts + lo, vs + lo, hi - lo, blob);
   if (blob.size() > kMaxChunkBytes && hi - lo > 1) {
     size_t mid = lo + (hi - lo) / 2;
-    encode_split(ts, vs, lo, mid, out, n);
-    encode_split(ts, vs, mid, hi, out, n);
+    encode_split(ts, vs, hs, lo, mid, out, n);
+    encode_split(ts, vs, hs, mid, hi, out, n);
     return;
   }
-  out[n++].first = ts[lo];
+  out[n++].first = hs ? hs[lo].t : ts[lo];
 }
 }  // namespace
 
@@ -1019,27 +1038,14 @@ int Db::store_cuts(const std::vector<std::shared_ptr<const CutData>>& work) {
     size_t n = 0;
   };
   auto encode = [&work](size_t from, size_t to, Encoded& e) {
-    std::vector<int64_t> tv;
-    std::vector<double> vv;
     for (size_t w = from; w < to; ++w) {
       const CutData& cd = *work[w];
-      const int64_t* ts = cd.xts.data();
-      const double* vs = cd.xvs.data();
-      if (cd.arrays.cap() > 0) {  // a head's block: the codec takes arrays
-        tv.resize(cd.n);
-        vv.resize(cd.n);
-        const HeadSample* hs = cd.arrays.data();
-        for (size_t i = 0; i < cd.n; ++i) {
-          tv[i] = hs[i].t;
-          vv[i] = hs[i].v;
-        }
-        ts = tv.data();
-        vs = vv.data();
-      }
+      // A head's block goes to the codec as (t, v) pairs, without a copy.
+      const HeadSample* hs = cd.arrays.cap() > 0 ? cd.arrays.data() : nullptr;
       for (size_t c = 0; c < cd.starts.size(); ++c) {
         size_t lo = cd.starts[c];
         size_t hi = c + 1 < cd.starts.size() ? cd.starts[c + 1] : cd.n;
-        if (lo < hi) encode_split(ts, vs, lo, hi, e.out, e.n);
+        if (lo < hi) encode_split(cd.xts.data(), cd.xvs.data(), hs, lo, hi, e.out, e.n);
       }
       e.ids.resize(e.n, cd.id);
     }

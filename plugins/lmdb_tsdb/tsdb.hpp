@@ -47,7 +47,7 @@ struct Options {
 /// Counters exported as self metrics. Thread-safety: atomics.
 struct Stats {
   std::atomic<uint64_t> samples_appended{0}, out_of_order{0}, duplicate_rejected{0},
-      duplicate_ignored{0}, invalid{0}, commits{0}, chunks_closed{0}, write_errors_disk_full{0},
+      duplicate_ignored{0}, invalid{0}, commits{0}, exclusive_commits{0}, chunks_closed{0}, write_errors_disk_full{0},
       write_errors_other{0}, map_grows{0}, retention_chunks_age{0}, retention_chunks_size{0},
       retention_series{0}, backups_ok{0}, backups_failed{0};
   std::atomic<int64_t> last_backup_ms{0}, series{0};
@@ -311,13 +311,19 @@ class Db {
   struct PosEntry {
     explicit PosEntry(uint64_t t) : token(t) {}
     const uint64_t token;  // owner of the series its batches own (never 0)
+    uint64_t last_use = 0;  // pos_clock_ at its last lookup (pos_mu_)
     std::mutex mu;
     std::vector<uint32_t> ids;
     uint64_t last_seq = UINT64_MAX;
   };
-  std::mutex pos_mu_;  // the map itself and next_token_
-  uint64_t next_token_ = 1;
+  std::mutex pos_mu_;  // the map itself, next_token_, pos_clock_, last_use
+  uint64_t next_token_ = 1, pos_clock_ = 0;
+  // Shapes remembered: one per scrape target and collector, so well above
+  // the targets one server scrapes; past it the least recently used half
+  // is forgotten (evict_shapes).
+  static constexpr size_t kMaxShapes = 8192;
   std::unordered_map<uint64_t, std::shared_ptr<PosEntry>> by_position_;
+  void evict_shapes();
   uint64_t cycle_ = 1, cycle_max_ = 0, cycle_until_ = 64, next_stale_scan_ = 0;
   /// WAL records after which a head counts as stale: checkpoint_records
   /// collection cycles.

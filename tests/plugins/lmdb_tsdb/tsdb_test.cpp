@@ -1103,6 +1103,37 @@ TEST(LmdbTsdb, WritersSharingSeriesInDifferentShapes) {
   EXPECT_TRUE(same(dump(**db2), before));
 }
 
+// Batches of a known shape whose series it owns run without stopping the
+// other writers, also with many more shapes (scrape targets) than a
+// handful: only the first cycle, which creates the series, and the batches
+// of shapes that change (here one target whose series count grows every
+// cycle) are exclusive.
+TEST(LmdbTsdb, ManyTargetsRunInParallelAfterTheirFirstCycle) {
+  TempDir dir;
+  auto db = moni::tsdb::Db::open(opts(dir.str()));
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  constexpr int kTargets = 1000, kCycles = 4;
+  Batch b;
+  for (int c = 0; c < kCycles; ++c) {
+    for (int t = 0; t < kTargets; ++t) {
+      b.clear();
+      for (int s = 0; s < 3; ++s)
+        b.add("up", {{"instance", std::to_string(t)}, {"s", std::to_string(s)}}, c, kT0 + c * 15000LL);
+      auto r = (*db)->write(BatchView(b.view()));
+      ASSERT_TRUE(r.ok() && r->appended == 3) << t;
+    }
+    b.clear();
+    for (int s = 0; s <= c; ++s) b.add("growing", {{"s", std::to_string(s)}}, c, kT0 + c * 15000LL);
+    ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
+    uint64_t excl = (*db)->stats().exclusive_commits.load();
+    if (c == 0)
+      EXPECT_EQ(excl, uint64_t{kTargets + 1});
+    else
+      EXPECT_EQ(excl, static_cast<uint64_t>(kTargets + 1 + c)) << "cycle " << c;
+  }
+  EXPECT_EQ((*db)->stats().commits.load(), uint64_t{(kTargets + 1) * kCycles});
+}
+
 // The plugin declares concurrent writes (ABI 1.2), and its write() taken
 // from several threads through the plugin ABI stores every batch.
 TEST(LmdbTsdb, PluginDeclaresAndTakesConcurrentWrites) {
