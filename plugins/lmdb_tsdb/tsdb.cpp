@@ -568,6 +568,7 @@ Result<std::pair<WriteResult, uint64_t>> Db::finish(const BatchView& batch, Writ
   stale_due_.store(wal_seq_ - wal_first_ > checkpoint() && wal_seq_ >= next_stale_scan_,
                    std::memory_order_release);
   if (!exclusive) wl.unlock();
+  if (!exclusive && wr.appended > 0 && opt_.test_after_wal_append) opt_.test_after_wal_append(seq);
   commit_heads(b, seq);
   if (!exclusive && wr.appended > 0) {
     std::lock_guard<std::mutex> il(inflight_mu_);

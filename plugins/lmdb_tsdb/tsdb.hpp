@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <moni/batch.hpp>
 #include <moni/result.hpp>
@@ -42,6 +43,9 @@ struct Options {
   uint32_t checkpoint_records = 480;
   bool read_only = false;
   bool no_lock = false;  // read-only inspection of a copy (restore checks)
+  // Tests only: called by a write() running in parallel with others after
+  // its WAL append and before its heads are published (record number).
+  std::function<void(uint64_t)> test_after_wal_append;
 };
 
 /// Counters exported as self metrics. Thread-safety: atomics.

@@ -9,6 +9,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -1132,6 +1133,90 @@ TEST(LmdbTsdb, ManyTargetsRunInParallelAfterTheirFirstCycle) {
       EXPECT_EQ(excl, static_cast<uint64_t>(kTargets + 1 + c)) << "cycle " << c;
   }
   EXPECT_EQ((*db)->stats().commits.load(), uint64_t{(kTargets + 1) * kCycles});
+}
+
+// A batch running in parallel with others starts new heads (after a flush
+// they are empty) with its WAL record; until it publishes them, nobody
+// sees those heads, so the WAL must be kept from its record: here another
+// target writes dozens of records, cutting its heads, while the first
+// batch waits between its append and its publication. A copy of the
+// directory taken afterwards, as a crash would leave it, holds the
+// acknowledged batch.
+TEST(LmdbTsdb, WalKeptForABatchBetweenItsAppendAndItsPublication) {
+  TempDir dir, copy;
+  auto o = opts(dir.str());
+  o.sync = moni::tsdb::SyncMode::None;
+  o.head_chunk_samples = 4;   // the other target's heads move on quickly
+  o.checkpoint_records = 32;  // WAL segments of 16-32 records
+  std::mutex m;
+  std::condition_variable cv;
+  bool waiting = false, go = false;
+  std::atomic<std::thread::id> hold{};
+  o.test_after_wal_append = [&](uint64_t) {
+    if (std::this_thread::get_id() != hold.load()) return;
+    std::unique_lock<std::mutex> l(m);
+    waiting = true;
+    cv.notify_all();
+    // Bounded: should the other writer need the database exclusively (a
+    // due scan for stale heads), it waits for this one.
+    cv.wait_for(l, std::chrono::seconds(1), [&] { return go; });
+  };
+  auto db = moni::tsdb::Db::open(o);
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  auto batch = [](const std::string& target, int k, Batch& b) {
+    b.clear();
+    for (int s = 0; s < 3; ++s)
+      b.add("m", {{"s", std::to_string(s)}, {"target", target}}, k * 10.0 + s, kT0 + k * 15000LL);
+  };
+  Batch b;
+  for (int k = 0; k < 6; ++k)
+    for (const char* t : {"x", "y"}) {
+      batch(t, k, b);
+      ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
+    }
+  ASSERT_TRUE((*db)->flush_heads().ok());  // every head empty, the WAL dropped
+  std::thread x([&] {
+    hold = std::this_thread::get_id();
+    Batch bx;
+    batch("x", 6, bx);
+    auto r = (*db)->write(BatchView(bx.view()));
+    EXPECT_TRUE(r.ok() && r->appended == 3);
+  });
+  {
+    std::unique_lock<std::mutex> l(m);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(10), [&] { return waiting; }));
+  }
+  for (int k = 6; k < 90; ++k) {
+    batch("y", k, b);
+    ASSERT_TRUE((*db)->write(BatchView(b.view())).ok());
+  }
+  ASSERT_TRUE((*db)->wait_background().ok());
+  {
+    std::lock_guard<std::mutex> l(m);
+    go = true;
+  }
+  cv.notify_all();
+  x.join();  // acknowledged
+  ASSERT_TRUE((*db)->wait_background().ok());
+  // The directory as a crash now would leave it (nothing is being written).
+  for (const auto& e : fs::recursive_directory_iterator(dir.path)) {
+    auto rel = fs::relative(e.path(), dir.path);
+    if (e.is_directory())
+      fs::create_directories(copy.path / rel);
+    else if (e.path().filename() != "lock.mdb")
+      fs::copy_file(e.path(), copy.path / rel, fs::copy_options::overwrite_existing);
+  }
+  auto o2 = opts(copy.str());
+  auto db2 = moni::tsdb::Db::open(o2);
+  ASSERT_TRUE(db2.ok()) << db2.error().message;
+  Dump d = dump(**db2);
+  for (int s = 0; s < 3; ++s) {
+    auto it = d.find("__name__=m,s=" + std::to_string(s) + ",target=x");
+    ASSERT_NE(it, d.end());
+    ASSERT_EQ(it->second.first.size(), 7u) << "series " << s;
+    EXPECT_EQ(it->second.first.back(), kT0 + 6 * 15000LL);
+    EXPECT_EQ(it->second.second.back(), 60.0 + s);
+  }
 }
 
 // The plugin declares concurrent writes (ABI 1.2), and its write() taken
