@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "tsdb.hpp"
+#include "tsdb_test_util.hpp"
 #include "wal_log.hpp"
 
 namespace fs = std::filesystem;
@@ -31,54 +32,11 @@ using moni::BatchView;
 
 namespace {
 
-constexpr int64_t kT0 = 1700000000000;
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() /
-           ("lmdb_tsdb_parallel_review_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-using Dump = std::map<std::string, std::pair<std::vector<int64_t>, std::vector<double>>>;
-
-Dump dump(moni::tsdb::Db& db) {
-  Dump out;
-  auto c = db.select(std::vector<moni::Matcher>{}, INT64_MIN, INT64_MAX, true);
-  EXPECT_TRUE(c.ok());
-  if (!c.ok()) return out;
-  moni_series_view v{};
-  for (;;) {
-    auto r = (*c)->next(v);
-    EXPECT_TRUE(r.ok());
-    if (!r.ok() || !*r) break;
-    std::string key;
-    for (uint32_t i = 0; i < v.label_count; ++i)
-      key += (i ? "," : "") + std::string(moni::sv(v.labels[i].name)) + "=" +
-             std::string(moni::sv(v.labels[i].value));
-    auto& e = out[key];
-    e.first.assign(v.timestamps_ms, v.timestamps_ms + v.sample_count);
-    e.second.assign(v.values, v.values + v.sample_count);
-  }
-  return out;
-}
-
-bool same(const Dump& a, const Dump& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& [k, e] : a) {
-    auto it = b.find(k);
-    if (it == b.end() || it->second.first != e.first || it->second.second.size() != e.second.size())
-      return false;
-    for (size_t i = 0; i < e.second.size(); ++i)
-      if (std::bit_cast<uint64_t>(e.second[i]) != std::bit_cast<uint64_t>(it->second.second[i]))
-        return false;
-  }
-  return true;
-}
+using tsdb_test::Dump;
+using tsdb_test::dump;
+using tsdb_test::kT0;
+using tsdb_test::same;
+using tsdb_test::TempDir;
 
 // Bit patterns that any mix-up shows: NaN payloads, the staleness marker.
 double value_of(int series, uint64_t k) {

@@ -22,6 +22,7 @@
 #include "importer.hpp"
 #include "lmdb_keys.hpp"
 #include "plugin_harness.hpp"
+#include "tsdb_test_util.hpp"
 
 namespace fs = std::filesystem;
 using moni::Batch;
@@ -30,26 +31,13 @@ using moni::Matcher;
 using moni::MatchType;
 using moni::StorageClient;
 using moni::testing::PluginHarness;
+using tsdb_test::Dump;
+using tsdb_test::dump;
+using tsdb_test::kT0;
+using tsdb_test::same;
+using tsdb_test::TempDir;
 
 namespace {
-
-constexpr int64_t kT0 = 1700000000000;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() /
-           ("lmdb_tsdb_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-  std::string str() const { return path.string(); }
-};
 
 std::unique_ptr<PluginHarness> load(const std::string& data_dir, const std::string& toml = "") {
   auto h = PluginHarness::load(moni::testing::plugin_path("lmdb_tsdb"), toml, "tsdb", data_dir);
@@ -567,41 +555,6 @@ TEST(LmdbTsdb, ConfigErrorsAreReported) {
 }
 
 namespace {
-using Dump = std::map<std::string, std::pair<std::vector<int64_t>, std::vector<double>>>;
-// All samples of every series, by label set ("n=v,n=v").
-Dump dump(moni::tsdb::Db& db) {
-  Dump out;
-  auto c = db.select(std::vector<Matcher>{}, INT64_MIN, INT64_MAX, true);
-  EXPECT_TRUE(c.ok());
-  if (!c.ok()) return out;
-  moni_series_view v{};
-  for (;;) {
-    auto r = (*c)->next(v);
-    EXPECT_TRUE(r.ok());
-    if (!r.ok() || !*r) break;
-    std::string key;
-    for (uint32_t i = 0; i < v.label_count; ++i)
-      key += (i ? "," : "") + std::string(moni::sv(v.labels[i].name)) + "=" +
-             std::string(moni::sv(v.labels[i].value));
-    auto& e = out[key];
-    e.first.assign(v.timestamps_ms, v.timestamps_ms + v.sample_count);
-    e.second.assign(v.values, v.values + v.sample_count);
-  }
-  return out;
-}
-// Equal bit for bit (NaN payloads included).
-bool same(const Dump& a, const Dump& b) {
-  if (a.size() != b.size()) return false;
-  for (const auto& [k, e] : a) {
-    auto it = b.find(k);
-    if (it == b.end() || it->second.first != e.first || it->second.second.size() != e.second.size())
-      return false;
-    for (size_t i = 0; i < e.second.size(); ++i)
-      if (std::bit_cast<uint64_t>(e.second[i]) != std::bit_cast<uint64_t>(it->second.second[i]))
-        return false;
-  }
-  return true;
-}
 }  // namespace
 
 TEST(LmdbTsdb, HeadsAreRecoveredFromTheWalAfterReopen) {

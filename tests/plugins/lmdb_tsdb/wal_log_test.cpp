@@ -14,6 +14,7 @@
 
 #include "chunk_codec.hpp"
 #include "tsdb.hpp"
+#include "tsdb_test_util.hpp"
 
 namespace fs = std::filesystem;
 using moni::Batch;
@@ -21,17 +22,8 @@ using moni::BatchView;
 
 namespace {
 
-constexpr int64_t kT0 = 1700000000000;
-
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    path = fs::temp_directory_path() / ("lmdb_tsdb_wal_" + tag + "_" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+using tsdb_test::kT0;
+using tsdb_test::TempDir;
 
 moni::tsdb::Options opts(const fs::path& p) {
   moni::tsdb::Options o;
