@@ -74,6 +74,9 @@ class NodeCollector : public Collector {
   Result<void> start() override {
     std::string stat_path;
     opts_.proc_stat = std::make_shared<CycleFile>(join(stat_path, opts_.procfs, "stat"));
+    opts_.log = [this](moni_log_level level, std::string_view m) {
+      ctx_.log(static_cast<LogLevel>(level), m);
+    };
     for (const auto& name : opts_.enabled) {
       auto c = make_sub_collector(name, opts_);
       if (!c) return make_error("node: no sub-collector named " + name);

@@ -8,9 +8,11 @@
 #include <memory>
 
 #include <moni/config.hpp>
+#include <moni/plugin_abi.h>
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -62,6 +64,10 @@ struct Options {
   /// <procfs>/stat, read once per cycle for cpu and stat (set by the plugin
   /// before it makes the sub-collectors).
   std::shared_ptr<CycleFile> proc_stat;
+
+  /// The instance's log (Context::log), set by the plugin before it makes
+  /// the sub-collectors; empty in tools that make them on their own.
+  std::function<void(moni_log_level, std::string_view)> log;
 
   bool enabled_collector(std::string_view name) const {
     for (const auto& e : enabled)

@@ -6,6 +6,10 @@
 // files a family keeps the type of its first file (later samples of another
 // type are dropped), the first HELP, or "Metric read from <files>" without
 // one; a series seen twice keeps its first value.
+// Why a file was skipped is logged as a warning naming the file (like
+// node_exporter's error log), but only when that file's problem first
+// appears or changes, so a file that stays broken is not logged every cycle;
+// its recovery is logged once at info.
 #include "sub_collector.hpp"
 #include "text_parse.hpp"
 
@@ -13,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -95,17 +100,22 @@ std::string_view family_of(std::string_view name, std::span<const text::ParsedMe
 
 class Textfile : public SubCollector {
  public:
-  explicit Textfile(const Options& o) : dir_(o.textfile_directory) {}
+  explicit Textfile(const Options& o) : dir_(o.textfile_directory), log_(o.log) {}
 
   Result<void> collect(Batch& out) override {
     bool errored = false;
     used_ = 0;
+    ++cycle_;
     if (!dir_.empty()) {
       names_.clear();
       if (!dirs_.list(dir_, [&](std::string_view n) {
             if (ends_with(n, ".prom")) names_.emplace_back(n);
-          }))
+          })) {
         errored = true;
+        report(dir_, std::string("cannot read the directory: ") + std::strerror(errno));
+      } else {
+        report(dir_, {});
+      }
       std::sort(names_.begin(), names_.end());
       for (const auto& n : names_) {
         if (used_ == files_.size()) files_.push_back(std::make_unique<PromFile>());
@@ -115,10 +125,13 @@ class Textfile : public SubCollector {
         f.parser.clear();
         if (!read_file(f.path, f.body, f.mtime)) {
           errored = true;
+          report(f.path, std::string("skipped, cannot read: ") + std::strerror(errno));
           continue;
         }
-        if (!f.parser.parse(f.body).ok()) {
+        if (auto r = f.parser.parse(f.body); !r.ok()) {
           errored = true;
+          // The parser's message is valid UTF-8 already (bytes as \xNN).
+          report(f.path, "skipped, cannot parse: " + r.error().message);
           continue;
         }
         bool has_ts = false;
@@ -127,11 +140,14 @@ class Textfile : public SubCollector {
         if (has_ts) {  // node_exporter skips such a file whole
           f.parser.clear();
           errored = true;
+          report(f.path, "skipped, has client-side timestamps (not supported)");
           continue;
         }
         f.ok = true;
+        report(f.path, {});
       }
     }
+    forget_gone();
     merge(out);
 
     bool any_mtime = false;
@@ -158,6 +174,35 @@ class Textfile : public SubCollector {
     bool has_help = false;
     std::vector<std::string> files;
   };
+
+  // Logs `path`'s problem `msg` when it is new or differs from the one
+  // logged last for that path; an empty `msg` (the path was fine this
+  // cycle) logs the recovery of a path whose problem was logged.
+  void report(const std::string& path, std::string msg) {
+    if (msg.empty()) {
+      if (reported_.empty()) return;  // the usual case: nothing to look up
+      auto it = reported_.find(path);
+      if (it == reported_.end()) return;
+      reported_.erase(it);
+      log(MONI_LOG_INFO, "node: textfile: " + text::escape_for_log(path) + ": read fine again");
+      return;
+    }
+    auto [it, fresh] = reported_.try_emplace(path);
+    it->second.cycle = cycle_;
+    if (!fresh && it->second.message == msg) return;
+    log(MONI_LOG_WARN, "node: textfile: " + text::escape_for_log(path) + ": " + msg);
+    it->second.message = std::move(msg);
+  }
+
+  // Forgets the problems of paths not seen this cycle (files removed), so
+  // a file that comes back broken is logged again.
+  void forget_gone() {
+    std::erase_if(reported_, [&](const auto& kv) { return kv.second.cycle != cycle_; });
+  }
+
+  void log(moni_log_level level, std::string_view m) const {
+    if (log_) log_(level, m);
+  }
 
   void note_family(std::string_view name, const text::ParsedMetadata* md, const PromFile& f) {
     auto [it, fresh] = families_.try_emplace(std::string(name));
@@ -222,7 +267,15 @@ class Textfile : public SubCollector {
     }
   }
 
+  struct Reported {
+    std::string message;
+    uint64_t cycle = 0;  // last cycle the path had this problem
+  };
+
   std::string dir_;
+  std::function<void(moni_log_level, std::string_view)> log_;
+  std::unordered_map<std::string, Reported> reported_;  // path -> problem logged
+  uint64_t cycle_ = 0;
   DirLister dirs_;
   std::vector<std::string> names_;
   std::vector<std::unique_ptr<PromFile>> files_;

@@ -123,6 +123,75 @@ TEST(NodeTextfile, GoodFilesOnlyMeanNoErrorAndChangesAreSeen) {
   EXPECT_EQ(value(b, "dup_metric", "x", "1"), 6);  // b.prom's now
 }
 
+// Why a file is skipped is logged as a warning naming the file and quoting
+// the parser's error (node_exporter logs it every scrape), but only when the
+// file's problem first appears or changes: a file that stays broken is not
+// logged again; its recovery is logged once at info, and breaking it again
+// afterwards logs again. A file name that is not UTF-8 is logged escaped.
+TEST(NodeTextfile, SkippedFileIsLoggedOncePerDistinctErrorAndItsRecovery) {
+  fs::path dir = fs::temp_directory_path() / ("moni-textfile-log-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string bad = (dir / "b_bad.prom").string();
+  const std::string body1 = "broken{ 1\n";
+  const std::string body2 = "# TYPE x gauge\nx 1\nx 2 3 4\n";
+  std::ofstream(dir / "a_good.prom") << "ok_metric 1\n";
+  std::ofstream(bad) << body1;
+  std::ofstream(dir / "c_\xe9.prom") << "ts_metric 1 1700000000000\n";  // Latin-1 name
+  auto parse_error = [](const std::string& body) {
+    moni::text::Parser parser;
+    auto r = parser.parse(body);
+    EXPECT_FALSE(r.ok()) << body;
+    return r.ok() ? std::string() : r.error().message;
+  };
+  const std::string err1 = parse_error(body1), err2 = parse_error(body2);
+  ASSERT_NE(err1, err2);
+  EXPECT_NE(err1.find("\"broken{ 1\""), std::string::npos) << err1;  // quotes the line
+  auto p = load(only("textfile") + "textfile.directory = '" + dir.string() + "'\n");
+  ASSERT_TRUE(p);
+  auto logs_at = [&](char level) {
+    std::vector<std::string> out;
+    for (const auto& l : p->logs())
+      if (l.size() > 2 && l[0] == level && l[1] == ' ') out.push_back(l.substr(2));
+    return out;
+  };
+  const std::string warn1 = "node: textfile: " + bad + ": skipped, cannot parse: " + err1;
+  const std::string warn_ts = "node: textfile: " + dir.string() +
+                              "/c_\\xe9.prom: skipped, has client-side timestamps (not supported)";
+
+  EXPECT_EQ(value(collect(*p), "node_textfile_scrape_error"), 1);
+  EXPECT_EQ(logs_at('2'), (std::vector<std::string>{warn1, warn_ts}));
+  for (const auto& l : p->logs())
+    EXPECT_TRUE(moni::text::detail::valid_utf8(l)) << moni::text::escape_for_log(l);
+
+  // Same broken files: nothing new is logged.
+  OwnedBatch b = collect(*p);
+  EXPECT_EQ(value(b, "node_textfile_scrape_error"), 1);
+  EXPECT_EQ(value(b, "ok_metric"), 1);
+  EXPECT_EQ(p->logs().size(), 2u);
+
+  // b_bad.prom's error changes: one new warning, with the new error.
+  std::ofstream(bad) << body2;
+  EXPECT_EQ(value(collect(*p), "node_textfile_scrape_error"), 1);
+  const std::string warn2 = "node: textfile: " + bad + ": skipped, cannot parse: " + err2;
+  EXPECT_EQ(logs_at('2'), (std::vector<std::string>{warn1, warn_ts, warn2}));
+  collect(*p);
+  EXPECT_EQ(p->logs().size(), 3u);
+
+  // Fixed: its recovery at info, once; broken again: logged again.
+  std::ofstream(bad) << "x 1\n";
+  collect(*p);
+  collect(*p);
+  EXPECT_EQ(logs_at('1'),
+            (std::vector<std::string>{"node: textfile: " + bad + ": read fine again"}));
+  EXPECT_EQ(logs_at('2').size(), 3u);
+  std::ofstream(bad) << body1;
+  collect(*p);
+  EXPECT_EQ(logs_at('2'), (std::vector<std::string>{warn1, warn_ts, warn2, warn1}));
+  EXPECT_EQ(p->logs().size(), 5u);
+  fs::remove_all(dir);
+}
+
 // A *.prom file with a label value that is not UTF-8 fails to parse, like
 // bad syntax: node_textfile_scrape_error is 1, nothing of that file (not
 // even its mtime) is exported, the other files are, and nothing node emits
