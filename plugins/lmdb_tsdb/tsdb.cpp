@@ -341,8 +341,7 @@ struct Db::WriteScratch {
   std::unique_lock<std::mutex> pos_lock;
   bool owned = false;  // every valid series of the batch is owned by pos
   void release() {
-    if (pos_lock.owns_lock()) pos_lock.unlock();
-    pos_lock = {};
+    pos_lock = {};  // unlocks
     pos.reset();
   }
 };
@@ -503,10 +502,11 @@ Result<WriteResult> Db::write(const BatchView& batch) {
   }
   encode_record(batch.samples(), sc.ids, sc.rec);
   b.begin(gen_);
+  if (ex) flush_stale_heads(b);  // touches any series: exclusive only
   WriteResult wr;
-  apply(batch, sc, wr, b, ex.has_value());
+  apply(batch, sc, wr, b);
   auto r = finish(batch, sc, wr, b, ex.has_value());
-  sc.release();
+  sc.release();  // the entry before the series lock (the guard covers the error returns)
   ex.reset();
   if (shared.owns_lock()) shared.unlock();
   if (!r) return r.error();
@@ -520,8 +520,7 @@ Result<WriteResult> Db::write(const BatchView& batch) {
 // WAL segments no longer needed. Returns the counts and the WAL position
 // the batch is durable at.
 Result<std::pair<WriteResult, uint64_t>> Db::finish(const BatchView& batch, WriteScratch& sc,
-                                                     WriteResult wr, BatchState& b,
-                                                     bool exclusive) {
+                                                    WriteResult wr, BatchState& b, bool exclusive) {
   std::unique_lock<std::mutex> wl;
   if (!exclusive) wl = lock_spinning(write_mu_);
   if (sc.pos) {
@@ -905,9 +904,7 @@ uint32_t Db::lookup(const moni_sample& smp, int& rc) {
 // head cuts, the pending list that commit_heads() moves into the heads
 // after the WAL append. The batch owns its series (or runs exclusively),
 // so this runs without the writer mutex.
-void Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr, BatchState& b,
-               bool exclusive) {
-  if (exclusive) flush_stale_heads(b);
+void Db::apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr, BatchState& b) {
   auto samples = batch.samples();
   const size_t nheads = heads_.size();
   for (size_t i = 0; i < samples.size(); ++i) {
@@ -994,8 +991,8 @@ void Db::cut(Series& s, BatchState& b) {
 namespace {
 // Encodes ts/vs[lo, hi) as one chunk, or split in halves while too big.
 // From a head's (t, v) pairs when `hs` is set, else from ts/vs.
-void encode_split(const int64_t* ts, const double* vs, const HeadSample* hs, size_t lo,
-                  size_t hi, std::vector<std::pair<int64_t, std::string>>& out, size_t& n) {
+void encode_split(const int64_t* ts, const double* vs, const HeadSample* hs, size_t lo, size_t hi,
+                  std::vector<std::pair<int64_t, std::string>>& out, size_t& n) {
   if (n == out.size()) out.emplace_back();
   std::string& blob = out[n].second;
   if (hs)
@@ -1247,7 +1244,7 @@ Result<void> Db::flush_heads() {
 void Db::commit_heads(BatchState& b, uint64_t seq) {
   auto pl = lock_spinning(pub_mu_);
   if (heads_.size() < series_.size()) heads_.resize(series_.size());
-  const std::vector<Pending>& pend_ = b.pend;
+  const std::vector<Pending>& pend = b.pend;
   for (size_t k = 0; k < b.touched.size(); ++k) {
     uint32_t id = b.touched[k];
     Series& s = series_[id];
@@ -1273,10 +1270,10 @@ void Db::commit_heads(BatchState& b, uint64_t seq) {
       uint32_t pending = 0;
       if (s.p_first == kNone) {
         whole = s.p_cut_next;
-      } else if ((pend_[s.p_first].id & kCutBit) && s.p_inplace > 0 && !s.p_cut_next) {
+      } else if ((pend[s.p_first].id & kCutBit) && s.p_inplace > 0 && !s.p_cut_next) {
         whole = true;
-        for (uint32_t i = s.p_first; i != kNone; i = pend_[i].next, ++pending)
-          if (i != s.p_first && (pend_[i].id & kCutBit)) whole = false;
+        for (uint32_t i = s.p_first; i != kNone; i = pend[i].next, ++pending)
+          if (i != s.p_first && (pend[i].id & kCutBit)) whole = false;
       }
       h.n = 0;
       if (whole) {
@@ -1285,8 +1282,8 @@ void Db::commit_heads(BatchState& b, uint64_t seq) {
         cd->starts.push_back(0);
         if (pending > 0) {
           h.a = pool_.get(std::max<size_t>(opt_.head_chunk_samples, pending));
-          for (uint32_t i = s.p_first; i != kNone; i = pend_[i].next, ++h.n) {
-            h.a.data()[h.n] = {pend_[i].t, pend_[i].v};
+          for (uint32_t i = s.p_first; i != kNone; i = pend[i].next, ++h.n) {
+            h.a.data()[h.n] = {pend[i].t, pend[i].v};
           }
           s.head_seq = seq;
           s.head_t0 = h.a.data()[0].t;
@@ -1303,11 +1300,11 @@ void Db::commit_heads(BatchState& b, uint64_t seq) {
           }
         }
         cd->starts.push_back(0);
-        for (uint32_t i = s.p_first; i != kNone; i = pend_[i].next) {
-          if ((pend_[i].id & kCutBit) && !ts.empty())
+        for (uint32_t i = s.p_first; i != kNone; i = pend[i].next) {
+          if ((pend[i].id & kCutBit) && !ts.empty())
             cd->starts.push_back(static_cast<uint32_t>(ts.size()));
-          ts.push_back(pend_[i].t);
-          vs.push_back(pend_[i].v);
+          ts.push_back(pend[i].t);
+          vs.push_back(pend[i].v);
         }
         size_t tail = s.p_cut_next ? ts.size() : cd->starts.back();
         size_t keep = ts.size() - tail;

@@ -51,9 +51,9 @@ struct Options {
 /// Counters exported as self metrics. Thread-safety: atomics.
 struct Stats {
   std::atomic<uint64_t> samples_appended{0}, out_of_order{0}, duplicate_rejected{0},
-      duplicate_ignored{0}, invalid{0}, commits{0}, exclusive_commits{0}, chunks_closed{0}, write_errors_disk_full{0},
-      write_errors_other{0}, map_grows{0}, retention_chunks_age{0}, retention_chunks_size{0},
-      retention_series{0}, backups_ok{0}, backups_failed{0};
+      duplicate_ignored{0}, invalid{0}, commits{0}, exclusive_commits{0}, chunks_closed{0},
+      write_errors_disk_full{0}, write_errors_other{0}, map_grows{0}, retention_chunks_age{0},
+      retention_chunks_size{0}, retention_series{0}, backups_ok{0}, backups_failed{0};
   std::atomic<int64_t> last_backup_ms{0}, series{0};
 };
 
@@ -222,10 +222,9 @@ class Db {
   enum class Resolve { Ok, Create };
   Resolve resolve(const BatchView& batch, WriteScratch& sc);
   Result<void> create_series(const BatchView& batch);
-  void apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr, BatchState& b,
-             bool exclusive);
-  Result<std::pair<WriteResult, uint64_t>> finish(const BatchView& batch, WriteScratch& sc, WriteResult wr,
-                                                  BatchState& b, bool exclusive);
+  void apply(const BatchView& batch, const WriteScratch& sc, WriteResult& wr, BatchState& b);
+  Result<std::pair<WriteResult, uint64_t>> finish(const BatchView& batch, WriteScratch& sc,
+                                                  WriteResult wr, BatchState& b, bool exclusive);
   Result<void> group_sync(uint64_t seq);
   int wtxn(MDB_txn*& out);
   uint32_t lookup(const moni_sample& smp, int& rc);
@@ -314,7 +313,7 @@ class Db {
   // it and runs exclusively); last_seq under write_mu_.
   struct PosEntry {
     explicit PosEntry(uint64_t t) : token(t) {}
-    const uint64_t token;  // owner of the series its batches own (never 0)
+    const uint64_t token;   // owner of the series its batches own (never 0)
     uint64_t last_use = 0;  // pos_clock_ at its last lookup (pos_mu_)
     std::mutex mu;
     std::vector<uint32_t> ids;

@@ -162,10 +162,14 @@ int WalLog::sync() {
 int WalLog::datasync_locked() {
   if (wal_file_ops.fdatasync(fd_) == 0) return 0;
   int e = errno;
-  if (!failed_) failed_ = e;
-  failed_seg_ = std::max(failed_seg_, fd_seg_);
+  note_failure_locked(e, fd_seg_);
   roll_ = true;  // so that the failed segment can be dropped
   return e;
+}
+
+void WalLog::note_failure_locked(int e, uint64_t seg) {
+  if (!failed_) failed_ = e;
+  failed_seg_ = std::max(failed_seg_, seg);
 }
 
 Result<void> WalLog::open(const std::string& db_dir, uint64_t token, bool writable) {
@@ -257,8 +261,7 @@ Result<void> WalLog::replay(const std::function<Verdict(uint64_t, std::string_vi
       if (fd >= 0) ::close(fd);
       if (e) {
         std::lock_guard<std::mutex> l(fd_mu_);
-        if (!failed_) failed_ = e;
-        failed_seg_ = std::max(failed_seg_, first);
+        note_failure_locked(e, first);
       }
     }
   }

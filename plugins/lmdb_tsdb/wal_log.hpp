@@ -89,6 +89,9 @@ class WalLog {
   int open_segment(uint64_t seq);
   void close_current();
   int datasync_locked();  // fdatasync of fd_ under fd_mu_; a failure is sticky
+  // A failed fdatasync of segment `seg` (fd_mu_): sync() reports the first
+  // error until every segment up to the newest failed one is dropped.
+  void note_failure_locked(int e, uint64_t seg);
 
   std::string dir_;
   uint64_t token_ = 0;
